@@ -1,0 +1,67 @@
+# Greenlight: `make demo` and `make test` work on a fresh machine (Python 3.11, PostgreSQL for tests).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TORCH := torch==2.13.0
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/greenlight
+DEMO_ADDRESS ?= 127.0.0.1:8000
+
+.PHONY: demo test lint typecheck install postgres chromium screenshots lock clean
+
+install: $(STAMP)
+
+# torch first and pinned: a requirement that lets pip choose would pull a CUDA build.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing $(TORCH) (CPU)"; $(PY) -m pip install -q --disable-pip-version-check $(TORCH)
+	@echo "==> installing pinned dependencies (requirements.lock)"
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo --address http://$(DEMO_ADDRESS)
+	@echo "Serving the review dashboard at http://$(DEMO_ADDRESS)/ (Ctrl-C to stop)"
+	$(PY) manage.py runserver $(DEMO_ADDRESS) --noreload
+
+# PostgreSQL must answer on 127.0.0.1:5432; start the local cluster if it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  echo "==> starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
+	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -h 127.0.0.1 -p 5432; }
+
+# Browser tests drive Debian's chromium; it is installed from Debian's packages, never downloaded.
+chromium:
+	@command -v chromium >/dev/null || { echo "==> installing Debian's chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: browser tests will be skipped"; }
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: $(STAMP) postgres chromium lint typecheck
+	@rm -rf var/test && mkdir -p var/test
+	DATABASE_URL=$(TEST_DATABASE_URL) PREFECT_HOME=$(CURDIR)/var/test/prefect \
+	  GREENLIGHT_VAR_DIR=$(CURDIR)/var/test $(PY) -m pytest
+
+# Re-take the README's screenshots (docs/screenshots/) with the browser tests.
+screenshots: $(STAMP) postgres chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) PREFECT_HOME=$(CURDIR)/var/test/prefect GREENLIGHT_VAR_DIR=$(CURDIR)/var/test \
+	  GREENLIGHT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -m browser
+
+# Re-pin requirements.lock from the current environment (after changing pyproject.toml).
+lock: $(STAMP)
+	@{ echo "# Pinned versions of every dependency (pip freeze of a working environment)."; \
+	  echo "# torch==2.13.0 (CPU) is installed first by the Makefile; regenerate with: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -viE '^(torch|greenlight)[= ]'; } > requirements.lock
+
+clean:
+	rm -rf var/test .pytest_cache .mypy_cache .ruff_cache

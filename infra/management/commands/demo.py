@@ -1,0 +1,54 @@
+"""Set up and run the demo: keys, a reviewer, the prompt library, one campaign through the flow."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from review.models import Asset
+
+DEMO_USER = "reviewer"
+
+
+class Command(BaseCommand):
+    help = "Prepare the demo (idempotent) and run the demo campaign on the embedded model."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--campaign", default="demo-spring")
+        parser.add_argument("--address", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        started = time.perf_counter()
+        step = self._step
+        step(1, "signing keys")
+        call_command("signing_keys_create", stdout=self.stdout)
+        step(2, "demo reviewer account")
+        password = os.environ.get("GREENLIGHT_DEMO_PASSWORD", "greenlight-demo")
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        self.stdout.write(f"{'Created' if created else 'Kept'} user '{DEMO_USER}'")
+        step(3, "prompt library")
+        call_command("library_load", stdout=self.stdout)
+        step(4, f"campaign {options['campaign']} through the Prefect flow")
+        before = Asset.objects.count()
+        call_command("campaign_run", options["campaign"], stdout=self.stdout)
+        made = Asset.objects.count() - before
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nDemo ready in {time.perf_counter() - started:.1f} s: {made} new asset(s), "
+                f"{Asset.objects.count()} in total."
+            )
+        )
+        self.stdout.write(f"Review dashboard: {options['address']}/   login: {DEMO_USER} / {password}")
+
+    def _step(self, number: int, title: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"[{number}/4] {title}"))

@@ -1,0 +1,132 @@
+"""Django settings, read from the environment.
+
+Every variable has an embedded default so that `make demo` runs on one machine with nothing
+configured: a SQLite file and folders under `var/`, keys under the user's data folder. Production
+sets `DATABASE_URL` (PostgreSQL), the storage and publish roots and the signing files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+VAR_DIR = _env_path("GREENLIGHT_VAR_DIR", BASE_DIR / "var")
+DEBUG = _env_bool("GREENLIGHT_DEBUG", True)
+SECRET_KEY = os.environ.get("GREENLIGHT_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise RuntimeError("GREENLIGHT_SECRET_KEY must be set when GREENLIGHT_DEBUG is off")
+    SECRET_KEY = "greenlight-development-only-not-secret"
+ALLOWED_HOSTS = [h for h in os.environ.get("GREENLIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "infra",
+    "prompt_library",
+    "review",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "infra.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "infra.wsgi.application"
+ASGI_APPLICATION = "infra.asgi.application"
+
+# PostgreSQL when DATABASE_URL is set (tests always set it); a SQLite file otherwise.
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'greenlight.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30}
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "review:queue"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"greenlight": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}
+
+# --- Greenlight -------------------------------------------------------------------------------
+# Where generated masters and thumbnails are stored, and where published renditions go.
+GREENLIGHT_STORAGE_ROOT = _env_path("GREENLIGHT_STORAGE_ROOT", VAR_DIR / "storage")
+GREENLIGHT_PUBLISH_ROOT = _env_path("GREENLIGHT_PUBLISH_ROOT", VAR_DIR / "published")
+# The prompt library's files (templates and campaigns) and the model manifests.
+GREENLIGHT_LIBRARY_DIR = _env_path("GREENLIGHT_LIBRARY_DIR", BASE_DIR / "prompt_library" / "library")
+GREENLIGHT_MODELS_DIR = _env_path("GREENLIGHT_MODELS_DIR", BASE_DIR / "models" / "manifests")
+GREENLIGHT_BATCH_SIZE = int(os.environ.get("GREENLIGHT_BATCH_SIZE", "8"))
+# Signing files: kept outside the repository. The development chain is written here by
+# `manage.py signing_keys_create`; production points the three files at its own certificate.
+_data_home = Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser()
+GREENLIGHT_KEYS_DIR = _env_path("GREENLIGHT_KEYS_DIR", _data_home / "greenlight" / "keys")
+GREENLIGHT_SIGNING_CHAIN = _env_path("GREENLIGHT_SIGNING_CHAIN", GREENLIGHT_KEYS_DIR / "chain.pem")
+GREENLIGHT_SIGNING_KEY = _env_path("GREENLIGHT_SIGNING_KEY", GREENLIGHT_KEYS_DIR / "signer.key")
+GREENLIGHT_TRUST_ANCHORS = _env_path("GREENLIGHT_TRUST_ANCHORS", GREENLIGHT_KEYS_DIR / "root.pem")
+# Prefect runs in its local (ephemeral) mode unless PREFECT_API_URL points at a server; these
+# defaults must be in the environment before `prefect` is first imported.
+os.environ.setdefault("PREFECT_HOME", str(VAR_DIR / "prefect"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")

@@ -1,0 +1,21 @@
+"""URL routes: the review dashboard, login and Django admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.decorators.cache import never_cache
+
+from django.contrib.auth.decorators import login_not_required
+
+urlpatterns = [
+    path(
+        "login/",
+        login_not_required(never_cache(auth_views.LoginView.as_view(template_name="review/login.html"))),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("review.urls")),
+]

@@ -1,0 +1,99 @@
+"""Errors raised by the model registry.
+
+::
+
+    ModelError(Exception)               anything the registry refuses
+    ├── ModelNotFoundError              no manifest has that name         (name, known)
+    ├── ManifestError                   a manifest is malformed           (path, problem)
+    └── ModelIntegrityError             a pinned file is missing or
+                                        its sha256 differs                (manifest_path, file,
+                                                                           expected, actual)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def display_path(path: Path) -> str:
+    """Show ``path`` relative to the project root when it lies inside it, else as given."""
+    try:
+        return path.resolve().relative_to(_PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _short(digest: str) -> str:
+    return digest[:12] + "…"
+
+
+class ModelError(Exception):
+    """Base class of every error the model registry raises."""
+
+
+class ModelNotFoundError(ModelError):
+    """No manifest exists for the requested model name."""
+
+    def __init__(self, name: str, *, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        super().__init__(f"No model named {name!r} (known models: {listed})")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only context survives pickling
+        return (_rebuild, (type(self), (self.name,), {"known": self.known}))
+
+
+class ManifestError(ModelError):
+    """A manifest file is unreadable, malformed or incomplete; ``problem`` names the field."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"Manifest {display_path(path)}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.path, self.problem), {}))
+
+
+class ModelIntegrityError(ModelError):
+    """A file pinned by a manifest is missing (``actual`` is None) or has another sha256."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        manifest_path: Path,
+        file: str,
+        expected: str,
+        actual: str | None,
+    ) -> None:
+        self.name = name
+        self.manifest_path = manifest_path
+        self.file = file
+        self.expected = expected
+        self.actual = actual
+        where = f"Model {name!r} ({display_path(manifest_path)})"
+        if actual is None:
+            detail = f"{file} is missing (the manifest pins sha256 {_short(expected)})"
+        else:
+            detail = f"{file} sha256 is {_short(actual)} but the manifest pins {_short(expected)}"
+        super().__init__(f"{where}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {
+            "name": self.name,
+            "manifest_path": self.manifest_path,
+            "file": self.file,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+        return (_rebuild, (type(self), (), context))
+
+
+def _rebuild(cls: type[ModelError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModelError:
+    return cls(*args, **kwargs)

@@ -1,0 +1,108 @@
+"""Prefect flow and tasks: thin wrappers over `pipeline.run`.
+
+One task is one batch, never one image (Prefect's per-task cost is paid once per batch). The
+GPU batch runs in the flow's thread while the previous batch is watermarked, signed and stored
+in a worker thread, so generation does not wait for the CPU work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from PIL import Image
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+import infra.django_boot  # noqa: F401  (sets up Django before the models below are imported)
+from models.registry import ModelManifest
+from pipeline.config import PipelineConfig, config_from_settings
+from pipeline.run import RunSummary, batch_finalize, batch_generate, campaign_preflight, error_text
+from prompt_library.selectors import campaign_plan_get
+from prompt_library.specs import Variant, chunked
+from review.services import GeneratedFile, asset_generation_fail, assets_hand_over, assets_register
+from review.states import AssetState
+
+
+class CampaignRunParams(BaseModel):
+    """Parameters of the campaign-run flow; Prefect refuses a run whose parameters do not fit."""
+
+    campaign: str = Field(min_length=1, max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
+    batch_size: int = Field(default=8, ge=1, le=64)
+
+
+# Inputs are images and model records: never hash them for a cache key (FIELD-NOTES).
+@task(name="generate-batch", cache_policy=NO_CACHE, persist_result=False)
+def generate_batch(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
+    return batch_generate(manifest, variants)
+
+
+@task(name="finalize-batch", cache_policy=NO_CACHE, persist_result=False)
+def finalize_batch(
+    variants: Sequence[Variant], serials: Sequence[int], images: Sequence[Image.Image], config: PipelineConfig
+) -> tuple[list[GeneratedFile], list[tuple[str, str]]]:
+    return batch_finalize(variants, serials, images, config)
+
+
+@flow(name="campaign-run", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)
+def campaign_run(params: CampaignRunParams) -> dict[str, object]:
+    """Expand a campaign, generate what is missing in batches, sign it and queue it for review."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    config = config_from_settings()
+    # 1. Expand the campaign into variants from its pinned template version.
+    plan = campaign_plan_get(name=params.campaign)
+    summary = RunSummary(campaign=params.campaign, variants=len(plan.variants))
+    # 2. Check the model, its pin, the signing files and the sizes before any generation.
+    manifest = campaign_preflight(plan, config)
+    # 3. Register every variant (its row's id is the watermark serial); skip what exists.
+    refs = assets_register(variants=plan.variants)
+    todo = [v for v in plan.variants if refs[v.key].state in (AssetState.PENDING, AssetState.FAILED)]
+    summary.already_done = len(plan.variants) - len(todo)
+    batches = chunked(todo, params.batch_size) if todo else []
+    summary.batches = len(batches)
+    logger.info(
+        "campaign %s: %d variants, %d already done, %d to generate in %d batch(es) of up to %d on %s",
+        plan.campaign.name, len(plan.variants), summary.already_done, len(todo), len(batches), params.batch_size, manifest.name,
+    )
+    progress = create_progress_artifact(progress=0.0, description=f"campaign {plan.campaign.name}") if batches else None
+
+    def hand_over(future: PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], index: int) -> None:
+        files, failures = future.result()
+        serials = assets_hand_over(files=files)
+        for key, error in failures:
+            asset_generation_fail(key=key, error=error)
+        summary.generated += len(serials)
+        summary.failed += len(failures)
+        summary.failures.extend(error.splitlines()[0] for _, error in failures)
+        logger.info("batch %d/%d: %d in review, %d failed (%.1f s elapsed)", index + 1, len(batches), len(serials), len(failures), time.perf_counter() - started)
+        if progress is not None:
+            update_progress_artifact(progress, progress=100.0 * (index + 1) / len(batches))
+
+    # 4. Generate batch i while batch i-1 is watermarked, signed and stored; hand it over after.
+    pending: tuple[PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], int] | None = None
+    for index, batch in enumerate(batches):
+        try:
+            images = generate_batch(manifest, batch)
+        except Exception as exc:
+            for variant in batch:
+                asset_generation_fail(key=variant.key, error=error_text(exc))
+            summary.failed += len(batch)
+            summary.failures.append(f"batch {index + 1}: {type(exc).__name__}: {exc}")
+            logger.error("batch %d/%d failed to generate: %s", index + 1, len(batches), exc)
+            continue
+        future = finalize_batch.submit(batch, [refs[v.key].serial for v in batch], images, config)
+        if pending is not None:
+            hand_over(*pending)
+        pending = (future, index)
+    if pending is not None:
+        hand_over(*pending)
+    summary.seconds = time.perf_counter() - started
+    logger.info(summary.line())
+    if summary.failed:
+        raise RuntimeError(f"{summary.line()}; first failure: {summary.failures[0]}")
+    return summary.__dict__

@@ -1,0 +1,65 @@
+"""Errors of the prompt library.
+
+    PromptLibraryError                 anything wrong with templates, versions or campaigns
+    ├── LibraryFileError               a library file is malformed (names the file and the field)
+    │   └── UnknownVariableError       a template uses a variable it does not declare
+    ├── VersionChangedError            a published template version's file was edited in place
+    └── TemplateVersionNotFoundError   a campaign names a template version that does not exist
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PromptLibraryError(Exception):
+    """Base of every prompt-library error."""
+
+
+class LibraryFileError(PromptLibraryError):
+    """A template or campaign file is malformed."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class UnknownVariableError(LibraryFileError):
+    """A template's prompt uses a variable that it does not declare."""
+
+    def __init__(self, path: Path | str, template: str, unknown: list[str], declared: list[str]) -> None:
+        self.template = template
+        self.unknown = unknown
+        self.declared = declared
+        super().__init__(
+            path,
+            f"template '{template}' uses unknown variable(s) {', '.join(repr(u) for u in unknown)} "
+            f"(declared: {', '.join(declared) or 'none'})",
+        )
+
+
+class VersionChangedError(PromptLibraryError):
+    """A published version is immutable: its file no longer matches what was loaded."""
+
+    def __init__(self, path: Path | str, template: str, number: int) -> None:
+        self.path = Path(path)
+        self.template = template
+        self.number = number
+        super().__init__(
+            f"{path}: template '{template}' v{number} was changed after it was loaded; "
+            "published versions are immutable, add a new version file instead"
+        )
+
+
+class TemplateVersionNotFoundError(PromptLibraryError):
+    """A campaign refers to a template version that does not exist."""
+
+    def __init__(self, path: Path | str | None, template: str, number: int, known: list[int]) -> None:
+        self.path = Path(path) if path else None
+        self.template = template
+        self.number = number
+        self.known = known
+        where = f"{path}: " if path else ""
+        have = ", ".join(f"v{n}" for n in known) if known else "no versions"
+        super().__init__(f"{where}template '{template}' v{number} does not exist (known: {have})")

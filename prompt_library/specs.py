@@ -1,0 +1,390 @@
+"""Template versions, campaigns and variants as plain frozen dataclasses, and the expansion.
+
+Nothing here touches the database or the disk: `template_parse` and `campaign_parse` check a
+file's parsed YAML and name the bad field; `campaign_expand` turns a campaign into variants whose
+`key` is a hash of everything that makes the image, so a re-run finds what already exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prompt_library.errors import LibraryFileError, UnknownVariableError
+
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+MAX_SEED = 2**63 - 1
+MAX_SIDE = 8192
+
+
+def canonical_hash(value: object) -> str:
+    """sha256 of a canonical JSON form (sorted keys, no spaces): stable across runs and machines."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """A published rendition: format and size derived from the master."""
+
+    name: str
+    format: str
+    width: int
+    height: int
+    quality: int = 90
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The master's size and format, and the renditions published from it."""
+
+    width: int
+    height: int
+    format: str = "png"
+    renditions: tuple[RenditionSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """What the generator is called with; `width`/`height` are the model's native size."""
+
+    steps: int
+    guidance: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """One immutable version of a prompt template, as authored in its file."""
+
+    name: str
+    number: int
+    description: str
+    prompt: str
+    negative_prompt: str
+    variables: tuple[str, ...]
+    model_name: str
+    model_manifest_hash: str | None
+    params: Mapping[str, Any]
+    output: OutputSpec
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the authored content; a published version's file must keep it."""
+        return canonical_hash(asdict(self))
+
+    def render(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """The prompt and negative prompt with `values` filled in."""
+        return self.prompt.format_map(values), self.negative_prompt.format_map(values)
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A campaign: one template version, lists of variable values, and seeds."""
+
+    name: str
+    title: str
+    kind: str
+    template: str
+    template_version: int
+    variables: tuple[tuple[str, tuple[str, ...]], ...]
+    seeds: tuple[int, ...]
+    deadline: datetime | None = None
+
+    @property
+    def variant_count(self) -> int:
+        count = len(self.seeds)
+        for _, values in self.variables:
+            count *= len(values)
+        return count
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One image to make: the rendered prompt, a seed, parameters and the model pin."""
+
+    campaign: str
+    template: str
+    template_version: int
+    template_hash: str
+    variables: tuple[tuple[str, str], ...]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    params: GenerationParams
+    output: OutputSpec
+    model_name: str
+    model_manifest_hash: str
+
+    @property
+    def key(self) -> str:
+        """The asset key: a hash of what makes the image (not of the campaign that asked for it)."""
+        return canonical_hash(
+            {
+                "template_hash": self.template_hash,
+                "variables": dict(self.variables),
+                "model_manifest_hash": self.model_manifest_hash,
+                "seed": self.seed,
+                "params": asdict(self.params),
+                "output": {"width": self.output.width, "height": self.output.height},
+            }
+        )
+
+    @property
+    def alt_text(self) -> str:
+        """A description for screen readers: the rendered prompt, capitalised."""
+        return self.prompt[:1].upper() + self.prompt[1:]
+
+    def generation_record(self) -> dict[str, object]:
+        """What made this image, as recorded in its C2PA manifest and the asset row."""
+        return {
+            "campaign": self.campaign,
+            "template": self.template,
+            "template_version": self.template_version,
+            "template_hash": self.template_hash,
+            "variables": dict(self.variables),
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "steps": self.params.steps,
+            "guidance": self.params.guidance,
+            "width": self.params.width,
+            "height": self.params.height,
+            "model": self.model_name,
+            "model_manifest_hash": self.model_manifest_hash,
+        }
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def _require(data: Mapping[str, Any], field: str, kind: type | tuple[type, ...], path: Path) -> Any:
+    if field not in data:
+        raise LibraryFileError(path, f"missing field '{field}'")
+    value = data[field]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise LibraryFileError(path, f"field '{field}' must be {_kind_name(kind)} (got {value!r})")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({"str": "text", "int": "an integer", "list": "a list", "dict": "a mapping"}.get(k.__name__, k.__name__) for k in kinds)
+
+
+def _positive_int(value: object, field: str, path: Path, *, limit: int = MAX_SIDE) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise LibraryFileError(path, f"field '{field}' must be an integer from 1 to {limit} (got {value!r})")
+    return value
+
+
+def _placeholders(text: str, field: str, path: Path) -> list[str]:
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise LibraryFileError(path, f"field '{field}' is not a valid template: {exc}") from exc
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise LibraryFileError(path, f"field '{field}' has placeholder {{{name}}}: use plain {{variable}} names")
+        names.append(name)
+    return names
+
+
+def _output_parse(data: object, path: Path) -> OutputSpec:
+    if not isinstance(data, Mapping):
+        raise LibraryFileError(path, f"field 'output' must be a mapping (got {data!r})")
+    width = _positive_int(data.get("width"), "output.width", path)
+    height = _positive_int(data.get("height"), "output.height", path)
+    fmt = data.get("format", "png")
+    if fmt != "png":
+        raise LibraryFileError(path, f"field 'output.format' must be 'png' for masters (got {fmt!r})")
+    renditions = []
+    for i, item in enumerate(data.get("renditions", []) or []):
+        where = f"output.renditions[{i}]"
+        if not isinstance(item, Mapping):
+            raise LibraryFileError(path, f"field '{where}' must be a mapping")
+        rfmt = item.get("format")
+        if rfmt not in IMAGE_FORMATS:
+            raise LibraryFileError(path, f"field '{where}.format' must be one of {', '.join(IMAGE_FORMATS)} (got {rfmt!r})")
+        quality = item.get("quality", 90)
+        renditions.append(
+            RenditionSpec(
+                name=str(_require(item, "name", str, path)),
+                format=rfmt,
+                width=_positive_int(item.get("width"), f"{where}.width", path),
+                height=_positive_int(item.get("height"), f"{where}.height", path),
+                quality=_positive_int(quality, f"{where}.quality", path, limit=100),
+            )
+        )
+    names = [r.name for r in renditions]
+    if len(set(names)) != len(names):
+        raise LibraryFileError(path, f"field 'output.renditions' repeats a name ({', '.join(names)})")
+    return OutputSpec(width=width, height=height, format=fmt, renditions=tuple(renditions))
+
+
+def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:
+    """Rebuild a TemplateSpec from `dataclasses.asdict` output (as stored with its version)."""
+    output = dict(data["output"])
+    output["renditions"] = tuple(RenditionSpec(**r) for r in output.get("renditions", ()))
+    fields = dict(data)
+    fields["variables"] = tuple(fields["variables"])
+    fields["output"] = OutputSpec(**output)
+    return TemplateSpec(**fields)
+
+
+def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
+    """Check one template version file's parsed YAML; every problem names the file and field."""
+    if not isinstance(data, Mapping):
+        raise LibraryFileError(path, "a template file must be a YAML mapping")
+    name = _require(data, "name", str, path)
+    prompt = _require(data, "prompt", str, path)
+    if not prompt.strip():
+        raise LibraryFileError(path, "field 'prompt' is empty")
+    negative = data.get("negative_prompt", "") or ""
+    if not isinstance(negative, str):
+        raise LibraryFileError(path, f"field 'negative_prompt' must be text (got {negative!r})")
+    declared = _require(data, "variables", list, path)
+    if not all(isinstance(v, str) and v.isidentifier() for v in declared):
+        raise LibraryFileError(path, f"field 'variables' must list plain names (got {declared!r})")
+    used = _placeholders(prompt, "prompt", path) + _placeholders(negative, "negative_prompt", path)
+    unknown = sorted({u for u in used if u not in declared})
+    if unknown:
+        raise UnknownVariableError(path, name, unknown, list(declared))
+    model = _require(data, "model", (str, dict), path)
+    model_name = model if isinstance(model, str) else _require(model, "name", str, path)
+    pin = None if isinstance(model, str) else model.get("manifest_hash")
+    params = data.get("params", {}) or {}
+    if not isinstance(params, Mapping):
+        raise LibraryFileError(path, f"field 'params' must be a mapping (got {params!r})")
+    unknown_params = sorted(set(params) - {"steps", "guidance", "width", "height"})
+    if unknown_params:
+        raise LibraryFileError(path, f"field 'params' has unknown key(s) {', '.join(unknown_params)} (known: steps, guidance, width, height)")
+    if "steps" in params:
+        _positive_int(params["steps"], "params.steps", path, limit=500)
+    if "guidance" in params and (not isinstance(params["guidance"], int | float) or not 0 <= params["guidance"] <= 50):
+        raise LibraryFileError(path, f"field 'params.guidance' must be a number from 0 to 50 (got {params['guidance']!r})")
+    for side in ("width", "height"):
+        if side in params:
+            _positive_int(params[side], f"params.{side}", path)
+    return TemplateSpec(
+        name=name,
+        number=number,
+        description=str(data.get("description", "")),
+        prompt=prompt,
+        negative_prompt=negative,
+        variables=tuple(declared),
+        model_name=model_name,
+        model_manifest_hash=pin,
+        params=dict(params),
+        output=_output_parse(data.get("output"), path),
+    )
+
+
+def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
+    """Check one campaign file's parsed YAML; every problem names the file and field."""
+    if not isinstance(data, Mapping):
+        raise LibraryFileError(path, "a campaign file must be a YAML mapping")
+    name = _require(data, "name", str, path)
+    kind = data.get("kind", "scheduled")
+    if kind not in ("scheduled", "request"):
+        raise LibraryFileError(path, f"field 'kind' must be 'scheduled' or 'request' (got {kind!r})")
+    version = _require(data, "template_version", int, path)
+    raw_vars = _require(data, "variables", dict, path)
+    variables = []
+    for var, values in raw_vars.items():
+        values = [values] if isinstance(values, str) else values
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise LibraryFileError(path, f"field 'variables.{var}' must be a non-empty list of texts (got {values!r})")
+        variables.append((str(var), tuple(values)))
+    seeds = _require(data, "seeds", list, path)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds):
+        raise LibraryFileError(path, f"field 'seeds' must be a non-empty list of integers from 0 to 2**63-1 (got {seeds!r})")
+    if len(set(seeds)) != len(seeds):
+        raise LibraryFileError(path, f"field 'seeds' repeats a seed ({seeds!r})")
+    deadline = data.get("deadline")
+    if deadline is not None and not isinstance(deadline, datetime):
+        raise LibraryFileError(path, f"field 'deadline' must be an ISO date-time (got {deadline!r})")
+    return CampaignSpec(
+        name=name,
+        title=str(data.get("title", "")),
+        kind=kind,
+        template=_require(data, "template", str, path),
+        template_version=version,
+        variables=tuple(variables),
+        seeds=tuple(seeds),
+        deadline=deadline,
+    )
+
+
+# --- expansion ------------------------------------------------------------------------------
+
+
+def campaign_check(campaign: CampaignSpec, template: TemplateSpec, *, path: Path | str | None = None) -> None:
+    """A campaign must give values for exactly the variables its template version declares."""
+    given = [name for name, _ in campaign.variables]
+    missing = [v for v in template.variables if v not in given]
+    extra = [v for v in given if v not in template.variables]
+    where = path or f"campaign '{campaign.name}'"
+    if missing:
+        raise LibraryFileError(
+            where,
+            f"template '{template.name}' v{template.number} needs variable '{missing[0]}' (given: {', '.join(given) or 'none'})",
+        )
+    if extra:
+        raise LibraryFileError(
+            where,
+            f"template '{template.name}' v{template.number} has no variable '{extra[0]}' (declared: {', '.join(template.variables)})",
+        )
+
+
+def campaign_expand(
+    campaign: CampaignSpec,
+    template: TemplateSpec,
+    *,
+    params: GenerationParams,
+    model_manifest_hash: str,
+) -> list[Variant]:
+    """Every combination of the campaign's variable values, times its seeds, in a stable order."""
+    campaign_check(campaign, template)
+    names = [name for name, _ in campaign.variables]
+    template_hash = template.content_hash
+    variants = []
+    for combo in itertools.product(*(values for _, values in campaign.variables)):
+        values = dict(zip(names, combo, strict=True))
+        prompt, negative = template.render(values)
+        for seed in campaign.seeds:
+            variants.append(
+                Variant(
+                    campaign=campaign.name,
+                    template=template.name,
+                    template_version=template.number,
+                    template_hash=template_hash,
+                    variables=tuple(sorted(values.items())),
+                    prompt=prompt,
+                    negative_prompt=negative,
+                    seed=seed,
+                    params=params,
+                    output=template.output,
+                    model_name=template.model_name,
+                    model_manifest_hash=model_manifest_hash,
+                )
+            )
+    return variants
+
+
+def chunked(items: Sequence[Variant], size: int) -> list[list[Variant]]:
+    """Split variants into batches of at most `size`, keeping order."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1 (got {size})")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]

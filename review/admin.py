@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from review.models import Asset, AuditEvent, Publication, ReviewDecision
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    """Assets are shown, not edited: state changes go through the review services."""
+
+    list_display = ["id", "state", "campaign", "prompt", "seed", "model_name", "created_at"]
+    list_filter = ["state", "campaign"]
+    list_select_related = ["campaign"]
+    search_fields = ["prompt", "key"]
+    readonly_fields = [f.name for f in Asset._meta.fields]
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(admin.ModelAdmin):
+    list_display = ["asset", "reviewer", "decision", "reason", "created_at"]
+    list_filter = ["decision", "reason"]
+    list_select_related = ["asset", "reviewer"]
+    readonly_fields = [f.name for f in ReviewDecision._meta.fields]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log is append-only: no adding, changing or deleting here."""
+
+    list_display = ["created_at", "asset", "actor", "action", "from_state", "to_state"]
+    list_filter = ["action"]
+    list_select_related = ["asset", "actor"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Publication)
+class PublicationAdmin(admin.ModelAdmin):
+    list_display = ["asset", "rendition", "path", "width", "height", "published_by", "created_at"]
+    list_select_related = ["asset", "published_by"]
+    readonly_fields = [f.name for f in Publication._meta.fields]

@@ -1,0 +1,46 @@
+"""Errors of the review app.
+
+    ReviewError                  anything refused by a review service
+    ├── IllegalTransitionError   an asset cannot move from its state to the one asked for
+    ├── AlreadyDecidedError      this reviewer has already decided on this asset
+    ├── PublishRefusedError      publishing an asset that is not approved
+    └── UnknownAssetsError       a hand-over names assets that were never registered
+"""
+
+from __future__ import annotations
+
+
+class ReviewError(Exception):
+    """Base of every review error."""
+
+
+class IllegalTransitionError(ReviewError):
+    def __init__(self, serial: int | None, from_state: str, to_state: str, allowed: list[str]) -> None:
+        self.serial = serial
+        self.from_state = from_state
+        self.to_state = to_state
+        self.allowed = allowed
+        super().__init__(
+            f"Asset {serial} is {from_state}: it cannot become {to_state} "
+            f"(from {from_state} it can become: {', '.join(allowed) or 'nothing'})"
+        )
+
+
+class AlreadyDecidedError(ReviewError):
+    def __init__(self, serial: int, reviewer: str) -> None:
+        self.serial = serial
+        self.reviewer = reviewer
+        super().__init__(f"{reviewer} has already decided on asset {serial}")
+
+
+class PublishRefusedError(ReviewError):
+    def __init__(self, serial: int, state: str) -> None:
+        self.serial = serial
+        self.state = state
+        super().__init__(f"Asset {serial} is {state}: only approved assets can be published")
+
+
+class UnknownAssetsError(ReviewError):
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        super().__init__(f"{len(keys)} asset(s) were never registered: {', '.join(k[:12] for k in keys[:5])}")

@@ -1,0 +1,113 @@
+"""Assets, review decisions, audit events and publications: the system of record."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from prompt_library.models import Campaign, PromptVersion
+from review.states import AssetState
+
+
+class Asset(models.Model):
+    """One generated file. Its primary key is its serial, the payload of its watermark."""
+
+    key = models.CharField(max_length=64, unique=True, help_text="Hash of what made the asset")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="assets")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="assets")
+    state = models.CharField(max_length=20, choices=AssetState.choices, default=AssetState.PENDING, db_index=True)
+    variables = models.JSONField(default=dict)
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    seed = models.BigIntegerField()
+    steps = models.PositiveIntegerField()
+    guidance = models.FloatField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    model_name = models.CharField(max_length=100)
+    model_manifest_hash = models.CharField(max_length=64)
+    alt_text = models.TextField(blank=True)
+    # Set once the file exists (paths relative to the storage root).
+    file_path = models.CharField(max_length=300, blank=True)
+    thumb_path = models.CharField(max_length=300, blank=True)
+    mime = models.CharField(max_length=50, blank=True)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
+    generation_record = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "created_at"], name="asset_state_created")]
+
+    def __str__(self) -> str:
+        return f"#{self.serial} {self.prompt[:60]}"
+
+    @property
+    def serial(self) -> int:
+        return self.pk
+
+
+class ReviewDecision(models.Model):
+    """A reviewer's approval or rejection of one asset."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+
+    class Reason(models.TextChoices):
+        OFF_BRAND = "off_brand", "Off-brand"
+        VISUAL_ARTIFACT = "visual_artifact", "Visual artifact"
+        WRONG_PRODUCT = "wrong_product", "Wrong product"
+        TEXT_ERROR = "text_error", "Text error"
+        UNSAFE = "unsafe", "Unsafe"
+        OTHER = "other", "Other"
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["asset", "reviewer"], name="decision_one_per_reviewer")]
+
+
+class AuditEvent(models.Model):
+    """An append-only record of everything that happened to an asset, and who did it."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    action = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} asset {self.asset_id} by {self.actor or 'system'}"
+
+
+class Publication(models.Model):
+    """A signed rendition of an approved asset, written to the publish target."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="publications")
+    rendition = models.CharField(max_length=50)
+    path = models.CharField(max_length=300)
+    mime = models.CharField(max_length=50)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "rendition"]

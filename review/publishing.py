@@ -1,0 +1,61 @@
+"""Writing an approved asset's renditions to the publish target (called by `asset_publish`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import config_from_settings
+from pipeline.renditions import EXTENSION, MIME, RenditionRequest, rendition_make
+from pipeline.signing import reader_context, signer_create
+from pipeline.storage import LocalStorage
+from prompt_library.specs import template_from_dict
+from review.models import Asset
+
+
+@dataclass(frozen=True)
+class WrittenRendition:
+    name: str
+    path: str
+    mime: str
+    width: int
+    height: int
+    sha256: str
+    size: int
+
+
+def publish_path(asset: Asset, name: str, fmt: str) -> str:
+    """Where a rendition goes under the publish root: campaign folder, serial, rendition name."""
+    return f"{asset.campaign.name}/{asset.pk:08d}-{name}.{EXTENSION[fmt]}"
+
+
+def renditions_write(asset: Asset) -> list[WrittenRendition]:
+    """Render, sign and write every rendition of the asset's output spec (master as parent).
+
+    With no renditions in the spec the master itself is published, re-signed as a rendition.
+    """
+    config = config_from_settings()
+    master = LocalStorage(config.storage_root).read(asset.file_path)
+    output = template_from_dict(asset.prompt_version.spec).output
+    requests = [
+        RenditionRequest(name=r.name, format=r.format, width=r.width, height=r.height, quality=r.quality)
+        for r in output.renditions
+    ] or [RenditionRequest(name="master", format="png", width=asset.width, height=asset.height)]
+    target = LocalStorage(Path(config.publish_root))
+    written = []
+    with signer_create(config.signing) as signer:
+        context = reader_context(config.signing)
+        for request in requests:
+            data = rendition_make(
+                master, master_mime=asset.mime, serial=asset.pk, request=request,
+                title=f"{asset.campaign.name} #{asset.pk}", signer=signer, context=context,
+            )
+            path = publish_path(asset, request.name, request.format)
+            sha256 = target.write(path, data)
+            written.append(
+                WrittenRendition(
+                    name=request.name, path=path, mime=MIME[request.format], width=request.width,
+                    height=request.height, sha256=sha256, size=len(data),
+                )
+            )
+    return written

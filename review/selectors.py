@@ -1,0 +1,52 @@
+"""Selectors: every query a page or the pipeline reads, with its joins done up front."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from review.models import Asset, AuditEvent
+from review.states import AssetState
+
+QUEUE_STATES = [
+    AssetState.IN_REVIEW, AssetState.APPROVED, AssetState.REJECTED, AssetState.PUBLISHED,
+    AssetState.FAILED, AssetState.PENDING,
+]
+
+
+def asset_list(*, state: str | None = None, campaign: str | None = None) -> QuerySet[Asset]:
+    """Assets for the queue grid, oldest first in review (first come, first reviewed)."""
+    qs = Asset.objects.select_related("campaign", "prompt_version__template")
+    if state:
+        qs = qs.filter(state=state)
+    if campaign:
+        qs = qs.filter(campaign__name=campaign)
+    return qs.order_by("created_at", "id") if state == AssetState.IN_REVIEW else qs.order_by("-updated_at", "-id")
+
+
+def asset_state_counts() -> dict[str, int]:
+    """Number of assets in each state, for the queue's tabs."""
+    counts = dict(Asset.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    return {state: counts.get(state, 0) for state in QUEUE_STATES}
+
+
+def asset_get(*, serial: int) -> Asset:
+    """One asset with everything its page shows (decisions, events, publications prefetched)."""
+    return (
+        Asset.objects.select_related("campaign", "prompt_version__template")
+        .prefetch_related("decisions__reviewer", "publications", "events__actor")
+        .get(pk=serial)
+    )
+
+
+def asset_next_in_review(*, after: Asset) -> Asset | None:
+    """The next asset waiting for review after this one, to keep a reviewer moving."""
+    return (
+        Asset.objects.filter(state=AssetState.IN_REVIEW)
+        .exclude(pk=after.pk)
+        .order_by("created_at", "id")
+        .first()
+    )
+
+
+def audit_events(*, asset: Asset) -> QuerySet[AuditEvent]:
+    return asset.events.select_related("actor").order_by("created_at", "id")

@@ -1,0 +1,229 @@
+"""Services: the only code that changes an asset's state.
+
+Each state change runs in a transaction that locks the asset row and writes an audit event, so
+the audit log and the asset table never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from prompt_library.models import Campaign, PromptVersion
+from prompt_library.specs import Variant
+from review.errors import AlreadyDecidedError, PublishRefusedError, UnknownAssetsError
+from review.models import Asset, AuditEvent, Publication, ReviewDecision
+from review.states import AssetState, transition_check
+
+logger = logging.getLogger("greenlight.review")
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    """A signed file the pipeline stored for a registered asset (paths relative to storage)."""
+
+    key: str
+    file_path: str
+    thumb_path: str
+    mime: str
+    sha256: str
+    size: int
+    generation_record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    """An asset's serial and state, as the pipeline needs them."""
+
+    key: str
+    serial: int
+    state: str
+
+
+def _event(
+    asset: Asset | None,
+    action: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    from_state: str = "",
+    to_state: str = "",
+    **detail: Any,
+) -> AuditEvent:
+    return AuditEvent(
+        asset=asset, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail
+    )
+
+
+def _move(asset: Asset, to_state: str, action: str, *, actor: AbstractBaseUser | None = None, **detail: Any) -> AuditEvent:
+    """Check and apply one transition in memory; the caller saves the asset and the event."""
+    transition_check(serial=asset.pk, from_state=asset.state, to_state=to_state)
+    event = _event(asset, action, actor=actor, from_state=asset.state, to_state=to_state, **detail)
+    asset.state = to_state
+    return event
+
+
+def assets_register(*, variants: Sequence[Variant]) -> dict[str, AssetRef]:
+    """Create a pending asset for each variant not yet known, idempotent on the asset key.
+
+    The row's primary key becomes the asset's serial (the watermark payload), so it has to exist
+    before the image is watermarked.
+    """
+    keys = [v.key for v in variants]
+    for attempt in range(2):
+        existing = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state")}
+        new = [v for v in variants if v.key not in existing]
+        try:
+            with transaction.atomic():
+                created = Asset.objects.bulk_create([_asset_row(v, _lookups(new)) for v in new]) if new else []
+                AuditEvent.objects.bulk_create([_event(a, "registered", to_state=a.state) for a in created])
+            break
+        except IntegrityError:
+            # Another run registered some of the same keys at the same moment: read them again.
+            if attempt:
+                raise
+    assets = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state")}
+    return {k: AssetRef(key=k, serial=a.pk, state=a.state) for k, a in assets.items()}
+
+
+
+def _lookups(variants: Sequence[Variant]) -> dict[tuple[str, str, int], tuple[int, int]]:
+    """Campaign and prompt-version ids for the variants, one query per distinct pair."""
+    out: dict[tuple[str, str, int], tuple[int, int]] = {}
+    for v in variants:
+        ident = (v.campaign, v.template, v.template_version)
+        if ident not in out:
+            campaign_id = Campaign.objects.values_list("id", flat=True).get(name=v.campaign)
+            version_id = PromptVersion.objects.values_list("id", flat=True).get(
+                template__name=v.template, number=v.template_version
+            )
+            out[ident] = (campaign_id, version_id)
+    return out
+
+
+def _asset_row(v: Variant, ids: dict[tuple[str, str, int], tuple[int, int]]) -> Asset:
+    campaign_id, version_id = ids[(v.campaign, v.template, v.template_version)]
+    return Asset(
+        key=v.key,
+        campaign_id=campaign_id,
+        prompt_version_id=version_id,
+        state=AssetState.PENDING,
+        variables=dict(v.variables),
+        prompt=v.prompt,
+        negative_prompt=v.negative_prompt,
+        seed=v.seed,
+        steps=v.params.steps,
+        guidance=v.params.guidance,
+        width=v.output.width,
+        height=v.output.height,
+        model_name=v.model_name,
+        model_manifest_hash=v.model_manifest_hash,
+        alt_text=v.alt_text,
+    )
+
+
+@transaction.atomic
+def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
+    """Record stored files and put their assets in the review queue (idempotent).
+
+    Assets that are already past generation are left alone, so handing the same batch over twice
+    changes nothing. Returns the serials that entered the queue.
+    """
+    by_key = {f.key: f for f in files}
+    assets = list(Asset.objects.select_for_update().filter(key__in=by_key).order_by("id"))
+    missing = sorted(set(by_key) - {a.key for a in assets})
+    if missing:
+        raise UnknownAssetsError(missing)
+    events: list[AuditEvent] = []
+    moved: list[Asset] = []
+    for asset in assets:
+        if asset.state not in (AssetState.PENDING, AssetState.FAILED):
+            continue
+        f = by_key[asset.key]
+        asset.file_path, asset.thumb_path, asset.mime = f.file_path, f.thumb_path, f.mime
+        asset.file_sha256, asset.file_size, asset.generation_record = f.sha256, f.size, f.generation_record
+        asset.error = ""
+        events.append(_move(asset, AssetState.GENERATED, "generated", sha256=f.sha256))
+        events.append(_move(asset, AssetState.IN_REVIEW, "submitted"))
+        moved.append(asset)
+    fields = ["file_path", "thumb_path", "mime", "file_sha256", "file_size", "generation_record", "error", "state", "updated_at"]
+    Asset.objects.bulk_update(moved, fields)
+    AuditEvent.objects.bulk_create(events)
+    return [a.pk for a in moved]
+
+
+@transaction.atomic
+def asset_generation_fail(*, key: str, error: str) -> None:
+    """Record that generating an asset failed; it stays visible and a re-run retries it."""
+    asset = Asset.objects.select_for_update().get(key=key)
+    event = _move(asset, AssetState.FAILED, "generation_failed", error=error[:2000])
+    asset.error = error[:10000]
+    asset.save(update_fields=["state", "error", "updated_at"])
+    event.save()
+
+
+def _decide(
+    *, asset: Asset, reviewer: AbstractBaseUser, decision: str, to_state: str, reason: str, comment: str
+) -> Asset:
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    transition_check(serial=locked.pk, from_state=locked.state, to_state=to_state)
+    if ReviewDecision.objects.filter(asset=locked, reviewer=reviewer).exists():
+        raise AlreadyDecidedError(locked.pk, reviewer.get_username())
+    ReviewDecision.objects.create(asset=locked, reviewer=reviewer, decision=decision, reason=reason, comment=comment)
+    event = _move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment)
+    locked.save(update_fields=["state", "updated_at"])
+    event.save()
+    return locked
+
+
+@transaction.atomic
+def asset_approve(*, asset: Asset, reviewer: AbstractBaseUser, comment: str = "") -> Asset:
+    """Approve an asset in review."""
+    return _decide(
+        asset=asset, reviewer=reviewer, decision=ReviewDecision.Decision.APPROVE,
+        to_state=AssetState.APPROVED, reason="", comment=comment,
+    )
+
+
+@transaction.atomic
+def asset_reject(*, asset: Asset, reviewer: AbstractBaseUser, reason: str, comment: str = "") -> Asset:
+    """Reject an asset in review, with a reason code."""
+    if reason not in ReviewDecision.Reason.values:
+        raise ValueError(f"reason must be one of {', '.join(ReviewDecision.Reason.values)} (got {reason!r})")
+    return _decide(
+        asset=asset, reviewer=reviewer, decision=ReviewDecision.Decision.REJECT,
+        to_state=AssetState.REJECTED, reason=reason, comment=comment,
+    )
+
+
+@transaction.atomic
+def asset_publish(*, asset: Asset, user: AbstractBaseUser) -> list[Publication]:
+    """Write the asset's signed renditions to the publish target; only approved assets.
+
+    The refusal is here, not in the view, so nothing that calls this can publish an asset no
+    person approved.
+    """
+    from review.publishing import renditions_write  # pipeline code, imported only when publishing
+
+    locked = Asset.objects.select_for_update().select_related("prompt_version").get(pk=asset.pk)
+    if locked.state != AssetState.APPROVED:
+        raise PublishRefusedError(locked.pk, locked.state)
+    written = renditions_write(locked)
+    publications = Publication.objects.bulk_create(
+        [
+            Publication(
+                asset=locked, rendition=w.name, path=w.path, mime=w.mime, width=w.width,
+                height=w.height, sha256=w.sha256, size=w.size, published_by=user,
+            )
+            for w in written
+        ]
+    )
+    event = _move(locked, AssetState.PUBLISHED, "published", actor=user, renditions=[w.path for w in written])
+    locked.save(update_fields=["state", "updated_at"])
+    event.save()
+    logger.info("published asset %s: %s", locked.pk, ", ".join(w.path for w in written))
+    return publications

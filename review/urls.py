@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from review import views
+
+app_name = "review"
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("assets/<int:serial>/", views.asset_detail, name="asset"),
+    path("assets/<int:serial>/approve", views.asset_approve, name="approve"),
+    path("assets/<int:serial>/reject", views.asset_reject, name="reject"),
+    path("assets/<int:serial>/publish", views.asset_publish, name="publish"),
+    path("assets/<int:serial>/<str:kind>", views.asset_file, name="file"),
+]

@@ -1,0 +1,143 @@
+"""Dashboard views: thin, each parses input, calls one service or selector, and renders."""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from PIL import Image
+
+from pipeline.config import config_from_settings
+from pipeline.signing import c2pa_read, reader_context
+from pipeline.storage import LocalStorage
+from pipeline.watermark import watermark_read
+from review import selectors, services
+from review.errors import ReviewError
+from review.forms import ApproveForm, RejectForm
+from review.models import Asset
+from review.states import AssetState
+
+PAGE_SIZE = 60
+
+
+def _asset_or_404(serial: int) -> Asset:
+    try:
+        return selectors.asset_get(serial=serial)
+    except Asset.DoesNotExist as exc:
+        raise Http404(f"No asset {serial}") from exc
+
+
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    state = request.GET.get("state") or AssetState.IN_REVIEW
+    if state not in AssetState.values:
+        state = AssetState.IN_REVIEW
+    assets = list(selectors.asset_list(state=state)[:PAGE_SIZE])
+    return render(
+        request,
+        "review/queue.html",
+        {
+            "assets": assets,
+            "state": state,
+            "state_label": AssetState(state).label,
+            "counts": [(s, AssetState(s).label, n) for s, n in selectors.asset_state_counts().items()],
+        },
+    )
+
+
+@require_GET
+def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
+    asset = _asset_or_404(serial)
+    c2pa_report = watermark = None
+    if asset.file_path:
+        config = config_from_settings()
+        data = LocalStorage(config.storage_root).read(asset.file_path)
+        c2pa_report = c2pa_read(data, mime=asset.mime, context=reader_context(config.signing))
+        watermark = watermark_read(Image.open(io.BytesIO(data)).convert("RGB"))
+    return render(
+        request,
+        "review/asset.html",
+        {
+            "asset": asset,
+            "c2pa": c2pa_report,
+            "watermark": watermark,
+            "events": list(selectors.audit_events(asset=asset)),
+            "decisions": list(asset.decisions.all()),
+            "publications": list(asset.publications.all()),
+            "approve_form": ApproveForm(),
+            "reject_form": RejectForm(),
+            "can_decide": asset.state == AssetState.IN_REVIEW,
+            "can_publish": asset.state == AssetState.APPROVED,
+        },
+    )
+
+
+def _after_decision(request: HttpRequest, asset: Asset) -> HttpResponse:
+    nxt = selectors.asset_next_in_review(after=asset)
+    return redirect("review:asset", serial=nxt.pk) if nxt else redirect("review:queue")
+
+
+@require_POST
+def asset_approve(request: HttpRequest, serial: int) -> HttpResponse:
+    asset = _asset_or_404(serial)
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Asset {serial} not approved: {form.errors.as_text()}")
+        return redirect("review:asset", serial=serial)
+    try:
+        services.asset_approve(asset=asset, reviewer=request.user, comment=form.cleaned_data["comment"])  # type: ignore[arg-type]
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect("review:asset", serial=serial)
+    messages.success(request, f"Approved asset {serial}.")
+    return _after_decision(request, asset)
+
+
+@require_POST
+def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
+    asset = _asset_or_404(serial)
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Asset {serial} not rejected: choose a reason ({form.errors.as_text()})")
+        return redirect("review:asset", serial=serial)
+    try:
+        services.asset_reject(
+            asset=asset, reviewer=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"], comment=form.cleaned_data["comment"],
+        )
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect("review:asset", serial=serial)
+    messages.success(request, f"Rejected asset {serial}.")
+    return _after_decision(request, asset)
+
+
+@require_POST
+def asset_publish(request: HttpRequest, serial: int) -> HttpResponse:
+    asset = _asset_or_404(serial)
+    try:
+        publications = services.asset_publish(asset=asset, user=request.user)  # type: ignore[arg-type]
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return redirect("review:asset", serial=serial)
+    messages.success(request, f"Published asset {serial}: {', '.join(p.path for p in publications)}")
+    return redirect("review:asset", serial=serial)
+
+
+@require_GET
+def asset_file(request: HttpRequest, serial: int, kind: str) -> FileResponse:
+    """The stored master or thumbnail; only for logged-in users (middleware)."""
+    asset = _asset_or_404(serial)
+    relative = {"master": asset.file_path, "thumbnail": asset.thumb_path}.get(kind)
+    if not relative:
+        raise Http404(f"Asset {serial} has no {kind}")
+    path = LocalStorage(config_from_settings().storage_root).path(relative)
+    if not path.is_file():
+        raise Http404(f"Asset {serial}'s {kind} is missing from storage")
+    response = FileResponse(path.open("rb"), content_type=asset.mime if kind == "master" else "image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

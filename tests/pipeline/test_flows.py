@@ -1,0 +1,105 @@
+"""The campaign-run flow end to end: real Prefect (local mode), the shipped model, real C2PA
+signing and watermarking, PostgreSQL, files on disk."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from infra.orchestration import RunRequestError, campaign_run_local
+from models.errors import ModelIntegrityError
+from pipeline.config import config_from_settings
+from pipeline.errors import SigningError
+from pipeline.signing import c2pa_read, reader_context
+from pipeline.watermark import watermark_read
+from prompt_library.services import library_load
+from review.models import Asset
+from review.states import AssetState
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_demo_campaign_runs_end_to_end_and_a_rerun_duplicates_nothing(greenlight_settings, library_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    library_load()
+    summary = campaign_run_local(campaign="demo-spring", batch_size=5)
+    assert (summary.variants, summary.generated, summary.failed, summary.batches) == (12, 12, 0, 3)
+
+    assets = list(Asset.objects.order_by("id"))
+    assert len(assets) == 12
+    assert {a.state for a in assets} == {AssetState.IN_REVIEW}
+    config = config_from_settings()
+    context = reader_context(config.signing)
+    for asset in assets:
+        data = (config.storage_root / asset.file_path).read_bytes()
+        assert (config.storage_root / asset.thumb_path).is_file()
+        report = c2pa_read(data, mime="image/png", context=context)
+        assert report.state == "trusted", report.validation_codes
+        assert report.actions()[:2] == ["c2pa.created", "c2pa.watermarked"]
+        actions = report.assertion("c2pa.actions.v2") or report.assertion("c2pa.actions")
+        assert actions is not None
+        created = actions["actions"][0]
+        assert created["digitalSourceType"] == TRAINED
+        assert created["softwareAgent"]["name"] == "embedded-tiny"
+        record = report.assertion("org.greenlight.generation")
+        assert record is not None
+        assert record["prompt"] == asset.prompt and record["seed"] == asset.seed
+        assert record["negative_prompt"] == asset.negative_prompt
+        assert record["model_manifest_hash"] == asset.model_manifest_hash
+        assert record["template_hash"] == asset.prompt_version.content_hash
+        assert (record["campaign"], record["steps"], record["guidance"]) == ("demo-spring", 4, 1.0)
+        image = Image.open(io.BytesIO(data))
+        assert image.size == (512, 512)
+        assert watermark_read(image.convert("RGB")).serial == asset.pk
+    # Different seeds and prompts gave different pictures.
+    assert len({a.file_sha256 for a in assets}) == 12
+
+    files_before = {p: p.read_bytes() for p in stored_files(config.storage_root)}
+    again = campaign_run_local(campaign="demo-spring", batch_size=5)
+    assert (again.generated, again.already_done, again.batches) == (0, 12, 0)
+    assert Asset.objects.count() == 12
+    assert {p: p.read_bytes() for p in stored_files(config.storage_root)} == files_before
+
+
+def test_a_corrupted_model_folder_is_refused_before_anything_is_generated(greenlight_settings, library_dir: Path, tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    library_load()
+    models = tmp_path / "models"
+    shipped = Path(settings.BASE_DIR) / "models"
+    shutil.copytree(shipped / "manifests", models / "manifests")
+    shutil.copytree(shipped / "embedded-tiny", models / "embedded-tiny")
+    weights = next((models / "embedded-tiny" / "unet").glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    settings.GREENLIGHT_MODELS_DIR = models / "manifests"
+    with pytest.raises(ModelIntegrityError) as err:
+        campaign_run_local(campaign="demo-spring", batch_size=8)
+    assert "unet/" in str(err.value) and weights.name in str(err.value)
+    assert Asset.objects.count() == 0
+    assert stored_files(config_from_settings().storage_root) == []
+
+
+def test_a_missing_signing_certificate_is_refused_before_anything_is_generated(greenlight_settings, library_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    library_load()
+    missing = tmp_path / "nowhere" / "chain.pem"
+    greenlight_settings.GREENLIGHT_SIGNING_CHAIN = missing
+    with pytest.raises(SigningError) as err:
+        campaign_run_local(campaign="demo-spring", batch_size=8)
+    assert str(missing) in str(err.value)
+    assert Asset.objects.count() == 0
+    assert stored_files(config_from_settings().storage_root) == []
+
+
+def test_bad_run_parameters_are_refused_before_the_flow_starts() -> None:
+    with pytest.raises(RunRequestError, match="batch_size"):
+        campaign_run_local(campaign="demo-spring", batch_size=0)
+    with pytest.raises(RunRequestError, match="campaign"):
+        campaign_run_local(campaign="../etc", batch_size=4)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prompt_library.errors import LibraryFileError, UnknownVariableError
+from prompt_library.specs import (
+    CampaignSpec,
+    GenerationParams,
+    campaign_expand,
+    campaign_parse,
+    chunked,
+    template_from_dict,
+    template_parse,
+)
+from tests.factories import template_spec
+
+PATH = Path("library/templates/hero/v1.yaml")
+PARAMS = GenerationParams(steps=4, guidance=1.0, width=64, height=64)
+
+
+def template_data(**overrides: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": "hero",
+        "prompt": "a {product} on {scene}",
+        "negative_prompt": "blurry",
+        "variables": ["product", "scene"],
+        "model": "embedded-tiny",
+        "output": {"width": 512, "height": 512, "renditions": [{"name": "web", "format": "jpeg", "width": 1024, "height": 1024}]},
+    }
+    data.update(overrides)
+    return data
+
+
+def campaign(**overrides: object) -> CampaignSpec:
+    fields: dict[str, object] = {
+        "name": "spring",
+        "title": "",
+        "kind": "scheduled",
+        "template": "hero",
+        "template_version": 1,
+        "variables": (("product", ("mug", "lamp", "bottle")), ("scene", ("a table", "a studio"))),
+        "seeds": (1, 2),
+    }
+    fields.update(overrides)
+    return CampaignSpec(**fields)  # type: ignore[arg-type]
+
+
+def test_template_with_unknown_variable_is_refused_naming_file_and_variable() -> None:
+    with pytest.raises(UnknownVariableError) as err:
+        template_parse(template_data(prompt="a {colour} {product} on {scene}"), path=PATH, number=1)
+    assert str(PATH) in str(err.value)
+    assert "'colour'" in str(err.value)
+    assert err.value.unknown == ["colour"]
+
+
+def test_unknown_variable_in_negative_prompt_is_refused_too() -> None:
+    with pytest.raises(UnknownVariableError):
+        template_parse(template_data(negative_prompt="no {logo}"), path=PATH, number=1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"output": {"width": 0, "height": 512}}, "output.width"),
+        ({"output": {"width": 512, "height": 512, "renditions": [{"name": "x", "format": "gif", "width": 9, "height": 9}]}}, "format"),
+        ({"params": {"steps": 0}}, "params.steps"),
+        ({"params": {"steps": 501}}, "params.steps"),
+        ({"params": {"sampler": "x"}}, "sampler"),
+        ({"prompt": "a {product.name}"}, "prompt"),
+    ],
+)
+def test_bad_template_fields_are_named(overrides: dict[str, object], field: str) -> None:
+    with pytest.raises(LibraryFileError) as err:
+        template_parse(template_data(**overrides), path=PATH, number=1)
+    assert field in str(err.value)
+    assert str(PATH) in str(err.value)
+
+
+def test_missing_field_is_named() -> None:
+    data = template_data()
+    del data["variables"]
+    with pytest.raises(LibraryFileError, match="missing field 'variables'"):
+        template_parse(data, path=PATH, number=1)
+
+
+def test_content_hash_changes_with_content_and_survives_a_round_trip() -> None:
+    from dataclasses import asdict
+
+    a = template_parse(template_data(), path=PATH, number=1)
+    b = template_parse(template_data(prompt="a {product} in {scene}"), path=PATH, number=1)
+    assert a.content_hash != b.content_hash
+    assert template_from_dict(asdict(a)) == a
+    assert template_from_dict(asdict(a)).content_hash == a.content_hash
+
+
+def test_campaign_expands_to_every_combination_times_seeds_with_distinct_keys() -> None:
+    variants = campaign_expand(campaign(), template_spec(), params=PARAMS, model_manifest_hash="m" * 64)
+    assert len(variants) == 3 * 2 * 2
+    assert len({v.key for v in variants}) == 12
+    assert variants[0].prompt == "a mug on a table"
+    assert {v.seed for v in variants} == {1, 2}
+
+
+def test_expansion_is_deterministic_and_keys_depend_on_what_makes_the_image() -> None:
+    first = campaign_expand(campaign(), template_spec(), params=PARAMS, model_manifest_hash="m" * 64)
+    again = campaign_expand(campaign(name="other-campaign"), template_spec(), params=PARAMS, model_manifest_hash="m" * 64)
+    assert [v.key for v in first] == [v.key for v in again]  # the campaign is not part of the key
+    other_model = campaign_expand(campaign(), template_spec(), params=PARAMS, model_manifest_hash="n" * 64)
+    assert not {v.key for v in first} & {v.key for v in other_model}
+    more_steps = campaign_expand(
+        campaign(), template_spec(), params=GenerationParams(steps=5, guidance=1.0, width=64, height=64), model_manifest_hash="m" * 64
+    )
+    assert not {v.key for v in first} & {v.key for v in more_steps}
+
+
+def test_campaign_missing_a_variable_is_refused_naming_it() -> None:
+    bad = campaign(variables=(("product", ("mug",)),))
+    with pytest.raises(LibraryFileError, match="needs variable 'scene' \\(given: product\\)"):
+        campaign_expand(bad, template_spec(), params=PARAMS, model_manifest_hash="m" * 64)
+
+
+def test_campaign_file_checks() -> None:
+    path = Path("campaigns/x.yaml")
+    good = {"name": "x", "template": "hero", "template_version": 1, "variables": {"product": "mug"}, "seeds": [1]}
+    assert campaign_parse(good, path=path).variables == (("product", ("mug",)),)
+    with pytest.raises(LibraryFileError, match="seeds"):
+        campaign_parse({**good, "seeds": [1, 1]}, path=path)
+    with pytest.raises(LibraryFileError, match="variables.product"):
+        campaign_parse({**good, "variables": {"product": []}}, path=path)
+    with pytest.raises(LibraryFileError, match="template_version"):
+        campaign_parse({**good, "template_version": "one"}, path=path)
+
+
+def test_chunked_keeps_order_and_refuses_zero() -> None:
+    variants = campaign_expand(campaign(), template_spec(), params=PARAMS, model_manifest_hash="m" * 64)
+    batches = chunked(variants, 5)
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert [v for b in batches for v in b] == variants
+    with pytest.raises(ValueError):
+        chunked(variants, 0)
