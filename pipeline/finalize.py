@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline.renditions import RenditionRequest, image_encode, rendition_make
 from pipeline.signing import c2pa_sign, generated_manifest
 from pipeline.storage import LocalStorage
-from pipeline.watermark import watermark_embed
+from pipeline.watermark import watermark_embed, watermark_payload
 from prompt_library.specs import Variant
 from review.services import GeneratedFile
 
@@ -33,11 +33,6 @@ def thumbnail_path(key: str) -> str:
     return f"thumbnails/{key[:2]}/{key}.jpg"
 
 
-def watermark_value(serial: int) -> str:
-    """The soft-binding value recorded in the manifest: the serial the watermark carries."""
-    return f"{serial:010x}"
-
-
 def asset_finalize(
     variant: Variant, *, serial: int, image: Image.Image, signing: Signing, storage: LocalStorage
 ) -> GeneratedFile:
@@ -54,7 +49,7 @@ def asset_finalize(
         model_name=variant.model_name,
         model_manifest_hash=variant.model_manifest_hash,
         generation_record=record,
-        watermark_value=watermark_value(serial),
+        watermark_value=watermark_payload(serial),
     )
     signed = c2pa_sign(png, mime="image/png", manifest=manifest, signer=signing.signer, context=signing.context)
     # 3. Store the master and a signed thumbnail for the dashboard.

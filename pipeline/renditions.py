@@ -10,7 +10,7 @@ import c2pa
 from PIL import Image, ImageOps
 
 from pipeline.signing import c2pa_sign, rendition_manifest
-from pipeline.watermark import watermark_embed
+from pipeline.watermark import watermark_embed, watermark_payload, watermark_read
 
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 EXTENSION = {"png": "png", "jpeg": "jpg", "webp": "webp"}
@@ -32,7 +32,8 @@ def image_encode(image: Image.Image, fmt: str, *, quality: int = 90) -> bytes:
     if fmt == "png":
         image.save(buf, format="PNG", compress_level=6)
     elif fmt == "jpeg":
-        image.save(buf, format="JPEG", quality=quality, optimize=True)
+        # 4:4:4: chroma subsampling would blur the U channel that carries the watermark.
+        image.save(buf, format="JPEG", quality=quality, optimize=True, subsampling=0)
     elif fmt == "webp":
         image.save(buf, format="WEBP", quality=quality, method=4)
     else:
@@ -58,12 +59,21 @@ def rendition_make(
     if image.size != size:
         image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
         actions.append("c2pa.resized")
-    if min(size) >= WATERMARK_MIN_SIDE:
+    marked = min(size) >= WATERMARK_MIN_SIDE
+    if marked:
         image = watermark_embed(image, serial)
-        actions.append("c2pa.watermarked")
     mime = MIME[request.format]
     if mime != master_mime:
         actions.append("c2pa.transcoded")
     data = image_encode(image, request.format, quality=request.quality)
-    manifest = rendition_manifest(title=f"{title} ({request.name})", actions=actions or ["c2pa.converted"])
+    # Claim the watermark only if it survived resizing and encoding.
+    if marked and watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == serial:
+        actions.append("c2pa.watermarked")
+    else:
+        marked = False
+    manifest = rendition_manifest(
+        title=f"{title} ({request.name})",
+        actions=actions or ["c2pa.converted"],
+        watermark_value=watermark_payload(serial) if marked else None,
+    )
     return c2pa_sign(data, mime=mime, manifest=manifest, signer=signer, context=context, parent=(master, master_mime))

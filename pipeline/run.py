@@ -96,8 +96,8 @@ def batch_finalize(
     storage = LocalStorage(config.storage_root)
     done: list[GeneratedFile] = []
     failed: list[tuple[str, str]] = []
-    with signer_create(config.signing) as signer:
-        signing = Signing(signer=signer, context=reader_context(config.signing))
+    with signer_create(config.signing) as signer, reader_context(config.signing) as context:
+        signing = Signing(signer=signer, context=context)
         for variant, serial, image in zip(variants, serials, images, strict=True):
             try:
                 done.append(asset_finalize(variant, serial=serial, image=image, signing=signing, storage=storage))

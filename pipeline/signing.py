@@ -19,6 +19,7 @@ One Signer and one Context serve any number of signs and reads.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -112,9 +113,7 @@ def dev_chain_create(
         .sign(root_key, hashes.SHA256())
     )
     intermediate = (
-        _certificate_builder(
-            intermediate_name, root_name, intermediate_key.public_key(), not_before, not_after
-        )
+        _certificate_builder(intermediate_name, root_name, intermediate_key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(cert_sign=True), critical=True)
         .add_extension(
@@ -133,9 +132,7 @@ def dev_chain_create(
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
-        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate_key.public_key()),
             critical=False,
@@ -187,9 +184,7 @@ def reader_context(files: SigningFiles) -> c2pa.Context:
     validation with the Builder's settings. Close it when done.
     """
     anchors = _certificates_load(files.trust_anchors, "Trust anchor file")
-    anchors_pem = "".join(
-        cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in anchors
-    )
+    anchors_pem = "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in anchors)
     settings = {
         "trust": {"user_anchors": anchors_pem},
         "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
@@ -243,20 +238,21 @@ def generated_manifest(
                     ]
                 },
             },
-            {
-                "label": SOFT_BINDING_LABEL,
-                "data": {"alg": ALGORITHM, "blocks": [{"scope": {}, "value": watermark_value}]},
-            },
+            _soft_binding(watermark_value),
             {"label": GENERATION_LABEL, "data": record},
         ],
     }
 
 
-def rendition_manifest(*, title: str, actions: Sequence[str]) -> dict[str, Any]:
+def rendition_manifest(*, title: str, actions: Sequence[str], watermark_value: str | None = None) -> dict[str, Any]:
     """Manifest definition for a published rendition of a signed master.
 
     Sign it with ``c2pa_sign(..., parent=(master_bytes, mime))``: c2pa then
-    adds the c2pa.opened action for the parent before ``actions``.
+    adds the c2pa.opened action for the parent before ``actions``. A rendition
+    that was watermarked again ("c2pa.watermarked") needs ``watermark_value``
+    for its soft-binding assertion: c2pa-rs refuses the action without one.
+    Only claim it after checking that the encoded file still reads back: JPEG
+    with 4:2:0 chroma subsampling often erases the mark.
     """
     if not title.strip():
         raise ValueError("rendition_manifest needs a non-empty title")
@@ -266,16 +262,17 @@ def rendition_manifest(*, title: str, actions: Sequence[str]) -> dict[str, Any]:
                 f"rendition action {action!r} is not allowed: use edit actions such as "
                 "'c2pa.converted' or 'c2pa.resized' (c2pa adds c2pa.opened itself)"
             )
-    return {
-        "claim_generator_info": [_claim_generator_info()],
-        "title": title,
-        "assertions": [
-            {
-                "label": "c2pa.actions.v2",
-                "data": {"actions": [{"action": action} for action in actions]},
-            }
-        ],
-    }
+    if "c2pa.watermarked" in actions and not watermark_value:
+        raise ValueError(
+            "rendition action 'c2pa.watermarked' needs watermark_value for the soft-binding "
+            "assertion (c2pa-rs refuses the action without one)"
+        )
+    assertions: list[dict[str, Any]] = [
+        {"label": "c2pa.actions.v2", "data": {"actions": [{"action": action} for action in actions]}}
+    ]
+    if watermark_value:
+        assertions.append(_soft_binding(watermark_value))
+    return {"claim_generator_info": [_claim_generator_info()], "title": title, "assertions": assertions}
 
 
 def c2pa_sign(
@@ -301,9 +298,7 @@ def c2pa_sign(
             if parent is not None:
                 parent_data, parent_mime = parent
                 builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
-                builder.add_ingredient(
-                    {"relationship": "parentOf"}, parent_mime, io.BytesIO(parent_data)
-                )
+                builder.add_ingredient({"relationship": "parentOf"}, parent_mime, io.BytesIO(parent_data))
             builder.sign(signer, mime, io.BytesIO(data), signed)
     except c2pa.C2paError as error:
         raise SigningError(f"C2PA signing of a {mime} file failed: {error}") from error
@@ -373,18 +368,14 @@ def c2pa_read(data: bytes, *, mime: str, context: c2pa.Context) -> C2paReport:
     raw_state = store.get("validation_state")
     state = _STATES.get(raw_state) if isinstance(raw_state, str) else None
     if state is None:
-        return C2paReport(
-            "invalid", active_label, manifest, codes, f"unknown validation state {raw_state!r}"
-        )
+        return C2paReport("invalid", active_label, manifest, codes, f"unknown validation state {raw_state!r}")
     return C2paReport(state, active_label, manifest, codes, None)
 
 
 # --- Helpers -----------------------------------------------------------------
 
 
-def _signing_material(
-    files: SigningFiles, *, now: datetime | None
-) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
+def _signing_material(files: SigningFiles, *, now: datetime | None) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
     """Load and check the signing files; return (chain, private key)."""
     if now is None:
         now = datetime.now(UTC)
@@ -415,7 +406,7 @@ def _signing_material(
         )
     _end_entity_check(end_entity, files.chain)
 
-    for index, (child, issuer) in enumerate(zip(chain, chain[1:], strict=False), start=1):
+    for index, (child, issuer) in enumerate(itertools.pairwise(chain), start=1):
         if not _issued_by(child, issuer):
             raise SigningError(
                 f"Signing certificate chain {files.chain}: certificate {index} "
@@ -447,9 +438,7 @@ def _certificates_load(path: Path, what: str) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as error:
-        raise SigningError(
-            f"{what} {path} is not a PEM certificate file ({error})", path=path
-        ) from error
+        raise SigningError(f"{what} {path} is not a PEM certificate file ({error})", path=path) from error
     if not certs:
         raise SigningError(f"{what} {path} holds no certificate", path=path)
     return certs
@@ -468,14 +457,11 @@ def _private_key_load(path: Path) -> PrivateKeyTypes:
         raise SigningError(f"Signing key {path} is not a PEM private key ({error})", path=path) from error
 
 
-def _validity_check(
-    cert: x509.Certificate, *, path: Path, label: str, which: str, now: datetime
-) -> None:
+def _validity_check(cert: x509.Certificate, *, path: Path, label: str, which: str, now: datetime) -> None:
     detail = f"certificate {which}, {_subject(cert)}"
     if now > cert.not_valid_after_utc:
         raise SigningError(
-            f"{label} {path} expired on {cert.not_valid_after_utc:%Y-%m-%d} "
-            f"(not valid after; {detail})",
+            f"{label} {path} expired on {cert.not_valid_after_utc:%Y-%m-%d} (not valid after; {detail})",
             path=path,
         )
     if now < cert.not_valid_before_utc:
@@ -518,9 +504,7 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _spki(public_key: PublicKeyTypes) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _subject(cert: x509.Certificate) -> str:
@@ -583,6 +567,14 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+def _soft_binding(watermark_value: str) -> dict[str, Any]:
+    """The c2pa.soft-binding assertion for our watermark (c2pa-rs 0.91 decodes it on read)."""
+    return {
+        "label": SOFT_BINDING_LABEL,
+        "data": {"alg": ALGORITHM, "blocks": [{"scope": {}, "value": watermark_value}]},
+    }
 
 
 def _claim_generator_info() -> dict[str, str]:

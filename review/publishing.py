@@ -43,8 +43,7 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
     ] or [RenditionRequest(name="master", format="png", width=asset.width, height=asset.height)]
     target = LocalStorage(Path(config.publish_root))
     written = []
-    with signer_create(config.signing) as signer:
-        context = reader_context(config.signing)
+    with signer_create(config.signing) as signer, reader_context(config.signing) as context:
         for request in requests:
             data = rendition_make(
                 master, master_mime=asset.mime, serial=asset.pk, request=request,

@@ -56,7 +56,8 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
     if asset.file_path:
         config = config_from_settings()
         data = LocalStorage(config.storage_root).read(asset.file_path)
-        c2pa_report = c2pa_read(data, mime=asset.mime, context=reader_context(config.signing))
+        with reader_context(config.signing) as context:
+            c2pa_report = c2pa_read(data, mime=asset.mime, context=context)
         watermark = watermark_read(Image.open(io.BytesIO(data)).convert("RGB"))
     return render(
         request,

@@ -11,6 +11,7 @@ from pathlib import Path
 # Prefect's local mode keeps a database under PREFECT_HOME: never the developer's own.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="greenlight-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest  # noqa: E402
 

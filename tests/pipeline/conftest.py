@@ -1,4 +1,4 @@
-"""Shared fixtures for pipeline tests: a real dev signing chain, signer and context."""
+"""Pipeline fixtures: a signer and a context on the session's development chain (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.signing import SigningFiles, dev_chain_create, reader_context, signer_create
-
-
-@pytest.fixture(scope="session")
-def signing_files(tmp_path_factory: pytest.TempPathFactory) -> SigningFiles:
-    """A fresh development chain (root -> intermediate -> signer) in a temporary folder."""
-    return dev_chain_create(tmp_path_factory.mktemp("keys"))
+from pipeline.signing import SigningFiles, reader_context, signer_create
 
 
 @pytest.fixture(scope="session")

@@ -119,8 +119,7 @@ def test_unmarked_images_rarely_read_as_a_serial() -> None:
     # 256 by chance: expect 0.2 of 50. Fixed seeds make the count repeatable.
     kinds = sorted(KINDS)
     readings = [
-        watermark_read(KINDS[kinds[seed % len(kinds)]](np.random.default_rng(1000 + seed)))
-        for seed in range(50)
+        watermark_read(KINDS[kinds[seed % len(kinds)]](np.random.default_rng(1000 + seed))) for seed in range(50)
     ]
 
     false_detections = [reading for reading in readings if reading.check_ok]
@@ -129,9 +128,7 @@ def test_unmarked_images_rarely_read_as_a_serial() -> None:
     assert all(len(reading.bits) == PAYLOAD_BITS for reading in readings)
 
 
-@pytest.mark.parametrize(
-    "colour", [(0, 0, 0), (128, 128, 128), (255, 255, 255), (0, 0, 255), (255, 255, 0)]
-)
+@pytest.mark.parametrize("colour", [(0, 0, 0), (128, 128, 128), (255, 255, 255), (0, 0, 255), (255, 255, 0)])
 def test_flat_images_do_not_read_as_a_serial(colour: tuple[int, int, int]) -> None:
     # A flat image decodes to a constant bit pattern; without the payload mask
     # all zeros would read as serial 0 with a valid CRC.

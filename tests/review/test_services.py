@@ -97,17 +97,24 @@ def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_a
     publications = asset_publish(asset=asset, user=publisher)
     assert [(p.rendition, p.mime, p.width) for p in publications] == [("web", "image/jpeg", 1024), ("thumb", "image/webp", 256)]
     config = config_from_settings()
-    context = reader_context(config.signing)
+    with reader_context(config.signing) as context:
+        reports = {}
+        for publication in publications:
+            data = (Path(settings.GREENLIGHT_PUBLISH_ROOT) / publication.path).read_bytes()
+            reports[publication.rendition] = (data, c2pa_read(data, mime=publication.mime, context=context))
     for publication in publications:
-        data = (Path(settings.GREENLIGHT_PUBLISH_ROOT) / publication.path).read_bytes()
-        report = c2pa_read(data, mime=publication.mime, context=context)
+        data, report = reports[publication.rendition]
         assert report.state == "trusted", report.validation_codes
         assert report.manifest is not None
         assert [i.get("relationship") for i in report.manifest.get("ingredients", [])] == ["parentOf"]
         assert "c2pa.resized" in report.actions()
         image = Image.open(io.BytesIO(data))
         assert image.size == (publication.width, publication.height)
-        assert watermark_read(image.convert("RGB")).serial == asset.pk
+        # The watermark is claimed exactly when it reads back (lossy WebP's 4:2:0 chroma loses it).
+        found = watermark_read(image.convert("RGB")).serial == asset.pk
+        assert found == ("c2pa.watermarked" in report.actions())
+        if publication.rendition == "web":
+            assert found
     published = Asset.objects.get(pk=asset.pk)
     assert published.state == AssetState.PUBLISHED
     assert actions_of(published)[-1] == "published"

@@ -1,0 +1,488 @@
+"""C2PA signing and reading with a real dev chain: trust, tampering, renditions, bad files."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from PIL import Image, ImageDraw, ImageFilter
+
+from pipeline.errors import SigningError
+from pipeline.signing import (
+    GENERATION_LABEL,
+    TRAINED_ALGORITHMIC_MEDIA,
+    C2paReport,
+    SigningFiles,
+    c2pa_read,
+    c2pa_sign,
+    dev_chain_create,
+    generated_manifest,
+    reader_context,
+    rendition_manifest,
+    signer_create,
+    signing_files_check,
+)
+from pipeline.watermark import ALGORITHM, watermark_embed, watermark_payload, watermark_read
+
+SERIAL = 0x12_3456_789A
+RECORD: dict[str, object] = {
+    "prompt_version": "hero-shot@3",
+    "variables": {"product": "kettle", "scene": "kitchen"},
+    "seed": 1234,
+    "steps": 4,
+    "guidance_scale": 5.0,
+}
+
+
+def product_shot(seed: int) -> Image.Image:
+    """A 512x512 soft-edged product-shot-like image."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (512, 512), (200, 210, 190))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = (int(v) for v in rng.integers(0, 400, 2))
+        size = int(rng.integers(40, 200))
+        draw.ellipse((x0, y0, x0 + size, y0 + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    noise = rng.normal(0, 4, (512, 512, 3))
+    pixels = np.clip(np.asarray(image.filter(ImageFilter.GaussianBlur(2)), dtype=float) + noise, 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def encode(image: Image.Image, mime: str) -> bytes:
+    buffer = io.BytesIO()
+    if mime == "image/png":
+        image.save(buffer, "PNG")
+    else:
+        image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def manifest_for(serial: int = SERIAL) -> dict[str, Any]:
+    return generated_manifest(
+        title="hero-shot-kettle.png",
+        model_name="tiny-sd",
+        model_manifest_hash="sha256:" + "ab" * 32,
+        generation_record=RECORD,
+        watermark_value=watermark_payload(serial),
+    )
+
+
+@pytest.fixture(scope="module")
+def marked_image() -> Image.Image:
+    return watermark_embed(product_shot(1), SERIAL)
+
+
+@pytest.fixture(scope="module")
+def unsigned(marked_image: Image.Image) -> dict[str, bytes]:
+    return {mime: encode(marked_image, mime) for mime in ("image/png", "image/jpeg")}
+
+
+@pytest.fixture(scope="module")
+def signed(unsigned: dict[str, bytes], signer: Any, context: Any) -> dict[str, bytes]:
+    return {
+        mime: c2pa_sign(data, mime=mime, manifest=manifest_for(), signer=signer, context=context)
+        for mime, data in unsigned.items()
+    }
+
+
+def flip_image_byte(data: bytes, mime: str) -> bytes:
+    """Flip one byte inside the compressed pixel data, leaving the manifest alone."""
+    if mime == "image/png":
+        index = data.index(b"IDAT") + 4 + 200
+    else:
+        index = data.rindex(b"\xff\xda") + 400  # inside the last scan
+        while data[index] in (0x00, 0xFE, 0xFF) or data[index - 1] == 0xFF:
+            index += 1  # keep JPEG byte stuffing and markers intact
+    tampered = bytearray(data)
+    tampered[index] ^= 0x01
+    return bytes(tampered)
+
+
+def chain_write(
+    directory: Path,
+    *,
+    signer_not_before: datetime,
+    signer_not_after: datetime,
+) -> SigningFiles:
+    """A root -> intermediate -> signer chain with chosen signer validity."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    names = [
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        for cn in ("Test Root", "Test Intermediate", "Test Signer")
+    ]
+    certs: list[x509.Certificate] = []
+    for index, (key, name) in enumerate(zip(keys, names, strict=True)):
+        issuer_index = max(index - 1, 0)
+        is_ca = index < 2
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(names[issuer_index])
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(signer_not_before if not is_ca else now - timedelta(days=3650))
+            .not_valid_after(signer_not_after if not is_ca else now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if not is_ca:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+            )
+        certs.append(builder.sign(keys[issuer_index], hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    files = SigningFiles(
+        chain=directory / "chain.pem",
+        key=directory / "signer.key",
+        trust_anchors=directory / "root.pem",
+    )
+    files.chain.write_bytes(certs[2].public_bytes(pem) + certs[1].public_bytes(pem))
+    files.trust_anchors.write_bytes(certs[0].public_bytes(pem))
+    files.key.write_bytes(keys[2].private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return files
+
+
+def files_copy(files: SigningFiles, directory: Path) -> SigningFiles:
+    directory.mkdir(parents=True, exist_ok=True)
+    copied = SigningFiles(
+        chain=directory / files.chain.name,
+        key=directory / files.key.name,
+        trust_anchors=directory / files.trust_anchors.name,
+    )
+    for source, target in zip(
+        (files.chain, files.key, files.trust_anchors),
+        (copied.chain, copied.key, copied.trust_anchors),
+        strict=True,
+    ):
+        shutil.copyfile(source, target)
+    return copied
+
+
+# --- Signing and reading back ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mime", ["image/png", "image/jpeg"])
+def test_signed_file_reads_back_trusted_with_its_credentials(mime: str, signed: dict[str, bytes], context: Any) -> None:
+    report = c2pa_read(signed[mime], mime=mime, context=context)
+
+    assert report.state == "trusted", report
+    assert report.validation_codes == ()
+    assert report.error is None
+    assert report.actions() == ["c2pa.created", "c2pa.watermarked"]
+    actions = report.assertion("c2pa.actions")
+    assert actions is not None and actions == report.assertion("c2pa.actions.v2")
+    created = actions["actions"][0]
+    assert created["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
+    assert created["softwareAgent"] == {"name": "tiny-sd", "version": "sha256:" + "ab" * 32}
+    assert report.assertion("c2pa.soft-binding") == {
+        "alg": ALGORITHM,
+        "blocks": [{"scope": {}, "value": watermark_payload(SERIAL)}],
+    }
+    assert report.assertion(GENERATION_LABEL) == RECORD
+    assert report.manifest is not None and report.manifest["title"] == "hero-shot-kettle.png"
+
+
+@pytest.mark.parametrize("mime", ["image/png", "image/jpeg"])
+def test_signed_file_has_no_thumbnail(
+    mime: str, signed: dict[str, bytes], unsigned: dict[str, bytes], context: Any
+) -> None:
+    # c2pa's default thumbnail made a 29 KB file about 786 KB.
+    report = c2pa_read(signed[mime], mime=mime, context=context)
+
+    assert report.manifest is not None and "thumbnail" not in report.manifest
+    assert len(signed[mime]) - len(unsigned[mime]) < 20_000
+
+
+def test_watermark_survives_png_signing_and_matches_the_soft_binding(signed: dict[str, bytes], context: Any) -> None:
+    reading = watermark_read(Image.open(io.BytesIO(signed["image/png"])))
+    report = c2pa_read(signed["image/png"], mime="image/png", context=context)
+
+    binding = report.assertion("c2pa.soft-binding")
+    assert reading.serial == SERIAL
+    assert binding is not None and binding["blocks"][0]["value"] == reading.bits
+
+
+def test_one_signer_signs_many_files_without_growing_memory(
+    unsigned: dict[str, bytes], signer: Any, context: Any
+) -> None:
+    data = unsigned["image/jpeg"]
+
+    def sign_and_check() -> None:
+        signed = c2pa_sign(data, mime="image/jpeg", manifest=manifest_for(), signer=signer, context=context)
+        assert c2pa_read(signed, mime="image/jpeg", context=context).state == "trusted"
+
+    for _ in range(30):  # warm up allocators and caches
+        sign_and_check()
+    before = _resident_bytes()
+    for _ in range(300):
+        sign_and_check()
+    if before is not None:
+        after = _resident_bytes()
+        assert after is not None and after - before < 30 * 2**20
+
+
+def _resident_bytes() -> int | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+
+# --- Tampering and stripping ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mime", ["image/png", "image/jpeg"])
+def test_flipped_image_byte_reads_invalid_with_a_data_hash_mismatch(
+    mime: str, signed: dict[str, bytes], context: Any
+) -> None:
+    report = c2pa_read(flip_image_byte(signed[mime], mime), mime=mime, context=context)
+
+    assert report.state == "invalid"
+    assert "assertion.dataHash.mismatch" in report.validation_codes
+
+
+def test_resaved_file_has_no_credentials(signed: dict[str, bytes], context: Any) -> None:
+    resaved = encode(Image.open(io.BytesIO(signed["image/png"])), "image/png")
+
+    report = c2pa_read(resaved, mime="image/png", context=context)
+
+    assert report == C2paReport("none", None, None, (), None)
+    assert report.actions() == [] and report.assertion(GENERATION_LABEL) is None
+
+
+@pytest.mark.parametrize("data", [b"this is not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+def test_unreadable_file_is_reported_not_raised(data: bytes, context: Any) -> None:
+    report = c2pa_read(data, mime="image/png", context=context)
+
+    assert report.state == "invalid"
+    assert report.error
+
+
+def test_truncated_signed_file_is_reported_not_raised(signed: dict[str, bytes], context: Any) -> None:
+    data = signed["image/png"]
+
+    report = c2pa_read(data[: len(data) // 2], mime="image/png", context=context)
+
+    assert report.state == "invalid"
+
+
+# --- Renditions ------------------------------------------------------------------------
+
+
+def test_rendition_signed_with_its_master_as_parent_reads_trusted(
+    marked_image: Image.Image, signed: dict[str, bytes], signer: Any, context: Any
+) -> None:
+    master = signed["image/png"]
+    master_label = c2pa_read(master, mime="image/png", context=context).active_label
+    rendition = encode(marked_image.resize((256, 256), Image.Resampling.LANCZOS), "image/jpeg")
+
+    signed_rendition = c2pa_sign(
+        rendition,
+        mime="image/jpeg",
+        manifest=rendition_manifest(title="kettle-web.jpg", actions=["c2pa.converted", "c2pa.resized"]),
+        signer=signer,
+        context=context,
+        parent=(master, "image/png"),
+    )
+    report = c2pa_read(signed_rendition, mime="image/jpeg", context=context)
+
+    assert report.state == "trusted", report
+    assert report.actions() == ["c2pa.opened", "c2pa.converted", "c2pa.resized"]
+    assert report.manifest is not None
+    [ingredient] = report.manifest["ingredients"]
+    assert ingredient["relationship"] == "parentOf"
+    assert ingredient["active_manifest"] == master_label != report.active_label
+    assert "thumbnail" not in ingredient
+
+
+def test_rewatermarked_rendition_carries_its_own_soft_binding(
+    marked_image: Image.Image, signed: dict[str, bytes], signer: Any, context: Any
+) -> None:
+    small = watermark_embed(marked_image.resize((256, 256), Image.Resampling.LANCZOS), SERIAL)
+    manifest = rendition_manifest(
+        title="kettle-thumb.png",
+        actions=["c2pa.resized", "c2pa.watermarked"],
+        watermark_value=watermark_payload(SERIAL),
+    )
+
+    data = c2pa_sign(
+        encode(small, "image/png"),
+        mime="image/png",
+        manifest=manifest,
+        signer=signer,
+        context=context,
+        parent=(signed["image/png"], "image/png"),
+    )
+    report = c2pa_read(data, mime="image/png", context=context)
+
+    assert report.state == "trusted", report
+    assert report.actions() == ["c2pa.opened", "c2pa.resized", "c2pa.watermarked"]
+    binding = report.assertion("c2pa.soft-binding")
+    assert binding is not None and binding["blocks"][0]["value"] == watermark_payload(SERIAL)
+    assert watermark_read(Image.open(io.BytesIO(data))).serial == SERIAL
+
+
+def test_rendition_claiming_a_watermark_needs_its_value() -> None:
+    with pytest.raises(ValueError, match="watermark_value"):
+        rendition_manifest(title="thumb.jpg", actions=["c2pa.resized", "c2pa.watermarked"])
+
+
+def test_rendition_manifest_without_a_parent_is_refused(unsigned: dict[str, bytes], signer: Any, context: Any) -> None:
+    manifest = rendition_manifest(title="orphan.jpg", actions=["c2pa.resized"])
+
+    with pytest.raises(SigningError, match="first action must be created or opened"):
+        c2pa_sign(unsigned["image/jpeg"], mime="image/jpeg", manifest=manifest, signer=signer, context=context)
+
+
+@pytest.mark.parametrize("action", ["c2pa.created", "resized"])
+def test_rendition_manifest_refuses_non_edit_actions(action: str) -> None:
+    with pytest.raises(ValueError, match=repr(action)):
+        rendition_manifest(title="x.jpg", actions=[action])
+
+
+def test_generated_manifest_refuses_a_record_that_is_not_json() -> None:
+    with pytest.raises(ValueError, match="generation_record"):
+        generated_manifest(
+            title="t",
+            model_name="m",
+            model_manifest_hash="h",
+            generation_record={"when": datetime.now(UTC)},
+            watermark_value="0" * 48,
+        )
+
+
+def test_unsupported_format_is_refused(signer: Any, context: Any) -> None:
+    with pytest.raises(SigningError, match="image/x-unknown"):
+        c2pa_sign(b"data", mime="image/x-unknown", manifest=manifest_for(), signer=signer, context=context)
+
+
+# --- Trust -----------------------------------------------------------------------------
+
+
+def test_reader_trusting_another_root_reports_valid_not_trusted(
+    signed: dict[str, bytes], signing_files: SigningFiles, tmp_path: Path
+) -> None:
+    other = dev_chain_create(tmp_path / "other", organisation="Someone else")
+    with reader_context(replace(signing_files, trust_anchors=other.trust_anchors)) as context:
+        report = c2pa_read(signed["image/png"], mime="image/png", context=context)
+
+    assert report.state == "valid"
+    assert "signingCredential.untrusted" in report.validation_codes
+
+
+# --- Signing files ---------------------------------------------------------------------
+
+
+def test_dev_chain_passes_the_check_and_keeps_its_key_private(signing_files: SigningFiles) -> None:
+    signing_files_check(signing_files)
+
+    assert signing_files.key.stat().st_mode & 0o777 == 0o600
+    assert len(x509.load_pem_x509_certificates(signing_files.chain.read_bytes())) == 2
+
+
+def test_dev_chain_create_refuses_to_overwrite(tmp_path: Path) -> None:
+    files = dev_chain_create(tmp_path / "keys")
+    first_key = files.key.read_bytes()
+
+    with pytest.raises(SigningError, match="already exists") as refused:
+        dev_chain_create(tmp_path / "keys")
+    assert refused.value.path is not None and str(refused.value.path) in str(refused.value)
+    assert files.key.read_bytes() == first_key
+
+    dev_chain_create(tmp_path / "keys", overwrite=True)
+    assert files.key.read_bytes() != first_key
+    signing_files_check(files)
+
+
+def test_missing_key_file_is_refused_naming_it(signing_files: SigningFiles, tmp_path: Path) -> None:
+    files = files_copy(signing_files, tmp_path / "keys")
+    files.key.unlink()
+
+    with pytest.raises(SigningError, match="does not exist") as refused:
+        signing_files_check(files)
+    assert refused.value.path == files.key
+    assert str(files.key) in str(refused.value)
+    with pytest.raises(SigningError):
+        signer_create(files)
+
+
+def test_expired_signing_certificate_is_refused_naming_the_file(tmp_path: Path) -> None:
+    files = chain_write(
+        tmp_path / "expired",
+        signer_not_before=datetime(2024, 1, 1, tzinfo=UTC),
+        signer_not_after=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+
+    with pytest.raises(SigningError) as refused:
+        signing_files_check(files)
+
+    assert refused.value.path == files.chain
+    assert f"Signing certificate {files.chain} expired on 2025-01-01 (not valid after" in str(refused.value)
+    with pytest.raises(SigningError, match="expired"):
+        signer_create(files)
+
+
+def test_certificate_not_yet_valid_is_refused(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    files = chain_write(
+        tmp_path / "future",
+        signer_not_before=now + timedelta(days=2),
+        signer_not_after=now + timedelta(days=30),
+    )
+
+    with pytest.raises(SigningError, match="not yet valid") as refused:
+        signing_files_check(files)
+    assert str(files.chain) in str(refused.value)
+
+
+def test_dev_chain_expires_after_its_days(signing_files: SigningFiles) -> None:
+    later = datetime.now(UTC) + timedelta(days=400)
+
+    with pytest.raises(SigningError, match="expired on"):
+        signing_files_check(signing_files, now=later)
+
+
+def test_key_that_does_not_match_the_certificate_is_refused(signing_files: SigningFiles, tmp_path: Path) -> None:
+    files = files_copy(signing_files, tmp_path / "keys")
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    files.key.write_bytes(
+        stranger.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+    with pytest.raises(SigningError, match="does not match") as refused:
+        signing_files_check(files)
+    assert refused.value.path == files.key
+    assert str(files.key) in str(refused.value)
+
+
+def test_chain_file_that_is_not_pem_is_refused(signing_files: SigningFiles, tmp_path: Path) -> None:
+    files = files_copy(signing_files, tmp_path / "keys")
+    files.chain.write_text("not a certificate\n")
+
+    with pytest.raises(SigningError, match="not a PEM certificate file") as refused:
+        signing_files_check(files)
+    assert refused.value.path == files.chain and str(files.chain) in str(refused.value)
+
+
+def test_trust_anchor_that_did_not_issue_the_chain_is_refused(signing_files: SigningFiles, tmp_path: Path) -> None:
+    other = dev_chain_create(tmp_path / "other")
+
+    with pytest.raises(SigningError, match="'valid', not 'trusted'") as refused:
+        signing_files_check(replace(signing_files, trust_anchors=other.trust_anchors))
+    assert refused.value.path == other.trust_anchors
