@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, cast
+
+from prefect import Flow
 
 DEPLOYMENT_NAME = "campaign-run"
 ENTRYPOINT = "pipeline/flows.py:campaign_run"
@@ -35,9 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         campaign_run.serve(name=DEPLOYMENT_NAME, cron=args.cron, parameters=parameters)
     else:
         root = Path(__file__).resolve().parent.parent
-        campaign_run.from_source(source=str(root), entrypoint=ENTRYPOINT).deploy(  # type: ignore[attr-defined]
-            name=DEPLOYMENT_NAME, work_pool_name=args.pool
-        )
+        flow = cast(Flow[..., Any], campaign_run.from_source(source=str(root), entrypoint=ENTRYPOINT))
+        flow.deploy(name=DEPLOYMENT_NAME, work_pool_name=args.pool)
 
 
 if __name__ == "__main__":

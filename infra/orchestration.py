@@ -22,7 +22,9 @@ def campaign_run_local(*, campaign: str, batch_size: int) -> RunSummary:
     try:
         params = CampaignRunParams(campaign=campaign, batch_size=batch_size)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (given: {e.get('input')!r})" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (given: {e.get('input')!r})" for e in exc.errors()
+        )
         raise RunRequestError(f"campaign run refused: {problems}") from exc
     result = campaign_run(params)
     return RunSummary(**result)  # type: ignore[arg-type]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
-
-from django.contrib.auth.decorators import login_not_required
 
 urlpatterns = [
     path(

@@ -78,9 +78,7 @@ NOTES = (
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP byte-level alphabet: each byte maps to one printable unicode character."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     codes = printable[:]
     extra = 0
@@ -147,12 +145,8 @@ def _tokenizer_build() -> Any:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        (folder / "merges.txt").write_text(
-            "#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8"
-        )
-        tokenizer = CLIPTokenizer.from_pretrained(
-            folder, local_files_only=True, model_max_length=MAX_PROMPT_TOKENS
-        )
+        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+        tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=MAX_PROMPT_TOKENS)
     for word in CATALOG_WORDS:
         ids = tokenizer(word).input_ids
         if len(ids) != 3:  # <|startoftext|> word <|endoftext|>
@@ -274,9 +268,7 @@ def build(*, model_dir: Path = MODEL_DIR, manifest_path: Path = MANIFEST_PATH) -
     for path in model_dir.rglob("*"):  # safetensors writes 0600; the files are meant to be shared
         path.chmod(0o755 if path.is_dir() else 0o644)
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(
-        manifest_text(model_dir=model_dir, manifest_path=manifest_path), encoding="utf-8"
-    )
+    manifest_path.write_text(manifest_text(model_dir=model_dir, manifest_path=manifest_path), encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -161,9 +161,7 @@ def _manifest_parse(data: Any, *, path: Path, expected_name: str) -> ModelManife
     for key in ("width", "height"):
         value = getattr(manifest.defaults, key)
         if value % scale:
-            raise ManifestError(
-                path, f"field 'defaults.{key}' is {value}, not a multiple of {scale}"
-            )
+            raise ManifestError(path, f"field 'defaults.{key}' is {value}, not a multiple of {scale}")
     return manifest
 
 
@@ -176,9 +174,7 @@ def _files_parse(value: Any, *, path: Path) -> Mapping[str, str]:
         if pure.is_absolute() or ".." in pure.parts or str(pure) != str(rel):
             raise ManifestError(path, f"field 'files' has {rel!r}, not a plain relative path")
         if not isinstance(digest, str) or not _SHA256_RE.match(digest):
-            raise ManifestError(
-                path, f"field 'files.{rel}' must be a lowercase sha256 hex digest, got {digest!r}"
-            )
+            raise ManifestError(path, f"field 'files.{rel}' must be a lowercase sha256 hex digest, got {digest!r}")
         files[str(rel)] = digest
     return MappingProxyType(dict(sorted(files.items())))
 
@@ -192,17 +188,11 @@ def _defaults_parse(value: Any, *, path: Path) -> ModelDefaults:
     for key in ("steps", "width", "height"):
         number = value[key]
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ManifestError(
-                path, f"field 'defaults.{key}' must be a positive integer, got {number!r}"
-            )
+            raise ManifestError(path, f"field 'defaults.{key}' must be a positive integer, got {number!r}")
     guidance = value["guidance"]
     if isinstance(guidance, bool) or not isinstance(guidance, int | float) or guidance < 0:
-        raise ManifestError(
-            path, f"field 'defaults.guidance' must be a number >= 0, got {guidance!r}"
-        )
-    return ModelDefaults(
-        steps=value["steps"], guidance=float(guidance), width=value["width"], height=value["height"]
-    )
+        raise ManifestError(path, f"field 'defaults.guidance' must be a number >= 0, got {guidance!r}")
+    return ModelDefaults(steps=value["steps"], guidance=float(guidance), width=value["width"], height=value["height"])
 
 
 def _sha256_file(path: Path) -> str:
@@ -261,9 +251,7 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
         if key in _PIPELINES:
             return _PIPELINES[key]
         pipeline_cls = getattr(diffusers, manifest.pipeline_class, None)
-        if not isinstance(pipeline_cls, type) or not issubclass(
-            pipeline_cls, diffusers.DiffusionPipeline
-        ):
+        if not isinstance(pipeline_cls, type) or not issubclass(pipeline_cls, diffusers.DiffusionPipeline):
             raise ManifestError(
                 manifest.path,
                 f"field 'pipeline_class' is {manifest.pipeline_class!r}, not a diffusers pipeline",

@@ -55,8 +55,13 @@ def asset_finalize(
     # 3. Store the master and a signed thumbnail for the dashboard.
     sha256 = storage.write(master_path(variant.key), signed)
     thumb = rendition_make(
-        signed, master_mime="image/png", serial=serial, request=THUMBNAIL, title=title,
-        signer=signing.signer, context=signing.context,
+        signed,
+        master_mime="image/png",
+        serial=serial,
+        request=THUMBNAIL,
+        title=title,
+        signer=signing.signer,
+        context=signing.context,
     )
     storage.write(thumbnail_path(variant.key), thumb)
     return GeneratedFile(

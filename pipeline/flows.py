@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any, cast
+from uuid import UUID
 
 from PIL import Image
 from prefect import flow, get_run_logger, task
@@ -48,7 +50,7 @@ def finalize_batch(
     return batch_finalize(variants, serials, images, config)
 
 
-@flow(name="campaign-run", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)
+@flow(name="campaign-run", task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=2)), validate_parameters=True)
 def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     """Expand a campaign, generate what is missing in batches, sign it and queue it for review."""
     logger = get_run_logger()
@@ -67,9 +69,19 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     summary.batches = len(batches)
     logger.info(
         "campaign %s: %d variants, %d already done, %d to generate in %d batch(es) of up to %d on %s",
-        plan.campaign.name, len(plan.variants), summary.already_done, len(todo), len(batches), params.batch_size, manifest.name,
+        plan.campaign.name,
+        len(plan.variants),
+        summary.already_done,
+        len(todo),
+        len(batches),
+        params.batch_size,
+        manifest.name,
     )
-    progress = create_progress_artifact(progress=0.0, description=f"campaign {plan.campaign.name}") if batches else None
+    progress = (
+        cast(UUID, create_progress_artifact(progress=0.0, description=f"campaign {plan.campaign.name}"))
+        if batches
+        else None
+    )
 
     def hand_over(future: PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], index: int) -> None:
         files, failures = future.result()
@@ -79,7 +91,14 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
         summary.generated += len(serials)
         summary.failed += len(failures)
         summary.failures.extend(error.splitlines()[0] for _, error in failures)
-        logger.info("batch %d/%d: %d in review, %d failed (%.1f s elapsed)", index + 1, len(batches), len(serials), len(failures), time.perf_counter() - started)
+        logger.info(
+            "batch %d/%d: %d in review, %d failed (%.1f s elapsed)",
+            index + 1,
+            len(batches),
+            len(serials),
+            len(failures),
+            time.perf_counter() - started,
+        )
         if progress is not None:
             update_progress_artifact(progress, progress=100.0 * (index + 1) / len(batches))
 

@@ -53,4 +53,7 @@ def images_generate(pipe: Any, variants: Sequence[Variant]) -> list[Image.Image]
     if len(images) != len(variants):
         raise GenerationError(f"pipeline returned {len(images)} images for {len(variants)} variants", variant_key=None)
     size = (first.output.width, first.output.height)
-    return [img.convert("RGB") if img.size == size else img.convert("RGB").resize(size, Image.Resampling.LANCZOS) for img in images]
+    return [
+        img.convert("RGB") if img.size == size else img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        for img in images
+    ]

@@ -65,7 +65,9 @@ def campaign_preflight(plan: CampaignPlan, config: PipelineConfig) -> ModelManif
     manifest = manifest_load(version.model_name, manifests_dir=config.models_dir)
     manifest_verify(manifest)
     if manifest.manifest_hash != version.model_manifest_hash:
-        raise ModelPinError(plan.template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash)
+        raise ModelPinError(
+            plan.template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
+        )
     signing_files_check(config.signing)
     factor = manifest.vae_scale_factor
     if plan.params.width % factor or plan.params.height % factor:

@@ -1,10 +1,10 @@
 """Errors of the prompt library.
 
-    PromptLibraryError                 anything wrong with templates, versions or campaigns
-    ├── LibraryFileError               a library file is malformed (names the file and the field)
-    │   └── UnknownVariableError       a template uses a variable it does not declare
-    ├── VersionChangedError            a published template version's file was edited in place
-    └── TemplateVersionNotFoundError   a campaign names a template version that does not exist
+PromptLibraryError                 anything wrong with templates, versions or campaigns
+├── LibraryFileError               a library file is malformed (names the file and the field)
+│   └── UnknownVariableError       a template uses a variable it does not declare
+├── VersionChangedError            a published template version's file was edited in place
+└── TemplateVersionNotFoundError   a campaign names a template version that does not exist
 """
 
 from __future__ import annotations

@@ -38,9 +38,7 @@ class PromptVersion(models.Model):
 
     class Meta:
         ordering = ["template__name", "number"]
-        constraints = [
-            models.UniqueConstraint(fields=["template", "number"], name="prompt_version_unique_number")
-        ]
+        constraints = [models.UniqueConstraint(fields=["template", "number"], name="prompt_version_unique_number")]
 
     def __str__(self) -> str:
         return f"{self.template.name} v{self.number}"

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from prompt_library.errors import PromptLibraryError
 from prompt_library.models import Campaign, PromptVersion
-from prompt_library.specs import CampaignSpec, GenerationParams, TemplateSpec, Variant, campaign_expand, template_from_dict
+from prompt_library.specs import (
+    CampaignSpec,
+    GenerationParams,
+    TemplateSpec,
+    Variant,
+    campaign_expand,
+    template_from_dict,
+)
 
 
 class CampaignNotFoundError(PromptLibraryError):

@@ -69,7 +69,9 @@ def library_read(root: Path) -> tuple[list[tuple[Path, TemplateSpec]], list[tupl
             if spec.name != folder.name:
                 raise LibraryFileError(path, f"field 'name' is '{spec.name}' but the folder is '{folder.name}'")
             templates.append((path, spec))
-    campaigns = [(path, campaign_parse(_yaml_read(path), path=path)) for path in sorted((root / "campaigns").glob("*.y*ml"))]
+    campaigns = [
+        (path, campaign_parse(_yaml_read(path), path=path)) for path in sorted((root / "campaigns").glob("*.y*ml"))
+    ]
     return templates, campaigns
 
 

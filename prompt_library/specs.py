@@ -170,14 +170,17 @@ def _require(data: Mapping[str, Any], field: str, kind: type | tuple[type, ...],
     if field not in data:
         raise LibraryFileError(path, f"missing field '{field}'")
     value = data[field]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise LibraryFileError(path, f"field '{field}' must be {_kind_name(kind)} (got {value!r})")
     return value
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"str": "text", "int": "an integer", "list": "a list", "dict": "a mapping"}.get(k.__name__, k.__name__) for k in kinds)
+    return " or ".join(
+        {"str": "text", "int": "an integer", "list": "a list", "dict": "a mapping"}.get(k.__name__, k.__name__)
+        for k in kinds
+    )
 
 
 def _positive_int(value: object, field: str, path: Path, *, limit: int = MAX_SIDE) -> int:
@@ -216,7 +219,9 @@ def _output_parse(data: object, path: Path) -> OutputSpec:
             raise LibraryFileError(path, f"field '{where}' must be a mapping")
         rfmt = item.get("format")
         if rfmt not in IMAGE_FORMATS:
-            raise LibraryFileError(path, f"field '{where}.format' must be one of {', '.join(IMAGE_FORMATS)} (got {rfmt!r})")
+            raise LibraryFileError(
+                path, f"field '{where}.format' must be one of {', '.join(IMAGE_FORMATS)} (got {rfmt!r})"
+            )
         quality = item.get("quality", 90)
         renditions.append(
             RenditionSpec(
@@ -269,11 +274,16 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         raise LibraryFileError(path, f"field 'params' must be a mapping (got {params!r})")
     unknown_params = sorted(set(params) - {"steps", "guidance", "width", "height"})
     if unknown_params:
-        raise LibraryFileError(path, f"field 'params' has unknown key(s) {', '.join(unknown_params)} (known: steps, guidance, width, height)")
+        raise LibraryFileError(
+            path,
+            f"field 'params' has unknown key(s) {', '.join(unknown_params)} (known: steps, guidance, width, height)",
+        )
     if "steps" in params:
         _positive_int(params["steps"], "params.steps", path, limit=500)
     if "guidance" in params and (not isinstance(params["guidance"], int | float) or not 0 <= params["guidance"] <= 50):
-        raise LibraryFileError(path, f"field 'params.guidance' must be a number from 0 to 50 (got {params['guidance']!r})")
+        raise LibraryFileError(
+            path, f"field 'params.guidance' must be a number from 0 to 50 (got {params['guidance']!r})"
+        )
     for side in ("width", "height"):
         if side in params:
             _positive_int(params[side], f"params.{side}", path)
@@ -309,7 +319,9 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
         variables.append((str(var), tuple(values)))
     seeds = _require(data, "seeds", list, path)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds):
-        raise LibraryFileError(path, f"field 'seeds' must be a non-empty list of integers from 0 to 2**63-1 (got {seeds!r})")
+        raise LibraryFileError(
+            path, f"field 'seeds' must be a non-empty list of integers from 0 to 2**63-1 (got {seeds!r})"
+        )
     if len(set(seeds)) != len(seeds):
         raise LibraryFileError(path, f"field 'seeds' repeats a seed ({seeds!r})")
     deadline = data.get("deadline")
@@ -339,12 +351,14 @@ def campaign_check(campaign: CampaignSpec, template: TemplateSpec, *, path: Path
     if missing:
         raise LibraryFileError(
             where,
-            f"template '{template.name}' v{template.number} needs variable '{missing[0]}' (given: {', '.join(given) or 'none'})",
+            f"template '{template.name}' v{template.number} needs variable '{missing[0]}' "
+            f"(given: {', '.join(given) or 'none'})",
         )
     if extra:
         raise LibraryFileError(
             where,
-            f"template '{template.name}' v{template.number} has no variable '{extra[0]}' (declared: {', '.join(template.variables)})",
+            f"template '{template.name}' v{template.number} has no variable '{extra[0]}' "
+            f"(declared: {', '.join(template.variables)})",
         )
 
 

@@ -1,10 +1,10 @@
 """Errors of the review app.
 
-    ReviewError                  anything refused by a review service
-    ├── IllegalTransitionError   an asset cannot move from its state to the one asked for
-    ├── AlreadyDecidedError      this reviewer has already decided on this asset
-    ├── PublishRefusedError      publishing an asset that is not approved
-    └── UnknownAssetsError       a hand-over names assets that were never registered
+ReviewError                  anything refused by a review service
+├── IllegalTransitionError   an asset cannot move from its state to the one asked for
+├── AlreadyDecidedError      this reviewer has already decided on this asset
+├── PublishRefusedError      publishing an asset that is not approved
+└── UnknownAssetsError       a hand-over names assets that were never registered
 """
 
 from __future__ import annotations

@@ -76,6 +76,9 @@ class ReviewDecision(models.Model):
         ordering = ["created_at"]
         constraints = [models.UniqueConstraint(fields=["asset", "reviewer"], name="decision_one_per_reviewer")]
 
+    def __str__(self) -> str:
+        return f"{self.decision} asset {self.asset_id} by reviewer {self.reviewer_id}"
+
 
 class AuditEvent(models.Model):
     """An append-only record of everything that happened to an asset, and who did it."""
@@ -111,3 +114,6 @@ class Publication(models.Model):
 
     class Meta:
         ordering = ["created_at", "rendition"]
+
+    def __str__(self) -> str:
+        return f"{self.rendition} of asset {self.asset_id}: {self.path}"

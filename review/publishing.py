@@ -46,15 +46,25 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
         for request in requests:
             data = rendition_make(
-                master, master_mime=asset.mime, serial=asset.pk, request=request,
-                title=f"{asset.campaign.name} #{asset.pk}", signer=signer, context=context,
+                master,
+                master_mime=asset.mime,
+                serial=asset.pk,
+                request=request,
+                title=f"{asset.campaign.name} #{asset.pk}",
+                signer=signer,
+                context=context,
             )
             path = publish_path(asset, request.name, request.format)
             sha256 = target.write(path, data)
             written.append(
                 WrittenRendition(
-                    name=request.name, path=path, mime=MIME[request.format], width=request.width,
-                    height=request.height, sha256=sha256, size=len(data),
+                    name=request.name,
+                    path=path,
+                    mime=MIME[request.format],
+                    width=request.width,
+                    height=request.height,
+                    sha256=sha256,
+                    size=len(data),
                 )
             )
     return written

@@ -8,8 +8,12 @@ from review.models import Asset, AuditEvent
 from review.states import AssetState
 
 QUEUE_STATES = [
-    AssetState.IN_REVIEW, AssetState.APPROVED, AssetState.REJECTED, AssetState.PUBLISHED,
-    AssetState.FAILED, AssetState.PENDING,
+    AssetState.IN_REVIEW,
+    AssetState.APPROVED,
+    AssetState.REJECTED,
+    AssetState.PUBLISHED,
+    AssetState.FAILED,
+    AssetState.PENDING,
 ]
 
 
@@ -40,12 +44,7 @@ def asset_get(*, serial: int) -> Asset:
 
 def asset_next_in_review(*, after: Asset) -> Asset | None:
     """The next asset waiting for review after this one, to keep a reviewer moving."""
-    return (
-        Asset.objects.filter(state=AssetState.IN_REVIEW)
-        .exclude(pk=after.pk)
-        .order_by("created_at", "id")
-        .first()
-    )
+    return Asset.objects.filter(state=AssetState.IN_REVIEW).exclude(pk=after.pk).order_by("created_at", "id").first()
 
 
 def audit_events(*, asset: Asset) -> QuerySet[AuditEvent]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from prompt_library.models import Campaign, PromptVersion
@@ -49,17 +49,15 @@ def _event(
     asset: Asset | None,
     action: str,
     *,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     from_state: str = "",
     to_state: str = "",
     **detail: Any,
 ) -> AuditEvent:
-    return AuditEvent(
-        asset=asset, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail
-    )
+    return AuditEvent(asset=asset, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail)
 
 
-def _move(asset: Asset, to_state: str, action: str, *, actor: AbstractBaseUser | None = None, **detail: Any) -> AuditEvent:
+def _move(asset: Asset, to_state: str, action: str, *, actor: User | None = None, **detail: Any) -> AuditEvent:
     """Check and apply one transition in memory; the caller saves the asset and the event."""
     transition_check(serial=asset.pk, from_state=asset.state, to_state=to_state)
     event = _event(asset, action, actor=actor, from_state=asset.state, to_state=to_state, **detail)
@@ -88,7 +86,6 @@ def assets_register(*, variants: Sequence[Variant]) -> dict[str, AssetRef]:
                 raise
     assets = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state")}
     return {k: AssetRef(key=k, serial=a.pk, state=a.state) for k, a in assets.items()}
-
 
 
 def _lookups(variants: Sequence[Variant]) -> dict[tuple[str, str, int], tuple[int, int]]:
@@ -150,7 +147,17 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         events.append(_move(asset, AssetState.GENERATED, "generated", sha256=f.sha256))
         events.append(_move(asset, AssetState.IN_REVIEW, "submitted"))
         moved.append(asset)
-    fields = ["file_path", "thumb_path", "mime", "file_sha256", "file_size", "generation_record", "error", "state", "updated_at"]
+    fields = [
+        "file_path",
+        "thumb_path",
+        "mime",
+        "file_sha256",
+        "file_size",
+        "generation_record",
+        "error",
+        "state",
+        "updated_at",
+    ]
     Asset.objects.bulk_update(moved, fields)
     AuditEvent.objects.bulk_create(events)
     return [a.pk for a in moved]
@@ -166,9 +173,7 @@ def asset_generation_fail(*, key: str, error: str) -> None:
     event.save()
 
 
-def _decide(
-    *, asset: Asset, reviewer: AbstractBaseUser, decision: str, to_state: str, reason: str, comment: str
-) -> Asset:
+def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reason: str, comment: str) -> Asset:
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
     transition_check(serial=locked.pk, from_state=locked.state, to_state=to_state)
     if ReviewDecision.objects.filter(asset=locked, reviewer=reviewer).exists():
@@ -181,27 +186,35 @@ def _decide(
 
 
 @transaction.atomic
-def asset_approve(*, asset: Asset, reviewer: AbstractBaseUser, comment: str = "") -> Asset:
+def asset_approve(*, asset: Asset, reviewer: User, comment: str = "") -> Asset:
     """Approve an asset in review."""
     return _decide(
-        asset=asset, reviewer=reviewer, decision=ReviewDecision.Decision.APPROVE,
-        to_state=AssetState.APPROVED, reason="", comment=comment,
+        asset=asset,
+        reviewer=reviewer,
+        decision=ReviewDecision.Decision.APPROVE,
+        to_state=AssetState.APPROVED,
+        reason="",
+        comment=comment,
     )
 
 
 @transaction.atomic
-def asset_reject(*, asset: Asset, reviewer: AbstractBaseUser, reason: str, comment: str = "") -> Asset:
+def asset_reject(*, asset: Asset, reviewer: User, reason: str, comment: str = "") -> Asset:
     """Reject an asset in review, with a reason code."""
     if reason not in ReviewDecision.Reason.values:
         raise ValueError(f"reason must be one of {', '.join(ReviewDecision.Reason.values)} (got {reason!r})")
     return _decide(
-        asset=asset, reviewer=reviewer, decision=ReviewDecision.Decision.REJECT,
-        to_state=AssetState.REJECTED, reason=reason, comment=comment,
+        asset=asset,
+        reviewer=reviewer,
+        decision=ReviewDecision.Decision.REJECT,
+        to_state=AssetState.REJECTED,
+        reason=reason,
+        comment=comment,
     )
 
 
 @transaction.atomic
-def asset_publish(*, asset: Asset, user: AbstractBaseUser) -> list[Publication]:
+def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     """Write the asset's signed renditions to the publish target; only approved assets.
 
     The refusal is here, not in the view, so nothing that calls this can publish an asset no
@@ -216,8 +229,15 @@ def asset_publish(*, asset: Asset, user: AbstractBaseUser) -> list[Publication]:
     publications = Publication.objects.bulk_create(
         [
             Publication(
-                asset=locked, rendition=w.name, path=w.path, mime=w.mime, width=w.width,
-                height=w.height, sha256=w.sha256, size=w.size, published_by=user,
+                asset=locked,
+                rendition=w.name,
+                path=w.path,
+                mime=w.mime,
+                width=w.width,
+                height=w.height,
+                sha256=w.sha256,
+                size=w.size,
+                published_by=user,
             )
             for w in written
         ]

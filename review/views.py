@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-
 from PIL import Image
 
 from pipeline.config import config_from_settings
@@ -107,8 +106,10 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
         return redirect("review:asset", serial=serial)
     try:
         services.asset_reject(
-            asset=asset, reviewer=request.user,  # type: ignore[arg-type]
-            reason=form.cleaned_data["reason"], comment=form.cleaned_data["comment"],
+            asset=asset,
+            reviewer=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+            comment=form.cleaned_data["comment"],
         )
     except ReviewError as exc:
         messages.error(request, str(exc))

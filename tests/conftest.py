@@ -13,9 +13,10 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="greenlight-prefec
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-import pytest  # noqa: E402
+import pytest
 
-from pipeline.signing import SigningFiles, dev_chain_create  # noqa: E402
+from pipeline.signing import SigningFiles, dev_chain_create
+from tests.fixture_types import SettingsWrapper
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def signing_files(tmp_path_factory: pytest.TempPathFactory) -> SigningFiles:
 
 
 @pytest.fixture
-def greenlight_settings(settings, tmp_path: Path, signing_files: SigningFiles):  # type: ignore[no-untyped-def]
+def greenlight_settings(settings: SettingsWrapper, tmp_path: Path, signing_files: SigningFiles) -> SettingsWrapper:
     """Storage, publish target and signing files in temporary folders for one test."""
     settings.GREENLIGHT_STORAGE_ROOT = tmp_path / "storage"
     settings.GREENLIGHT_PUBLISH_ROOT = tmp_path / "published"
@@ -36,7 +37,7 @@ def greenlight_settings(settings, tmp_path: Path, signing_files: SigningFiles): 
 
 
 @pytest.fixture
-def library_dir(tmp_path: Path, settings) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+def library_dir(tmp_path: Path, settings: SettingsWrapper) -> Iterator[Path]:
     """A writable copy of the shipped prompt library, used as GREENLIGHT_LIBRARY_DIR."""
     import shutil
 

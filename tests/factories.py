@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import OutputSpec, RenditionSpec, TemplateSpec
@@ -40,6 +41,12 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"reviewer{n}")
     password = factory.django.Password("pw-for-tests")
+
+
+def make_user(**fields: object) -> User:
+    """A saved user (password "pw-for-tests"), typed for the services it is passed to."""
+    user: User = UserFactory.create(**fields)
+    return user
 
 
 class PromptTemplateFactory(factory.django.DjangoModelFactory):

@@ -5,66 +5,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='PromptTemplate',
+            name="PromptTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PromptVersion',
+            name="PromptVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('content_hash', models.CharField(max_length=64)),
-                ('prompt', models.TextField()),
-                ('negative_prompt', models.TextField(blank=True)),
-                ('model_name', models.CharField(max_length=100)),
-                ('model_manifest_hash', models.CharField(max_length=64)),
-                ('params', models.JSONField(default=dict)),
-                ('spec', models.JSONField(default=dict)),
-                ('source_file', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='prompt_library.prompttemplate')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("content_hash", models.CharField(max_length=64)),
+                ("prompt", models.TextField()),
+                ("negative_prompt", models.TextField(blank=True)),
+                ("model_name", models.CharField(max_length=100)),
+                ("model_manifest_hash", models.CharField(max_length=64)),
+                ("params", models.JSONField(default=dict)),
+                ("spec", models.JSONField(default=dict)),
+                ("source_file", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="prompt_library.prompttemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['template__name', 'number'],
+                "ordering": ["template__name", "number"],
             },
         ),
         migrations.CreateModel(
-            name='Campaign',
+            name="Campaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('title', models.CharField(blank=True, max_length=200)),
-                ('kind', models.CharField(choices=[('scheduled', 'Scheduled campaign'), ('request', 'Asset request')], default='scheduled', max_length=20)),
-                ('variables', models.JSONField(default=dict)),
-                ('seeds', models.JSONField(default=list)),
-                ('deadline', models.DateTimeField(blank=True, null=True)),
-                ('source_file', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('prompt_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='campaigns', to='prompt_library.promptversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("title", models.CharField(blank=True, max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("scheduled", "Scheduled campaign"), ("request", "Asset request")],
+                        default="scheduled",
+                        max_length=20,
+                    ),
+                ),
+                ("variables", models.JSONField(default=dict)),
+                ("seeds", models.JSONField(default=list)),
+                ("deadline", models.DateTimeField(blank=True, null=True)),
+                ("source_file", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "prompt_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="campaigns",
+                        to="prompt_library.promptversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddConstraint(
-            model_name='promptversion',
-            constraint=models.UniqueConstraint(fields=('template', 'number'), name='prompt_version_unique_number'),
+            model_name="promptversion",
+            constraint=models.UniqueConstraint(fields=("template", "number"), name="prompt_version_unique_number"),
         ),
     ]

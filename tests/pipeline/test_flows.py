@@ -19,6 +19,7 @@ from pipeline.watermark import watermark_read
 from prompt_library.services import library_load
 from review.models import Asset
 from review.states import AssetState
+from tests.fixture_types import SettingsWrapper
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -28,7 +29,9 @@ def stored_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def test_demo_campaign_runs_end_to_end_and_a_rerun_duplicates_nothing(greenlight_settings, library_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_demo_campaign_runs_end_to_end_and_a_rerun_duplicates_nothing(
+    greenlight_settings: SettingsWrapper, library_dir: Path
+) -> None:
     library_load()
     summary = campaign_run_local(campaign="demo-spring", batch_size=5)
     assert (summary.variants, summary.generated, summary.failed, summary.batches) == (12, 12, 0, 3)
@@ -38,7 +41,10 @@ def test_demo_campaign_runs_end_to_end_and_a_rerun_duplicates_nothing(greenlight
     assert {a.state for a in assets} == {AssetState.IN_REVIEW}
     config = config_from_settings()
     with reader_context(config.signing) as context:
-        reports = {a.pk: c2pa_read((config.storage_root / a.file_path).read_bytes(), mime="image/png", context=context) for a in assets}
+        reports = {
+            a.pk: c2pa_read((config.storage_root / a.file_path).read_bytes(), mime="image/png", context=context)
+            for a in assets
+        }
     for asset in assets:
         data = (config.storage_root / asset.file_path).read_bytes()
         assert (config.storage_root / asset.thumb_path).is_file()
@@ -70,7 +76,9 @@ def test_demo_campaign_runs_end_to_end_and_a_rerun_duplicates_nothing(greenlight
     assert {p: p.read_bytes() for p in stored_files(config.storage_root)} == files_before
 
 
-def test_a_corrupted_model_folder_is_refused_before_anything_is_generated(greenlight_settings, library_dir: Path, tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrupted_model_folder_is_refused_before_anything_is_generated(
+    greenlight_settings: SettingsWrapper, library_dir: Path, tmp_path: Path, settings: SettingsWrapper
+) -> None:
     library_load()
     models = tmp_path / "models"
     shipped = Path(settings.BASE_DIR) / "models"
@@ -88,7 +96,9 @@ def test_a_corrupted_model_folder_is_refused_before_anything_is_generated(greenl
     assert stored_files(config_from_settings().storage_root) == []
 
 
-def test_a_missing_signing_certificate_is_refused_before_anything_is_generated(greenlight_settings, library_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_signing_certificate_is_refused_before_anything_is_generated(
+    greenlight_settings: SettingsWrapper, library_dir: Path, tmp_path: Path
+) -> None:
     library_load()
     missing = tmp_path / "nowhere" / "chain.pem"
     greenlight_settings.GREENLIGHT_SIGNING_CHAIN = missing

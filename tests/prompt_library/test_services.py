@@ -37,7 +37,7 @@ def test_editing_a_published_version_in_place_is_refused(library_dir: Path) -> N
     library_load()
     path = library_dir / "templates" / "catalog-hero" / "v1.yaml"
     path.write_text(path.read_text().replace("a {product} on {scene}", "a {product} in {scene}"))
-    with pytest.raises(VersionChangedError, match="v1.yaml.*add a new version file"):
+    with pytest.raises(VersionChangedError, match=r"v1\.yaml.*add a new version file"):
         library_load()
 
 

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
+from pytest_django.live_server_helper import LiveServer
 
 from review.models import Asset
 from review.states import AssetState
-from tests.factories import UserFactory
+from tests.factories import make_user
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are fine.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -20,13 +22,15 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
+    ),
 ]
 SCREENSHOTS = os.environ.get("GREENLIGHT_SCREENSHOTS")
 
 
 @pytest.fixture
-def page(live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def page(live_server: LiveServer) -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -41,13 +45,13 @@ def page(live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
         browser.close()
 
 
-def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def shot(page: Page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
-def login(page, live_server, username: str) -> None:  # type: ignore[no-untyped-def]
+def login(page: Page, live_server: LiveServer, username: str) -> None:
     page.goto(f"{live_server.url}/")
     assert "/login/" in page.url  # anonymous visitors land on the login page
     page.fill("input[name=username]", username)
@@ -56,13 +60,17 @@ def login(page, live_server, username: str) -> None:  # type: ignore[no-untyped-
     page.wait_for_selector(".grid")
 
 
-def test_reviewer_logs_in_approves_rejects_and_publishes(page, live_server, reviewable_assets: list[Asset]) -> None:  # type: ignore[no-untyped-def]
-    UserFactory(username="rita", is_staff=True)
+def test_reviewer_logs_in_approves_rejects_and_publishes(
+    page: Page, live_server: LiveServer, reviewable_assets: list[Asset]
+) -> None:
+    make_user(username="rita", is_staff=True)
     login(page, live_server, "rita")
     tiles = page.locator(".tile")
     assert tiles.count() == len(reviewable_assets)
     # Every thumbnail actually loaded (naturalWidth is 0 for a broken image).
-    page.wait_for_function("Array.from(document.querySelectorAll('.tile img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.tile img')).every(i => i.complete && i.naturalWidth > 0)"
+    )
     shot(page, "queue")
 
     first, second = reviewable_assets[:2]

@@ -13,7 +13,8 @@ from review.errors import AlreadyDecidedError, IllegalTransitionError, PublishRe
 from review.models import Asset, AuditEvent, Publication
 from review.services import asset_approve, asset_generation_fail, asset_publish, asset_reject, assets_hand_over
 from review.states import AssetState
-from tests.factories import UserFactory
+from tests.factories import make_user
+from tests.fixture_types import SettingsWrapper
 
 pytestmark = pytest.mark.django_db
 
@@ -33,69 +34,88 @@ def test_handing_the_same_files_over_again_changes_nothing(reviewable_assets: li
 
     asset = reviewable_assets[0]
     again = GeneratedFile(
-        key=asset.key, file_path=asset.file_path, thumb_path=asset.thumb_path, mime=asset.mime,
-        sha256=asset.file_sha256, size=asset.file_size or 0,
+        key=asset.key,
+        file_path=asset.file_path,
+        thumb_path=asset.thumb_path,
+        mime=asset.mime,
+        sha256=asset.file_sha256,
+        size=asset.file_size or 0,
     )
     assert assets_hand_over(files=[again]) == []
     assert AuditEvent.objects.filter(asset=asset).count() == 3
 
 
 def test_approve_moves_to_approved_and_records_decision_and_event(reviewable_assets: list[Asset]) -> None:
-    reviewer = UserFactory()
+    reviewer = make_user()
     asset = asset_approve(asset=reviewable_assets[0], reviewer=reviewer, comment="on brand")
     assert asset.state == AssetState.APPROVED
     event = AuditEvent.objects.filter(asset=asset).latest("id")
-    assert (event.action, event.actor, event.from_state, event.to_state) == ("approve", reviewer, "in_review", "approved")
+    assert (event.action, event.actor, event.from_state, event.to_state) == (
+        "approve",
+        reviewer,
+        "in_review",
+        "approved",
+    )
     assert event.detail["comment"] == "on brand"
 
 
 def test_reject_needs_a_known_reason(reviewable_assets: list[Asset]) -> None:
     with pytest.raises(ValueError, match="reason must be one of"):
-        asset_reject(asset=reviewable_assets[0], reviewer=UserFactory(), reason="ugly")
-    asset = asset_reject(asset=reviewable_assets[0], reviewer=UserFactory(), reason="visual_artifact", comment="smudge")
+        asset_reject(asset=reviewable_assets[0], reviewer=make_user(), reason="ugly")
+    asset = asset_reject(asset=reviewable_assets[0], reviewer=make_user(), reason="visual_artifact", comment="smudge")
     assert asset.state == AssetState.REJECTED
     assert asset.decisions.get().reason == "visual_artifact"
 
 
 def test_a_decided_asset_cannot_be_decided_again(reviewable_assets: list[Asset]) -> None:
-    reviewer = UserFactory()
+    reviewer = make_user()
     asset_approve(asset=reviewable_assets[0], reviewer=reviewer)
     with pytest.raises(IllegalTransitionError):
-        asset_reject(asset=reviewable_assets[0], reviewer=UserFactory(), reason="other")
+        asset_reject(asset=reviewable_assets[0], reviewer=make_user(), reason="other")
     assert Asset.objects.get(pk=reviewable_assets[0].pk).state == AssetState.APPROVED
 
 
 def test_a_reviewer_cannot_decide_twice_on_one_asset(reviewable_assets: list[Asset]) -> None:
     from review.models import ReviewDecision
 
-    reviewer = UserFactory()
+    reviewer = make_user()
     asset = reviewable_assets[0]
     ReviewDecision.objects.create(asset=asset, reviewer=reviewer, decision="approve")
     with pytest.raises(AlreadyDecidedError):
         asset_approve(asset=asset, reviewer=reviewer)
 
 
-def test_publishing_an_asset_in_review_is_refused_and_writes_nothing(reviewable_assets: list[Asset], settings) -> None:  # type: ignore[no-untyped-def]
+def test_publishing_an_asset_in_review_is_refused_and_writes_nothing(
+    reviewable_assets: list[Asset], settings: SettingsWrapper
+) -> None:
     asset = reviewable_assets[0]
-    with pytest.raises(PublishRefusedError, match=f"Asset {asset.pk} is in_review: only approved assets can be published"):
-        asset_publish(asset=asset, user=UserFactory())
-    assert not Path(settings.GREENLIGHT_PUBLISH_ROOT).exists() or not any(Path(settings.GREENLIGHT_PUBLISH_ROOT).rglob("*.*"))
+    with pytest.raises(
+        PublishRefusedError, match=f"Asset {asset.pk} is in_review: only approved assets can be published"
+    ):
+        asset_publish(asset=asset, user=make_user())
+    assert not Path(settings.GREENLIGHT_PUBLISH_ROOT).exists() or not any(
+        Path(settings.GREENLIGHT_PUBLISH_ROOT).rglob("*.*")
+    )
     assert Publication.objects.count() == 0
 
 
 def test_publishing_a_rejected_asset_is_refused(reviewable_assets: list[Asset]) -> None:
-    asset = asset_reject(asset=reviewable_assets[0], reviewer=UserFactory(), reason="off_brand")
+    asset = asset_reject(asset=reviewable_assets[0], reviewer=make_user(), reason="off_brand")
     with pytest.raises(PublishRefusedError):
-        asset_publish(asset=asset, user=UserFactory())
+        asset_publish(asset=asset, user=make_user())
 
 
 def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_as_parent(
-    reviewable_assets: list[Asset], settings  # type: ignore[no-untyped-def]
+    reviewable_assets: list[Asset],
+    settings: SettingsWrapper,
 ) -> None:
-    publisher = UserFactory()
-    asset = asset_approve(asset=reviewable_assets[0], reviewer=UserFactory())
+    publisher = make_user()
+    asset = asset_approve(asset=reviewable_assets[0], reviewer=make_user())
     publications = asset_publish(asset=asset, user=publisher)
-    assert [(p.rendition, p.mime, p.width) for p in publications] == [("web", "image/jpeg", 1024), ("thumb", "image/webp", 256)]
+    assert [(p.rendition, p.mime, p.width) for p in publications] == [
+        ("web", "image/jpeg", 1024),
+        ("thumb", "image/webp", 256),
+    ]
     config = config_from_settings()
     with reader_context(config.signing) as context:
         reports = {}

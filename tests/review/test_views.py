@@ -1,32 +1,42 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import cast
+
 import pytest
+from django.http import FileResponse
 from django.test import Client
 from django.urls import reverse
+from pytest_django.fixtures import DjangoAssertNumQueries
 
 from review.models import Asset
 from review.states import AssetState
-from tests.factories import UserFactory
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
 
+def body(response: object) -> bytes:
+    return b"".join(cast(Iterator[bytes], cast(FileResponse, response).streaming_content))
+
+
 @pytest.fixture
 def reviewer_client(client: Client) -> Client:
-    client.force_login(UserFactory(username="rita"))
+    client.force_login(make_user(username="rita"))
     return client
 
 
 @pytest.mark.parametrize("name", ["review:queue", "review:asset", "review:file"])
 def test_anonymous_visitors_are_sent_to_the_login_page(client: Client, name: str) -> None:
-    args = {"review:queue": [], "review:asset": [1], "review:file": [1, "master"]}[name]
+    routes: dict[str, list[object]] = {"review:queue": [], "review:asset": [1], "review:file": [1, "master"]}
+    args = routes[name]
     response = client.get(reverse(name, args=args))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
 
 def test_login_page_is_open_and_login_works(client: Client) -> None:
-    UserFactory(username="lee")
+    make_user(username="lee")
     assert client.get(reverse("login")).status_code == 200
     response = client.post(reverse("login"), {"username": "lee", "password": "pw-for-tests"})
     assert response.status_code == 302 and response["Location"] == reverse("review:queue")
@@ -42,7 +52,9 @@ def test_queue_shows_thumbnails_of_assets_in_review(reviewer_client: Client, rev
 
 
 def test_queue_query_count_does_not_grow_with_rows(
-    reviewer_client: Client, reviewable_assets: list[Asset], django_assert_max_num_queries  # type: ignore[no-untyped-def]
+    reviewer_client: Client,
+    reviewable_assets: list[Asset],
+    django_assert_max_num_queries: DjangoAssertNumQueries,
 ) -> None:
     with django_assert_max_num_queries(6):
         assert reviewer_client.get(reverse("review:queue")).status_code == 200
@@ -52,11 +64,13 @@ def test_thumbnail_and_master_are_served_to_a_reviewer(reviewer_client: Client, 
     asset = reviewable_assets[0]
     thumb = reviewer_client.get(reverse("review:file", args=[asset.pk, "thumbnail"]))
     master = reviewer_client.get(reverse("review:file", args=[asset.pk, "master"]))
-    assert thumb["Content-Type"] == "image/jpeg" and b"".join(thumb.streaming_content)[:2] == b"\xff\xd8"
-    assert master["Content-Type"] == "image/png" and b"".join(master.streaming_content)[:4] == b"\x89PNG"
+    assert thumb["Content-Type"] == "image/jpeg" and body(thumb)[:2] == b"\xff\xd8"
+    assert master["Content-Type"] == "image/png" and body(master)[:4] == b"\x89PNG"
 
 
-def test_asset_page_shows_prompt_model_c2pa_state_and_watermark(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+def test_asset_page_shows_prompt_model_c2pa_state_and_watermark(
+    reviewer_client: Client, reviewable_assets: list[Asset]
+) -> None:
     asset = reviewable_assets[0]
     html = reviewer_client.get(reverse("review:asset", args=[asset.pk])).content.decode()
     assert asset.prompt in html
@@ -73,14 +87,18 @@ def test_approve_by_post_moves_on_to_the_next_asset(reviewer_client: Client, rev
     assert Asset.objects.get(pk=first.pk).state == AssetState.APPROVED
 
 
-def test_reject_without_a_reason_is_refused_with_a_message(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+def test_reject_without_a_reason_is_refused_with_a_message(
+    reviewer_client: Client, reviewable_assets: list[Asset]
+) -> None:
     asset = reviewable_assets[0]
     response = reviewer_client.post(reverse("review:reject", args=[asset.pk]), {"reason": ""}, follow=True)
     assert "choose a reason" in response.content.decode()
     assert Asset.objects.get(pk=asset.pk).state == AssetState.IN_REVIEW
 
 
-def test_publish_of_an_unapproved_asset_shows_the_refusal(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+def test_publish_of_an_unapproved_asset_shows_the_refusal(
+    reviewer_client: Client, reviewable_assets: list[Asset]
+) -> None:
     asset = reviewable_assets[0]
     response = reviewer_client.post(reverse("review:publish", args=[asset.pk]), follow=True)
     assert "only approved assets can be published" in response.content.decode()
@@ -89,7 +107,7 @@ def test_publish_of_an_unapproved_asset_shows_the_refusal(reviewer_client: Clien
 
 def test_forms_need_a_csrf_token(reviewable_assets: list[Asset]) -> None:
     client = Client(enforce_csrf_checks=True)
-    client.force_login(UserFactory())
+    client.force_login(make_user())
     response = client.post(reverse("review:approve", args=[reviewable_assets[0].pk]))
     assert response.status_code == 403
 
@@ -103,7 +121,15 @@ def test_prompt_text_is_escaped(reviewer_client: Client, reviewable_assets: list
 
 
 def test_admin_lists_every_model(client: Client) -> None:
-    client.force_login(UserFactory(username="admin", is_staff=True, is_superuser=True))
+    client.force_login(make_user(username="admin", is_staff=True, is_superuser=True))
     html = client.get(reverse("admin:index")).content.decode()
-    for model in ["assets", "audit events", "publications", "review decisions", "campaigns", "prompt templates", "prompt versions"]:
+    for model in [
+        "assets",
+        "audit events",
+        "publications",
+        "review decisions",
+        "campaigns",
+        "prompt templates",
+        "prompt versions",
+    ]:
         assert model in html.lower()

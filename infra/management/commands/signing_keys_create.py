@@ -28,7 +28,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Signing chain already present in {files.chain.parent}")
             return
         if len({files.chain.parent, files.key.parent, files.trust_anchors.parent}) != 1:
-            raise CommandError("GREENLIGHT_SIGNING_CHAIN, _KEY and GREENLIGHT_TRUST_ANCHORS must share one folder to create a development chain")
+            raise CommandError(
+                "GREENLIGHT_SIGNING_CHAIN, GREENLIGHT_SIGNING_KEY and GREENLIGHT_TRUST_ANCHORS must share "
+                "one folder to create a development chain"
+            )
         created = dev_chain_create(files.chain.parent, days=options["days"], overwrite=options["force"])
         if (created.chain, created.key, created.trust_anchors) != (files.chain, files.key, files.trust_anchors):
             raise CommandError(f"the development chain was written as {created}, but the settings expect {files}")
