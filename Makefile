@@ -15,9 +15,11 @@ install: $(STAMP)
 # torch first and pinned: a requirement that lets pip choose would pull a CUDA build.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing $(TORCH) (CPU)"; $(PY) -m pip install -q --disable-pip-version-check $(TORCH)
+	@echo "==> installing $(TORCH) (CPU)"
+	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check $(TORCH) 2>&1 | { grep -v "is ignored" || true; }
 	@echo "==> installing pinned dependencies (requirements.lock)"
-	$(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]' 2>&1 \
+	  | { grep -v "is ignored" || true; }
 	@touch $(STAMP)
 
 demo: $(STAMP)

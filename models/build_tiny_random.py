@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -94,7 +95,7 @@ def _bpe(word: Sequence[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply BPE merges to ``word`` (a list of symbols) exactly as the CLIP tokenizer does."""
     symbols = list(word)
     while len(symbols) > 1:
-        pairs = [(ranks.get(pair, -1), i) for i, pair in enumerate(zip(symbols, symbols[1:]))]
+        pairs = [(ranks.get(pair, -1), i) for i, pair in enumerate(itertools.pairwise(symbols))]
         known = [(rank, i) for rank, i in pairs if rank >= 0]
         if not known:
             break
@@ -125,7 +126,7 @@ def tokenizer_vocab_and_merges(words: Iterable[str]) -> tuple[dict[str, int], li
     byte_encoder = _bytes_to_unicode()
     for word in words:
         chars = [byte_encoder[b] for b in word.encode("utf-8")]
-        symbols = chars[:-1] + [chars[-1] + "</w>"]
+        symbols = [*chars[:-1], chars[-1] + "</w>"]
         while len(segments := _bpe(symbols, ranks)) > 1:
             ranks[(segments[0], segments[1])] = len(ranks)
             merged = segments[0] + segments[1]

@@ -243,6 +243,13 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     import diffusers
     import torch
+    import transformers
+
+    # A worker's log shows its own progress, not per-component loading bars.
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -258,9 +265,7 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
             )
         manifest_verify(manifest)
         dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
-        pipe = pipeline_cls.from_pretrained(
-            manifest.folder, torch_dtype=dtype, local_files_only=True, use_safetensors=True
-        )
+        pipe = pipeline_cls.from_pretrained(manifest.folder, dtype=dtype, local_files_only=True, use_safetensors=True)
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
