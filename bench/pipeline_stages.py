@@ -1,0 +1,128 @@
+"""Per-stage cost of making one asset on this machine, without Prefect or a database.
+
+    python -m bench.pipeline_stages [--count 16] [--batch-size 8]
+
+Expands the demo campaign from the library files, then times each stage the flow runs:
+generation (batched, on the shipped model), watermark embedding, PNG encoding, C2PA signing,
+the signed thumbnail, and reading everything back (C2PA validation and watermark decoding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+import infra.django_boot  # noqa: F401  (pipeline.finalize imports the review app's types)
+from models.registry import manifest_load, pipeline_load
+from pipeline.finalize import THUMBNAIL
+from pipeline.renditions import image_encode, rendition_make
+from pipeline.run import batch_generate
+from pipeline.signing import c2pa_read, c2pa_sign, dev_chain_create, generated_manifest, reader_context, signer_create
+from pipeline.watermark import watermark_embed, watermark_payload, watermark_read
+from prompt_library.specs import GenerationParams, campaign_expand, campaign_parse, chunked, template_parse
+
+LIBRARY = Path(__file__).resolve().parent.parent / "prompt_library" / "library"
+
+
+@contextmanager
+def stopwatch(samples: list[float]) -> Iterator[None]:
+    """Append the block's wall time in milliseconds to `samples`."""
+    start = time.perf_counter()
+    yield
+    samples.append((time.perf_counter() - start) * 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+
+    template_path = LIBRARY / "templates" / "catalog-hero" / "v1.yaml"
+    template = template_parse(yaml.safe_load(template_path.read_text()), path=template_path, number=1)
+    campaign_path = LIBRARY / "campaigns" / "demo-spring.yaml"
+    campaign = campaign_parse(yaml.safe_load(campaign_path.read_text()), path=campaign_path)
+    manifest = manifest_load(template.model_name)
+    d = manifest.defaults
+    params = GenerationParams(
+        steps=template.params.get("steps", d.steps),
+        guidance=float(template.params.get("guidance", d.guidance)),
+        width=d.width,
+        height=d.height,
+    )
+    seeds = tuple(range(1, args.count // 6 + 2))
+    campaign = campaign.__class__(**{**campaign.__dict__, "seeds": seeds})
+    variants = campaign_expand(campaign, template, params=params, model_manifest_hash=manifest.manifest_hash)[
+        : args.count
+    ]
+
+    start = time.perf_counter()
+    pipeline_load(manifest)
+    load_ms = (time.perf_counter() - start) * 1000
+    batch_generate(manifest, variants[:1])  # warm-up
+
+    gen: list[float] = []
+    images = []
+    for batch in chunked(variants, args.batch_size):
+        with stopwatch(gen):
+            images += batch_generate(manifest, batch)
+    gen_per_image = sum(gen) / len(variants)
+
+    stages: dict[str, list[float]] = {k: [] for k in ("watermark", "encode", "sign", "thumbnail", "verify")}
+    with tempfile.TemporaryDirectory() as keys:
+        files = dev_chain_create(Path(keys))
+        with signer_create(files) as signer, reader_context(files) as context:
+            for serial, (variant, image) in enumerate(zip(variants, images, strict=True), start=1):
+                with stopwatch(stages["watermark"]):
+                    marked = watermark_embed(image, serial)
+                with stopwatch(stages["encode"]):
+                    png = image_encode(marked, "png")
+                definition = generated_manifest(
+                    title=f"bench #{serial}",
+                    model_name=manifest.name,
+                    model_manifest_hash=manifest.manifest_hash,
+                    generation_record=variant.generation_record(),
+                    watermark_value=watermark_payload(serial),
+                )
+                with stopwatch(stages["sign"]):
+                    signed = c2pa_sign(png, mime="image/png", manifest=definition, signer=signer, context=context)
+                with stopwatch(stages["thumbnail"]):
+                    rendition_make(
+                        signed,
+                        master_mime="image/png",
+                        serial=serial,
+                        request=THUMBNAIL,
+                        title="bench",
+                        signer=signer,
+                        context=context,
+                    )
+                with stopwatch(stages["verify"]):
+                    trusted = c2pa_read(signed, mime="image/png", context=context).state == "trusted"
+                    found = watermark_read(marked).serial == serial
+                if not (trusted and found):
+                    raise SystemExit(f"asset {serial}: C2PA trusted={trusted}, watermark found={found}")
+
+    out = variants[0].output
+    print(
+        f"pipeline stages: {len(variants)} assets, model {manifest.name} at {params.width}x{params.height}, "
+        f"{params.steps} steps, output {out.width}x{out.height} PNG, batch {args.batch_size}"
+    )
+    print(f"  {'model load (once per worker)':34} {load_ms:8.1f} ms")
+    print(f"  {'generate (per image, batched)':34} {gen_per_image:8.1f} ms")
+    for name, samples in stages.items():
+        print(f"  {name + ' (median per image)':34} {statistics.median(samples):8.1f} ms")
+    per_asset = gen_per_image + sum(statistics.median(s) for k, s in stages.items() if k != "verify")
+    print(
+        f"  {'total per asset (without verify)':34} {per_asset:8.1f} ms  -> {1000 / per_asset:.2f} assets/s on one core"
+    )
+
+
+if __name__ == "__main__":
+    main()
