@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo --address http://$(DEMO_ADDRESS)
-	@echo "Serving the review dashboard at http://$(DEMO_ADDRESS)/ (Ctrl-C to stop)"
+	@echo "Serving the review dashboard at http://$(DEMO_ADDRESS)/ -- login: reviewer / $${GREENLIGHT_DEMO_PASSWORD:-greenlight-demo} (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(DEMO_ADDRESS) --noreload
 
 # PostgreSQL must answer on 127.0.0.1:5432; start the local cluster if it is down.
@@ -35,6 +35,9 @@ postgres:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	  pg_isready -h 127.0.0.1 -p 5432; }
+	@psql "$(TEST_DATABASE_URL)" -qc 'select 1' >/dev/null 2>&1 || { \
+	  echo "==> creating database $(notdir $(TEST_DATABASE_URL))"; \
+	  createdb -h 127.0.0.1 -p 5432 -U postgres $(notdir $(TEST_DATABASE_URL)); }
 
 # Browser tests drive Debian's chromium; it is installed from Debian's packages, never downloaded.
 chromium:

@@ -78,7 +78,12 @@ WSGI_APPLICATION = "infra.wsgi.application"
 ASGI_APPLICATION = "infra.asgi.application"
 
 # PostgreSQL when DATABASE_URL is set (tests always set it); a SQLite file otherwise.
-DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'greenlight.sqlite3'}", conn_max_age=60)}
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'greenlight.sqlite3'}",
+        conn_max_age=int(os.environ.get("GREENLIGHT_DB_CONN_MAX_AGE", "60")),
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30}
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)

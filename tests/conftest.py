@@ -12,6 +12,8 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="greenlight-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The live server answers each request in a new thread: keep no connection open after it.
+os.environ.setdefault("GREENLIGHT_DB_CONN_MAX_AGE", "0")
 
 import pytest
 

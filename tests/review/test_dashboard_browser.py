@@ -1,22 +1,25 @@
-"""End-to-end: a reviewer in a real browser (Debian's chromium driven by Playwright)."""
+"""End-to-end: a reviewer in a real browser (Debian's chromium driven by Playwright).
+
+While Playwright's sync API runs, its event loop runs in this thread, and Django would give ORM
+calls made meanwhile a connection of their own; so the test reads the page while the browser is
+open and checks the database after it has closed.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from review.models import Asset
 from review.states import AssetState
 from tests.factories import make_user
-
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are fine.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -29,20 +32,19 @@ pytestmark = [
 SCREENSHOTS = os.environ.get("GREENLIGHT_SCREENSHOTS")
 
 
-@pytest.fixture
-def page(live_server: LiveServer) -> Iterator[Page]:
-    from playwright.sync_api import sync_playwright
-
+@contextmanager
+def browser_page() -> Iterator[Page]:
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        page = context.new_page()
+        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
         page.set_default_timeout(15_000)
-        yield page
-        browser.close()
+        try:
+            yield page
+        finally:
+            browser.close()
 
 
 def shot(page: Page, name: str) -> None:
@@ -61,39 +63,45 @@ def login(page: Page, live_server: LiveServer, username: str) -> None:
 
 
 def test_reviewer_logs_in_approves_rejects_and_publishes(
-    page: Page, live_server: LiveServer, reviewable_assets: list[Asset]
+    live_server: LiveServer, reviewable_assets: list[Asset]
 ) -> None:
     make_user(username="rita", is_staff=True)
-    login(page, live_server, "rita")
-    tiles = page.locator(".tile")
-    assert tiles.count() == len(reviewable_assets)
-    # Every thumbnail actually loaded (naturalWidth is 0 for a broken image).
-    page.wait_for_function(
-        "Array.from(document.querySelectorAll('.tile img')).every(i => i.complete && i.naturalWidth > 0)"
-    )
-    shot(page, "queue")
-
     first, second = reviewable_assets[:2]
-    page.click(f".tile[data-serial='{first.pk}'] a")
-    page.wait_for_selector("#c2pa-state")
-    assert "trusted" in page.inner_text("#c2pa-state")
-    assert f"serial {first.pk}" in page.inner_text("#watermark")
-    shot(page, "asset")
+    with browser_page() as page:
+        login(page, live_server, "rita")
+        assert page.locator(".tile").count() == len(reviewable_assets)
+        # Every thumbnail actually loaded (naturalWidth is 0 for a broken image).
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('.tile img')).every(i => i.complete && i.naturalWidth > 0)"
+        )
+        shot(page, "queue")
 
-    page.click("#approve")
-    page.wait_for_url(f"**/assets/{second.pk}/")
-    assert Asset.objects.get(pk=first.pk).state == AssetState.APPROVED
+        page.click(f".tile[data-serial='{first.pk}'] a")
+        page.wait_for_selector("#c2pa-state")
+        assert "trusted" in page.inner_text("#c2pa-state")
+        assert f"serial {first.pk} ✓" in page.inner_text("#watermark")
+        shot(page, "asset")
 
-    page.select_option("select[name=reason]", "visual_artifact")
-    page.fill("form:has(#reject) textarea[name=comment]", "smudged label")
-    page.click("#reject")
-    page.wait_for_url("**/assets/*/")
-    assert Asset.objects.get(pk=second.pk).state == AssetState.REJECTED
+        page.click("#approve")
+        page.wait_for_url(f"**/assets/{second.pk}/")  # on to the next asset in review
+        assert f"Approved asset {first.pk}." in page.inner_text(".message")
 
-    page.goto(f"{live_server.url}/assets/{first.pk}/")
-    page.click("#publish")
-    page.wait_for_selector(".message")
-    assert "Published asset" in page.inner_text(".message")
-    assert page.inner_text("#state") == "Published"
+        page.select_option("select[name=reason]", "visual_artifact")
+        page.fill("form:has(#reject) textarea[name=comment]", "smudged label")
+        page.click("#reject")
+        page.wait_for_selector(".message")
+        assert f"Rejected asset {second.pk}." in page.inner_text(".message")
+
+        page.goto(f"{live_server.url}/assets/{first.pk}/")
+        assert page.inner_text("#state") == "Approved"
+        page.click("#publish")
+        page.wait_for_selector(".message")
+        assert f"Published asset {first.pk}" in page.inner_text(".message")
+        assert page.inner_text("#state") == "Published"
+        shot(page, "published")
+
+    assert Asset.objects.get(pk=first.pk).state == AssetState.PUBLISHED
     assert Asset.objects.get(pk=first.pk).publications.count() == 2
-    shot(page, "published")
+    rejected = Asset.objects.get(pk=second.pk)
+    assert rejected.state == AssetState.REJECTED
+    assert rejected.decisions.get().comment == "smudged label"
