@@ -13,7 +13,6 @@ downsamples by 8 (so ``sample_size`` 8 gives 64x64 images), a CLIP text encoder.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
@@ -23,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.registry import MANIFESTS_DIR, manifest_load
+from models.registry import MANIFESTS_DIR, manifest_load, sha256_file
 
 MODEL_NAME = "embedded-tiny"
 MODEL_DIR = Path(__file__).parent / MODEL_NAME
@@ -232,14 +231,6 @@ def pipeline_build(*, seed: int = SEED) -> Any:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def manifest_text(*, model_dir: Path, manifest_path: Path) -> str:
     """Render the manifest YAML for the files now in ``model_dir``."""
     folder = Path(os.path.relpath(model_dir.resolve(), manifest_path.resolve().parent))
@@ -256,7 +247,7 @@ def manifest_text(*, model_dir: Path, manifest_path: Path) -> str:
         f"notes: {json.dumps(NOTES)}",
         "files:",
     ]
-    lines += [f"  {p.relative_to(model_dir).as_posix()}: {_sha256(p)}" for p in files]
+    lines += [f"  {p.relative_to(model_dir).as_posix()}: {sha256_file(p)}" for p in files]
     return "\n".join(lines) + "\n"
 
 

@@ -195,7 +195,8 @@ def _defaults_parse(value: Any, *, path: Path) -> ModelDefaults:
     return ModelDefaults(steps=value["steps"], guidance=float(guidance), width=value["width"], height=value["height"])
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -210,7 +211,7 @@ def manifest_verify(manifest: ModelManifest) -> None:
     """
     for rel, expected in manifest.files.items():
         file_path = manifest.folder / rel
-        actual = _sha256_file(file_path) if file_path.is_file() else None
+        actual = sha256_file(file_path) if file_path.is_file() else None
         if actual != expected:
             raise ModelIntegrityError(
                 name=manifest.name,
