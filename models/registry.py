@@ -222,7 +222,7 @@ def manifest_verify(manifest: ModelManifest) -> None:
             )
 
 
-_PIPELINES: dict[tuple[str, str], DiffusionPipeline] = {}
+_PIPELINES: dict[tuple[str, Path, str], DiffusionPipeline] = {}
 _PIPELINES_LOCK = threading.Lock()
 
 
@@ -254,7 +254,8 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (manifest.manifest_hash, device)
+    # The folder is part of the key: another copy with the same pins is verified on its own.
+    key = (manifest.manifest_hash, manifest.folder, device)
     with _PIPELINES_LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from models.registry import ModelManifest, manifest_load, manifest_verify, pipeline_load
+from models.registry import ModelManifest, manifest_load, pipeline_load
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
 from pipeline.finalize import Signing, asset_finalize
@@ -60,10 +60,10 @@ class RunSummary:
 
 def campaign_preflight(plan: CampaignPlan, config: PipelineConfig) -> ModelManifest:
     """Everything that can be checked before any generation starts, each failure naming its file:
-    the model folder against its manifest and the template's pin, the signing files, the sizes."""
+    the template's model pin, the signing files, the sizes, and last the model folder against its
+    manifest's hashes (verified as the worker loads it, once per process)."""
     version = plan.version
     manifest = manifest_load(version.model_name, manifests_dir=config.models_dir)
-    manifest_verify(manifest)
     if manifest.manifest_hash != version.model_manifest_hash:
         raise ModelPinError(
             plan.template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
@@ -81,6 +81,7 @@ def campaign_preflight(plan: CampaignPlan, config: PipelineConfig) -> ModelManif
             f"template '{plan.template.name}' v{version.number}: output {out.width}x{out.height} is smaller "
             f"than {WATERMARK_MIN_SIDE} px on a side, too small to carry the watermark"
         )
+    pipeline_load(manifest)
     return manifest
 
 

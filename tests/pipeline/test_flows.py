@@ -114,3 +114,16 @@ def test_bad_run_parameters_are_refused_before_the_flow_starts() -> None:
         campaign_run_local(campaign="demo-spring", batch_size=0)
     with pytest.raises(RunRequestError, match="campaign"):
         campaign_run_local(campaign="../etc", batch_size=4)
+
+
+def test_a_template_pinned_to_another_model_manifest_is_refused(
+    greenlight_settings: SettingsWrapper, library_dir: Path
+) -> None:
+    from pipeline.run import ModelPinError
+    from prompt_library.models import PromptVersion
+
+    library_load()
+    PromptVersion.objects.update(model_manifest_hash="f" * 64)
+    with pytest.raises(ModelPinError, match="pins model 'embedded-tiny' manifest ffffffffffff"):
+        campaign_run_local(campaign="demo-spring", batch_size=8)
+    assert Asset.objects.count() == 0
