@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import factory
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 
+from pipeline.signing import SigningFiles
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import OutputSpec, RenditionSpec, TemplateSpec
 from review.models import Asset
@@ -101,3 +108,49 @@ class AssetFactory(factory.django.DjangoModelFactory):
     model_name = "embedded-tiny"
     model_manifest_hash = "0" * 64
     alt_text = "A mug on a table"
+
+
+def chain_write(
+    directory: Path,
+    *,
+    signer_not_before: datetime,
+    signer_not_after: datetime,
+) -> SigningFiles:
+    """A root -> intermediate -> signer chain with chosen signer validity."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    names = [
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        for cn in ("Test Root", "Test Intermediate", "Test Signer")
+    ]
+    certs: list[x509.Certificate] = []
+    for index, (key, name) in enumerate(zip(keys, names, strict=True)):
+        issuer_index = max(index - 1, 0)
+        is_ca = index < 2
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(names[issuer_index])
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(signer_not_before if not is_ca else now - timedelta(days=3650))
+            .not_valid_after(signer_not_after if not is_ca else now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if not is_ca:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+            )
+        certs.append(builder.sign(keys[issuer_index], hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    files = SigningFiles(
+        chain=directory / "chain.pem",
+        key=directory / "signer.key",
+        trust_anchors=directory / "root.pem",
+    )
+    files.chain.write_bytes(certs[2].public_bytes(pem) + certs[1].public_bytes(pem))
+    files.trust_anchors.write_bytes(certs[0].public_bytes(pem))
+    files.key.write_bytes(keys[2].private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return files
