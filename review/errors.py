@@ -4,6 +4,7 @@ ReviewError                  anything refused by a review service
 ├── IllegalTransitionError   an asset cannot move from its state to the one asked for
 ├── AlreadyDecidedError      this reviewer has already decided on this asset
 ├── PublishRefusedError      publishing an asset that is not approved
+├── ClaimedByOtherError      another reviewer holds a live lease on the asset
 └── UnknownAssetsError       a hand-over names assets that were never registered
 """
 
@@ -44,3 +45,11 @@ class UnknownAssetsError(ReviewError):
     def __init__(self, keys: list[str]) -> None:
         self.keys = keys
         super().__init__(f"{len(keys)} asset(s) were never registered: {', '.join(k[:12] for k in keys[:5])}")
+
+
+class ClaimedByOtherError(ReviewError):
+    def __init__(self, serial: int, holder: str, until: str) -> None:
+        self.serial = serial
+        self.holder = holder
+        self.until = until
+        super().__init__(f"Asset {serial} is claimed by {holder} until {until}; pick another asset")

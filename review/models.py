@@ -35,12 +35,23 @@ class Asset(models.Model):
     file_size = models.PositiveBigIntegerField(null=True, blank=True)
     generation_record = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # A reviewer's claim on the asset while it is in review; it lapses when the lease expires.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="claims"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "created_at"], name="asset_state_created")]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="asset_state_created"),
+            # The claim query's scan: assets in review, oldest first.
+            models.Index(
+                fields=["created_at", "id"], name="asset_in_review_queue", condition=models.Q(state="in_review")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.serial} {self.prompt[:60]}"

@@ -19,7 +19,7 @@ QUEUE_STATES = [
 
 def asset_list(*, state: str | None = None, campaign: str | None = None) -> QuerySet[Asset]:
     """Assets for the queue grid, oldest first in review (first come, first reviewed)."""
-    qs = Asset.objects.select_related("campaign", "prompt_version__template")
+    qs = Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by")
     if state:
         qs = qs.filter(state=state)
     if campaign:
@@ -36,7 +36,7 @@ def asset_state_counts() -> dict[str, int]:
 def asset_get(*, serial: int) -> Asset:
     """One asset with everything its page shows (decisions, events, publications prefetched)."""
     return (
-        Asset.objects.select_related("campaign", "prompt_version__template")
+        Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by")
         .prefetch_related("decisions__reviewer", "publications", "events__actor")
         .get(pk=serial)
     )

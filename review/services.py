@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
 from prompt_library.specs import Variant
-from review.errors import AlreadyDecidedError, PublishRefusedError, UnknownAssetsError
+from review.errors import AlreadyDecidedError, ClaimedByOtherError, PublishRefusedError, UnknownAssetsError
 from review.models import Asset, AuditEvent, Publication, ReviewDecision
 from review.states import AssetState, transition_check
 
@@ -173,14 +176,86 @@ def asset_generation_fail(*, key: str, error: str) -> None:
     event.save()
 
 
+LEASE = timedelta(minutes=10)
+
+
+def _lease_live(asset: Asset, now: datetime) -> bool:
+    return asset.claimed_by_id is not None and asset.lease_expires_at is not None and asset.lease_expires_at > now
+
+
+@transaction.atomic
+def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: timedelta = LEASE) -> Asset | None:
+    """Give the reviewer the next asset to review, leased to them until `now + lease`.
+
+    A reviewer who already holds a live claim gets that asset again. Otherwise the next free
+    asset is locked with SKIP LOCKED, so concurrent reviewers never get the same one: requests
+    with a deadline first (earliest deadline first), then oldest first; assets the reviewer
+    already decided on and assets under another reviewer's live lease are skipped.
+    """
+    now = now or timezone.now()
+    held = (
+        Asset.objects.select_for_update()
+        .filter(state=AssetState.IN_REVIEW, claimed_by=reviewer, lease_expires_at__gt=now)
+        .order_by("lease_expires_at")
+        .first()
+    )
+    if held is not None:
+        return held
+    asset = (
+        Asset.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(state=AssetState.IN_REVIEW)
+        .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lte=now))
+        .exclude(decisions__reviewer=reviewer)
+        .annotate(
+            is_request=Case(
+                When(campaign__kind=Campaign.Kind.REQUEST, campaign__deadline__isnull=False, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("is_request", F("campaign__deadline").asc(nulls_last=True), "created_at", "id")
+        .first()
+    )
+    if asset is None:
+        return None
+    previous = asset.claimed_by_id
+    asset.claimed_by = reviewer
+    asset.lease_expires_at = now + lease
+    asset.save(update_fields=["claimed_by", "lease_expires_at", "updated_at"])
+    detail: dict[str, Any] = {"lease_expires_at": asset.lease_expires_at.isoformat()}
+    if previous is not None:
+        detail["lease_lapsed_from_user_id"] = previous
+    _event(asset, "claimed", actor=reviewer, **detail).save()
+    return asset
+
+
+@transaction.atomic
+def review_task_release(*, asset: Asset, reviewer: User) -> Asset:
+    """Give a claimed asset back to the queue before its lease ends."""
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    if locked.claimed_by_id != reviewer.pk:
+        return locked
+    locked.claimed_by = None
+    locked.lease_expires_at = None
+    locked.save(update_fields=["claimed_by", "lease_expires_at", "updated_at"])
+    _event(locked, "released", actor=reviewer).save()
+    return locked
+
+
 def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reason: str, comment: str) -> Asset:
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
     transition_check(serial=locked.pk, from_state=locked.state, to_state=to_state)
+    if _lease_live(locked, timezone.now()) and locked.claimed_by_id != reviewer.pk:
+        holder = Asset.objects.values_list("claimed_by__username", flat=True).get(pk=locked.pk)
+        assert locked.lease_expires_at is not None
+        raise ClaimedByOtherError(locked.pk, holder or "?", locked.lease_expires_at.strftime("%H:%M:%S UTC"))
     if ReviewDecision.objects.filter(asset=locked, reviewer=reviewer).exists():
         raise AlreadyDecidedError(locked.pk, reviewer.get_username())
     ReviewDecision.objects.create(asset=locked, reviewer=reviewer, decision=decision, reason=reason, comment=comment)
     event = _move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment)
-    locked.save(update_fields=["state", "updated_at"])
+    locked.claimed_by = None
+    locked.lease_expires_at = None
+    locked.save(update_fields=["state", "claimed_by", "lease_expires_at", "updated_at"])
     event.save()
     return locked
 

@@ -7,6 +7,8 @@ from review import views
 app_name = "review"
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("claim", views.task_claim, name="claim"),
+    path("assets/<int:serial>/release", views.task_release, name="release"),
     path("assets/<int:serial>/", views.asset_detail, name="asset"),
     path("assets/<int:serial>/approve", views.asset_approve, name="approve"),
     path("assets/<int:serial>/reject", views.asset_reject, name="reject"),

@@ -7,6 +7,7 @@ import io
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
 
@@ -44,6 +45,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "state": state,
             "state_label": AssetState(state).label,
             "counts": [(s, AssetState(s).label, n) for s, n in selectors.asset_state_counts().items()],
+            "now": timezone.now(),
         },
     )
 
@@ -71,14 +73,34 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "approve_form": ApproveForm(),
             "reject_form": RejectForm(),
             "can_decide": asset.state == AssetState.IN_REVIEW,
+            "claim_live": asset.claimed_by_id is not None
+            and asset.lease_expires_at is not None
+            and asset.lease_expires_at > timezone.now(),
             "can_publish": asset.state == AssetState.APPROVED,
         },
     )
 
 
+@require_POST
+def task_claim(request: HttpRequest) -> HttpResponse:
+    """Claim the next asset to review (leased to this reviewer) and open it."""
+    asset = services.review_task_claim(reviewer=request.user)  # type: ignore[arg-type]
+    if asset is None:
+        messages.info(request, "Nothing is waiting for your review.")
+        return redirect("review:queue")
+    return redirect("review:asset", serial=asset.pk)
+
+
+@require_POST
+def task_release(request: HttpRequest, serial: int) -> HttpResponse:
+    services.review_task_release(asset=_asset_or_404(serial), reviewer=request.user)  # type: ignore[arg-type]
+    messages.info(request, f"Released asset {serial} back to the queue.")
+    return redirect("review:queue")
+
+
 def _after_decision(request: HttpRequest, asset: Asset) -> HttpResponse:
-    nxt = selectors.asset_next_in_review(after=asset)
-    return redirect("review:asset", serial=nxt.pk) if nxt else redirect("review:queue")
+    """Keep the reviewer moving: claim the next asset for them."""
+    return task_claim(request)
 
 
 @require_POST

@@ -76,8 +76,9 @@ def test_reviewer_logs_in_approves_rejects_and_publishes(
         )
         shot(page, "queue")
 
-        page.click(f".tile[data-serial='{first.pk}'] a")
-        page.wait_for_selector("#c2pa-state")
+        page.click("#claim-next")  # claims the oldest asset in review and opens it
+        page.wait_for_url(f"**/assets/{first.pk}/")
+        assert "Claimed by rita" in page.inner_text("#claim")
         assert "trusted" in page.inner_text("#c2pa-state")
         assert f"serial {first.pk} ✓" in page.inner_text("#watermark")
         shot(page, "asset")

@@ -133,3 +133,24 @@ def test_admin_lists_every_model(client: Client) -> None:
         "prompt versions",
     ]:
         assert model in html.lower()
+
+
+def test_review_next_claims_the_oldest_asset_and_says_when_nothing_is_left(
+    reviewer_client: Client, reviewable_assets: list[Asset]
+) -> None:
+    response = reviewer_client.post(reverse("review:claim"))
+    first = reviewable_assets[0]
+    assert response["Location"] == reverse("review:asset", args=[first.pk])
+    claimed = Asset.objects.get(pk=first.pk)
+    assert claimed.claimed_by is not None and claimed.claimed_by.username == "rita"
+    assert "Claimed by rita" in reviewer_client.get(response["Location"]).content.decode()
+    Asset.objects.update(state=AssetState.REJECTED)
+    nothing = reviewer_client.post(reverse("review:claim"), follow=True)
+    assert "Nothing is waiting for your review." in nothing.content.decode()
+
+
+def test_release_puts_the_asset_back(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+    reviewer_client.post(reverse("review:claim"))
+    first = reviewable_assets[0]
+    reviewer_client.post(reverse("review:release", args=[first.pk]))
+    assert Asset.objects.get(pk=first.pk).claimed_by is None
