@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -58,6 +59,10 @@ class Campaign(models.Model):
     variables = models.JSONField(default=dict)
     seeds = models.JSONField(default=list)
     deadline = models.DateTimeField(null=True, blank=True)
+    # Who asked for a request's assets: they may not also approve them (segregation of duties).
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="requests"
+    )
     source_file = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

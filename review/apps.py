@@ -8,3 +8,10 @@ class ReviewConfig(AppConfig):
 
     name = "review"
     verbose_name = "Review"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from review.roles import roles_sync
+
+        post_migrate.connect(roles_sync, sender=self, dispatch_uid="review.roles_sync")

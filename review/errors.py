@@ -5,6 +5,8 @@ ReviewError                  anything refused by a review service
 ├── AlreadyDecidedError      this reviewer has already decided on this asset
 ├── PublishRefusedError      publishing an asset that is not approved
 ├── ClaimedByOtherError      another reviewer holds a live lease on the asset
+├── RoleRequiredError        the user lacks the role (permission) the action needs
+├── SegregationOfDutiesError a requester deciding on assets of their own request
 └── UnknownAssetsError       a hand-over names assets that were never registered
 """
 
@@ -53,3 +55,18 @@ class ClaimedByOtherError(ReviewError):
         self.holder = holder
         self.until = until
         super().__init__(f"Asset {serial} is claimed by {holder} until {until}; pick another asset")
+
+
+class RoleRequiredError(ReviewError):
+    def __init__(self, username: str, permission: str, role: str) -> None:
+        self.username = username
+        self.permission = permission
+        self.role = role
+        super().__init__(f"{username} may not do this: it needs the {role} role ({permission})")
+
+
+class SegregationOfDutiesError(ReviewError):
+    def __init__(self, serial: int, username: str) -> None:
+        self.serial = serial
+        self.username = username
+        super().__init__(f"{username} requested asset {serial}'s campaign and cannot also decide on it")

@@ -45,6 +45,11 @@ class Asset(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("review_asset", "Can approve or reject assets (reviewer)"),
+            ("publish_asset", "Can publish and revoke assets (publisher)"),
+            ("request_asset", "Can request assets (requester)"),
+        ]
         indexes = [
             models.Index(fields=["state", "created_at"], name="asset_state_created"),
             # The claim query's scan: assets in review, oldest first.

@@ -19,8 +19,15 @@ from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
 from prompt_library.specs import Variant
-from review.errors import AlreadyDecidedError, ClaimedByOtherError, PublishRefusedError, UnknownAssetsError
+from review.errors import (
+    AlreadyDecidedError,
+    ClaimedByOtherError,
+    PublishRefusedError,
+    SegregationOfDutiesError,
+    UnknownAssetsError,
+)
 from review.models import Asset, AuditEvent, Publication, ReviewDecision
+from review.roles import PUBLISH, REVIEW, role_require
 from review.states import AssetState, transition_check
 
 logger = logging.getLogger("greenlight.review")
@@ -192,6 +199,7 @@ def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: tim
     with a deadline first (earliest deadline first), then oldest first; assets the reviewer
     already decided on and assets under another reviewer's live lease are skipped.
     """
+    role_require(reviewer, REVIEW)
     now = now or timezone.now()
     held = (
         Asset.objects.select_for_update()
@@ -243,8 +251,11 @@ def review_task_release(*, asset: Asset, reviewer: User) -> Asset:
 
 
 def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reason: str, comment: str) -> Asset:
-    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    role_require(reviewer, REVIEW)
+    locked = Asset.objects.select_for_update().select_related("campaign").get(pk=asset.pk)
     transition_check(serial=locked.pk, from_state=locked.state, to_state=to_state)
+    if locked.campaign.requested_by_id == reviewer.pk:
+        raise SegregationOfDutiesError(locked.pk, reviewer.get_username())
     if _lease_live(locked, timezone.now()) and locked.claimed_by_id != reviewer.pk:
         holder = Asset.objects.values_list("claimed_by__username", flat=True).get(pk=locked.pk)
         assert locked.lease_expires_at is not None
@@ -297,6 +308,7 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     """
     from review.publishing import renditions_write  # pipeline code, imported only when publishing
 
+    role_require(user, PUBLISH)
     locked = Asset.objects.select_for_update().select_related("prompt_version").get(pk=asset.pk)
     if locked.state != AssetState.APPROVED:
         raise PublishRefusedError(locked.pk, locked.state)

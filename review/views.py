@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -31,6 +32,7 @@ def _asset_or_404(serial: int) -> Asset:
         raise Http404(f"No asset {serial}") from exc
 
 
+@permission_required("review.view_asset", raise_exception=True)
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     state = request.GET.get("state") or AssetState.IN_REVIEW
@@ -50,6 +52,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
 
 
+@permission_required("review.view_asset", raise_exception=True)
 @require_GET
 def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
     asset = _asset_or_404(serial)
@@ -81,6 +84,7 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
     )
 
 
+@permission_required("review.review_asset", raise_exception=True)
 @require_POST
 def task_claim(request: HttpRequest) -> HttpResponse:
     """Claim the next asset to review (leased to this reviewer) and open it."""
@@ -91,6 +95,7 @@ def task_claim(request: HttpRequest) -> HttpResponse:
     return redirect("review:asset", serial=asset.pk)
 
 
+@permission_required("review.review_asset", raise_exception=True)
 @require_POST
 def task_release(request: HttpRequest, serial: int) -> HttpResponse:
     services.review_task_release(asset=_asset_or_404(serial), reviewer=request.user)  # type: ignore[arg-type]
@@ -103,6 +108,7 @@ def _after_decision(request: HttpRequest, asset: Asset) -> HttpResponse:
     return task_claim(request)
 
 
+@permission_required("review.review_asset", raise_exception=True)
 @require_POST
 def asset_approve(request: HttpRequest, serial: int) -> HttpResponse:
     asset = _asset_or_404(serial)
@@ -119,6 +125,7 @@ def asset_approve(request: HttpRequest, serial: int) -> HttpResponse:
     return _after_decision(request, asset)
 
 
+@permission_required("review.review_asset", raise_exception=True)
 @require_POST
 def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
     asset = _asset_or_404(serial)
@@ -140,6 +147,7 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
     return _after_decision(request, asset)
 
 
+@permission_required("review.publish_asset", raise_exception=True)
 @require_POST
 def asset_publish(request: HttpRequest, serial: int) -> HttpResponse:
     asset = _asset_or_404(serial)
@@ -152,6 +160,7 @@ def asset_publish(request: HttpRequest, serial: int) -> HttpResponse:
     return redirect("review:asset", serial=serial)
 
 
+@permission_required("review.view_asset", raise_exception=True)
 @require_GET
 def asset_file(request: HttpRequest, serial: int, kind: str) -> FileResponse:
     """The stored master or thumbnail; only for logged-in users (middleware)."""

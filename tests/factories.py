@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
 from pipeline.signing import SigningFiles
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
@@ -50,9 +50,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("pw-for-tests")
 
 
-def make_user(**fields: object) -> User:
-    """A saved user (password "pw-for-tests"), typed for the services it is passed to."""
+def make_user(roles: tuple[str, ...] = ("reviewer", "publisher"), **fields: object) -> User:
+    """A saved user (password "pw-for-tests") in the given role groups."""
     user: User = UserFactory.create(**fields)
+    user.groups.set(Group.objects.filter(name__in=roles))
     return user
 
 

@@ -150,3 +150,27 @@ def test_a_failed_generation_is_recorded_and_can_be_handed_over_on_retry(reviewa
     failed = Asset.objects.get(key=variant.key)
     assert (failed.state, failed.error) == (AssetState.FAILED, "RuntimeError: out of memory")
     assert actions_of(failed) == ["registered", "generation_failed"]
+
+
+def test_services_refuse_users_without_the_role_whatever_calls_them(reviewable_assets: list[Asset]) -> None:
+    from review.errors import RoleRequiredError
+
+    asset = reviewable_assets[0]
+    with pytest.raises(RoleRequiredError, match="needs the reviewer role"):
+        asset_approve(asset=asset, reviewer=make_user(roles=("publisher",)))
+    approved = asset_approve(asset=asset, reviewer=make_user(roles=("reviewer",)))
+    with pytest.raises(RoleRequiredError, match="needs the publisher role"):
+        asset_publish(asset=approved, user=make_user(roles=("reviewer",)))
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.APPROVED
+
+
+def test_a_requester_cannot_approve_assets_of_their_own_request(reviewable_assets: list[Asset]) -> None:
+    from review.errors import SegregationOfDutiesError
+
+    asset = reviewable_assets[0]
+    requester = make_user(roles=("reviewer", "requester"))
+    asset.campaign.requested_by = requester
+    asset.campaign.save()
+    with pytest.raises(SegregationOfDutiesError, match="cannot also decide on it"):
+        asset_approve(asset=asset, reviewer=requester)
+    assert asset_approve(asset=asset, reviewer=make_user()).state == AssetState.APPROVED

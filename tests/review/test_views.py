@@ -154,3 +154,26 @@ def test_release_puts_the_asset_back(reviewer_client: Client, reviewable_assets:
     first = reviewable_assets[0]
     reviewer_client.post(reverse("review:release", args=[first.pk]))
     assert Asset.objects.get(pk=first.pk).claimed_by is None
+
+
+def test_a_reviewer_may_not_publish_and_a_publisher_may_not_approve(
+    client: Client, reviewable_assets: list[Asset]
+) -> None:
+    asset = reviewable_assets[0]
+    client.force_login(make_user(roles=("reviewer",)))
+    assert client.post(reverse("review:approve", args=[asset.pk])).status_code == 302
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.APPROVED
+    assert client.post(reverse("review:publish", args=[asset.pk])).status_code == 403
+    assert "Publish signed renditions" not in client.get(reverse("review:asset", args=[asset.pk])).content.decode()
+    client.force_login(make_user(roles=("publisher",)))
+    assert client.post(reverse("review:approve", args=[reviewable_assets[1].pk])).status_code == 403
+    assert client.post(reverse("review:claim")).status_code == 403
+    assert client.post(reverse("review:publish", args=[asset.pk])).status_code == 302
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.PUBLISHED
+
+
+def test_a_user_without_a_role_sees_nothing(client: Client, reviewable_assets: list[Asset]) -> None:
+    client.force_login(make_user(roles=()))
+    assert client.get(reverse("review:queue")).status_code == 403
+    assert client.get(reverse("review:asset", args=[reviewable_assets[0].pk])).status_code == 403
+    assert client.get(reverse("review:file", args=[reviewable_assets[0].pk, "master"])).status_code == 403

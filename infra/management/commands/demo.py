@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         if created:
             user.set_password(password)
             user.save()
+        user.groups.set(Group.objects.filter(name__in=["reviewer", "publisher", "admin"]))
         self.stdout.write(f"{'Created' if created else 'Kept'} user '{DEMO_USER}'")
         step(3, "prompt library")
         call_command("library_load", stdout=self.stdout)
