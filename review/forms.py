@@ -12,3 +12,18 @@ class ApproveForm(forms.Form):
 class RejectForm(forms.Form):
     reason = forms.ChoiceField(choices=ReviewDecision.Reason.choices)
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class BulkDecisionForm(forms.Form):
+    """Approve or reject the selected assets of the grid; rejecting needs a reason."""
+
+    decision = forms.ChoiceField(choices=ReviewDecision.Decision.choices)
+    reason = forms.ChoiceField(choices=[("", "Reason…"), *ReviewDecision.Reason.choices], required=False)
+    comment = forms.CharField(required=False, max_length=2000)
+    serials = forms.CharField(required=False)  # filled from the checkboxes by the view
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("decision") == ReviewDecision.Decision.REJECT and not data.get("reason"):
+            raise forms.ValidationError("choose a reason to reject the selected assets")
+        return data

@@ -23,6 +23,7 @@ from review.errors import (
     AlreadyDecidedError,
     ClaimedByOtherError,
     PublishRefusedError,
+    ReviewError,
     SegregationOfDutiesError,
     UnknownAssetsError,
 )
@@ -297,6 +298,42 @@ def asset_reject(*, asset: Asset, reviewer: User, reason: str, comment: str = ""
         reason=reason,
         comment=comment,
     )
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk decision did: serials decided, and each refusal with its reason."""
+
+    decided: list[int]
+    refused: list[tuple[int, str]]
+
+
+def assets_decide_bulk(
+    *, serials: Sequence[int], reviewer: User, decision: str, reason: str = "", comment: str = ""
+) -> BulkResult:
+    """Approve or reject many assets; each is decided in its own transaction, so one refusal
+    (already decided, claimed by someone else, not in review) does not undo the others."""
+    if decision not in ReviewDecision.Decision.values:
+        raise ValueError(f"decision must be one of {', '.join(ReviewDecision.Decision.values)} (got {decision!r})")
+    role_require(reviewer, REVIEW)
+    decided: list[int] = []
+    refused: list[tuple[int, str]] = []
+    assets = {a.pk: a for a in Asset.objects.filter(pk__in=serials)}
+    for serial in dict.fromkeys(serials):
+        asset = assets.get(serial)
+        if asset is None:
+            refused.append((serial, f"Asset {serial} does not exist"))
+            continue
+        try:
+            if decision == ReviewDecision.Decision.APPROVE:
+                asset_approve(asset=asset, reviewer=reviewer, comment=comment)
+            else:
+                asset_reject(asset=asset, reviewer=reviewer, reason=reason, comment=comment)
+        except (ReviewError, ValueError) as exc:
+            refused.append((serial, str(exc)))
+        else:
+            decided.append(serial)
+    return BulkResult(decided=decided, refused=refused)
 
 
 @transaction.atomic

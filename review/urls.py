@@ -8,6 +8,7 @@ app_name = "review"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("claim", views.task_claim, name="claim"),
+    path("bulk", views.assets_bulk, name="bulk"),
     path("assets/<int:serial>/release", views.task_release, name="release"),
     path("assets/<int:serial>/", views.asset_detail, name="asset"),
     path("assets/<int:serial>/approve", views.asset_approve, name="approve"),

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
@@ -18,8 +19,8 @@ from pipeline.storage import LocalStorage
 from pipeline.watermark import watermark_read
 from review import selectors, services
 from review.errors import ReviewError
-from review.forms import ApproveForm, RejectForm
-from review.models import Asset
+from review.forms import ApproveForm, BulkDecisionForm, RejectForm
+from review.models import Asset, ReviewDecision
 from review.states import AssetState
 
 PAGE_SIZE = 60
@@ -48,6 +49,9 @@ def queue(request: HttpRequest) -> HttpResponse:
             "state_label": AssetState(state).label,
             "counts": [(s, AssetState(s).label, n) for s, n in selectors.asset_state_counts().items()],
             "now": timezone.now(),
+            "bulk_form": BulkDecisionForm(),
+            "reasons": ReviewDecision.Reason.choices,
+            "selectable": state == AssetState.IN_REVIEW and request.user.has_perm("review.review_asset"),
         },
     )
 
@@ -74,6 +78,7 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "decisions": list(asset.decisions.all()),
             "publications": list(asset.publications.all()),
             "approve_form": ApproveForm(),
+            "reasons": ReviewDecision.Reason.choices,
             "reject_form": RejectForm(),
             "can_decide": asset.state == AssetState.IN_REVIEW,
             "claim_live": asset.claimed_by_id is not None
@@ -145,6 +150,33 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
         return redirect("review:asset", serial=serial)
     messages.success(request, f"Rejected asset {serial}.")
     return _after_decision(request, asset)
+
+
+@permission_required("review.review_asset", raise_exception=True)
+@require_POST
+def assets_bulk(request: HttpRequest) -> HttpResponse:
+    """Approve or reject the assets selected in the grid."""
+    form = BulkDecisionForm(request.POST)
+    serials = [int(s) for s in request.POST.getlist("serials") if s.isdigit()]
+    if not serials:
+        messages.error(request, "Select at least one asset first.")
+    elif not form.is_valid():
+        problems = " ".join(str(e) for e in form.non_field_errors()) or form.errors.as_text()
+        messages.error(request, f"Nothing decided: {problems}")
+    else:
+        result = services.assets_decide_bulk(
+            serials=serials,
+            reviewer=request.user,  # type: ignore[arg-type]
+            decision=form.cleaned_data["decision"],
+            reason=form.cleaned_data["reason"],
+            comment=form.cleaned_data["comment"],
+        )
+        verb = "Approved" if form.cleaned_data["decision"] == "approve" else "Rejected"
+        if result.decided:
+            messages.success(request, f"{verb} {len(result.decided)} asset(s): {', '.join(map(str, result.decided))}.")
+        for _, problem in result.refused:
+            messages.error(request, problem)
+    return redirect(f"{reverse('review:queue')}?state=in_review")
 
 
 @permission_required("review.publish_asset", raise_exception=True)

@@ -106,3 +106,41 @@ def test_reviewer_logs_in_approves_rejects_and_publishes(
     rejected = Asset.objects.get(pk=second.pk)
     assert rejected.state == AssetState.REJECTED
     assert rejected.decisions.get().comment == "smudged label"
+
+
+def test_reviewer_works_with_the_keyboard_and_in_bulk(live_server: LiveServer, reviewable_assets: list[Asset]) -> None:
+    make_user(username="kim", roles=("reviewer",))
+    a1, a2, a3, a4 = reviewable_assets
+    with browser_page() as page:
+        login(page, live_server, "kim")
+        page.keyboard.press("?")
+        assert page.locator("#shortcuts").is_visible()
+        shot(page, "shortcuts")
+        page.keyboard.press("Escape")
+        # j moves, x selects: the two oldest, approved together.
+        for key in ("j", "x", "j", "x"):
+            page.keyboard.press(key)
+        assert page.inner_text("#selected-count") == "2 selected"
+        shot(page, "bulk")
+        page.click("#bulk-approve")
+        page.wait_for_selector(".message")
+        assert f"Approved 2 asset(s): {a1.pk}, {a2.pk}." in page.inner_text("main")
+        # n claims the next asset; a approves it and claims the one after.
+        page.keyboard.press("n")
+        page.wait_for_url(f"**/assets/{a3.pk}/")
+        page.keyboard.press("a")
+        page.wait_for_url(f"**/assets/{a4.pk}/")
+        # r opens the reason picker; 2 picks "visual artifact" and sends the rejection.
+        page.keyboard.press("r")
+        assert page.locator("#reasons").is_visible()
+        page.keyboard.press("2")
+        page.wait_for_selector(".message")
+        assert f"Rejected asset {a4.pk}." in page.inner_text(".message")
+        # A reviewer has no publish button on an approved asset.
+        page.goto(f"{live_server.url}/assets/{a1.pk}/")
+        assert page.inner_text("#state") == "Approved"
+        assert page.locator("#publish").count() == 0
+
+    states = dict(Asset.objects.filter(pk__in=[a.pk for a in reviewable_assets]).values_list("pk", "state"))
+    assert states == {a1.pk: "approved", a2.pk: "approved", a3.pk: "approved", a4.pk: "rejected"}
+    assert Asset.objects.get(pk=a4.pk).decisions.get().reason == "visual_artifact"

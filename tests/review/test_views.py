@@ -177,3 +177,19 @@ def test_a_user_without_a_role_sees_nothing(client: Client, reviewable_assets: l
     assert client.get(reverse("review:queue")).status_code == 403
     assert client.get(reverse("review:asset", args=[reviewable_assets[0].pk])).status_code == 403
     assert client.get(reverse("review:file", args=[reviewable_assets[0].pk, "master"])).status_code == 403
+
+
+def test_bulk_decisions_report_each_refusal_and_need_a_reason_to_reject(
+    reviewer_client: Client, reviewable_assets: list[Asset]
+) -> None:
+    a1, a2, a3, _ = reviewable_assets
+    url = reverse("review:bulk")
+    no_reason = reviewer_client.post(url, {"decision": "reject", "serials": [a1.pk]}, follow=True)
+    assert "choose a reason" in no_reason.content.decode()
+    assert Asset.objects.get(pk=a1.pk).state == AssetState.IN_REVIEW
+    Asset.objects.filter(pk=a3.pk).update(state=AssetState.REJECTED)
+    response = reviewer_client.post(url, {"decision": "approve", "serials": [a1.pk, a2.pk, a3.pk, 999999]}, follow=True)
+    html = response.content.decode()
+    assert f"Approved 2 asset(s): {a1.pk}, {a2.pk}." in html
+    assert f"Asset {a3.pk} is rejected: it cannot become approved" in html
+    assert "Asset 999999 does not exist" in html
