@@ -59,6 +59,14 @@ class Campaign(models.Model):
     variables = models.JSONField(default=dict)
     seeds = models.JSONField(default=list)
     deadline = models.DateTimeField(null=True, blank=True)
+    # The review policy: distinct approvals needed, and what one rejection does.
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+
+    class OnReject(models.TextChoices):
+        REJECT = "reject", "One rejection rejects the asset"
+        RETURN = "return", "A rejection is one vote; the same quorum rejects"
+
+    on_reject = models.CharField(max_length=10, choices=OnReject.choices, default=OnReject.REJECT)
     # Who asked for a request's assets: they may not also approve them (segregation of duties).
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="requests"

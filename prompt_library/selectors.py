@@ -55,6 +55,8 @@ def campaign_plan_get(*, name: str) -> CampaignPlan:
         variables=tuple((k, tuple(v)) for k, v in row.variables.items()),
         seeds=tuple(row.seeds),
         deadline=row.deadline,
+        approvals_required=row.approvals_required,
+        on_reject=row.on_reject,
     )
     params = GenerationParams(**version.params)
     variants = campaign_expand(campaign, template, params=params, model_manifest_hash=version.model_manifest_hash)

@@ -118,6 +118,8 @@ def library_load(*, root: Path | None = None) -> LoadReport:
                 "variables": {k: list(v) for k, v in campaign.variables},
                 "seeds": list(campaign.seeds),
                 "deadline": campaign.deadline,
+                "approvals_required": campaign.approvals_required,
+                "on_reject": campaign.on_reject,
                 "source_file": _relative(path),
             },
         )

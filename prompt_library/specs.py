@@ -98,6 +98,8 @@ class CampaignSpec:
     variables: tuple[tuple[str, tuple[str, ...]], ...]
     seeds: tuple[int, ...]
     deadline: datetime | None = None
+    approvals_required: int = 1
+    on_reject: str = "reject"
 
     @property
     def variant_count(self) -> int:
@@ -327,6 +329,13 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
     deadline = data.get("deadline")
     if deadline is not None and not isinstance(deadline, datetime):
         raise LibraryFileError(path, f"field 'deadline' must be an ISO date-time (got {deadline!r})")
+    review = data.get("review", {}) or {}
+    if not isinstance(review, Mapping):
+        raise LibraryFileError(path, f"field 'review' must be a mapping (got {review!r})")
+    approvals = _positive_int(review.get("approvals", 1), "review.approvals", path, limit=10)
+    on_reject = review.get("on_reject", "reject")
+    if on_reject not in ("reject", "return"):
+        raise LibraryFileError(path, f"field 'review.on_reject' must be 'reject' or 'return' (got {on_reject!r})")
     return CampaignSpec(
         name=name,
         title=str(data.get("title", "")),
@@ -336,6 +345,8 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
         variables=tuple(variables),
         seeds=tuple(seeds),
         deadline=deadline,
+        approvals_required=approvals,
+        on_reject=on_reject,
     )
 
 

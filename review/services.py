@@ -264,7 +264,25 @@ def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reaso
     if ReviewDecision.objects.filter(asset=locked, reviewer=reviewer).exists():
         raise AlreadyDecidedError(locked.pk, reviewer.get_username())
     ReviewDecision.objects.create(asset=locked, reviewer=reviewer, decision=decision, reason=reason, comment=comment)
-    event = _move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment)
+    # The campaign's quorum: the asset moves once enough distinct reviewers agree.
+    votes = ReviewDecision.objects.filter(asset=locked, decision=decision).count()
+    needed = locked.campaign.approvals_required
+    if decision == ReviewDecision.Decision.REJECT and locked.campaign.on_reject == Campaign.OnReject.REJECT:
+        needed = 1
+    quorum = {"votes": votes, "needed": needed}
+    if votes >= needed:
+        event = _move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment, **quorum)
+    else:
+        event = _event(
+            locked,
+            decision,
+            actor=reviewer,
+            from_state=locked.state,
+            to_state=locked.state,
+            reason=reason,
+            comment=comment,
+            **quorum,
+        )
     locked.claimed_by = None
     locked.lease_expires_at = None
     locked.save(update_fields=["state", "claimed_by", "lease_expires_at", "updated_at"])

@@ -67,6 +67,8 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
         with reader_context(config.signing) as context:
             c2pa_report = c2pa_read(data, mime=asset.mime, context=context)
         watermark = watermark_read(Image.open(io.BytesIO(data)).convert("RGB"))
+    decisions = list(asset.decisions.all())
+    mine = next((d for d in decisions if d.reviewer_id == request.user.pk), None)
     return render(
         request,
         "review/asset.html",
@@ -75,12 +77,14 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "c2pa": c2pa_report,
             "watermark": watermark,
             "events": list(selectors.audit_events(asset=asset)),
-            "decisions": list(asset.decisions.all()),
+            "decisions": decisions,
+            "my_decision": mine,
+            "approvals": sum(d.decision == ReviewDecision.Decision.APPROVE for d in decisions),
             "publications": list(asset.publications.all()),
             "approve_form": ApproveForm(),
             "reasons": ReviewDecision.Reason.choices,
             "reject_form": RejectForm(),
-            "can_decide": asset.state == AssetState.IN_REVIEW,
+            "can_decide": asset.state == AssetState.IN_REVIEW and mine is None,
             "claim_live": asset.claimed_by_id is not None
             and asset.lease_expires_at is not None
             and asset.lease_expires_at > timezone.now(),

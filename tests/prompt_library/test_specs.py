@@ -159,3 +159,15 @@ def test_chunked_keeps_order_and_refuses_zero() -> None:
     assert [v for b in batches for v in b] == variants
     with pytest.raises(ValueError):
         chunked(variants, 0)
+
+
+def test_campaign_review_policy_is_read_and_checked() -> None:
+    path = Path("campaigns/x.yaml")
+    base = {"name": "x", "template": "hero", "template_version": 1, "variables": {"product": "mug"}, "seeds": [1]}
+    spec = campaign_parse({**base, "review": {"approvals": 2, "on_reject": "return"}}, path=path)
+    assert (spec.approvals_required, spec.on_reject) == (2, "return")
+    assert campaign_parse(base, path=path).approvals_required == 1
+    with pytest.raises(LibraryFileError, match=r"review\.on_reject"):
+        campaign_parse({**base, "review": {"on_reject": "shrug"}}, path=path)
+    with pytest.raises(LibraryFileError, match=r"review\.approvals"):
+        campaign_parse({**base, "review": {"approvals": 0}}, path=path)

@@ -193,3 +193,15 @@ def test_bulk_decisions_report_each_refusal_and_need_a_reason_to_reject(
     assert f"Approved 2 asset(s): {a1.pk}, {a2.pk}." in html
     assert f"Asset {a3.pk} is rejected: it cannot become approved" in html
     assert "Asset 999999 does not exist" in html
+
+
+def test_asset_page_shows_quorum_progress_and_hides_buttons_after_deciding(
+    reviewer_client: Client, reviewable_assets: list[Asset]
+) -> None:
+    asset = reviewable_assets[0]
+    asset.campaign.approvals_required = 2
+    asset.campaign.save()
+    reviewer_client.post(reverse("review:approve", args=[asset.pk]))
+    html = reviewer_client.get(reverse("review:asset", args=[asset.pk])).content.decode()
+    assert "1 of 2 approvals" in html and "rita: approve" in html
+    assert 'id="approve"' not in html and "waiting for other reviewers" in html
