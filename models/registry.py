@@ -13,7 +13,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -222,6 +223,30 @@ def manifest_verify(manifest: ModelManifest) -> None:
             )
 
 
+@contextmanager
+def _loading_quietly() -> Iterator[None]:
+    """Hide diffusers' and transformers' per-component loading bars and notices, then restore them.
+
+    A worker's log should show its own progress; the settings are process-wide, hence the restore.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    saved = [
+        (lib, lib.is_progress_bar_enabled(), lib.get_verbosity()) for lib in (diffusers_logging, transformers_logging)
+    ]
+    for lib, _, _ in saved:
+        lib.disable_progress_bar()
+        lib.set_verbosity_error()
+    try:
+        yield
+    finally:
+        for lib, bars_on, verbosity in saved:
+            if bars_on:
+                lib.enable_progress_bar()
+            lib.set_verbosity(verbosity)
+
+
 _PIPELINES: dict[tuple[str, Path, str], DiffusionPipeline] = {}
 _PIPELINES_LOCK = threading.Lock()
 
@@ -244,13 +269,6 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     import diffusers
     import torch
-    import transformers
-
-    # A worker's log shows its own progress, not per-component loading bars.
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -267,8 +285,11 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
             )
         manifest_verify(manifest)
         dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
-        pipe = pipeline_cls.from_pretrained(manifest.folder, dtype=dtype, local_files_only=True, use_safetensors=True)
-        pipe.to(device)
+        with _loading_quietly():
+            pipe = pipeline_cls.from_pretrained(manifest.folder, local_files_only=True, use_safetensors=True)
+        # Cast after loading: the dtype keyword was renamed (torch_dtype -> dtype) within the
+        # diffusers versions we allow, and an unknown keyword would be ignored, not refused.
+        pipe.to(device=device, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
         return pipe

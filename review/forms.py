@@ -27,3 +27,17 @@ class BulkDecisionForm(forms.Form):
         if data.get("decision") == ReviewDecision.Decision.REJECT and not data.get("reason"):
             raise forms.ValidationError("choose a reason to reject the selected assets")
         return data
+
+
+class CommentForm(forms.Form):
+    text = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Add a comment"}))
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"placeholder": "Why it is withdrawn"}))
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(required=False)
+    actor = forms.CharField(required=False, max_length=150)
+    serial = forms.IntegerField(required=False, min_value=1)

@@ -127,6 +127,7 @@ class Publication(models.Model):
     size = models.PositiveBigIntegerField()
     published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "rendition"]

@@ -68,3 +68,10 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
                 )
             )
     return written
+
+
+def renditions_delete(paths: list[str]) -> None:
+    """Remove published files from the publish target (missing ones are already gone)."""
+    target = LocalStorage(config_from_settings().publish_root)
+    for path in paths:
+        target.delete(path)

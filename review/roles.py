@@ -13,13 +13,15 @@ REVIEW = "review.review_asset"
 PUBLISH = "review.publish_asset"
 REQUEST = "review.request_asset"
 
+AUDIT = "review.view_auditevent"
+
 ROLES: dict[str, tuple[str, ...]] = {
-    "reviewer": (VIEW, REVIEW),
-    "publisher": (VIEW, PUBLISH),
+    "reviewer": (VIEW, REVIEW, AUDIT),
+    "publisher": (VIEW, PUBLISH, AUDIT),
     "requester": (VIEW, REQUEST),
-    "admin": (VIEW, REVIEW, PUBLISH, REQUEST, "review.view_auditevent"),
+    "admin": (VIEW, REVIEW, PUBLISH, REQUEST, AUDIT),
 }
-ROLE_OF = {REVIEW: "reviewer", PUBLISH: "publisher", REQUEST: "requester", VIEW: "reviewer"}
+ROLE_OF = {REVIEW: "reviewer", PUBLISH: "publisher", REQUEST: "requester", VIEW: "reviewer", AUDIT: "reviewer"}
 
 
 def roles_sync(**_: Any) -> None:

@@ -49,3 +49,20 @@ def asset_next_in_review(*, after: Asset) -> Asset | None:
 
 def audit_events(*, asset: Asset) -> QuerySet[AuditEvent]:
     return asset.events.select_related("actor").order_by("created_at", "id")
+
+
+def audit_event_list(*, action: str = "", actor: str = "", serial: int | None = None) -> QuerySet[AuditEvent]:
+    """The audit log, newest first, filtered by action, actor's username and asset serial."""
+    qs = AuditEvent.objects.select_related("actor", "asset")
+    if action:
+        qs = qs.filter(action=action)
+    if actor:
+        qs = qs.filter(actor__username=actor)
+    if serial is not None:
+        qs = qs.filter(asset_id=serial)
+    return qs.order_by("-created_at", "-id")
+
+
+def audit_actions() -> list[str]:
+    """Every action the log holds, for the filter's choices."""
+    return sorted(AuditEvent.objects.values_list("action", flat=True).distinct())

@@ -28,7 +28,7 @@ from review.errors import (
     UnknownAssetsError,
 )
 from review.models import Asset, AuditEvent, Publication, ReviewDecision
-from review.roles import PUBLISH, REVIEW, role_require
+from review.roles import PUBLISH, REVIEW, VIEW, role_require
 from review.states import AssetState, transition_check
 
 logger = logging.getLogger("greenlight.review")
@@ -389,3 +389,41 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     event.save()
     logger.info("published asset %s: %s", locked.pk, ", ".join(w.path for w in written))
     return publications
+
+
+COMMENT_MAX = 2000
+
+
+@transaction.atomic
+def asset_comment(*, asset: Asset, user: User, text: str) -> AuditEvent:
+    """A comment on an asset, kept in its history (the append-only audit log)."""
+    role_require(user, VIEW)
+    text = text.strip()
+    if not text:
+        raise ValueError("a comment needs some text")
+    if len(text) > COMMENT_MAX:
+        raise ValueError(f"a comment is at most {COMMENT_MAX} characters (got {len(text)})")
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    event = _event(locked, "commented", actor=user, from_state=locked.state, to_state=locked.state, comment=text)
+    event.save()
+    return event
+
+
+@transaction.atomic
+def asset_revoke(*, asset: Asset, user: User, reason: str) -> Asset:
+    """Unpublish: delete the asset's published files and record who did it and why."""
+    from review.publishing import renditions_delete
+
+    role_require(user, PUBLISH)
+    if not reason.strip():
+        raise ValueError("revoking needs a reason")
+    locked = Asset.objects.select_for_update().get(pk=asset.pk)
+    live = list(locked.publications.filter(revoked_at__isnull=True))
+    paths = [p.path for p in live]
+    event = _move(locked, AssetState.REVOKED, "revoked", actor=user, reason=reason.strip(), removed=paths)
+    renditions_delete(paths)
+    locked.publications.filter(pk__in=[p.pk for p in live]).update(revoked_at=timezone.now())
+    locked.save(update_fields=["state", "updated_at"])
+    event.save()
+    logger.info("revoked asset %s: removed %s", locked.pk, ", ".join(paths) or "nothing")
+    return locked

@@ -14,5 +14,9 @@ urlpatterns = [
     path("assets/<int:serial>/approve", views.asset_approve, name="approve"),
     path("assets/<int:serial>/reject", views.asset_reject, name="reject"),
     path("assets/<int:serial>/publish", views.asset_publish, name="publish"),
+    path("assets/<int:serial>/revoke", views.asset_revoke, name="revoke"),
+    path("assets/<int:serial>/comment", views.asset_comment, name="comment"),
+    path("audit/", views.audit_log, name="audit"),
+    path("audit.csv", views.audit_csv, name="audit_csv"),
     path("assets/<int:serial>/<str:kind>", views.asset_file, name="file"),
 ]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import json
+from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,8 +24,8 @@ from pipeline.storage import LocalStorage
 from pipeline.watermark import watermark_read
 from review import selectors, services
 from review.errors import ReviewError
-from review.forms import ApproveForm, BulkDecisionForm, RejectForm
-from review.models import Asset, ReviewDecision
+from review.forms import ApproveForm, AuditFilterForm, BulkDecisionForm, CommentForm, RejectForm, RevokeForm
+from review.models import Asset, AuditEvent, ReviewDecision
 from review.states import AssetState
 
 PAGE_SIZE = 60
@@ -82,6 +87,9 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "approvals": sum(d.decision == ReviewDecision.Decision.APPROVE for d in decisions),
             "publications": list(asset.publications.all()),
             "approve_form": ApproveForm(),
+            "comment_form": CommentForm(),
+            "revoke_form": RevokeForm(),
+            "can_revoke": asset.state == AssetState.PUBLISHED,
             "reasons": ReviewDecision.Reason.choices,
             "reject_form": RejectForm(),
             "can_decide": asset.state == AssetState.IN_REVIEW and mine is None,
@@ -209,4 +217,92 @@ def asset_file(request: HttpRequest, serial: int, kind: str) -> FileResponse:
         raise Http404(f"Asset {serial}'s {kind} is missing from storage")
     response = FileResponse(path.open("rb"), content_type=asset.mime if kind == "master" else "image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@permission_required("review.view_asset", raise_exception=True)
+@require_POST
+def asset_comment(request: HttpRequest, serial: int) -> HttpResponse:
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        services.asset_comment(asset=_asset_or_404(serial), user=request.user, text=form.cleaned_data["text"])  # type: ignore[arg-type]
+    else:
+        messages.error(request, f"Comment not saved: {form.errors.as_text()}")
+    return redirect("review:asset", serial=serial)
+
+
+@permission_required("review.publish_asset", raise_exception=True)
+@require_POST
+def asset_revoke(request: HttpRequest, serial: int) -> HttpResponse:
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason to revoke the asset.")
+        return redirect("review:asset", serial=serial)
+    try:
+        services.asset_revoke(asset=_asset_or_404(serial), user=request.user, reason=form.cleaned_data["reason"])  # type: ignore[arg-type]
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Revoked asset {serial}: its published files were removed.")
+    return redirect("review:asset", serial=serial)
+
+
+AUDIT_PAGE = 100
+AUDIT_CSV_FIELDS = ["time", "asset", "action", "actor", "from_state", "to_state", "reason", "comment", "detail"]
+
+
+def _audit_rows(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet[AuditEvent]]:
+    form = AuditFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = selectors.audit_event_list(
+        action=filters.get("action") or "", actor=filters.get("actor") or "", serial=filters.get("serial")
+    )
+    return form, events
+
+
+@permission_required("review.view_auditevent", raise_exception=True)
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The audit log, filterable, a page at a time; the same filters export as CSV."""
+    form, events = _audit_rows(request)
+    page = Paginator(events, AUDIT_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "review/audit.html",
+        {"form": form, "page": page, "actions": selectors.audit_actions(), "query": query.urlencode()},
+    )
+
+
+@permission_required("review.view_auditevent", raise_exception=True)
+@require_GET
+def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    _, events = _audit_rows(request)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(AUDIT_CSV_FIELDS)
+        for e in events.iterator(chunk_size=2000):
+            detail = dict(e.detail)
+            writer.writerow(
+                [
+                    e.created_at.isoformat(),
+                    e.asset_id or "",
+                    e.action,
+                    e.actor.get_username() if e.actor else "pipeline",
+                    e.from_state,
+                    e.to_state,
+                    detail.pop("reason", ""),
+                    detail.pop("comment", ""),
+                    json.dumps(detail, sort_keys=True),
+                ]
+            )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="greenlight-audit.csv"'
     return response

@@ -174,3 +174,35 @@ def test_a_requester_cannot_approve_assets_of_their_own_request(reviewable_asset
     with pytest.raises(SegregationOfDutiesError, match="cannot also decide on it"):
         asset_approve(asset=asset, reviewer=requester)
     assert asset_approve(asset=asset, reviewer=make_user()).state == AssetState.APPROVED
+
+
+def test_revoke_removes_the_published_files_and_is_recorded(
+    reviewable_assets: list[Asset], settings: SettingsWrapper
+) -> None:
+    from review.services import asset_revoke
+
+    publisher = make_user()
+    asset = asset_approve(asset=reviewable_assets[0], reviewer=make_user())
+    publications = asset_publish(asset=asset, user=publisher)
+    files = [Path(settings.GREENLIGHT_PUBLISH_ROOT) / p.path for p in publications]
+    assert all(f.is_file() for f in files)
+    with pytest.raises(ValueError, match="needs a reason"):
+        asset_revoke(asset=asset, user=publisher, reason=" ")
+    revoked = asset_revoke(asset=asset, user=publisher, reason="wrong price on the label")
+    assert revoked.state == AssetState.REVOKED
+    assert not any(f.exists() for f in files)
+    assert all(p.revoked_at is not None for p in Publication.objects.filter(asset=asset))
+    event = AuditEvent.objects.filter(asset=asset).latest("id")
+    assert (event.action, event.actor, event.detail["reason"]) == ("revoked", publisher, "wrong price on the label")
+    assert sorted(event.detail["removed"]) == sorted(p.path for p in publications)
+
+
+def test_comments_go_into_the_history_without_changing_the_state(reviewable_assets: list[Asset]) -> None:
+    from review.services import asset_comment
+
+    asset = reviewable_assets[0]
+    with pytest.raises(ValueError, match="needs some text"):
+        asset_comment(asset=asset, user=make_user(), text="   ")
+    event = asset_comment(asset=asset, user=make_user(), text="Logo looks stretched")
+    assert (event.action, event.detail["comment"], event.to_state) == ("commented", "Logo looks stretched", "in_review")
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.IN_REVIEW

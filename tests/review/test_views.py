@@ -205,3 +205,40 @@ def test_asset_page_shows_quorum_progress_and_hides_buttons_after_deciding(
     html = reviewer_client.get(reverse("review:asset", args=[asset.pk])).content.decode()
     assert "1 of 2 approvals" in html and "rita: approve" in html
     assert 'id="approve"' not in html and "waiting for other reviewers" in html
+
+
+def test_comment_is_shown_escaped_in_the_history(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+    asset = reviewable_assets[0]
+    reviewer_client.post(reverse("review:comment", args=[asset.pk]), {"text": "<b>too dark</b>"})
+    html = reviewer_client.get(reverse("review:asset", args=[asset.pk])).content.decode()
+    assert "&lt;b&gt;too dark&lt;/b&gt;" in html and "<b>too dark</b>" not in html
+
+
+def test_audit_log_filters_and_exports_csv(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+    import csv
+    import io
+
+    first = reviewable_assets[0]
+    reviewer_client.post(reverse("review:approve", args=[first.pk]), {"comment": "fine"})
+    html = reviewer_client.get(reverse("review:audit"), {"action": "approve"}).content.decode()
+    assert html.count("<tr><td>") == 1 and f"#{first.pk}" in html
+    everything = reviewer_client.get(reverse("review:audit")).content.decode()
+    assert everything.count("<tr><td>") > 4
+    response = reviewer_client.get(reverse("review:audit_csv"), {"actor": "rita"})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(body(response).decode())))
+    assert rows[0][:4] == ["time", "asset", "action", "actor"]
+    assert {(r[1], r[2], r[3], r[7]) for r in rows[1:]} >= {(str(first.pk), "approve", "rita", "fine")}
+    assert all(r[3] == "rita" for r in rows[1:])
+
+
+def test_audit_log_query_count_does_not_grow_with_rows(
+    reviewer_client: Client, reviewable_assets: list[Asset], django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    with django_assert_max_num_queries(8):
+        assert reviewer_client.get(reverse("review:audit")).status_code == 200
+
+
+def test_a_requester_cannot_read_the_audit_log(client: Client) -> None:
+    client.force_login(make_user(roles=("requester",)))
+    assert client.get(reverse("review:audit")).status_code == 403
