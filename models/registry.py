@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -285,11 +286,14 @@ def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> Diff
             )
         manifest_verify(manifest)
         dtype = torch.float16 if torch.device(device).type == "cuda" else torch.float32
-        with _loading_quietly():
-            pipe = pipeline_cls.from_pretrained(manifest.folder, local_files_only=True, use_safetensors=True)
-        # Cast after loading: the dtype keyword was renamed (torch_dtype -> dtype) within the
-        # diffusers versions we allow, and an unknown keyword would be ignored, not refused.
-        pipe.to(device=device, dtype=dtype)
+        with _loading_quietly(), warnings.catch_warnings():
+            # `torch_dtype` is accepted by every diffusers we allow (>=0.35); `dtype` only by the
+            # newest (diffusers PR #14205), which deprecates the old name with a FutureWarning.
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = pipeline_cls.from_pretrained(
+                manifest.folder, torch_dtype=dtype, local_files_only=True, use_safetensors=True
+            )
+        pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
         return pipe

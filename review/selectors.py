@@ -33,13 +33,12 @@ def asset_state_counts() -> dict[str, int]:
     return {state: counts.get(state, 0) for state in QUEUE_STATES}
 
 
-def asset_get(*, serial: int) -> Asset:
-    """One asset with everything its page shows (decisions, events, publications prefetched)."""
-    return (
-        Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by")
-        .prefetch_related("decisions__reviewer", "publications", "events__actor")
-        .get(pk=serial)
-    )
+def asset_get(*, serial: int, history: bool = True) -> Asset:
+    """One asset; with `history`, everything its page shows (decisions, events, publications)."""
+    qs = Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by")
+    if history:
+        qs = qs.prefetch_related("decisions__reviewer", "publications", "events__actor")
+    return qs.get(pk=serial)
 
 
 def asset_next_in_review(*, after: Asset) -> Asset | None:
@@ -66,3 +65,13 @@ def audit_event_list(*, action: str = "", actor: str = "", serial: int | None = 
 def audit_actions() -> list[str]:
     """Every action the log holds, for the filter's choices."""
     return sorted(AuditEvent.objects.values_list("action", flat=True).distinct())
+
+
+def asset_variants(*, asset: Asset) -> QuerySet[Asset]:
+    """Every asset made from the same template version and rendered prompt (other seeds),
+    including this one, for side-by-side comparison."""
+    return (
+        Asset.objects.select_related("campaign", "claimed_by")
+        .filter(prompt_version_id=asset.prompt_version_id, prompt=asset.prompt)
+        .order_by("seed", "id")
+    )

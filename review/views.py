@@ -31,9 +31,9 @@ from review.states import AssetState
 PAGE_SIZE = 60
 
 
-def _asset_or_404(serial: int) -> Asset:
+def _asset_or_404(serial: int, *, history: bool = False) -> Asset:
     try:
-        return selectors.asset_get(serial=serial)
+        return selectors.asset_get(serial=serial, history=history)
     except Asset.DoesNotExist as exc:
         raise Http404(f"No asset {serial}") from exc
 
@@ -64,7 +64,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 @permission_required("review.view_asset", raise_exception=True)
 @require_GET
 def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
-    asset = _asset_or_404(serial)
+    asset = _asset_or_404(serial, history=True)
     c2pa_report = watermark = None
     if asset.file_path:
         config = config_from_settings()
@@ -306,3 +306,13 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="greenlight-audit.csv"'
     return response
+
+
+@permission_required("review.view_asset", raise_exception=True)
+@require_GET
+def asset_compare(request: HttpRequest, serial: int) -> HttpResponse:
+    """All variants of one prompt side by side."""
+    asset = _asset_or_404(serial)
+    return render(
+        request, "review/compare.html", {"asset": asset, "variants": list(selectors.asset_variants(asset=asset))}
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any, cast
@@ -10,7 +12,8 @@ import pytest
 import torch
 import yaml
 
-from models.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
+from models.build_tiny_random import CATALOG_WORDS
+from models.errors import ManifestError, ModelError, ModelIntegrityError, ModelNotFoundError
 from models.registry import (
     MANIFESTS_DIR,
     manifest_load,
@@ -26,6 +29,18 @@ def model_copy(tmp_path: Path) -> Path:
     shutil.copytree(MANIFESTS_DIR, tmp_path / "manifests")
     shutil.copytree(MANIFESTS_DIR.parent / "embedded-tiny", tmp_path / "embedded-tiny")
     return tmp_path / "manifests"
+
+
+def _manifest_edit(manifests_dir: Path, **changes: object) -> None:
+    """Rewrite the copied manifest with top-level fields replaced (None deletes the field)."""
+    path = manifests_dir / "embedded-tiny.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data))
 
 
 def test_the_shipped_manifest_loads_and_its_files_match_their_pins() -> None:
@@ -44,13 +59,31 @@ def test_an_unknown_model_is_refused_listing_the_known_ones() -> None:
 
 
 def test_a_manifest_missing_a_field_is_refused_naming_file_and_field(model_copy: Path) -> None:
-    path = model_copy / "embedded-tiny.yaml"
-    data = yaml.safe_load(path.read_text())
-    del data["pipeline_class"]
-    path.write_text(yaml.safe_dump(data))
+    _manifest_edit(model_copy, pipeline_class=None)
     with pytest.raises(ManifestError) as err:
         manifest_load("embedded-tiny", manifests_dir=model_copy)
     assert "embedded-tiny.yaml" in str(err.value) and "pipeline_class" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"defaults": {"steps": 4, "guidance": 1.0, "width": 60, "height": 64}}, "defaults.width"),
+        ({"defaults": {"steps": 0, "guidance": 1.0, "width": 64, "height": 64}}, "defaults.steps"),
+        ({"defaults": {"steps": 4, "width": 64, "height": 64}}, "defaults.guidance"),
+        ({"files": {"../outside.json": "0" * 64}}, "../outside.json"),
+        ({"files": {"unet/config.json": "not-a-digest"}}, "files.unet/config.json"),
+        ({"family": "stable-cascade"}, "family"),
+        ({"name": "someone-else"}, "name"),
+    ],
+)
+def test_a_malformed_manifest_is_refused_naming_the_field(
+    model_copy: Path, changes: dict[str, object], named: str
+) -> None:
+    _manifest_edit(model_copy, **changes)
+    with pytest.raises(ManifestError) as err:
+        manifest_load("embedded-tiny", manifests_dir=model_copy)
+    assert named in str(err.value)
 
 
 def test_a_changed_weight_file_is_refused_naming_the_file(model_copy: Path) -> None:
@@ -63,6 +96,7 @@ def test_a_changed_weight_file_is_refused_naming_the_file(model_copy: Path) -> N
         pipeline_load(manifest)
     assert err.value.file == "vae/diffusion_pytorch_model.safetensors"
     assert err.value.actual is not None and err.value.actual != err.value.expected
+    assert "Model 'embedded-tiny'" in str(err.value)
     assert "vae/diffusion_pytorch_model.safetensors" in str(err.value)
 
 
@@ -73,36 +107,76 @@ def test_a_missing_file_is_refused(model_copy: Path) -> None:
     assert err.value.file == "tokenizer/tokenizer.json" and err.value.actual is None
 
 
+def test_files_the_manifest_does_not_pin_are_ignored(model_copy: Path) -> None:
+    (model_copy.parent / "embedded-tiny" / "unet" / "notes.txt").write_text("not a weight")
+    manifest_verify(manifest_load("embedded-tiny", manifests_dir=model_copy))
+
+
+def test_errors_keep_their_context_across_processes() -> None:
+    errors: list[ModelError] = [
+        ModelNotFoundError("x", known=["embedded-tiny"]),
+        ManifestError(Path("m.yaml"), "field 'files' is missing"),
+        ModelIntegrityError(name="x", manifest_path=Path("m.yaml"), file="a.bin", expected="0" * 64, actual=None),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and vars(copy) == vars(error)
+
+
 def test_the_manifest_hash_changes_only_with_the_pins(model_copy: Path) -> None:
     shipped = manifest_load("embedded-tiny")
     copy = manifest_load("embedded-tiny", manifests_dir=model_copy)
     assert copy.manifest_hash == shipped.manifest_hash  # the folder moved, the pins did not
-    path = model_copy / "embedded-tiny.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["files"]["unet/config.json"] = "0" * 64
-    path.write_text(yaml.safe_dump(data))
+    _manifest_edit(model_copy, files={**copy.files, "unet/config.json": "0" * 64})
     assert manifest_load("embedded-tiny", manifests_dir=model_copy).manifest_hash != shipped.manifest_hash
 
 
-def test_a_pipeline_is_loaded_once_per_process_and_generates_per_seed() -> None:
+def test_a_pipeline_is_loaded_once_per_process_and_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     pipeline_cache_clear()
     manifest = manifest_load("embedded-tiny")
-    pipe = cast(Any, pipeline_load(manifest))  # DiffusionPipeline.__call__ is defined per subclass
-    assert id(pipeline_load(manifest)) == id(pipe)  # the same object, not a reload
+    pipe = pipeline_load(manifest, device="cpu")
+    assert pipeline_load(manifest, device="cpu") is pipe  # the same object, not a reload
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    pipeline_cache_clear()
+    assert pipeline_load(manifest, device="cpu") is not pipe
+
+
+def test_a_pipeline_class_that_is_not_a_pipeline_is_refused(model_copy: Path) -> None:
+    _manifest_edit(model_copy, pipeline_class="AutoencoderKL")
+    with pytest.raises(ManifestError) as err:
+        pipeline_load(manifest_load("embedded-tiny", manifests_dir=model_copy), device="cpu")
+    assert "pipeline_class" in str(err.value) and "AutoencoderKL" in str(err.value)
+
+
+def test_catalog_words_are_single_tokens() -> None:
+    tokenizer = cast(Any, pipeline_load(manifest_load("embedded-tiny"), device="cpu")).tokenizer
+    split = {word: tokenizer.tokenize(word) for word in CATALOG_WORDS if len(tokenizer.tokenize(word)) != 1}
+    assert split == {}
+    assert tokenizer.tokenize("a red mug on a wooden table") == [
+        f"{word}</w>" for word in ("a", "red", "mug", "on", "a", "wooden", "table")
+    ]
+
+
+def test_the_shipped_model_generates_a_different_image_per_seed_and_the_same_for_a_seed() -> None:
+    manifest = manifest_load("embedded-tiny")
+    pipe = cast(Any, pipeline_load(manifest, device="cpu"))  # DiffusionPipeline.__call__ is per subclass
 
     def generate(seeds: list[int]) -> torch.Tensor:
         out = pipe(
             prompt=["a red mug"] * len(seeds),
-            num_inference_steps=2,
-            guidance_scale=1.0,
+            num_inference_steps=manifest.defaults.steps,
+            guidance_scale=manifest.defaults.guidance,
             generator=[torch.Generator().manual_seed(s) for s in seeds],
             output_type="pt",
         )
-        return out.images
+        return cast(torch.Tensor, out.images)
 
     images = generate([1, 2])
     assert images.shape == (2, 3, manifest.defaults.height, manifest.defaults.width)
     assert torch.isfinite(images).all()
-    assert not torch.equal(images[0], images[1])
+    assert images.std() > 0.05  # colour noise, not a flat (or black) frame
+    assert (images[0] - images[1]).abs().mean() > 0.05
     # The same seed gives the same picture whatever the batch (to float rounding on CPU kernels).
+    assert torch.allclose(generate([2, 1])[1], images[0], atol=1e-3)
     assert torch.allclose(generate([1])[0], images[0], atol=1e-3)

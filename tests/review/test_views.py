@@ -242,3 +242,28 @@ def test_audit_log_query_count_does_not_grow_with_rows(
 def test_a_requester_cannot_read_the_audit_log(client: Client) -> None:
     client.force_login(make_user(roles=("requester",)))
     assert client.get(reverse("review:audit")).status_code == 403
+
+
+def test_compare_shows_every_seed_of_one_prompt_and_nothing_else(
+    reviewer_client: Client, reviewable_assets: list[Asset], django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    first = reviewable_assets[0]  # the demo's first two assets share a prompt (seeds 1 and 2)
+    siblings = [a for a in reviewable_assets if a.prompt == first.prompt]
+    assert len(siblings) == 2
+    with django_assert_max_num_queries(6):
+        html = reviewer_client.get(reverse("review:compare", args=[first.pk])).content.decode()
+    assert html.count('class="tile ') == 2
+    for asset in reviewable_assets:
+        assert (f'data-serial="{asset.pk}"' in html) == (asset in siblings)
+
+
+def test_asset_page_query_count_does_not_grow_with_its_history(
+    reviewer_client: Client, reviewable_assets: list[Asset], django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    from review.services import asset_comment
+
+    asset = reviewable_assets[0]
+    for i in range(15):
+        asset_comment(asset=asset, user=make_user(), text=f"note {i}")
+    with django_assert_max_num_queries(12):
+        assert reviewer_client.get(reverse("review:asset", args=[asset.pk])).status_code == 200
