@@ -117,6 +117,11 @@ GREENLIGHT_PUBLISH_ROOT = _env_path("GREENLIGHT_PUBLISH_ROOT", VAR_DIR / "publis
 # The prompt library's files (templates and campaigns) and the model manifests.
 GREENLIGHT_LIBRARY_DIR = _env_path("GREENLIGHT_LIBRARY_DIR", BASE_DIR / "prompt_library" / "library")
 GREENLIGHT_MODELS_DIR = _env_path("GREENLIGHT_MODELS_DIR", BASE_DIR / "models" / "manifests")
+# Optional: a URL told of every publication (JSON POST signed with HMAC-SHA256 of this secret).
+GREENLIGHT_PUBLISH_WEBHOOK_URL = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_URL", "")
+GREENLIGHT_PUBLISH_WEBHOOK_SECRET = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_SECRET", "")
+if GREENLIGHT_PUBLISH_WEBHOOK_URL and not GREENLIGHT_PUBLISH_WEBHOOK_SECRET:
+    raise RuntimeError("GREENLIGHT_PUBLISH_WEBHOOK_SECRET must be set with GREENLIGHT_PUBLISH_WEBHOOK_URL")
 GREENLIGHT_BATCH_SIZE = int(os.environ.get("GREENLIGHT_BATCH_SIZE", "8"))
 # Signing files: kept outside the repository. The development chain is written here by
 # `manage.py signing_keys_create`; production points the three files at its own certificate.

@@ -364,7 +364,7 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     from review.publishing import renditions_write  # pipeline code, imported only when publishing
 
     role_require(user, PUBLISH)
-    locked = Asset.objects.select_for_update().select_related("prompt_version").get(pk=asset.pk)
+    locked = Asset.objects.select_for_update().select_related("prompt_version", "campaign").get(pk=asset.pk)
     if locked.state != AssetState.APPROVED:
         raise PublishRefusedError(locked.pk, locked.state)
     written = renditions_write(locked)
@@ -387,6 +387,19 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     event = _move(locked, AssetState.PUBLISHED, "published", actor=user, renditions=[w.path for w in written])
     locked.save(update_fields=["state", "updated_at"])
     event.save()
+    payload = {
+        "event": "asset.published",
+        "asset": locked.pk,
+        "campaign": locked.campaign.name,
+        "published_by": user.get_username(),
+        "at": event.created_at.isoformat(),
+        "renditions": [
+            {"name": w.name, "path": w.path, "mime": w.mime, "width": w.width, "height": w.height, "sha256": w.sha256}
+            for w in written
+        ],
+    }
+    # Only once the publication is committed: a receiver must never hear of one that rolled back.
+    transaction.on_commit(lambda: _webhook_notify(locked, payload))
     logger.info("published asset %s: %s", locked.pk, ", ".join(w.path for w in written))
     return publications
 
@@ -427,3 +440,20 @@ def asset_revoke(*, asset: Asset, user: User, reason: str) -> Asset:
     event.save()
     logger.info("revoked asset %s: removed %s", locked.pk, ", ".join(paths) or "nothing")
     return locked
+
+
+def _webhook_notify(asset: Asset, payload: dict[str, Any]) -> None:
+    """Send the publish webhook and record the outcome in the asset's history."""
+    from django.conf import settings
+
+    from review.webhooks import webhook_send
+
+    if not settings.GREENLIGHT_PUBLISH_WEBHOOK_URL:
+        return
+    delivered, detail = webhook_send(payload)
+    if not delivered:
+        logger.warning("publish webhook for asset %s failed: %s", asset.pk, detail)
+    action = "webhook_delivered" if delivered else "webhook_failed"
+    AuditEvent.objects.create(
+        asset=asset, action=action, from_state=asset.state, to_state=asset.state, detail={"result": detail}
+    )
