@@ -101,6 +101,11 @@ def test_reviewer_logs_in_approves_rejects_and_publishes(
         assert page.inner_text("#state") == "Published"
         shot(page, "published")
 
+        page.click("text=Audit log")
+        page.wait_for_selector("table.audit")
+        assert "published" in page.inner_text("table.audit")
+        shot(page, "audit")
+
     assert Asset.objects.get(pk=first.pk).state == AssetState.PUBLISHED
     assert Asset.objects.get(pk=first.pk).publications.count() == 2
     rejected = Asset.objects.get(pk=second.pk)
@@ -144,3 +149,27 @@ def test_reviewer_works_with_the_keyboard_and_in_bulk(live_server: LiveServer, r
     states = dict(Asset.objects.filter(pk__in=[a.pk for a in reviewable_assets]).values_list("pk", "state"))
     assert states == {a1.pk: "approved", a2.pk: "approved", a3.pk: "approved", a4.pk: "rejected"}
     assert Asset.objects.get(pk=a4.pk).decisions.get().reason == "visual_artifact"
+
+
+def test_an_expired_lease_returns_the_asset_to_the_next_reviewer(
+    live_server: LiveServer, reviewable_assets: list[Asset]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from review.services import LEASE, review_task_claim
+
+    first = reviewable_assets[0]
+    rita = make_user(username="rita")
+    make_user(username="kim", roles=("reviewer",))
+    # Rita claimed the oldest asset long ago and walked away: her lease has run out.
+    assert review_task_claim(reviewer=rita, now=timezone.now() - LEASE - timedelta(minutes=1)) is not None
+    with browser_page() as page:
+        login(page, live_server, "kim")
+        assert "claimed by rita" not in page.inner_text(".grid")
+        page.click("#claim-next")
+        page.wait_for_url(f"**/assets/{first.pk}/")
+        assert "Claimed by kim" in page.inner_text("#claim")
+    claimed = Asset.objects.select_related("claimed_by").get(pk=first.pk)
+    assert claimed.claimed_by is not None and claimed.claimed_by.username == "kim"
