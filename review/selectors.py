@@ -41,11 +41,6 @@ def asset_get(*, serial: int, history: bool = True) -> Asset:
     return qs.get(pk=serial)
 
 
-def asset_next_in_review(*, after: Asset) -> Asset | None:
-    """The next asset waiting for review after this one, to keep a reviewer moving."""
-    return Asset.objects.filter(state=AssetState.IN_REVIEW).exclude(pk=after.pk).order_by("created_at", "id").first()
-
-
 def audit_events(*, asset: Asset) -> QuerySet[AuditEvent]:
     return asset.events.select_related("actor").order_by("created_at", "id")
 
