@@ -120,7 +120,7 @@ def task_release(request: HttpRequest, serial: int) -> HttpResponse:
     return redirect("review:queue")
 
 
-def _after_decision(request: HttpRequest, asset: Asset) -> HttpResponse:
+def _after_decision(request: HttpRequest) -> HttpResponse:
     """Keep the reviewer moving: claim the next asset for them."""
     return task_claim(request)
 
@@ -139,7 +139,7 @@ def asset_approve(request: HttpRequest, serial: int) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("review:asset", serial=serial)
     messages.success(request, f"Approved asset {serial}.")
-    return _after_decision(request, asset)
+    return _after_decision(request)
 
 
 @permission_required("review.review_asset", raise_exception=True)
@@ -161,7 +161,7 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("review:asset", serial=serial)
     messages.success(request, f"Rejected asset {serial}.")
-    return _after_decision(request, asset)
+    return _after_decision(request)
 
 
 @permission_required("review.review_asset", raise_exception=True)
