@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
 from review.states import AssetState
@@ -64,6 +67,19 @@ class Asset(models.Model):
     @property
     def serial(self) -> int:
         return self.pk
+
+    def lease_live(self, now: datetime | None = None) -> bool:
+        """Whether a reviewer's claim on the asset still holds at `now` (default: now)."""
+        return (
+            self.claimed_by_id is not None
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > (now or timezone.now())
+        )
+
+    @property
+    def claim_live(self) -> bool:
+        """`lease_live()` for templates."""
+        return self.lease_live()
 
 
 class ReviewDecision(models.Model):

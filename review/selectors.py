@@ -7,11 +7,14 @@ from django.db.models import Count, QuerySet
 from review.models import Asset, AuditEvent
 from review.states import AssetState
 
+# The queue's tabs, the reviewer's first: every state but `generated`, which lasts only inside
+# the hand-over transaction.
 QUEUE_STATES = [
     AssetState.IN_REVIEW,
     AssetState.APPROVED,
     AssetState.REJECTED,
     AssetState.PUBLISHED,
+    AssetState.REVOKED,
     AssetState.FAILED,
     AssetState.PENDING,
 ]
@@ -41,10 +44,6 @@ def asset_get(*, serial: int, history: bool = True) -> Asset:
     return qs.get(pk=serial)
 
 
-def audit_events(*, asset: Asset) -> QuerySet[AuditEvent]:
-    return asset.events.select_related("actor").order_by("created_at", "id")
-
-
 def audit_event_list(*, action: str = "", actor: str = "", serial: int | None = None) -> QuerySet[AuditEvent]:
     """The audit log, newest first, filtered by action, actor's username and asset serial."""
     qs = AuditEvent.objects.select_related("actor", "asset")
@@ -70,3 +69,8 @@ def asset_variants(*, asset: Asset) -> QuerySet[Asset]:
         .filter(prompt_version_id=asset.prompt_version_id, prompt=asset.prompt)
         .order_by("seed", "id")
     )
+
+
+def asset_states(*, keys: list[str]) -> dict[str, str]:
+    """The state of each asset key that exists (read only; for a run to see what is left)."""
+    return dict(Asset.objects.filter(key__in=keys).values_list("key", "state"))

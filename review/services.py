@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
@@ -28,8 +29,10 @@ from review.errors import (
     UnknownAssetsError,
 )
 from review.models import Asset, AuditEvent, Publication, ReviewDecision
+from review.publishing import renditions_delete, renditions_write
 from review.roles import PUBLISH, REVIEW, VIEW, role_require
 from review.states import AssetState, transition_check
+from review.webhooks import webhook_send
 
 logger = logging.getLogger("greenlight.review")
 
@@ -187,10 +190,6 @@ def asset_generation_fail(*, key: str, error: str) -> None:
 LEASE = timedelta(minutes=10)
 
 
-def _lease_live(asset: Asset, now: datetime) -> bool:
-    return asset.claimed_by_id is not None and asset.lease_expires_at is not None and asset.lease_expires_at > now
-
-
 @transaction.atomic
 def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: timedelta = LEASE) -> Asset | None:
     """Give the reviewer the next asset to review, leased to them until `now + lease`.
@@ -257,7 +256,7 @@ def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reaso
     transition_check(serial=locked.pk, from_state=locked.state, to_state=to_state)
     if locked.campaign.requested_by_id == reviewer.pk:
         raise SegregationOfDutiesError(locked.pk, reviewer.get_username())
-    if _lease_live(locked, timezone.now()) and locked.claimed_by_id != reviewer.pk:
+    if locked.lease_live() and locked.claimed_by_id != reviewer.pk:
         holder = Asset.objects.values_list("claimed_by__username", flat=True).get(pk=locked.pk)
         assert locked.lease_expires_at is not None
         raise ClaimedByOtherError(locked.pk, holder or "?", locked.lease_expires_at.strftime("%H:%M:%S UTC"))
@@ -361,8 +360,6 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     The refusal is here, not in the view, so nothing that calls this can publish an asset no
     person approved.
     """
-    from review.publishing import renditions_write  # pipeline code, imported only when publishing
-
     role_require(user, PUBLISH)
     locked = Asset.objects.select_for_update().select_related("prompt_version", "campaign").get(pk=asset.pk)
     if locked.state != AssetState.APPROVED:
@@ -425,8 +422,6 @@ def asset_comment(*, asset: Asset, user: User, text: str) -> AuditEvent:
 @transaction.atomic
 def asset_revoke(*, asset: Asset, user: User, reason: str) -> Asset:
     """Unpublish: delete the asset's published files and record who did it and why."""
-    from review.publishing import renditions_delete
-
     role_require(user, PUBLISH)
     if not reason.strip():
         raise ValueError("revoking needs a reason")
@@ -444,10 +439,6 @@ def asset_revoke(*, asset: Asset, user: User, reason: str) -> Asset:
 
 def _webhook_notify(asset: Asset, payload: dict[str, Any]) -> None:
     """Send the publish webhook and record the outcome in the asset's history."""
-    from django.conf import settings
-
-    from review.webhooks import webhook_send
-
     if not settings.GREENLIGHT_PUBLISH_WEBHOOK_URL:
         return
     delivered, detail = webhook_send(payload)

@@ -14,7 +14,6 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
 
@@ -53,7 +52,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "state": state,
             "state_label": AssetState(state).label,
             "counts": [(s, AssetState(s).label, n) for s, n in selectors.asset_state_counts().items()],
-            "now": timezone.now(),
             "bulk_form": BulkDecisionForm(),
             "reasons": ReviewDecision.Reason.choices,
             "selectable": state == AssetState.IN_REVIEW and request.user.has_perm("review.review_asset"),
@@ -81,7 +79,7 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "asset": asset,
             "c2pa": c2pa_report,
             "watermark": watermark,
-            "events": list(selectors.audit_events(asset=asset)),
+            "events": list(asset.events.all()),  # prefetched, oldest first
             "decisions": decisions,
             "my_decision": mine,
             "approvals": sum(d.decision == ReviewDecision.Decision.APPROVE for d in decisions),
@@ -93,9 +91,6 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "reasons": ReviewDecision.Reason.choices,
             "reject_form": RejectForm(),
             "can_decide": asset.state == AssetState.IN_REVIEW and mine is None,
-            "claim_live": asset.claimed_by_id is not None
-            and asset.lease_expires_at is not None
-            and asset.lease_expires_at > timezone.now(),
             "can_publish": asset.state == AssetState.APPROVED,
         },
     )

@@ -267,3 +267,12 @@ def test_asset_page_query_count_does_not_grow_with_its_history(
         asset_comment(asset=asset, user=make_user(), text=f"note {i}")
     with django_assert_max_num_queries(12):
         assert reviewer_client.get(reverse("review:asset", args=[asset.pk])).status_code == 200
+
+
+def test_every_state_a_person_can_find_an_asset_in_has_a_tab(reviewer_client: Client) -> None:
+    from review.selectors import QUEUE_STATES
+
+    assert set(QUEUE_STATES) == set(AssetState.values) - {AssetState.GENERATED}
+    html = reviewer_client.get(reverse("review:queue")).content.decode()
+    for state in QUEUE_STATES:
+        assert f'data-state="{state}"' in html
