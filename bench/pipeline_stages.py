@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,7 @@ from pipeline.renditions import image_encode, rendition_make
 from pipeline.run import batch_generate
 from pipeline.signing import c2pa_read, c2pa_sign, dev_chain_create, generated_manifest, reader_context, signer_create
 from pipeline.watermark import watermark_embed, watermark_payload, watermark_read
-from prompt_library.specs import GenerationParams, campaign_expand, campaign_parse, chunked, template_parse
+from prompt_library.specs import campaign_expand, campaign_parse, chunked, params_resolve, template_parse
 
 LIBRARY = Path(__file__).resolve().parent.parent / "prompt_library" / "library"
 
@@ -50,15 +51,9 @@ def main() -> None:
     campaign_path = LIBRARY / "campaigns" / "demo-spring.yaml"
     campaign = campaign_parse(yaml.safe_load(campaign_path.read_text()), path=campaign_path)
     manifest = manifest_load(template.model_name)
-    d = manifest.defaults
-    params = GenerationParams(
-        steps=template.params.get("steps", d.steps),
-        guidance=float(template.params.get("guidance", d.guidance)),
-        width=d.width,
-        height=d.height,
-    )
+    params = params_resolve(template, **asdict(manifest.defaults))
     seeds = tuple(range(1, args.count // 6 + 2))
-    campaign = campaign.__class__(**{**campaign.__dict__, "seeds": seeds})
+    campaign = replace(campaign, seeds=seeds)
     variants = campaign_expand(campaign, template, params=params, model_manifest_hash=manifest.manifest_hash)[
         : args.count
     ]

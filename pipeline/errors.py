@@ -4,7 +4,8 @@
      ├── SigningError       signing files or a C2PA signing step (.path, .problem)
      ├── WatermarkError     an image that cannot take or give up the watermark
      ├── GenerationError    a variant that could not be generated (.variant_key)
-     └── StorageError       writing or reading an asset's files
+     ├── StorageError       writing or reading an asset's files
+     └── ModelPinError      a template version pins another model manifest than the folder's
 
 Catch ``PipelineError`` to record a failed variant and move on; the message
 always says what was wrong and with which file, variant or value.
@@ -47,3 +48,15 @@ class GenerationError(PipelineError):
 
 class StorageError(PipelineError):
     """An asset's file could not be written or read back."""
+
+
+class ModelPinError(PipelineError):
+    """The model folder no longer matches the manifest hash a template version pinned."""
+
+    def __init__(self, template: str, version: int, model: str, pinned: str, current: str) -> None:
+        self.template, self.version, self.model = template, version, model
+        self.pinned, self.current = pinned, current
+        super().__init__(
+            f"template '{template}' v{version} pins model '{model}' manifest {pinned[:12]}…, "
+            f"but its manifest is now {current[:12]}…; publish a new template version for the new model"
+        )

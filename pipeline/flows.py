@@ -26,6 +26,7 @@ from pipeline.config import PipelineConfig, config_from_settings
 from pipeline.run import RunSummary, batch_finalize, batch_generate, campaign_preflight, error_text
 from prompt_library.selectors import campaign_plan_get
 from prompt_library.specs import Variant, chunked
+from review.selectors import asset_states
 from review.services import GeneratedFile, asset_generation_fail, assets_hand_over, assets_register
 from review.states import AssetState
 
@@ -59,13 +60,23 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     # 1. Expand the campaign into variants from its pinned template version.
     plan = campaign_plan_get(name=params.campaign)
     summary = RunSummary(campaign=params.campaign, variants=len(plan.variants))
-    # 2. Check the model, its pin, the signing files and the sizes before any generation.
-    manifest = campaign_preflight(plan, config)
-    # 3. Register every variant (its row's id is the watermark serial); skip what exists.
-    refs = assets_register(variants=plan.variants)
-    todo = [v for v in plan.variants if refs[v.key].state in (AssetState.PENDING, AssetState.FAILED)]
+    # 2. What is left: variants never registered, or registered and not generated yet.
+    left = (AssetState.PENDING, AssetState.FAILED)
+    states = asset_states(keys=[v.key for v in plan.variants])
+    todo = [v for v in plan.variants if states.get(v.key, AssetState.PENDING) in left]
     summary.already_done = len(plan.variants) - len(todo)
-    batches = chunked(todo, params.batch_size) if todo else []
+    if not todo:
+        summary.seconds = time.perf_counter() - started
+        logger.info(summary.line())
+        return summary.__dict__
+    # 3. Check the pin, the signing files, the sizes and the model folder before writing anything.
+    manifest = campaign_preflight(plan, config)
+    # 4. Register the variants (each row's id is its watermark serial).
+    refs = assets_register(variants=todo)
+    # Another run may have generated some of them since step 2.
+    todo = [v for v in todo if refs[v.key].state in left]
+    summary.already_done = len(plan.variants) - len(todo)
+    batches = chunked(todo, params.batch_size)
     summary.batches = len(batches)
     logger.info(
         "campaign %s: %d variants, %d already done, %d to generate in %d batch(es) of up to %d on %s",
@@ -77,11 +88,7 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
         params.batch_size,
         manifest.name,
     )
-    progress = (
-        cast(UUID, create_progress_artifact(progress=0.0, description=f"campaign {plan.campaign.name}"))
-        if batches
-        else None
-    )
+    progress = cast(UUID, create_progress_artifact(progress=0.0, description=f"campaign {plan.campaign.name}"))
 
     def hand_over(future: PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], index: int) -> None:
         files, failures = future.result()
@@ -99,10 +106,9 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
             len(failures),
             time.perf_counter() - started,
         )
-        if progress is not None:
-            update_progress_artifact(progress, progress=100.0 * (index + 1) / len(batches))
+        update_progress_artifact(progress, progress=100.0 * (index + 1) / len(batches))
 
-    # 4. Generate batch i while batch i-1 is watermarked, signed and stored; hand it over after.
+    # 5. Generate batch i while batch i-1 is watermarked, signed and stored; hand it over after.
     pending: tuple[PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], int] | None = None
     for index, batch in enumerate(batches):
         try:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from models.registry import ModelManifest, manifest_load, pipeline_load
 from pipeline.config import PipelineConfig
-from pipeline.errors import PipelineError
+from pipeline.errors import ModelPinError, PipelineError
 from pipeline.finalize import Signing, asset_finalize
 from pipeline.generate import images_generate
 from pipeline.renditions import WATERMARK_MIN_SIDE
@@ -22,18 +22,6 @@ from prompt_library.specs import Variant
 from review.services import GeneratedFile
 
 logger = logging.getLogger("greenlight.pipeline")
-
-
-class ModelPinError(PipelineError):
-    """The model folder no longer matches the manifest hash a template version pinned."""
-
-    def __init__(self, template: str, version: int, model: str, pinned: str, current: str) -> None:
-        self.template, self.version, self.model = template, version, model
-        self.pinned, self.current = pinned, current
-        super().__init__(
-            f"template '{template}' v{version} pins model '{model}' manifest {pinned[:12]}…, "
-            f"but its manifest is now {current[:12]}…; publish a new template version for the new model"
-        )
 
 
 @dataclass

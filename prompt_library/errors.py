@@ -63,3 +63,15 @@ class TemplateVersionNotFoundError(PromptLibraryError):
         where = f"{path}: " if path else ""
         have = ", ".join(f"v{n}" for n in known) if known else "no versions"
         super().__init__(f"{where}template '{template}' v{number} does not exist (known: {have})")
+
+
+class CampaignNotFoundError(PromptLibraryError):
+    """No campaign of that name has been loaded."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(
+            f"campaign '{name}' does not exist (loaded: {', '.join(known) or 'none'}; "
+            "run `manage.py library_load` after adding its file)"
+        )

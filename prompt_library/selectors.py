@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prompt_library.errors import PromptLibraryError
+from prompt_library.errors import CampaignNotFoundError
 from prompt_library.models import Campaign, PromptVersion
 from prompt_library.specs import (
     CampaignSpec,
@@ -14,18 +14,6 @@ from prompt_library.specs import (
     campaign_expand,
     template_from_dict,
 )
-
-
-class CampaignNotFoundError(PromptLibraryError):
-    """No campaign of that name has been loaded."""
-
-    def __init__(self, name: str, known: list[str]) -> None:
-        self.name = name
-        self.known = known
-        super().__init__(
-            f"campaign '{name}' does not exist (loaded: {', '.join(known) or 'none'}; "
-            "run `manage.py library_load` after adding its file)"
-        )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from prompt_library.specs import (
     TemplateSpec,
     campaign_check,
     campaign_parse,
+    params_resolve,
     template_from_dict,
     template_parse,
 )
@@ -136,13 +137,7 @@ def _version_fields(path: Path, spec: TemplateSpec) -> dict[str, object]:
             f"field 'model.manifest_hash' pins {spec.model_manifest_hash[:12]}… but model "
             f"'{manifest.name}' has manifest hash {manifest.manifest_hash[:12]}…",
         )
-    defaults = manifest.defaults
-    params = {
-        "steps": spec.params.get("steps", defaults.steps),
-        "guidance": float(spec.params.get("guidance", defaults.guidance)),
-        "width": spec.params.get("width", defaults.width),
-        "height": spec.params.get("height", defaults.height),
-    }
+    params = asdict(params_resolve(spec, **asdict(manifest.defaults)))
     return {
         "number": spec.number,
         "content_hash": spec.content_hash,

@@ -353,6 +353,17 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
 # --- expansion ------------------------------------------------------------------------------
 
 
+def params_resolve(template: TemplateSpec, *, steps: int, guidance: float, width: int, height: int) -> GenerationParams:
+    """The template's generation parameters over the model's defaults (given as keywords)."""
+    p = template.params
+    return GenerationParams(
+        steps=int(p.get("steps", steps)),
+        guidance=float(p.get("guidance", guidance)),
+        width=int(p.get("width", width)),
+        height=int(p.get("height", height)),
+    )
+
+
 def campaign_check(campaign: CampaignSpec, template: TemplateSpec, *, path: Path | str | None = None) -> None:
     """A campaign must give values for exactly the variables its template version declares."""
     given = [name for name, _ in campaign.variables]

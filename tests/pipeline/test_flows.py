@@ -119,7 +119,7 @@ def test_bad_run_parameters_are_refused_before_the_flow_starts() -> None:
 def test_a_template_pinned_to_another_model_manifest_is_refused(
     greenlight_settings: SettingsWrapper, library_dir: Path
 ) -> None:
-    from pipeline.run import ModelPinError
+    from pipeline.errors import ModelPinError
     from prompt_library.models import PromptVersion
 
     library_load()

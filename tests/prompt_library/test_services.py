@@ -4,9 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from prompt_library.errors import TemplateVersionNotFoundError, UnknownVariableError, VersionChangedError
+from prompt_library.errors import (
+    CampaignNotFoundError,
+    TemplateVersionNotFoundError,
+    UnknownVariableError,
+    VersionChangedError,
+)
 from prompt_library.models import Campaign, PromptVersion
-from prompt_library.selectors import CampaignNotFoundError, campaign_plan_get
+from prompt_library.selectors import campaign_plan_get
 from prompt_library.services import library_load
 
 pytestmark = pytest.mark.django_db
