@@ -10,8 +10,18 @@ class ReviewConfig(AppConfig):
     verbose_name = "Review"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_migrate, post_save
 
+        from prompt_library.models import Campaign
         from review.roles import roles_sync
 
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="review.roles_sync")
+        post_save.connect(_campaign_saved, sender=Campaign, dispatch_uid="review.campaign_queue_sync")
+
+
+def _campaign_saved(sender: type, instance: object, created: bool, **kwargs: object) -> None:
+    """A campaign's deadline or kind changed: its assets move in the review queue."""
+    from review.services import campaign_queue_sync
+
+    if not created:
+        campaign_queue_sync(campaign=instance)  # type: ignore[arg-type]

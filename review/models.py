@@ -43,6 +43,14 @@ class Asset(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="claims"
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The claim order, copied from the campaign (see `queue_position`) so that one partial index
+    # serves the claim query: requests with a deadline first, earliest deadline first.
+    queue_priority = models.PositiveSmallIntegerField(default=1)
+    queue_deadline = models.DateTimeField(null=True, blank=True)
+    # A regenerated asset points at the rejected one it replaces.
+    regenerated_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="regenerations"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,9 +63,13 @@ class Asset(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "created_at"], name="asset_state_created"),
-            # The claim query's scan: assets in review, oldest first.
+            # The other tabs of the queue: most recently changed first.
+            models.Index(fields=["state", "-updated_at", "-id"], name="asset_state_updated"),
+            # The claim query's scan, in claim order (QUEUE_ORDER): only assets in review.
             models.Index(
-                fields=["created_at", "id"], name="asset_in_review_queue", condition=models.Q(state="in_review")
+                fields=["queue_priority", "queue_deadline", "created_at", "id"],
+                name="asset_review_queue",
+                condition=models.Q(state="in_review"),
             ),
         ]
 
@@ -80,6 +92,19 @@ class Asset(models.Model):
     def claim_live(self) -> bool:
         """`lease_live()` for templates."""
         return self.lease_live()
+
+
+# The order in which assets in review are handed out, matching the `asset_review_queue` index
+# (PostgreSQL sorts NULLs last in ascending order, as the index does).
+QUEUE_ORDER = ("queue_priority", models.F("queue_deadline").asc(nulls_last=True), "created_at", "id")
+
+
+def queue_position(campaign: Campaign) -> tuple[int, datetime | None]:
+    """An asset's (queue_priority, queue_deadline) from its campaign: 0 and the deadline for a
+    request with a deadline, else 1 and no deadline."""
+    if campaign.kind == Campaign.Kind.REQUEST and campaign.deadline is not None:
+        return 0, campaign.deadline
+    return 1, None
 
 
 class ReviewDecision(models.Model):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from dataclasses import dataclass
 
-from review.models import Asset, AuditEvent
+from django.db import connection
+from django.db.models import QuerySet
+
+from review.models import QUEUE_ORDER, Asset, AuditEvent
 from review.states import AssetState
 
 # The queue's tabs, the reviewer's first: every state but `generated`, which lasts only inside
@@ -21,19 +24,49 @@ QUEUE_STATES = [
 
 
 def asset_list(*, state: str | None = None, campaign: str | None = None) -> QuerySet[Asset]:
-    """Assets for the queue grid, oldest first in review (first come, first reviewed)."""
+    """Assets for the queue grid: in review, in the order claims hand them out (deadline requests
+    first, then oldest first); in any other state, most recently changed first."""
     qs = Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by")
     if state:
         qs = qs.filter(state=state)
     if campaign:
         qs = qs.filter(campaign__name=campaign)
-    return qs.order_by("created_at", "id") if state == AssetState.IN_REVIEW else qs.order_by("-updated_at", "-id")
+    return qs.order_by(*QUEUE_ORDER) if state == AssetState.IN_REVIEW else qs.order_by("-updated_at", "-id")
 
 
-def asset_state_counts() -> dict[str, int]:
-    """Number of assets in each state, for the queue's tabs."""
-    counts = dict(Asset.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
-    return {state: counts.get(state, 0) for state in QUEUE_STATES}
+# Tabs count exactly up to this many assets, then show "10,000+": an exact count of a million
+# rows costs a scan per page view; a capped one stops at the cap, on the state index.
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class StateCount:
+    """A queue tab's count; `capped` when there are more than `n`."""
+
+    state: str
+    n: int
+    capped: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.n:,}+" if self.capped else f"{self.n:,}"
+
+
+def asset_state_counts(*, cap: int = COUNT_CAP) -> list[StateCount]:
+    """Number of assets in each state, for the queue's tabs, each counted up to `cap` + 1 on the
+    state index (one query)."""
+    table = connection.ops.quote_name(Asset._meta.db_table)
+    sql = " UNION ALL ".join(
+        f"SELECT %s, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE state = %s LIMIT %s) AS t)"
+        for _ in QUEUE_STATES
+    )
+    params: list[object] = []
+    for state in QUEUE_STATES:
+        params += [str(state), str(state), cap + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        counts = dict(cursor.fetchall())
+    return [StateCount(state=s, n=min(counts[s], cap), capped=counts[s] > cap) for s in QUEUE_STATES]
 
 
 def asset_get(*, serial: int, history: bool = True) -> Asset:

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
@@ -28,7 +28,7 @@ from review.errors import (
     SegregationOfDutiesError,
     UnknownAssetsError,
 )
-from review.models import Asset, AuditEvent, Publication, ReviewDecision
+from review.models import QUEUE_ORDER, Asset, AuditEvent, Publication, ReviewDecision, queue_position
 from review.publishing import renditions_delete, renditions_write
 from review.roles import PUBLISH, REVIEW, VIEW, role_require
 from review.states import AssetState, transition_check
@@ -79,11 +79,11 @@ def _move(asset: Asset, to_state: str, action: str, *, actor: User | None = None
     return event
 
 
-def assets_register(*, variants: Sequence[Variant]) -> dict[str, AssetRef]:
+def assets_register(*, variants: Sequence[Variant], regenerated_from: Asset | None = None) -> dict[str, AssetRef]:
     """Create a pending asset for each variant not yet known, idempotent on the asset key.
 
     The row's primary key becomes the asset's serial (the watermark payload), so it has to exist
-    before the image is watermarked.
+    before the image is watermarked. `regenerated_from` links new rows to the asset they replace.
     """
     keys = [v.key for v in variants]
     for attempt in range(2):
@@ -91,7 +91,11 @@ def assets_register(*, variants: Sequence[Variant]) -> dict[str, AssetRef]:
         new = [v for v in variants if v.key not in existing]
         try:
             with transaction.atomic():
-                created = Asset.objects.bulk_create([_asset_row(v, _lookups(new)) for v in new]) if new else []
+                ids = _lookups(new)
+                rows = [_asset_row(v, ids) for v in new]
+                for row in rows:
+                    row.regenerated_from = regenerated_from
+                created = Asset.objects.bulk_create(rows) if rows else []
                 AuditEvent.objects.bulk_create([_event(a, "registered", to_state=a.state) for a in created])
             break
         except IntegrityError:
@@ -102,25 +106,28 @@ def assets_register(*, variants: Sequence[Variant]) -> dict[str, AssetRef]:
     return {k: AssetRef(key=k, serial=a.pk, state=a.state) for k, a in assets.items()}
 
 
-def _lookups(variants: Sequence[Variant]) -> dict[tuple[str, str, int], tuple[int, int]]:
-    """Campaign and prompt-version ids for the variants, one query per distinct pair."""
-    out: dict[tuple[str, str, int], tuple[int, int]] = {}
+def _lookups(variants: Sequence[Variant]) -> dict[tuple[str, str, int], tuple[Campaign, int]]:
+    """Campaign and prompt-version id for the variants, one query per distinct pair."""
+    out: dict[tuple[str, str, int], tuple[Campaign, int]] = {}
     for v in variants:
         ident = (v.campaign, v.template, v.template_version)
         if ident not in out:
-            campaign_id = Campaign.objects.values_list("id", flat=True).get(name=v.campaign)
+            campaign = Campaign.objects.only("id", "kind", "deadline").get(name=v.campaign)
             version_id = PromptVersion.objects.values_list("id", flat=True).get(
                 template__name=v.template, number=v.template_version
             )
-            out[ident] = (campaign_id, version_id)
+            out[ident] = (campaign, version_id)
     return out
 
 
-def _asset_row(v: Variant, ids: dict[tuple[str, str, int], tuple[int, int]]) -> Asset:
-    campaign_id, version_id = ids[(v.campaign, v.template, v.template_version)]
+def _asset_row(v: Variant, ids: dict[tuple[str, str, int], tuple[Campaign, int]]) -> Asset:
+    campaign, version_id = ids[(v.campaign, v.template, v.template_version)]
+    priority, deadline = queue_position(campaign)
     return Asset(
         key=v.key,
-        campaign_id=campaign_id,
+        campaign_id=campaign.pk,
+        queue_priority=priority,
+        queue_deadline=deadline,
         prompt_version_id=version_id,
         state=AssetState.PENDING,
         variables=dict(v.variables),
@@ -187,6 +194,17 @@ def asset_generation_fail(*, key: str, error: str) -> None:
     event.save()
 
 
+def campaign_queue_sync(*, campaign: Campaign) -> int:
+    """Re-copy a campaign's kind and deadline onto its assets' claim order (after it changed);
+    returns how many assets moved in the queue."""
+    priority, deadline = queue_position(campaign)
+    return (
+        Asset.objects.filter(campaign=campaign)
+        .exclude(queue_priority=priority, queue_deadline=deadline)
+        .update(queue_priority=priority, queue_deadline=deadline)
+    )
+
+
 LEASE = timedelta(minutes=10)
 
 
@@ -214,14 +232,7 @@ def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: tim
         .filter(state=AssetState.IN_REVIEW)
         .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lte=now))
         .exclude(decisions__reviewer=reviewer)
-        .annotate(
-            is_request=Case(
-                When(campaign__kind=Campaign.Kind.REQUEST, campaign__deadline__isnull=False, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("is_request", F("campaign__deadline").asc(nulls_last=True), "created_at", "id")
+        .order_by(*QUEUE_ORDER)
         .first()
     )
     if asset is None:

@@ -28,6 +28,7 @@ from review.models import Asset, AuditEvent, ReviewDecision
 from review.states import AssetState
 
 PAGE_SIZE = 60
+MAX_PAGE = 500  # deeper pages cost an ever longer index walk; filter instead
 
 
 def _asset_or_404(serial: int, *, history: bool = False) -> Asset:
@@ -43,15 +44,25 @@ def queue(request: HttpRequest) -> HttpResponse:
     state = request.GET.get("state") or AssetState.IN_REVIEW
     if state not in AssetState.values:
         state = AssetState.IN_REVIEW
-    assets = list(selectors.asset_list(state=state)[:PAGE_SIZE])
+    try:
+        page = max(1, min(int(request.GET.get("page", "1")), MAX_PAGE))
+    except ValueError:
+        page = 1
+    start = (page - 1) * PAGE_SIZE
+    # One row more than a page tells whether there is a next page, without counting them all.
+    assets = list(selectors.asset_list(state=state)[start : start + PAGE_SIZE + 1])
+    has_next = len(assets) > PAGE_SIZE and page < MAX_PAGE
     return render(
         request,
         "review/queue.html",
         {
-            "assets": assets,
+            "assets": assets[:PAGE_SIZE],
             "state": state,
             "state_label": AssetState(state).label,
-            "counts": [(s, AssetState(s).label, n) for s, n in selectors.asset_state_counts().items()],
+            "page": page,
+            "next_page": page + 1 if has_next else None,
+            "previous_page": page - 1 if page > 1 else None,
+            "counts": [(c.state, AssetState(c.state).label, c.label) for c in selectors.asset_state_counts()],
             "bulk_form": BulkDecisionForm(),
             "reasons": ReviewDecision.Reason.choices,
             "selectable": state == AssetState.IN_REVIEW and request.user.has_perm("review.review_asset"),

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, User
 from pipeline.signing import SigningFiles
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import OutputSpec, RenditionSpec, TemplateSpec
-from review.models import Asset
+from review.models import Asset, queue_position
 from review.states import AssetState
 
 
@@ -109,6 +109,9 @@ class AssetFactory(factory.django.DjangoModelFactory):
     model_name = "embedded-tiny"
     model_manifest_hash = "0" * 64
     alt_text = "A mug on a table"
+    # As `assets_register` does: the claim order comes from the campaign.
+    queue_priority = factory.LazyAttribute(lambda o: queue_position(o.campaign)[0])
+    queue_deadline = factory.LazyAttribute(lambda o: queue_position(o.campaign)[1])
 
 
 def chain_write(

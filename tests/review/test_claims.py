@@ -116,3 +116,20 @@ def test_concurrent_reviewers_never_get_the_same_asset() -> None:
     assert not errors
     assert None not in claimed and len(claimed) == len(reviewers)
     assert len(set(claimed)) == len(reviewers)
+
+
+@pytest.mark.django_db
+def test_a_campaign_given_a_deadline_later_moves_its_assets_ahead() -> None:
+    older = queue(1)[0]
+    request = CampaignFactory.create(kind="request", deadline=None)
+    late = AssetFactory.create(campaign=request)
+    reviewer = make_user()
+    first = review_task_claim(reviewer=reviewer)
+    assert first is not None and first.pk == older.pk
+    review_task_release(asset=first, reviewer=reviewer)
+    request.deadline = timezone.now() + timedelta(hours=2)
+    request.save()  # what loading the library does when a request's file gains a deadline
+    late.refresh_from_db()
+    assert (late.queue_priority, late.queue_deadline) == (0, request.deadline)
+    claimed = review_task_claim(reviewer=reviewer)
+    assert claimed is not None and claimed.pk == late.pk
