@@ -1,10 +1,12 @@
 """Prefect deployments for production: a `gpu` work pool with one worker per GPU machine.
 
-    python -m infra.deployments serve            # run campaign-run deployments from this process
-    python -m infra.deployments deploy --pool gpu  # register with a Prefect server's work pool
+    python -m infra.deployments serve            # run the deployments from this process
+    python -m infra.deployments deploy --pool gpu  # register them with a Prefect server's work pool
 
-On each GPU machine: `prefect worker start -p gpu --limit 1` with CUDA_VISIBLE_DEVICES set in
-the pool's job variables; the worker imports `pipeline/flows.py:campaign_run` from this checkout.
+Two deployments: `campaign-run/campaign-run` (a campaign) and `assets-generate/assets-generate`
+(registered assets: regenerations asked for in the dashboard, retries). On each GPU machine:
+`prefect worker start -p gpu --limit 1` with CUDA_VISIBLE_DEVICES set in the pool's job variables;
+the worker imports the flows from `pipeline/flows.py` in this checkout.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from prefect import Flow
+from prefect.deployments.runner import RunnerDeployment
 
 DEPLOYMENT_NAME = "campaign-run"
 ENTRYPOINT = "pipeline/flows.py:campaign_run"
+ASSETS_DEPLOYMENT_NAME = "assets-generate"
+ASSETS_ENTRYPOINT = "pipeline/flows.py:assets_generate"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,17 +34,26 @@ def main(argv: list[str] | None = None) -> None:
     deploy.add_argument("--pool", default="gpu")
     args = parser.parse_args(argv)
 
-    from pipeline.flows import campaign_run
+    from prefect import serve as prefect_serve
+
+    from pipeline.flows import assets_generate, campaign_run
 
     if args.command == "serve":
         if args.cron and not args.campaign:
             parser.error("--cron needs --campaign")
         parameters = {"params": {"campaign": args.campaign}} if args.campaign else None
-        campaign_run.serve(name=DEPLOYMENT_NAME, cron=args.cron, parameters=parameters)
+        prefect_serve(
+            cast(
+                RunnerDeployment,
+                campaign_run.to_deployment(name=DEPLOYMENT_NAME, cron=args.cron, parameters=parameters),
+            ),
+            cast(RunnerDeployment, assets_generate.to_deployment(name=ASSETS_DEPLOYMENT_NAME)),
+        )
     else:
         root = Path(__file__).resolve().parent.parent
-        flow = cast(Flow[..., Any], campaign_run.from_source(source=str(root), entrypoint=ENTRYPOINT))
-        flow.deploy(name=DEPLOYMENT_NAME, work_pool_name=args.pool)
+        for name, entrypoint in ((DEPLOYMENT_NAME, ENTRYPOINT), (ASSETS_DEPLOYMENT_NAME, ASSETS_ENTRYPOINT)):
+            flow = cast(Flow[..., Any], Flow.from_source(source=str(root), entrypoint=entrypoint))
+            flow.deploy(name=name, work_pool_name=args.pool)
 
 
 if __name__ == "__main__":

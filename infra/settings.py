@@ -7,6 +7,7 @@ sets `DATABASE_URL` (PostgreSQL), the storage and publish roots and the signing 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -118,11 +119,29 @@ GREENLIGHT_PUBLISH_ROOT = _env_path("GREENLIGHT_PUBLISH_ROOT", VAR_DIR / "publis
 GREENLIGHT_LIBRARY_DIR = _env_path("GREENLIGHT_LIBRARY_DIR", BASE_DIR / "prompt_library" / "library")
 GREENLIGHT_MODELS_DIR = _env_path("GREENLIGHT_MODELS_DIR", BASE_DIR / "models" / "manifests")
 # Optional: a URL told of every publication (JSON POST signed with HMAC-SHA256 of this secret).
+# Publish to object storage instead of GREENLIGHT_PUBLISH_ROOT: an fsspec URL (s3://bucket/prefix)
+# and its filesystem's options as JSON (for S3: endpoint_url, key, secret, client_kwargs...).
+GREENLIGHT_PUBLISH_URL = os.environ.get("GREENLIGHT_PUBLISH_URL", "")
+try:
+    GREENLIGHT_PUBLISH_STORAGE_OPTIONS = json.loads(os.environ.get("GREENLIGHT_PUBLISH_STORAGE_OPTIONS") or "{}")
+except ValueError as exc:
+    raise RuntimeError(f"GREENLIGHT_PUBLISH_STORAGE_OPTIONS is not valid JSON: {exc}") from exc
+if not isinstance(GREENLIGHT_PUBLISH_STORAGE_OPTIONS, dict):
+    raise RuntimeError("GREENLIGHT_PUBLISH_STORAGE_OPTIONS must be a JSON object")
 GREENLIGHT_PUBLISH_WEBHOOK_URL = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_URL", "")
 GREENLIGHT_PUBLISH_WEBHOOK_SECRET = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_SECRET", "")
 if GREENLIGHT_PUBLISH_WEBHOOK_URL and not GREENLIGHT_PUBLISH_WEBHOOK_SECRET:
     raise RuntimeError("GREENLIGHT_PUBLISH_WEBHOOK_SECRET must be set with GREENLIGHT_PUBLISH_WEBHOOK_URL")
 GREENLIGHT_BATCH_SIZE = int(os.environ.get("GREENLIGHT_BATCH_SIZE", "8"))
+# How the dashboard starts generation (regenerations): "thread" runs the flow in a background
+# thread of the web process (Prefect's local mode; for the demo and single-machine use),
+# "deployment" triggers the `assets-generate` deployment on a Prefect server's work pool,
+# "inline" runs it inside the request (tests).
+GREENLIGHT_ORCHESTRATOR = os.environ.get("GREENLIGHT_ORCHESTRATOR", "thread")
+if GREENLIGHT_ORCHESTRATOR not in ("thread", "deployment", "inline"):
+    raise RuntimeError(
+        f"GREENLIGHT_ORCHESTRATOR must be thread, deployment or inline (given: {GREENLIGHT_ORCHESTRATOR!r})"
+    )
 # Signing files: kept outside the repository. The development chain is written here by
 # `manage.py signing_keys_create`; production points the three files at its own certificate.
 _data_home = Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser()

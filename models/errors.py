@@ -3,11 +3,18 @@
 ::
 
     ModelError(Exception)               anything the registry refuses
-    ├── ModelNotFoundError              no manifest has that name         (name, known)
-    ├── ManifestError                   a manifest is malformed           (path, problem)
-    └── ModelIntegrityError             a pinned file is missing or
-                                        its sha256 differs                (manifest_path, file,
-                                                                           expected, actual)
+    ├── ModelNotFoundError              no manifest (or template) has     (name, known, kind)
+    │                                   that name
+    ├── ManifestError                   a manifest is malformed, or is    (path, problem)
+    │                                   an unpinned template
+    ├── ModelIntegrityError             a pinned file is missing or
+    │                                   its sha256 differs                (manifest_path, file,
+    │                                                                      expected, actual)
+    ├── ModelFolderError                a model folder is not the         (folder, problem)
+    │                                   pipeline its manifest or
+    │                                   template names
+    └── DeviceError                     the requested device cannot       (setting, value, problem)
+                                        be used
 """
 
 from __future__ import annotations
@@ -36,16 +43,17 @@ class ModelError(Exception):
 
 
 class ModelNotFoundError(ModelError):
-    """No manifest exists for the requested model name."""
+    """No manifest exists for the requested model name (``kind`` "template": no template does)."""
 
-    def __init__(self, name: str, *, known: Sequence[str]) -> None:
+    def __init__(self, name: str, *, known: Sequence[str], kind: str = "model") -> None:
         self.name = name
         self.known = tuple(known)
+        self.kind = kind
         listed = ", ".join(self.known) if self.known else "none"
-        super().__init__(f"No model named {name!r} (known models: {listed})")
+        super().__init__(f"No {kind} named {name!r} (known {kind}s: {listed})")
 
     def __reduce__(self) -> tuple[Any, ...]:  # keyword-only context survives pickling
-        return (_rebuild, (type(self), (self.name,), {"known": self.known}))
+        return (_rebuild, (type(self), (self.name,), {"known": self.known, "kind": self.kind}))
 
 
 class ManifestError(ModelError):
@@ -93,6 +101,31 @@ class ModelIntegrityError(ModelError):
             "actual": self.actual,
         }
         return (_rebuild, (type(self), (), context))
+
+
+class ModelFolderError(ModelError):
+    """A model folder is missing, incomplete, or holds another pipeline than the one expected."""
+
+    def __init__(self, folder: Path, problem: str) -> None:
+        self.folder = folder
+        self.problem = problem
+        super().__init__(f"Model folder {display_path(folder)}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.folder, self.problem), {}))
+
+
+class DeviceError(ModelError):
+    """The device asked for (by argument or ``GREENLIGHT_DEVICE``) is malformed or not present."""
+
+    def __init__(self, *, setting: str, value: str, problem: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{setting} is {value!r}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (), {"setting": self.setting, "value": self.value, "problem": self.problem}))
 
 
 def _rebuild(cls: type[ModelError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModelError:

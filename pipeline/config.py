@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.signing import SigningFiles
 
@@ -15,6 +17,8 @@ class PipelineConfig:
     models_dir: Path
     batch_size: int
     signing: SigningFiles
+    publish_url: str = ""  # an fsspec URL (s3://bucket/prefix) instead of publish_root
+    publish_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 def config_from_settings() -> PipelineConfig:
@@ -31,4 +35,6 @@ def config_from_settings() -> PipelineConfig:
             key=Path(settings.GREENLIGHT_SIGNING_KEY),
             trust_anchors=Path(settings.GREENLIGHT_TRUST_ANCHORS),
         ),
+        publish_url=settings.GREENLIGHT_PUBLISH_URL,
+        publish_options=settings.GREENLIGHT_PUBLISH_STORAGE_OPTIONS,
     )

@@ -23,10 +23,10 @@ from pydantic import BaseModel, Field
 import infra.django_boot  # noqa: F401  (sets up Django before the models below are imported)
 from models.registry import ModelManifest
 from pipeline.config import PipelineConfig, config_from_settings
-from pipeline.run import RunSummary, batch_finalize, batch_generate, campaign_preflight, error_text
-from prompt_library.selectors import campaign_plan_get
+from pipeline.run import RunSummary, batch_finalize, batch_generate, campaign_preflight, error_text, version_preflight
+from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.specs import Variant, chunked
-from review.selectors import asset_states
+from review.selectors import asset_states, assets_variants
 from review.services import GeneratedFile, asset_generation_fail, assets_hand_over, assets_register
 from review.states import AssetState
 
@@ -35,6 +35,13 @@ class CampaignRunParams(BaseModel):
     """Parameters of the campaign-run flow; Prefect refuses a run whose parameters do not fit."""
 
     campaign: str = Field(min_length=1, max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
+    batch_size: int = Field(default=8, ge=1, le=64)
+
+
+class AssetsGenerateParams(BaseModel):
+    """Parameters of the assets-generate flow: registered assets (by serial) to generate."""
+
+    serials: list[int] = Field(min_length=1, max_length=1000)
     batch_size: int = Field(default=8, ge=1, le=64)
 
 
@@ -88,27 +95,97 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
         params.batch_size,
         manifest.name,
     )
-    progress = cast(UUID, create_progress_artifact(progress=0.0, description=f"campaign {plan.campaign.name}"))
+    # 5. Generate, watermark, sign, store and hand over, batch by batch.
+    serials = {v.key: refs[v.key].serial for v in todo}
+    label = f"campaign {plan.campaign.name}"
+    _batches_run(
+        batches, serials=serials, manifest=manifest, config=config, summary=summary, label=label, started=started
+    )
+    summary.seconds = time.perf_counter() - started
+    logger.info(summary.line())
+    if summary.failed:
+        raise RuntimeError(f"{summary.line()}; first failure: {summary.failures[0]}")
+    return summary.__dict__
+
+
+@flow(name="assets-generate", task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=2)), validate_parameters=True)
+def assets_generate(params: AssetsGenerateParams) -> dict[str, object]:
+    """Generate registered assets that are still pending or failed (regenerations, retries),
+    each from its own template version, and queue them for review."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    config = config_from_settings()
+    # 1. Rebuild each asset's variant; those already generated are left alone.
+    found = assets_variants(serials=params.serials)
+    summary = RunSummary(
+        campaign="",
+        label=f"assets {', '.join(map(str, params.serials[:5]))}{' …' if len(params.serials) > 5 else ''}",
+        variants=len(params.serials),
+        already_done=len(params.serials) - len(found),
+    )
+    # 2. One preflight and one run of batches per template version (a batch shares its parameters).
+    by_version: dict[tuple[str, int], list[tuple[int, Variant]]] = {}
+    for serial, variant in found:
+        by_version.setdefault((variant.template, variant.template_version), []).append((serial, variant))
+    for (template, number), items in by_version.items():
+        manifest = version_preflight(prompt_version_get(template=template, number=number), config)
+        variants = [v for _, v in items]
+        batches = chunked(variants, params.batch_size)
+        summary.batches += len(batches)
+        logger.info(
+            "%s v%d: %d asset(s) to generate in %d batch(es) on %s",
+            template,
+            number,
+            len(variants),
+            len(batches),
+            manifest.name,
+        )
+        serials = {v.key: serial for serial, v in items}
+        label = f"{len(variants)} asset(s) of {template} v{number}"
+        _batches_run(
+            batches, serials=serials, manifest=manifest, config=config, summary=summary, label=label, started=started
+        )
+    summary.seconds = time.perf_counter() - started
+    logger.info(summary.line())
+    if summary.failed:
+        raise RuntimeError(f"{summary.line()}; first failure: {summary.failures[0]}")
+    return summary.__dict__
+
+
+def _batches_run(
+    batches: Sequence[Sequence[Variant]],
+    *,
+    serials: dict[str, int],
+    manifest: ModelManifest,
+    config: PipelineConfig,
+    summary: RunSummary,
+    label: str,
+    started: float,
+) -> None:
+    """Generate batch i while batch i-1 is watermarked, signed and stored; hand each over to
+    review as it is done, recording failures on their assets. Progress goes to the log and to a
+    Prefect progress artifact."""
+    logger = get_run_logger()
+    progress = cast(UUID, create_progress_artifact(progress=0.0, description=label))
 
     def hand_over(future: PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], index: int) -> None:
         files, failures = future.result()
-        serials = assets_hand_over(files=files)
+        handed = assets_hand_over(files=files)
         for key, error in failures:
             asset_generation_fail(key=key, error=error)
-        summary.generated += len(serials)
+        summary.generated += len(handed)
         summary.failed += len(failures)
         summary.failures.extend(error.splitlines()[0] for _, error in failures)
         logger.info(
             "batch %d/%d: %d in review, %d failed (%.1f s elapsed)",
             index + 1,
             len(batches),
-            len(serials),
+            len(handed),
             len(failures),
             time.perf_counter() - started,
         )
         update_progress_artifact(progress, progress=100.0 * (index + 1) / len(batches))
 
-    # 5. Generate batch i while batch i-1 is watermarked, signed and stored; hand it over after.
     pending: tuple[PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], int] | None = None
     for index, batch in enumerate(batches):
         try:
@@ -120,14 +197,9 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
             summary.failures.append(f"batch {index + 1}: {type(exc).__name__}: {exc}")
             logger.error("batch %d/%d failed to generate: %s", index + 1, len(batches), exc)
             continue
-        future = finalize_batch.submit(batch, [refs[v.key].serial for v in batch], images, config)
+        future = finalize_batch.submit(batch, [serials[v.key] for v in batch], images, config)
         if pending is not None:
             hand_over(*pending)
         pending = (future, index)
     if pending is not None:
         hand_over(*pending)
-    summary.seconds = time.perf_counter() - started
-    logger.info(summary.line())
-    if summary.failed:
-        raise RuntimeError(f"{summary.line()}; first failure: {summary.failures[0]}")
-    return summary.__dict__

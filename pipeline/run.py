@@ -17,8 +17,9 @@ from pipeline.generate import images_generate
 from pipeline.renditions import WATERMARK_MIN_SIDE
 from pipeline.signing import reader_context, signer_create, signing_files_check
 from pipeline.storage import LocalStorage
+from prompt_library.models import PromptVersion
 from prompt_library.selectors import CampaignPlan
-from prompt_library.specs import Variant
+from prompt_library.specs import GenerationParams, Variant, template_from_dict
 from review.services import GeneratedFile
 
 logger = logging.getLogger("greenlight.pipeline")
@@ -36,37 +37,49 @@ class RunSummary:
     batches: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    label: str = ""  # what ran, when it is not a whole campaign
 
     def line(self) -> str:
         rate = self.generated / self.seconds if self.seconds else 0.0
         return (
-            f"campaign {self.campaign}: {self.variants} variants, {self.generated} generated, "
+            f"{self.label or 'campaign ' + self.campaign}: {self.variants} variants, {self.generated} generated, "
             f"{self.already_done} already done, {self.failed} failed, in {self.seconds:.1f} s "
             f"({rate:.1f} assets/s)"
         )
 
 
 def campaign_preflight(plan: CampaignPlan, config: PipelineConfig) -> ModelManifest:
+    """`version_preflight` for a campaign's pinned template version."""
+    return version_preflight(plan.version, config)
+
+
+def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelManifest:
     """Everything that can be checked before any generation starts, each failure naming its file:
     the template's model pin, the signing files, the sizes, and last the model folder against its
     manifest's hashes (verified as the worker loads it, once per process)."""
-    version = plan.version
+    template = template_from_dict(version.spec)
+    params = GenerationParams(**version.params)
     manifest = manifest_load(version.model_name, manifests_dir=config.models_dir)
     if manifest.manifest_hash != version.model_manifest_hash:
         raise ModelPinError(
-            plan.template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
+            template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
+        )
+    if manifest.role != "generator":
+        raise PipelineError(
+            f"template '{template.name}' v{version.number}: model '{manifest.name}' has role "
+            f"{manifest.role!r}; image variants need a model with role 'generator'"
         )
     signing_files_check(config.signing)
-    factor = manifest.vae_scale_factor
-    if plan.params.width % factor or plan.params.height % factor:
+    factor = manifest.size_multiple
+    if params.width % factor or params.height % factor:
         raise PipelineError(
-            f"template '{plan.template.name}' v{version.number}: generation size "
-            f"{plan.params.width}x{plan.params.height} is not divisible by model '{manifest.name}''s factor {factor}"
+            f"template '{template.name}' v{version.number}: generation size "
+            f"{params.width}x{params.height} is not divisible by model '{manifest.name}''s factor {factor}"
         )
-    out = plan.template.output
+    out = template.output
     if min(out.width, out.height) < WATERMARK_MIN_SIDE:
         raise PipelineError(
-            f"template '{plan.template.name}' v{version.number}: output {out.width}x{out.height} is smaller "
+            f"template '{template.name}' v{version.number}: output {out.width}x{out.height} is smaller "
             f"than {WATERMARK_MIN_SIDE} px on a side, too small to carry the watermark"
         )
     pipeline_load(manifest)

@@ -1,13 +1,34 @@
-"""File storage under a root folder; writes are atomic so a crash never leaves half a file."""
+"""File storage: a local folder (atomic writes, so a crash never leaves half a file), or any
+fsspec URL such as ``s3://bucket/prefix`` for the publish target (an object store's PUT is atomic
+per object)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 from pipeline.errors import StorageError
+
+
+class Storage(Protocol):
+    """Files addressed by relative POSIX paths; what the pipeline and publishing need."""
+
+    def write(self, relative: str, data: bytes) -> str: ...
+    def read(self, relative: str) -> bytes: ...
+    def exists(self, relative: str) -> bool: ...
+    def delete(self, relative: str) -> None: ...
+    def location(self, relative: str) -> str: ...
+
+
+def _relative_check(relative: str) -> PurePosixPath:
+    rel = PurePosixPath(relative)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise StorageError(f"storage path {relative!r} must be relative and stay inside the storage root")
+    return rel
 
 
 class LocalStorage:
@@ -18,10 +39,10 @@ class LocalStorage:
 
     def path(self, relative: str) -> Path:
         """The absolute path of a stored file; refuses paths that escape the root."""
-        rel = PurePosixPath(relative)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise StorageError(f"storage path {relative!r} must be relative and stay inside the storage root")
-        return self.root.joinpath(*rel.parts)
+        return self.root.joinpath(*_relative_check(relative).parts)
+
+    def location(self, relative: str) -> str:
+        return str(self.path(relative))
 
     def write(self, relative: str, data: bytes) -> str:
         """Write `data` atomically (temporary file, fsync, rename); returns its sha256."""
@@ -53,3 +74,60 @@ class LocalStorage:
 
     def delete(self, relative: str) -> None:
         self.path(relative).unlink(missing_ok=True)
+
+
+class FsspecStorage:
+    """Files under an fsspec URL (``s3://bucket/prefix``, ``gcs://…``, ``memory://…``).
+
+    `options` go to the filesystem (for S3 through s3fs: ``endpoint_url``, ``key``, ``secret``,
+    ``client_kwargs``…; credentials may also come from the usual AWS variables).
+    """
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        import fsspec
+
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **dict(options or {}))
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"publish target {url!r} cannot be opened: {exc}") from exc
+        self.url = url.rstrip("/")
+        self.root = root.rstrip("/")
+
+    def _key(self, relative: str) -> str:
+        return f"{self.root}/{_relative_check(relative).as_posix()}"
+
+    def location(self, relative: str) -> str:
+        return f"{self.url}/{_relative_check(relative).as_posix()}"
+
+    def write(self, relative: str, data: bytes) -> str:
+        """Write `data` as one object (all or nothing); returns its sha256."""
+        try:
+            self.fs.pipe_file(self._key(relative), data)
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot write {self.location(relative)}: {exc}") from exc
+        return hashlib.sha256(data).hexdigest()
+
+    def read(self, relative: str) -> bytes:
+        try:
+            data: bytes = self.fs.cat_file(self._key(relative))
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot read {self.location(relative)}: {exc}") from exc
+        return data
+
+    def exists(self, relative: str) -> bool:
+        self.fs.invalidate_cache()
+        return bool(self.fs.exists(self._key(relative)))
+
+    def delete(self, relative: str) -> None:
+        """Remove a file; one that is already gone is fine."""
+        try:
+            self.fs.rm_file(self._key(relative))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.location(relative)}: {exc}") from exc
+
+
+def publish_storage(root: Path, url: str = "", options: Mapping[str, Any] | None = None) -> Storage:
+    """The publish target: the fsspec `url` when one is set, else the local folder `root`."""
+    return FsspecStorage(url, options) if url else LocalStorage(root)

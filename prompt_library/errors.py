@@ -3,6 +3,7 @@
 PromptLibraryError                 anything wrong with templates, versions or campaigns
 ├── LibraryFileError               a library file is malformed (names the file and the field)
 │   └── UnknownVariableError       a template uses a variable it does not declare
+├── VariablesError                 variable values that do not fit a template version
 ├── VersionChangedError            a published template version's file was edited in place
 └── TemplateVersionNotFoundError   a campaign names a template version that does not exist
 """
@@ -37,6 +38,26 @@ class UnknownVariableError(LibraryFileError):
             f"template '{template}' uses unknown variable(s) {', '.join(repr(u) for u in unknown)} "
             f"(declared: {', '.join(declared) or 'none'})",
         )
+
+
+class VariablesError(PromptLibraryError, ValueError):
+    """Variable values that do not fit a template version: missing or unknown names, or a value
+    that is empty or too long (`bad` names it)."""
+
+    def __init__(
+        self, template: str, number: int, declared: list[str], given: list[str], *, bad: tuple[str, str] | None = None
+    ) -> None:
+        self.template = template
+        self.number = number
+        self.declared = declared
+        self.given = given
+        self.bad = bad
+        if bad is not None:
+            name, value = bad
+            problem = f"variable '{name}' needs 1 to 200 characters of text (given: {value[:60]!r})"
+        else:
+            problem = f"needs variables {', '.join(declared) or 'none'} (given: {', '.join(given) or 'none'})"
+        super().__init__(f"template '{template}' v{number} {problem}")
 
 
 class VersionChangedError(PromptLibraryError):

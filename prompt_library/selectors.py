@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from prompt_library.errors import CampaignNotFoundError
+from prompt_library.errors import CampaignNotFoundError, VariablesError
 from prompt_library.models import Campaign, PromptVersion
 from prompt_library.specs import (
     CampaignSpec,
@@ -14,6 +15,8 @@ from prompt_library.specs import (
     campaign_expand,
     template_from_dict,
 )
+
+VALUE_MAX = 200  # characters in one variable's value
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,37 @@ def campaign_plan_get(*, name: str) -> CampaignPlan:
     params = GenerationParams(**version.params)
     variants = campaign_expand(campaign, template, params=params, model_manifest_hash=version.model_manifest_hash)
     return CampaignPlan(campaign=campaign, template=template, version=version, params=params, variants=tuple(variants))
+
+
+def prompt_version_get(*, template: str, number: int) -> PromptVersion:
+    """One template version (with its template)."""
+    return PromptVersion.objects.select_related("template").get(template__name=template, number=number)
+
+
+def variants_build(
+    *, campaign: str, version: PromptVersion, values: Mapping[str, str], seeds: Sequence[int]
+) -> list[Variant]:
+    """Variants of one template version with one set of variable values, one per seed: what
+    regenerating an asset asks for, and how a registered asset's variant is rebuilt to run it.
+
+    `values` must name exactly the version's variables, each with non-empty text.
+    """
+    template = template_from_dict(version.spec)
+    given = sorted(values)
+    if sorted(template.variables) != given:
+        raise VariablesError(template.name, version.number, list(template.variables), given)
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip() or len(value) > VALUE_MAX:
+            raise VariablesError(template.name, version.number, list(template.variables), given, bad=(name, str(value)))
+    spec = CampaignSpec(
+        name=campaign,
+        title=campaign,
+        kind=Campaign.Kind.SCHEDULED,
+        template=template.name,
+        template_version=version.number,
+        variables=tuple((name, (values[name].strip(),)) for name in template.variables),
+        seeds=tuple(seeds),
+    )
+    return campaign_expand(
+        spec, template, params=GenerationParams(**version.params), model_manifest_hash=version.model_manifest_hash
+    )

@@ -15,6 +15,12 @@ class AssetAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "key"]
     readonly_fields = [f.name for f in Asset._meta.fields]
 
+    def has_add_permission(self, request: object) -> bool:
+        return False  # assets come from the pipeline
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False  # an asset's record is kept; revoke unpublishes it
+
 
 @admin.register(ReviewDecision)
 class ReviewDecisionAdmin(admin.ModelAdmin):
@@ -22,6 +28,12 @@ class ReviewDecisionAdmin(admin.ModelAdmin):
     list_filter = ["decision", "reason"]
     list_select_related = ["asset", "reviewer"]
     readonly_fields = [f.name for f in ReviewDecision._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)
@@ -45,3 +57,9 @@ class PublicationAdmin(admin.ModelAdmin):
     list_display = ["asset", "rendition", "path", "width", "height", "published_by", "created_at"]
     list_select_related = ["asset", "published_by"]
     readonly_fields = [f.name for f in Publication._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False

@@ -10,11 +10,18 @@ class ReviewConfig(AppConfig):
     verbose_name = "Review"
 
     def ready(self) -> None:
+        from django.contrib.admin.models import LogEntry
+        from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
         from django.db.models.signals import post_migrate, post_save
 
         from prompt_library.models import Campaign
+        from review import signals
         from review.roles import roles_sync
 
+        user_logged_in.connect(signals.logged_in, dispatch_uid="review.audit_login")
+        user_logged_out.connect(signals.logged_out, dispatch_uid="review.audit_logout")
+        user_login_failed.connect(signals.login_failed, dispatch_uid="review.audit_login_failed")
+        post_save.connect(signals.admin_logged, sender=LogEntry, dispatch_uid="review.audit_admin")
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="review.roles_sync")
         post_save.connect(_campaign_saved, sender=Campaign, dispatch_uid="review.campaign_queue_sync")
 

@@ -7,7 +7,8 @@ ReviewError                  anything refused by a review service
 ├── ClaimedByOtherError      another reviewer holds a live lease on the asset
 ├── RoleRequiredError        the user lacks the role (permission) the action needs
 ├── SegregationOfDutiesError a requester deciding on assets of their own request
-└── UnknownAssetsError       a hand-over names assets that were never registered
+├── UnknownAssetsError       a hand-over names assets that were never registered
+└── RegenerateRefusedError   regenerating from an asset that is not rejected
 """
 
 from __future__ import annotations
@@ -70,3 +71,10 @@ class SegregationOfDutiesError(ReviewError):
         self.serial = serial
         self.username = username
         super().__init__(f"{username} requested asset {serial}'s campaign and cannot also decide on it")
+
+
+class RegenerateRefusedError(ReviewError):
+    def __init__(self, serial: int, state: str) -> None:
+        self.serial = serial
+        self.state = state
+        super().__init__(f"Asset {serial} is {state}: only a rejected asset can be regenerated")

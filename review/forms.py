@@ -37,6 +37,24 @@ class RevokeForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"placeholder": "Why it is withdrawn"}))
 
 
+class RegenerateForm(forms.Form):
+    """New variants of a rejected asset: how many, and the variable values (prefilled with the
+    asset's own; change one to edit it)."""
+
+    count = forms.TypedChoiceField(choices=[(n, str(n)) for n in (1, 2, 4, 8)], coerce=int, initial=4)
+
+    def __init__(self, *args: object, variables: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.variable_names = sorted(variables)
+        for name in self.variable_names:
+            self.fields[f"var_{name}"] = forms.CharField(
+                label=name, max_length=200, initial=variables[name], strip=True
+            )
+
+    def variables(self) -> dict[str, str]:
+        return {name: self.cleaned_data[f"var_{name}"] for name in self.variable_names}
+
+
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False)
     actor = forms.CharField(required=False, max_length=150)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipeline.config import config_from_settings
 from pipeline.renditions import EXTENSION, MIME, RenditionRequest, rendition_make
 from pipeline.signing import reader_context, signer_create
-from pipeline.storage import LocalStorage
+from pipeline.storage import LocalStorage, publish_storage
 from prompt_library.specs import template_from_dict
 from review.models import Asset
 
@@ -41,19 +40,27 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
         RenditionRequest(name=r.name, format=r.format, width=r.width, height=r.height, quality=r.quality)
         for r in output.renditions
     ] or [RenditionRequest(name="master", format="png", width=asset.width, height=asset.height)]
-    target = LocalStorage(Path(config.publish_root))
-    written = []
+    target = publish_storage(config.publish_root, config.publish_url, config.publish_options)
+    written: list[WrittenRendition] = []
+    # Sign every rendition before writing any: a signing failure then publishes nothing.
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
-        for request in requests:
-            data = rendition_make(
-                master,
-                master_mime=asset.mime,
-                serial=asset.pk,
-                request=request,
-                title=f"{asset.campaign.name} #{asset.pk}",
-                signer=signer,
-                context=context,
+        made = [
+            (
+                request,
+                rendition_make(
+                    master,
+                    master_mime=asset.mime,
+                    serial=asset.pk,
+                    request=request,
+                    title=f"{asset.campaign.name} #{asset.pk}",
+                    signer=signer,
+                    context=context,
+                ),
             )
+            for request in requests
+        ]
+    try:
+        for request, data in made:
             path = publish_path(asset, request.name, request.format)
             sha256 = target.write(path, data)
             written.append(
@@ -67,11 +74,17 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
                     size=len(data),
                 )
             )
+    except BaseException:
+        # The publication rolls back; so do the files already written.
+        for done in written:
+            target.delete(done.path)
+        raise
     return written
 
 
 def renditions_delete(paths: list[str]) -> None:
     """Remove published files from the publish target (missing ones are already gone)."""
-    target = LocalStorage(config_from_settings().publish_root)
+    config = config_from_settings()
+    target = publish_storage(config.publish_root, config.publish_url, config.publish_options)
     for path in paths:
         target.delete(path)

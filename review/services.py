@@ -6,6 +6,7 @@ the audit log and the asset table never disagree.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,18 +20,21 @@ from django.db.models import Q
 from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
+from prompt_library.selectors import variants_build
 from prompt_library.specs import Variant
 from review.errors import (
     AlreadyDecidedError,
     ClaimedByOtherError,
     PublishRefusedError,
+    RegenerateRefusedError,
     ReviewError,
+    RoleRequiredError,
     SegregationOfDutiesError,
     UnknownAssetsError,
 )
 from review.models import QUEUE_ORDER, Asset, AuditEvent, Publication, ReviewDecision, queue_position
 from review.publishing import renditions_delete, renditions_write
-from review.roles import PUBLISH, REVIEW, VIEW, role_require
+from review.roles import PUBLISH, REQUEST, REVIEW, VIEW, role_require
 from review.states import AssetState, transition_check
 from review.webhooks import webhook_send
 
@@ -263,7 +267,7 @@ def review_task_release(*, asset: Asset, reviewer: User) -> Asset:
 
 def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reason: str, comment: str) -> Asset:
     role_require(reviewer, REVIEW)
-    locked = Asset.objects.select_for_update().select_related("campaign").get(pk=asset.pk)
+    locked = Asset.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=asset.pk)
     transition_check(serial=locked.pk, from_state=locked.state, to_state=to_state)
     if locked.campaign.requested_by_id == reviewer.pk:
         raise SegregationOfDutiesError(locked.pk, reviewer.get_username())
@@ -275,10 +279,11 @@ def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reaso
         raise AlreadyDecidedError(locked.pk, reviewer.get_username())
     ReviewDecision.objects.create(asset=locked, reviewer=reviewer, decision=decision, reason=reason, comment=comment)
     # The campaign's quorum: the asset moves once enough distinct reviewers agree.
-    votes = ReviewDecision.objects.filter(asset=locked, decision=decision).count()
     needed = locked.campaign.approvals_required
     if decision == ReviewDecision.Decision.REJECT and locked.campaign.on_reject == Campaign.OnReject.REJECT:
         needed = 1
+    # With a quorum of one, this decision is the vote that counts (and saves a query per decision).
+    votes = 1 if needed == 1 else ReviewDecision.objects.filter(asset=locked, decision=decision).count()
     quorum = {"votes": votes, "needed": needed}
     if votes >= needed:
         event = _move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment, **quorum)
@@ -372,7 +377,7 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     person approved.
     """
     role_require(user, PUBLISH)
-    locked = Asset.objects.select_for_update().select_related("prompt_version", "campaign").get(pk=asset.pk)
+    locked = Asset.objects.select_for_update(of=("self",)).select_related("prompt_version", "campaign").get(pk=asset.pk)
     if locked.state != AssetState.APPROVED:
         raise PublishRefusedError(locked.pk, locked.state)
     written = renditions_write(locked)
@@ -446,6 +451,51 @@ def asset_revoke(*, asset: Asset, user: User, reason: str) -> Asset:
     event.save()
     logger.info("revoked asset %s: removed %s", locked.pk, ", ".join(paths) or "nothing")
     return locked
+
+
+REGENERATE_MAX = 8  # new variants per request
+
+
+@transaction.atomic
+def asset_regenerate(*, asset: Asset, user: User, count: int, variables: dict[str, str] | None = None) -> list[int]:
+    """Ask for `count` new variants of a rejected asset: new seeds, and optionally edited
+    variable values. They are registered as pending assets linked to the original (the caller
+    hands their serials to the orchestrator) and the request is recorded in its history.
+
+    Seeds follow from the asset's serial and how many variants were asked for before, so the
+    same request made twice does not repeat an image, and a run can be reproduced.
+    """
+    if not (user.has_perm(REVIEW) or user.has_perm(REQUEST)):
+        raise RoleRequiredError(user.get_username(), REVIEW, "reviewer or requester")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= REGENERATE_MAX:
+        raise ValueError(f"count must be 1 to {REGENERATE_MAX} new variants (got {count!r})")
+    locked = Asset.objects.select_for_update(of=("self",)).select_related("campaign", "prompt_version").get(pk=asset.pk)
+    if locked.state != AssetState.REJECTED:
+        raise RegenerateRefusedError(locked.pk, locked.state)
+    values = {**locked.variables, **(variables or {})}
+    earlier = Asset.objects.filter(regenerated_from=locked).count()
+    seeds = [_regeneration_seed(locked.pk, earlier + i) for i in range(count)]
+    variants = variants_build(campaign=locked.campaign.name, version=locked.prompt_version, values=values, seeds=seeds)
+    refs = assets_register(variants=variants, regenerated_from=locked)
+    serials = [refs[v.key].serial for v in variants]
+    changed = {k: v for k, v in values.items() if locked.variables.get(k) != v}
+    _event(
+        locked,
+        "regeneration_requested",
+        actor=user,
+        from_state=locked.state,
+        to_state=locked.state,
+        serials=serials,
+        seeds=seeds,
+        variables=changed,
+    ).save()
+    return serials
+
+
+def _regeneration_seed(serial: int, index: int) -> int:
+    """The `index`-th regeneration seed of asset `serial`: 31 bits of a hash of both."""
+    digest = hashlib.sha256(f"greenlight-regenerate:{serial}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _webhook_notify(asset: Asset, payload: dict[str, Any]) -> None:

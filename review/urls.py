@@ -17,6 +17,7 @@ urlpatterns = [
     path("assets/<int:serial>/revoke", views.asset_revoke, name="revoke"),
     path("assets/<int:serial>/comment", views.asset_comment, name="comment"),
     path("assets/<int:serial>/compare", views.asset_compare, name="compare"),
+    path("assets/<int:serial>/regenerate", views.asset_regenerate, name="regenerate"),
     path("audit/", views.audit_log, name="audit"),
     path("audit.csv", views.audit_csv, name="audit_csv"),
     path("assets/<int:serial>/<str:kind>", views.asset_file, name="file"),

@@ -17,13 +17,22 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image
 
+from infra import orchestration
 from pipeline.config import config_from_settings
 from pipeline.signing import c2pa_read, reader_context
 from pipeline.storage import LocalStorage
 from pipeline.watermark import watermark_read
 from review import selectors, services
 from review.errors import ReviewError
-from review.forms import ApproveForm, AuditFilterForm, BulkDecisionForm, CommentForm, RejectForm, RevokeForm
+from review.forms import (
+    ApproveForm,
+    AuditFilterForm,
+    BulkDecisionForm,
+    CommentForm,
+    RegenerateForm,
+    RejectForm,
+    RevokeForm,
+)
 from review.models import Asset, AuditEvent, ReviewDecision
 from review.states import AssetState
 
@@ -103,6 +112,10 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
             "reject_form": RejectForm(),
             "can_decide": asset.state == AssetState.IN_REVIEW and mine is None,
             "can_publish": asset.state == AssetState.APPROVED,
+            "regenerate_form": RegenerateForm(variables=asset.variables)
+            if asset.state == AssetState.REJECTED
+            else None,
+            "regenerations": list(asset.regenerations.all()),
         },
     )
 
@@ -168,6 +181,42 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
         return redirect("review:asset", serial=serial)
     messages.success(request, f"Rejected asset {serial}.")
     return _after_decision(request)
+
+
+@permission_required("review.view_asset", raise_exception=True)
+@require_POST
+def asset_regenerate(request: HttpRequest, serial: int) -> HttpResponse:
+    """Ask for new variants of a rejected asset; they come back to the queue when generated."""
+    asset = _asset_or_404(serial)
+    form = RegenerateForm(request.POST, variables=asset.variables)
+    if not form.is_valid():
+        messages.error(request, f"Nothing regenerated: {form.errors.as_text()}")
+        return redirect("review:asset", serial=serial)
+    try:
+        serials = services.asset_regenerate(
+            asset=asset,
+            user=request.user,  # type: ignore[arg-type]
+            count=form.cleaned_data["count"],
+            variables=form.variables(),
+        )
+    except (ReviewError, ValueError) as exc:
+        messages.error(request, f"Nothing regenerated: {exc}")
+        return redirect("review:asset", serial=serial)
+    try:
+        where = orchestration.assets_generate_submit(serials=serials)
+    except Exception as exc:  # the assets stay pending; say so rather than fail the page
+        messages.warning(
+            request,
+            f"Registered asset(s) {', '.join(map(str, serials))}, but generation could not start ({exc}); "
+            "they stay pending until `manage.py assets_generate --pending` runs.",
+        )
+    else:
+        messages.success(
+            request,
+            f"Asked for {len(serials)} new variant(s) of asset {serial}: {', '.join(map(str, serials))} "
+            f"({where}). They join the review queue when generated.",
+        )
+    return redirect("review:asset", serial=serial)
 
 
 @permission_required("review.review_asset", raise_exception=True)

@@ -47,3 +47,36 @@ def library_dir(tmp_path: Path, settings: SettingsWrapper) -> Iterator[Path]:
     shutil.copytree(Path(settings.BASE_DIR) / "prompt_library" / "library", target)
     settings.GREENLIGHT_LIBRARY_DIR = target
     yield target
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3-compatible endpoint (moto's server mode) for the object-storage publish target:
+    real HTTP and the real S3 protocol through s3fs, nothing leaves the machine."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> dict[str, object]:
+    """A new, empty bucket on the local endpoint; returns the s3fs options that reach it."""
+    import uuid
+
+    import s3fs
+
+    options: dict[str, object] = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    fs = s3fs.S3FileSystem(**options)
+    name = f"published-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(name)
+    return {"bucket": name, "options": options, "fs": fs}

@@ -13,13 +13,15 @@ import torch
 import yaml
 
 from models.build_tiny_random import CATALOG_WORDS
-from models.errors import ManifestError, ModelError, ModelIntegrityError, ModelNotFoundError
+from models.errors import ManifestError, ModelError, ModelFolderError, ModelIntegrityError, ModelNotFoundError
 from models.registry import (
     MANIFESTS_DIR,
     manifest_load,
     manifest_verify,
+    manifests_known,
     pipeline_cache_clear,
     pipeline_load,
+    template_load,
 )
 
 
@@ -115,6 +117,8 @@ def test_files_the_manifest_does_not_pin_are_ignored(model_copy: Path) -> None:
 def test_errors_keep_their_context_across_processes() -> None:
     errors: list[ModelError] = [
         ModelNotFoundError("x", known=["embedded-tiny"]),
+        ModelNotFoundError("x", known=["sd-turbo"], kind="template"),
+        ModelFolderError(Path("models/x"), "has no model_index.json"),
         ManifestError(Path("m.yaml"), "field 'files' is missing"),
         ModelIntegrityError(name="x", manifest_path=Path("m.yaml"), file="a.bin", expected="0" * 64, actual=None),
     ]
@@ -180,3 +184,89 @@ def test_the_shipped_model_generates_a_different_image_per_seed_and_the_same_for
     # The same seed gives the same picture whatever the batch (to float rounding on CPU kernels).
     assert torch.allclose(generate([2, 1])[1], images[0], atol=1e-3)
     assert torch.allclose(generate([1])[0], images[0], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_name", "value"),
+    [
+        ({"dtype": "float8"}, "'dtype'", "'float8'"),
+        ({"dtpye": "float16"}, "'dtpye'", "not a manifest field"),
+        ({"role": "upscaler"}, "'role'", "'upscaler'"),
+        ({"options": {"max_sequence_length": 77}}, "options.max_sequence_length", "'stable-diffusion'"),
+        ({"memory": {"cpu_offload": "yes"}}, "memory.cpu_offload", "'yes'"),
+        ({"memory": {"vae_tiling": "sometimes"}}, "memory.vae_tiling", "'sometimes'"),
+        ({"variant": "FP16!"}, "'variant'", "'FP16!'"),
+        ({"defaults": {"steps": 4, "guidance": 1.0, "width": 64, "height": 64, "frames": 9}}, "defaults.frames", "9"),
+        ({"ranges": {"steps": [8, 12]}}, "defaults.steps", "[8, 12]"),
+        ({"pipeline_class": "FluxPipeline"}, "'pipeline_class'", "'FluxPipeline'"),
+    ],
+)
+def test_a_bad_new_field_is_refused_naming_field_and_value(
+    model_copy: Path, changes: dict[str, object], field_name: str, value: str
+) -> None:
+    _manifest_edit(model_copy, **changes)
+    with pytest.raises(ManifestError) as err:
+        manifest_load("embedded-tiny", manifests_dir=model_copy)
+    assert field_name in str(err.value) and value in str(err.value)
+
+
+def test_an_unpinned_template_is_refused_with_the_pin_command(model_copy: Path) -> None:
+    # By name, where only the template exists...
+    with pytest.raises(ManifestError) as err:
+        manifest_load("sdxl-turbo", manifests_dir=model_copy)
+    assert "python -m models.pin sdxl-turbo" in str(err.value)
+    # ...copied among the pinned manifests, where it is not listed as a model either...
+    shutil.copy(model_copy / "templates" / "flux-schnell.yaml", model_copy / "flux-schnell.yaml")
+    assert manifests_known(manifests_dir=model_copy) == ["embedded-tiny"]
+    with pytest.raises(ManifestError) as err:
+        manifest_load("flux-schnell", manifests_dir=model_copy)
+    assert "unpinned template" in str(err.value) and "python -m models.pin" in str(err.value)
+    # ...and handed to the loader directly.
+    with pytest.raises(ManifestError) as err:
+        pipeline_load(template_load("flux-schnell"), device="cpu")
+    assert "unpinned template" in str(err.value)
+    with pytest.raises(ModelNotFoundError) as not_found:
+        manifest_load("flux-mega", manifests_dir=model_copy)
+    assert "flux-schnell" not in str(not_found.value)
+
+
+def _wan_template(tmp_path: Path, **defaults: object) -> Path:
+    """A copy of the Wan template with ``defaults`` changed (None deletes the key)."""
+    data = yaml.safe_load((MANIFESTS_DIR / "templates" / "wan2.1-t2v-1.3b.yaml").read_text())
+    for key, value in defaults.items():
+        if value is None:
+            del data["defaults"][key]
+        else:
+            data["defaults"][key] = value
+    path = tmp_path / "wan2.1-t2v-1.3b.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"frames": None}, "field 'defaults.frames' is missing; role 'video-generator' needs frames and fps"),
+        ({"fps": None}, "field 'defaults.fps' is missing"),
+        ({"fps": 0}, "field 'defaults.fps' must be a positive integer, got 0"),
+        ({"frames": 80}, "field 'defaults.frames' is 80"),
+        ({"width": 840}, "field 'defaults.width' is 840, not a multiple of 16"),
+    ],
+)
+def test_a_video_model_needs_frames_and_fps_that_fit_its_family(
+    tmp_path: Path, changes: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ManifestError) as err:
+        template_load(_wan_template(tmp_path, **changes))
+    assert named in str(err.value)
+
+
+def test_defaults_expose_frames_and_fps_but_stay_four_keywords_for_callers() -> None:
+    from dataclasses import asdict
+
+    wan = template_load("wan2.1-t2v-1.3b")
+    assert (wan.defaults.frames, wan.defaults.fps) == (81, 16)
+    assert asdict(wan.defaults) == {"steps": 30, "guidance": 5.0, "width": 832, "height": 480}
+    image = manifest_load("embedded-tiny").defaults
+    assert (image.frames, image.fps) == (None, None)
+    assert pickle.loads(pickle.dumps(wan.defaults)) == wan.defaults

@@ -26,3 +26,63 @@ def test_the_database_refuses_to_delete_an_audit_event(reviewable_assets: list[A
 def test_new_events_can_still_be_written(reviewable_assets: list[Asset]) -> None:
     AuditEvent.objects.create(asset=reviewable_assets[0], action="comment", detail={"comment": "ok"})
     assert AuditEvent.objects.filter(action="comment").count() == 1
+
+
+def test_a_login_and_a_failed_login_are_recorded_without_the_password() -> None:
+    from django.test import Client
+
+    from tests.factories import make_user
+
+    user = make_user(roles=("reviewer",), username="lena")
+    client = Client(REMOTE_ADDR="10.1.2.3")
+    client.post("/login/", {"username": "lena", "password": "wrong-guess-123"})
+    client.post("/login/", {"username": "lena", "password": "pw-for-tests"})
+    client.post("/logout/")
+    events = list(AuditEvent.objects.filter(asset=None).order_by("id"))
+    assert [e.action for e in events] == ["login_failed", "login", "logout"]
+    assert events[0].detail == {"username": "lena", "ip": "10.1.2.3", "user_agent": ""}
+    assert events[0].actor is None and events[1].actor == user and events[2].actor == user
+    assert not AuditEvent.objects.filter(detail__icontains="wrong-guess").exists()
+    assert "wrong-guess" not in str([e.detail for e in events])
+
+
+def test_an_admin_action_is_copied_into_the_audit_log_with_who_did_it() -> None:
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    from tests.factories import make_user
+
+    admin_user = User.objects.create_superuser("root", password="pw-for-tests")
+    target = make_user(roles=("reviewer",), username="sam")
+    client = Client()
+    client.force_login(admin_user)
+    publisher = Group.objects.get(name="publisher")
+    response = client.post(
+        f"/admin/auth/user/{target.pk}/change/",
+        {
+            "username": "sam",
+            "is_active": "on",
+            "groups": [g.pk for g in target.groups.all()] + [publisher.pk],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01",
+            "initial-date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="admin_changed")
+    assert event.actor == admin_user
+    assert event.detail["model"] == "auth.user" and event.detail["object"] == "sam"
+    assert "Groups" in event.detail["change"] or "groups" in event.detail["change"].lower()
+
+
+def test_the_admin_cannot_delete_or_add_assets(reviewable_assets: list[Asset]) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password="pw-for-tests"))
+    asset = reviewable_assets[0]
+    assert client.get(f"/admin/review/asset/{asset.pk}/delete/").status_code == 403
+    assert client.get("/admin/review/asset/add/").status_code == 403
+    assert Asset.objects.filter(pk=asset.pk).exists()

@@ -276,3 +276,60 @@ def test_every_state_a_person_can_find_an_asset_in_has_a_tab(reviewer_client: Cl
     html = reviewer_client.get(reverse("review:queue")).content.decode()
     for state in QUEUE_STATES:
         assert f'data-state="{state}"' in html
+
+
+def _queries(client: Client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured.captured_queries)
+
+
+@pytest.mark.parametrize("state", [AssetState.IN_REVIEW, AssetState.PUBLISHED])
+def test_the_queue_and_asset_pages_use_as_many_queries_for_forty_rows_as_for_two(
+    reviewer_client: Client, state: str
+) -> None:
+    from tests.factories import AssetFactory
+
+    first = AssetFactory.create_batch(2, state=state)
+    url = f"{reverse('review:queue')}?state={state}"
+    few = _queries(reviewer_client, url)
+    page_few = _queries(reviewer_client, reverse("review:asset", args=[first[0].pk]))
+    more = AssetFactory.create_batch(40, state=state)
+    for asset in [first[0], *more[:5]]:
+        asset.events.create(action="commented", detail={"comment": "looks fine"})
+    assert _queries(reviewer_client, url) == few
+    assert _queries(reviewer_client, reverse("review:asset", args=[first[0].pk])) == page_few
+
+
+def test_tab_counts_stop_at_the_cap_and_say_so() -> None:
+    from review.selectors import asset_state_counts
+    from tests.factories import AssetFactory
+
+    AssetFactory.create_batch(5, state=AssetState.IN_REVIEW)
+    AssetFactory.create_batch(2, state=AssetState.APPROVED)
+    counts = {c.state: c for c in asset_state_counts(cap=3)}
+    assert (counts["in_review"].n, counts["in_review"].capped, counts["in_review"].label) == (3, True, "3+")
+    assert (counts["approved"].n, counts["approved"].capped, counts["approved"].label) == (2, False, "2")
+    assert counts["published"].label == "0"
+
+
+def test_the_queue_pages_through_assets_in_claim_order(
+    reviewer_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from review import views
+    from tests.factories import AssetFactory
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    assets = AssetFactory.create_batch(5, state=AssetState.IN_REVIEW)
+    seen = []
+    for page in (1, 2, 3):
+        html = reviewer_client.get(f"{reverse('review:queue')}?state=in_review&page={page}").content.decode()
+        seen += [a.pk for a in assets if f'data-serial="{a.pk}"' in html]
+        assert ('rel="next"' in html) == (page < 3)
+        assert ('rel="prev"' in html) == (page > 1)
+    assert seen == [a.pk for a in assets]
+    html = reviewer_client.get(f"{reverse('review:queue')}?state=in_review&page=oops").content.decode()
+    assert f'data-serial="{assets[0].pk}"' in html
