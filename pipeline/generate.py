@@ -6,7 +6,7 @@ on which batch it was generated in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -30,10 +30,14 @@ def batch_check(variants: Sequence[Variant]) -> None:
             )
 
 
-def images_generate(pipe: Any, variants: Sequence[Variant]) -> list[Image.Image]:
+def images_generate(
+    pipe: Any, variants: Sequence[Variant], *, call_options: Mapping[str, Any] | None = None
+) -> list[Image.Image]:
     """Generate one image per variant in a single pipeline call, at the output spec's size.
 
     The model draws at its native size; the result is resampled to the output size (Lanczos).
+    `call_options` are the model family's extra call arguments from its manifest (FLUX's
+    ``max_sequence_length``, say).
     """
     batch_check(variants)
     first = variants[0]
@@ -48,6 +52,7 @@ def images_generate(pipe: Any, variants: Sequence[Variant]) -> list[Image.Image]
             height=first.params.height,
             generator=generators,
             output_type="pil",
+            **dict(call_options or {}),
         )
     images: list[Image.Image] = list(result.images)
     if len(images) != len(variants):

@@ -145,6 +145,16 @@ def test_reviewer_works_with_the_keyboard_and_in_bulk(live_server: LiveServer, r
         page.goto(f"{live_server.url}/assets/{a1.pk}/")
         assert page.inner_text("#state") == "Approved"
         assert page.locator("#publish").count() == 0
+        # Sending the publish form anyway (with a valid CSRF token) is refused by the server.
+        status = page.evaluate(
+            """async (url) => {
+                const token = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+                const body = new URLSearchParams({csrfmiddlewaretoken: token});
+                return (await fetch(url, {method: "POST", body, credentials: "same-origin"})).status;
+            }""",
+            f"{live_server.url}/assets/{a1.pk}/publish",
+        )
+        assert status == 403
 
     states = dict(Asset.objects.filter(pk__in=[a.pk for a in reviewable_assets]).values_list("pk", "state"))
     assert states == {a1.pk: "approved", a2.pk: "approved", a3.pk: "approved", a4.pk: "rejected"}
