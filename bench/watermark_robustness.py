@@ -222,6 +222,9 @@ def run_size(side: int, count: int, seed: int) -> dict[str, list[float]]:
             continue
         samples["embed"].append((time.perf_counter() - start) * 1000)
         samples["psnr"].append(psnr(image, marked))
+        if samples["psnr"][-1] < 38.0:  # marked more strongly: the image did not read back at the default
+            samples.setdefault("strong", []).append(samples["psnr"][-1])
+            print(f"  marked more strongly ({kind}, {side}x{side}): PSNR {samples['psnr'][-1]:.2f} dB")
         start = time.perf_counter()
         watermark_read(marked)
         samples["detect"].append((time.perf_counter() - start) * 1000)
@@ -241,7 +244,7 @@ def run_size(side: int, count: int, seed: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="12 images at 512x512 only")
-    parser.add_argument("--count", type=int, default=32, help="images per size (default 32)")
+    parser.add_argument("--count", type=int, default=51, help="images per size (default 51)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -280,6 +283,12 @@ def main() -> None:
             f"detect median {statistics.median(samples['detect']):.1f} ms unedited, "
             f"{statistics.median(samples['detect_search']):.1f} ms (max {max(samples['detect_search']):.1f}) "
             f"with the scale search (goal <= {60 * side * side / 1024**2:.0f})"
+        )
+        strong = sorted(samples.get("strong", []))
+        print(
+            f"{side}x{side}: {len(strong)} of {count} images marked below 38 dB to read back (PSNR "
+            f"{', '.join(f'{value:.1f}' for value in strong) or '-'}); the other {count - len(strong)} "
+            f"PSNR min {min([v for v in samples['psnr'] if v >= 38.0], default=float('nan')):.2f} dB"
         )
 
 

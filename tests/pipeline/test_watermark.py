@@ -229,6 +229,61 @@ def test_mark_keeps_psnr_at_least_38_db_and_changes_no_colour(kind: str) -> None
     assert np.array_equal(delta[unclipped, 1], delta[unclipped, 2])
 
 
+def tiny_model_images(count: int) -> list[Image.Image]:
+    """``count`` 512x512 masters from the shipped tiny model, made as the pipeline makes them
+    (64x64 from the model, Lanczos up to the output size)."""
+    from models.registry import manifest_load, pipeline_load
+    from pipeline.generate import images_generate
+    from prompt_library.specs import GenerationParams, OutputSpec, Variant
+
+    manifest = manifest_load("embedded-tiny")
+    variants = [
+        Variant(
+            campaign="watermark-test",
+            template="catalog-hero",
+            template_version=1,
+            template_hash="0" * 64,
+            variables=(),
+            prompt=f"a {product} on a wooden table, product photo",
+            negative_prompt="",
+            seed=seed,
+            params=GenerationParams(steps=4, guidance=1.0, width=64, height=64),
+            output=OutputSpec(width=512, height=512),
+            model_name=manifest.name,
+            model_manifest_hash=manifest.manifest_hash,
+        )
+        for seed, product in enumerate(["red mug", "blue bottle", "yellow lamp"] * -(-count // 3))
+    ][:count]
+    return images_generate(pipeline_load(manifest), variants)
+
+
+def test_tiny_model_masters_and_their_256_px_renditions_are_marked_and_read_back() -> None:
+    from pipeline.renditions import image_encode
+
+    for index, image in enumerate(tiny_model_images(6)):
+        serial = 7_000 + index
+        master = watermark_embed(image, serial)
+        assert psnr(image, master) >= 38.0
+        # The thumbnail and the small WebP rendition: fitted from the marked master, marked again.
+        small = watermark_embed(master.resize((256, 256), Image.Resampling.LANCZOS), serial)
+        for fmt in ("jpeg", "webp"):
+            data = image_encode(small, fmt, quality=80)
+            assert watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == serial, (index, fmt)
+
+
+@pytest.mark.parametrize("name", ["grass", "gravel", "colorwheel", "brick"])
+def test_busy_textures_are_marked_more_strongly_rather_than_refused(name: str) -> None:
+    import skimage.data
+
+    pixels = np.asarray(getattr(skimage.data, name)())
+    original = Image.fromarray(pixels).convert("RGB").resize((512, 512), Image.Resampling.LANCZOS)
+
+    image = watermark_embed(original, 4242)
+
+    assert watermark_read(encoded(image, "JPEG", quality=90)).serial == 4242
+    assert psnr(original, image) >= 32.0
+
+
 # --- false detections and keys ------------------------------------------------------------
 
 
