@@ -149,6 +149,14 @@ GREENLIGHT_KEYS_DIR = _env_path("GREENLIGHT_KEYS_DIR", _data_home / "greenlight"
 GREENLIGHT_SIGNING_CHAIN = _env_path("GREENLIGHT_SIGNING_CHAIN", GREENLIGHT_KEYS_DIR / "chain.pem")
 GREENLIGHT_SIGNING_KEY = _env_path("GREENLIGHT_SIGNING_KEY", GREENLIGHT_KEYS_DIR / "signer.key")
 GREENLIGHT_TRUST_ANCHORS = _env_path("GREENLIGHT_TRUST_ANCHORS", GREENLIGHT_KEYS_DIR / "root.pem")
+# A key held in a KMS or HSM: the import path "package.module:function" of a callable
+# (data: bytes) -> signature bytes. When set, the signer uses it and GREENLIGHT_SIGNING_KEY is
+# never read; the certificate chain still comes from GREENLIGHT_SIGNING_CHAIN.
+GREENLIGHT_SIGNING_CALLBACK = os.environ.get("GREENLIGHT_SIGNING_CALLBACK", "").strip()
+# `verify` (CLI, /verify/ page, POST /api/verify): the largest file accepted, in bytes, and the
+# largest image by header dimensions (refused before decoding: a small PNG can claim 20000x20000).
+GREENLIGHT_VERIFY_MAX_BYTES = int(os.environ.get("GREENLIGHT_VERIFY_MAX_BYTES", str(50 * 1024 * 1024)))
+GREENLIGHT_VERIFY_MAX_PIXELS = int(os.environ.get("GREENLIGHT_VERIFY_MAX_PIXELS", "50000000"))
 # Prefect runs in its local (ephemeral) mode unless PREFECT_API_URL points at a server; these
 # defaults must be in the environment before `prefect` is first imported.
 os.environ.setdefault("PREFECT_HOME", str(VAR_DIR / "prefect"))

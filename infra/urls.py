@@ -1,4 +1,4 @@
-"""URL routes: the review dashboard, login and Django admin."""
+"""URL routes: the review dashboard, login, the verify API and Django admin."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
 
+from review import views as review_views
+
 urlpatterns = [
     path(
         "login/",
@@ -16,5 +18,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/verify", review_views.verify_api, name="api_verify"),
     path("", include("review.urls")),
 ]

@@ -34,6 +34,7 @@ def config_from_settings() -> PipelineConfig:
             chain=Path(settings.GREENLIGHT_SIGNING_CHAIN),
             key=Path(settings.GREENLIGHT_SIGNING_KEY),
             trust_anchors=Path(settings.GREENLIGHT_TRUST_ANCHORS),
+            callback=settings.GREENLIGHT_SIGNING_CALLBACK,
         ),
         publish_url=settings.GREENLIGHT_PUBLISH_URL,
         publish_options=settings.GREENLIGHT_PUBLISH_STORAGE_OPTIONS,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import c2pa
 from PIL import Image
 
-from pipeline.renditions import RenditionRequest, image_encode, rendition_make
-from pipeline.signing import c2pa_sign, generated_manifest
+from pipeline.renditions import MIME, RenditionRequest, image_encode, rendition_make
+from pipeline.signing import c2pa_sign, generated_manifest, signed_manifest
 from pipeline.storage import LocalStorage
 from pipeline.watermark import watermark_embed, watermark_payload
 from prompt_library.specs import Variant
@@ -37,7 +37,7 @@ def asset_finalize(
     variant: Variant, *, serial: int, image: Image.Image, signing: Signing, storage: LocalStorage
 ) -> GeneratedFile:
     """Watermark the image with its serial, sign it as a PNG master, store it and a signed
-    thumbnail, and describe the result for the review hand-over."""
+    thumbnail, and describe the result (with both manifests) for the review hand-over."""
     # 1. Watermark first: any byte changed after signing would break the hard binding.
     marked = watermark_embed(image, serial)
     png = image_encode(marked, "png")
@@ -52,7 +52,10 @@ def asset_finalize(
         watermark_value=watermark_payload(serial),
     )
     signed = c2pa_sign(png, mime="image/png", manifest=manifest, signer=signing.signer, context=signing.context)
-    # 3. Store the master and a signed thumbnail for the dashboard.
+    # 3. Read the manifest back (about 1 ms) for the manifest store: what `verify` retrieves
+    #    when a copy of the file has lost its own.
+    master_manifest = signed_manifest(signed, kind="master", mime="image/png", context=signing.context)
+    # 4. Store the master and a signed thumbnail for the dashboard.
     sha256 = storage.write(master_path(variant.key), signed)
     thumb = rendition_make(
         signed,
@@ -64,6 +67,7 @@ def asset_finalize(
         context=signing.context,
     )
     storage.write(thumbnail_path(variant.key), thumb)
+    thumb_manifest = signed_manifest(thumb, kind="thumbnail", mime=MIME[THUMBNAIL.format], context=signing.context)
     return GeneratedFile(
         key=variant.key,
         file_path=master_path(variant.key),
@@ -72,4 +76,5 @@ def asset_finalize(
         sha256=sha256,
         size=len(signed),
         generation_record=record,
+        manifests=(master_manifest, thumb_manifest),
     )

@@ -1,9 +1,15 @@
 """C2PA Content Credentials: signing files, signing and reading, all offline.
 
 Signing files are a PEM chain (end-entity certificate, then its intermediate),
-the end-entity's PEM private key and the PEM root that readers trust. They are
+the end-entity's private key and the PEM root that readers trust. They are
 checked before any generation starts (``signing_files_check``), so a batch
 never renders images it cannot sign.
+
+The private key sits behind one interface, ``SigningKey``, with two
+implementations: ``KeyFileKey`` (a PEM file, the development default) and
+``CallbackKey`` (a key held in a KMS or HSM: a callable that returns the
+signature of the bytes it is given, named by ``SigningFiles.callback``).
+Neither keeps key material in its repr, its errors or its logs.
 
 Offline: the signer has no timestamp authority (``ta_url`` None), and readers
 and builders never fetch remote manifests or OCSP responses. Thumbnails are
@@ -18,27 +24,34 @@ One Signer and one Context serve any number of signs and reads.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import io
 import itertools
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import c2pa
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.errors import SigningError
 from pipeline.watermark import ALGORITHM
+
+logger = logging.getLogger("greenlight.signing")
 
 CLAIM_GENERATOR = "Greenlight"
 GENERATION_LABEL = "org.greenlight.generation"
@@ -60,11 +73,16 @@ _STATES: dict[str, State] = {"Trusted": "trusted", "Valid": "valid", "Invalid": 
 
 @dataclass(frozen=True)
 class SigningFiles:
-    """Where the signing material lives (all PEM)."""
+    """Where the signing material lives (all PEM), and how the private key is reached.
+
+    With ``callback`` set ("package.module:function", a callable ``(data: bytes) -> bytes``
+    returning the signature, e.g. a KMS or HSM client), ``key`` is never read.
+    """
 
     chain: Path  # end-entity certificate, then intermediate
-    key: Path  # end-entity private key
+    key: Path  # end-entity private key (unused with a callback)
     trust_anchors: Path  # root CA that readers trust
+    callback: str = ""  # import path of a signing callable for a key held in a KMS/HSM
 
 
 # --- Signing files -----------------------------------------------------------
@@ -152,29 +170,210 @@ def signing_files_check(files: SigningFiles, *, now: datetime | None = None) -> 
 
     Checks: each file exists and is PEM; every certificate in the chain and
     the trust anchors is valid at ``now``; the key matches the end-entity
-    certificate and is ECDSA P-256 (ES256); the chain is in order and ends at
-    one of the trust anchors (otherwise readers would say "valid", not
+    certificate (a key file: ECDSA P-256 for ES256; a callback: one probe
+    signature that verifies with the certificate); the chain is in order and
+    ends at one of the trust anchors (otherwise readers would say "valid", not
     "trusted"). Run it before generating anything.
     """
-    _signing_material(files, now=now)
+    chain = _chain_checked(files, now=now)
+    signing_key(files).check(chain[0], files.chain)
 
 
 def signer_create(files: SigningFiles) -> c2pa.Signer:
-    """An ES256 c2pa Signer for these files, without a timestamp authority.
+    """A c2pa Signer for these files (key file or KMS/HSM callback), without a timestamp authority.
 
     Checks the files first. Reusable for any number of signs; close it
     (``with signer_create(files) as signer:``).
     """
-    chain, key = _signing_material(files, now=None)
+    chain = _chain_checked(files, now=None)
+    key = signing_key(files)
+    key.check(chain[0], files.chain)
     chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
-    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain_pem, _pkcs8_pem(key), None)
     try:
-        return c2pa.Signer.from_info(info)
+        return key.signer(chain_pem, _algorithm(chain[0], files.chain))
     except c2pa.C2paError as error:
         raise SigningError(
-            f"c2pa refused the signing files {files.chain} and {files.key}: {error}",
+            f"c2pa refused the signing chain {files.chain} with {key.describe()}: {error}",
             path=files.chain,
         ) from error
+
+
+# --- Signing keys: one interface, two implementations ---------------------------
+
+
+class SigningKey(Protocol):
+    """Where the end-entity's private key is held, and how a c2pa Signer reaches it."""
+
+    def describe(self) -> str:
+        """A name for messages (a path or an import path; never key material)."""
+        ...
+
+    def check(self, end_entity: x509.Certificate, chain_path: Path) -> None:
+        """Raise SigningError unless this key belongs to ``end_entity`` and can sign."""
+        ...
+
+    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg) -> c2pa.Signer:
+        """A c2pa Signer using this key and the PEM chain (no timestamp authority)."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeyFileKey:
+    """An unencrypted PEM private key on disk (the development chain's ``signer.key``).
+
+    The key is read when needed and never kept on this object.
+    """
+
+    path: Path
+
+    def describe(self) -> str:
+        return f"key file {self.path}"
+
+    def check(self, end_entity: x509.Certificate, chain_path: Path) -> None:
+        self._load_checked(end_entity, chain_path)
+
+    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg) -> c2pa.Signer:
+        if alg != c2pa.C2paSigningAlg.ES256:
+            raise SigningError(f"Signing key {self.path} signs ES256 only, not {alg.name}", path=self.path)
+        end_entity = x509.load_pem_x509_certificates(chain_pem)[0]
+        key = self._load_checked(end_entity, self.path)
+        info = c2pa.C2paSignerInfo(alg, chain_pem, _pkcs8_pem(key), None)
+        return c2pa.Signer.from_info(info)
+
+    def _load_checked(self, end_entity: x509.Certificate, chain_path: Path) -> PrivateKeyTypes:
+        key = _private_key_load(self.path)
+        if _spki(key.public_key()) != _spki(end_entity.public_key()):
+            raise SigningError(
+                f"Signing key {self.path} does not match the end-entity certificate in "
+                f"{chain_path} ({_subject(end_entity)})",
+                path=self.path,
+            )
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise SigningError(
+                f"Signing key {self.path} is not an ECDSA P-256 key; ES256 signing needs one",
+                path=self.path,
+            )
+        return key
+
+
+SIGNING_PROBE = b"greenlight signing-key check"
+
+
+@dataclass(frozen=True)
+class CallbackKey:
+    """A private key held in a KMS or HSM, reached through ``sign(data) -> signature``.
+
+    The signature is what the end-entity certificate's algorithm expects: DER-encoded
+    ECDSA (raw r||s is accepted too), Ed25519, or RSA-PSS. ``name`` is the callable's
+    import path, used in messages; the callable itself is kept out of the repr.
+    Exceptions the callable raises are reported by type and message only.
+    """
+
+    name: str
+    sign: Callable[[bytes], bytes] = dataclass_field(repr=False, compare=False)
+
+    def describe(self) -> str:
+        return f"signing callback {self.name}"
+
+    def check(self, end_entity: x509.Certificate, chain_path: Path) -> None:
+        signature = self._call(SIGNING_PROBE)
+        if not _signature_verifies(end_entity.public_key(), signature, SIGNING_PROBE):
+            raise SigningError(
+                f"Signing callback {self.name} returned a signature that does not verify with the "
+                f"end-entity certificate in {chain_path} ({_subject(end_entity)}): the KMS key "
+                "and the certificate do not belong together",
+                path=chain_path,
+            )
+
+    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg) -> c2pa.Signer:
+        def sign(data: bytes) -> bytes:
+            try:
+                return self._call(data)
+            except SigningError as error:
+                logger.error("%s", error.problem)
+                # c2pa logs this message and turns it into a signing failure.
+                raise RuntimeError(error.problem) from None
+
+        return c2pa.Signer.from_callback(sign, alg, chain_pem.decode("ascii"), None)
+
+    def _call(self, data: bytes) -> bytes:
+        try:
+            signature = self.sign(data)
+        except Exception as error:
+            raise SigningError(f"Signing callback {self.name} failed: {type(error).__name__}: {error}") from None
+        if not isinstance(signature, bytes | bytearray) or not signature:
+            raise SigningError(
+                f"Signing callback {self.name} returned {type(signature).__name__}, not the signature bytes"
+            )
+        return bytes(signature)
+
+
+def signing_key(files: SigningFiles) -> SigningKey:
+    """The key these files name: their callback if one is set (no key file is read), else the key file."""
+    if not files.callback:
+        return KeyFileKey(files.key)
+    return CallbackKey(name=files.callback, sign=callback_import(files.callback))
+
+
+def callback_import(path: str) -> Callable[[bytes], bytes]:
+    """Import the callable ``package.module:function`` (GREENLIGHT_SIGNING_CALLBACK)."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise SigningError(f"Signing callback {path!r} is not an import path of the form 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise SigningError(f"Signing callback {path!r}: module {module_name!r} cannot be imported ({error})") from None
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise SigningError(f"Signing callback {path!r}: {module_name!r} has no attribute {attribute!r}") from None
+    if not callable(target):
+        raise SigningError(f"Signing callback {path!r} is a {type(target).__name__}, not a callable")
+    signer: Callable[[bytes], bytes] = target
+    return signer
+
+
+def _algorithm(end_entity: x509.Certificate, chain_path: Path) -> c2pa.C2paSigningAlg:
+    """The c2pa signing algorithm for the end-entity certificate's key type."""
+    public_key = end_entity.public_key()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        by_curve = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+        if public_key.curve.name in by_curve:
+            return c2pa.C2paSigningAlg[by_curve[public_key.curve.name]]
+    elif isinstance(public_key, ed25519.Ed25519PublicKey):
+        return c2pa.C2paSigningAlg.ED25519
+    elif isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size >= 2048:
+        return c2pa.C2paSigningAlg.PS256
+    raise SigningError(
+        f"Signing certificate {chain_path} ({_subject(end_entity)}) has a key c2pa cannot sign with "
+        "(use ECDSA P-256/384/521, Ed25519 or RSA >= 2048)",
+        path=chain_path,
+    )
+
+
+def _signature_verifies(public_key: PublicKeyTypes, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` of ``data`` verifies with ``public_key`` as c2pa would use it."""
+    try:
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            digest = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[public_key.curve.key_size]
+            size = (public_key.curve.key_size + 7) // 8
+            if len(signature) == 2 * size:  # raw r||s (IEEE P1363), as some HSMs return it
+                r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+                signature = encode_dss_signature(r, s)
+            public_key.verify(signature, data, ec.ECDSA(digest))
+        elif isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, data)
+        elif isinstance(public_key, rsa.RSAPublicKey):
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+            public_key.verify(signature, data, pss, hashes.SHA256())
+        else:
+            return False
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True
 
 
 def reader_context(files: SigningFiles) -> c2pa.Context:
@@ -317,6 +516,14 @@ class C2paReport:
     manifest: dict[str, Any] | None  # the active manifest, as c2pa's JSON
     validation_codes: tuple[str, ...]  # failure codes, e.g. "assertion.dataHash.mismatch"
     error: str | None  # why the file could not be read at all, if it could not
+    # The whole manifest store as c2pa's JSON (every manifest, validation results), if read.
+    store: dict[str, Any] | None = dataclass_field(default=None, repr=False, compare=False)
+
+    def success_codes(self) -> tuple[str, ...]:
+        """Success codes of the active manifest, e.g. "signingCredential.trusted"."""
+        results = (self.store or {}).get("validation_results") or {}
+        entries = (results.get("activeManifest") or {}).get("success", [])
+        return tuple(e["code"] for e in entries if isinstance(e, dict) and isinstance(e.get("code"), str))
 
     def assertion(self, label: str) -> dict[str, Any] | None:
         """Data of the active manifest's first assertion with ``label``."""
@@ -368,22 +575,51 @@ def c2pa_read(data: bytes, *, mime: str, context: c2pa.Context) -> C2paReport:
     raw_state = store.get("validation_state")
     state = _STATES.get(raw_state) if isinstance(raw_state, str) else None
     if state is None:
-        return C2paReport("invalid", active_label, manifest, codes, f"unknown validation state {raw_state!r}")
-    return C2paReport(state, active_label, manifest, codes, None)
+        return C2paReport("invalid", active_label, manifest, codes, f"unknown validation state {raw_state!r}", store)
+    return C2paReport(state, active_label, manifest, codes, None, store)
+
+
+@dataclass(frozen=True)
+class SignedManifest:
+    """A file this project has just signed, described for the manifest store.
+
+    ``kind`` is "master", "thumbnail" or "rendition:<name>"; ``store`` is the manifest store
+    JSON as c2pa read it back from the signed bytes (so it is exactly what a reader sees).
+    """
+
+    kind: str
+    mime: str
+    sha256: str
+    label: str
+    store: dict[str, Any] = dataclass_field(repr=False, compare=False)
+
+
+def signed_manifest(data: bytes, *, kind: str, mime: str, context: c2pa.Context) -> SignedManifest:
+    """Read a freshly signed file back (about 1 ms) and describe its manifest for the store.
+
+    Raises SigningError unless it reads back trusted: a file whose credentials do not hold
+    must not be stored or published.
+    """
+    report = c2pa_read(data, mime=mime, context=context)
+    if report.state != "trusted" or report.active_label is None or report.store is None:
+        detail = ", ".join(report.validation_codes) or report.error or "no manifest"
+        raise SigningError(f"The signed {kind} ({mime}) reads back as {report.state}, not trusted ({detail})")
+    return SignedManifest(
+        kind=kind, mime=mime, sha256=hashlib.sha256(data).hexdigest(), label=report.active_label, store=report.store
+    )
 
 
 # --- Helpers -----------------------------------------------------------------
 
 
-def _signing_material(files: SigningFiles, *, now: datetime | None) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
-    """Load and check the signing files; return (chain, private key)."""
+def _chain_checked(files: SigningFiles, *, now: datetime | None) -> list[x509.Certificate]:
+    """Load and check the chain and trust anchors (not the key); return the chain."""
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None:
         raise ValueError("signing_files_check needs a timezone-aware 'now'")
     chain = _certificates_load(files.chain, "Signing certificate chain")
     anchors = _certificates_load(files.trust_anchors, "Trust anchor file")
-    key = _private_key_load(files.key)
 
     for path, label, certs in (
         (files.chain, "Signing certificate", chain),
@@ -392,20 +628,7 @@ def _signing_material(files: SigningFiles, *, now: datetime | None) -> tuple[lis
         for index, cert in enumerate(certs, start=1):
             _validity_check(cert, path=path, label=label, which=f"{index} of {len(certs)}", now=now)
 
-    end_entity = chain[0]
-    if _spki(key.public_key()) != _spki(end_entity.public_key()):
-        raise SigningError(
-            f"Signing key {files.key} does not match the end-entity certificate in "
-            f"{files.chain} ({_subject(end_entity)})",
-            path=files.key,
-        )
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SigningError(
-            f"Signing key {files.key} is not an ECDSA P-256 key; ES256 signing needs one",
-            path=files.key,
-        )
-    _end_entity_check(end_entity, files.chain)
-
+    _end_entity_check(chain[0], files.chain)
     for index, (child, issuer) in enumerate(itertools.pairwise(chain), start=1):
         if not _issued_by(child, issuer):
             raise SigningError(
@@ -421,7 +644,7 @@ def _signing_material(files: SigningFiles, *, now: datetime | None) -> tuple[lis
             "not 'trusted'",
             path=files.trust_anchors,
         )
-    return chain, key
+    return chain
 
 
 def _file_read(path: Path, what: str) -> bytes:
@@ -448,13 +671,18 @@ def _private_key_load(path: Path) -> PrivateKeyTypes:
     data = _file_read(path, "Signing key")
     try:
         return serialization.load_pem_private_key(data, password=None)
-    except TypeError as error:  # encrypted, and no password given
+    except TypeError:  # encrypted, and no password given
         raise SigningError(
             f"Signing key {path} is encrypted; the signer needs an unencrypted PEM key",
             path=path,
-        ) from error
-    except (ValueError, UnsupportedAlgorithm) as error:
-        raise SigningError(f"Signing key {path} is not a PEM private key ({error})", path=path) from error
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        # cryptography's message is not repeated (nor chained): it describes the file's content.
+        raise SigningError(
+            f"Signing key {path} is not a PEM private key that can be loaded (wrong file, damaged, "
+            "or an unsupported key type)",
+            path=path,
+        ) from None
 
 
 def _validity_check(cert: x509.Certificate, *, path: Path, label: str, which: str, now: datetime) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from review.models import Asset, AuditEvent, Publication, ReviewDecision
+from review.models import Asset, AuditEvent, ManifestRecord, Publication, ReviewDecision
 
 
 @admin.register(Asset)
@@ -59,6 +59,26 @@ class PublicationAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Publication._meta.fields]
 
     def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ManifestRecord)
+class ManifestRecordAdmin(admin.ModelAdmin):
+    """The manifest store is written by the hand-over and publication services only: read-only here."""
+
+    list_display = ["created_at", "asset", "kind", "mime", "label", "sha256"]
+    list_filter = ["kind", "mime"]
+    list_select_related = ["asset"]
+    search_fields = ["sha256", "label"]
+    readonly_fields = [f.name for f in ManifestRecord._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False
 
     def has_delete_permission(self, request: object, obj: object = None) -> bool:

@@ -8,7 +8,9 @@ ReviewError                  anything refused by a review service
 ├── RoleRequiredError        the user lacks the role (permission) the action needs
 ├── SegregationOfDutiesError a requester deciding on assets of their own request
 ├── UnknownAssetsError       a hand-over names assets that were never registered
-└── RegenerateRefusedError   regenerating from an asset that is not rejected
+├── RegenerateRefusedError   regenerating from an asset that is not rejected
+└── VerifyRefusedError       a file `verify` will not examine (.reason: empty, too_large,
+                             not_supported, unreadable, too_many_pixels)
 """
 
 from __future__ import annotations
@@ -78,3 +80,17 @@ class RegenerateRefusedError(ReviewError):
         self.serial = serial
         self.state = state
         super().__init__(f"Asset {serial} is {state}: only a rejected asset can be regenerated")
+
+
+class VerifyRefusedError(ReviewError):
+    """A file `verify` refuses before examining it; ``reason`` is a stable code for the web
+    status (``too_large`` is HTTP 413, ``not_supported`` 415, the others 400)."""
+
+    REASONS = ("empty", "too_large", "not_supported", "unreadable", "too_many_pixels")
+
+    def __init__(self, reason: str, message: str, *, filename: str = "") -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown verify refusal reason {reason!r}")
+        self.reason = reason
+        self.filename = filename
+        super().__init__(f"{filename}: {message}" if filename else message)

@@ -175,3 +175,27 @@ class Publication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rendition} of asset {self.asset_id}: {self.path}"
+
+
+class ManifestRecord(models.Model):
+    """A C2PA manifest this project signed, as c2pa read it back right after signing.
+
+    One row per signed file: the master and thumbnail at hand-over, each rendition at
+    publication. `verify` retrieves it when a copy of the file has lost its own manifest (found
+    by the watermark's serial), or finds it by the file's sha256. Rows are only ever inserted.
+    """
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="manifests")
+    kind = models.CharField(max_length=60, help_text='"master", "thumbnail" or "rendition:<name>"')
+    sha256 = models.CharField(max_length=64, db_index=True, help_text="of the signed file")
+    mime = models.CharField(max_length=50)
+    label = models.CharField(max_length=200, help_text="the active manifest's label (urn:c2pa:...)")
+    store = models.JSONField(help_text="the manifest store as c2pa read it back: every manifest and its validation")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["asset", "kind"], name="manifest_asset_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of asset {self.asset_id}: {self.label}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.config import config_from_settings
 from pipeline.renditions import EXTENSION, MIME, RenditionRequest, rendition_make
-from pipeline.signing import reader_context, signer_create
+from pipeline.signing import SignedManifest, reader_context, signed_manifest, signer_create
 from pipeline.storage import LocalStorage, publish_storage
 from prompt_library.specs import template_from_dict
 from review.models import Asset
@@ -21,6 +21,7 @@ class WrittenRendition:
     height: int
     sha256: str
     size: int
+    manifest: SignedManifest  # as read back right after signing, for the manifest store
 
 
 def publish_path(asset: Asset, name: str, fmt: str) -> str:
@@ -32,6 +33,7 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
     """Render, sign and write every rendition of the asset's output spec (master as parent).
 
     With no renditions in the spec the master itself is published, re-signed as a rendition.
+    Each rendition is read back after signing: its manifest goes to the manifest store.
     """
     config = config_from_settings()
     master = LocalStorage(config.storage_root).read(asset.file_path)
@@ -59,8 +61,12 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
             )
             for request in requests
         ]
+        manifests = [
+            signed_manifest(data, kind=f"rendition:{request.name}", mime=MIME[request.format], context=context)
+            for request, data in made
+        ]
     try:
-        for request, data in made:
+        for (request, data), manifest in zip(made, manifests, strict=True):
             path = publish_path(asset, request.name, request.format)
             sha256 = target.write(path, data)
             written.append(
@@ -72,6 +78,7 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
                     height=request.height,
                     sha256=sha256,
                     size=len(data),
+                    manifest=manifest,
                 )
             )
     except BaseException:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from pipeline.signing import SignedManifest
 from prompt_library.models import Campaign, PromptVersion
 from prompt_library.selectors import variants_build
 from prompt_library.specs import Variant
@@ -32,7 +33,15 @@ from review.errors import (
     SegregationOfDutiesError,
     UnknownAssetsError,
 )
-from review.models import QUEUE_ORDER, Asset, AuditEvent, Publication, ReviewDecision, queue_position
+from review.models import (
+    QUEUE_ORDER,
+    Asset,
+    AuditEvent,
+    ManifestRecord,
+    Publication,
+    ReviewDecision,
+    queue_position,
+)
 from review.publishing import renditions_delete, renditions_write
 from review.roles import PUBLISH, REQUEST, REVIEW, VIEW, role_require
 from review.states import AssetState, transition_check
@@ -52,6 +61,8 @@ class GeneratedFile:
     sha256: str
     size: int
     generation_record: dict[str, Any] = field(default_factory=dict)
+    # The manifests signed for it (master, thumbnail), as read back: kept in the manifest store.
+    manifests: tuple[SignedManifest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,8 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
     """Record stored files and put their assets in the review queue (idempotent).
 
     Assets that are already past generation are left alone, so handing the same batch over twice
-    changes nothing. Returns the serials that entered the queue.
+    changes nothing. Each file's signed manifests go into the manifest store in the same
+    transaction. Returns the serials that entered the queue.
     """
     by_key = {f.key: f for f in files}
     assets = list(Asset.objects.select_for_update().filter(key__in=by_key).order_by("id"))
@@ -185,7 +197,21 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
     ]
     Asset.objects.bulk_update(moved, fields)
     AuditEvent.objects.bulk_create(events)
+    ManifestRecord.objects.bulk_create(
+        [_manifest_record(asset, m) for asset in moved for m in by_key[asset.key].manifests]
+    )
     return [a.pk for a in moved]
+
+
+def _manifest_record(asset: Asset, manifest: SignedManifest) -> ManifestRecord:
+    return ManifestRecord(
+        asset=asset,
+        kind=manifest.kind,
+        sha256=manifest.sha256,
+        mime=manifest.mime,
+        label=manifest.label,
+        store=manifest.store,
+    )
 
 
 @transaction.atomic
@@ -373,6 +399,8 @@ def assets_decide_bulk(
 def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
     """Write the asset's signed renditions to the publish target; only approved assets.
 
+    Each rendition's manifest goes into the manifest store in the same transaction.
+
     The refusal is here, not in the view, so nothing that calls this can publish an asset no
     person approved.
     """
@@ -397,6 +425,7 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
             for w in written
         ]
     )
+    ManifestRecord.objects.bulk_create([_manifest_record(locked, w.manifest) for w in written])
     event = _move(locked, AssetState.PUBLISHED, "published", actor=user, renditions=[w.path for w in written])
     locked.save(update_fields=["state", "updated_at"])
     event.save()

@@ -20,5 +20,6 @@ urlpatterns = [
     path("assets/<int:serial>/regenerate", views.asset_regenerate, name="regenerate"),
     path("audit/", views.audit_log, name="audit"),
     path("audit.csv", views.audit_csv, name="audit_csv"),
+    path("verify/", views.verify_page, name="verify"),
     path("assets/<int:serial>/<str:kind>", views.asset_file, name="file"),
 ]

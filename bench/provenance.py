@@ -1,0 +1,140 @@
+"""Cost of provenance per asset on this machine: watermark, sign, verify, at 512² and 1024².
+
+    python -m bench.provenance [--count 5] [--sizes 512 1024]
+
+Single-threaded, no database and no model: synthetic product-shot-like images (soft shapes and
+noise), a fresh development chain. For each size it times, per image:
+
+* watermark: `watermark_embed` (the serial into the pixels, read back once inside);
+* sign: PNG encoding, `c2pa_sign` (no thumbnail, no timestamp authority) and the read-back the
+  pipeline does for the manifest store (`signed_manifest`);
+* verify: `review.verify.file_examine`, what `file_verify` does to a file before its database
+  lookups (a few indexed queries, not timed here): format from the bytes, header and pixel
+  checks, full decode, C2PA read and validation, watermark read;
+* verify copy: the same for a stripped copy (decoded and saved as JPEG q80), which the watermark
+  has to identify on its own.
+
+Prints the median of each in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import c2pa
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+import infra.django_boot  # noqa: F401  (review.verify reads Django settings)
+from pipeline.renditions import image_encode
+from pipeline.signing import (
+    c2pa_sign,
+    dev_chain_create,
+    generated_manifest,
+    reader_context,
+    signed_manifest,
+    signer_create,
+)
+from pipeline.watermark import watermark_embed, watermark_payload
+from review.verify import file_examine
+
+STAGES = ("watermark", "sign", "verify", "verify copy")
+
+
+@contextmanager
+def stopwatch(samples: list[float]) -> Iterator[None]:
+    """Append the block's wall time in milliseconds to `samples`."""
+    start = time.perf_counter()
+    yield
+    samples.append((time.perf_counter() - start) * 1000)
+
+
+def product_shot(seed: int, side: int) -> Image.Image:
+    """A soft-edged, lightly noisy picture: what the watermark and encoders see in practice."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (side, side), tuple(int(c) for c in rng.integers(150, 230, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(8):
+        x0, y0 = (int(v) for v in rng.integers(0, side * 3 // 4, 2))
+        size = int(rng.integers(side // 12, side // 2))
+        draw.ellipse((x0, y0, x0 + size, y0 + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    noise = rng.normal(0, 4, (side, side, 3))
+    pixels = np.clip(np.asarray(image.filter(ImageFilter.GaussianBlur(side / 256)), dtype=float) + noise, 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def verify_core(data: bytes, *, context: c2pa.Context) -> tuple[str, int | None]:
+    """`review.verify.file_examine`: everything `file_verify` does before its database lookups."""
+    examined = file_examine(data=data, filename="bench.png", context=context)
+    return examined.c2pa.state, examined.watermark.serial
+
+
+def _single_thread() -> None:
+    """One thread for OpenCV and torch (the watermark's libraries), as one CPU worker runs."""
+    cv2.setNumThreads(1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=5, help="images per size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    args = parser.parse_args()
+    _single_thread()
+
+    rows: list[tuple[int, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as keys:
+        files = dev_chain_create(Path(keys))
+        with signer_create(files) as signer, reader_context(files) as context:
+            watermark_embed(product_shot(0, 512), 1)  # warm-up: caches, first-call costs
+            for side in args.sizes:
+                samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+                for index in range(args.count):
+                    serial = 1000 + index
+                    image = product_shot(side * 100 + index, side)
+                    with stopwatch(samples["watermark"]):
+                        marked = watermark_embed(image, serial)
+                    manifest = generated_manifest(
+                        title=f"bench #{serial}",
+                        model_name="bench",
+                        model_manifest_hash="0" * 64,
+                        generation_record={"serial": serial},
+                        watermark_value=watermark_payload(serial),
+                    )
+                    with stopwatch(samples["sign"]):
+                        png = image_encode(marked, "png")
+                        signed = c2pa_sign(png, mime="image/png", manifest=manifest, signer=signer, context=context)
+                        signed_manifest(signed, kind="master", mime="image/png", context=context)
+                    with stopwatch(samples["verify"]):
+                        found = verify_core(signed, context=context)
+                    if found != ("trusted", serial):
+                        raise SystemExit(f"{side}² image {index}: verify found {found}, expected trusted, {serial}")
+                    copy = io.BytesIO()
+                    Image.open(io.BytesIO(signed)).convert("RGB").save(copy, "JPEG", quality=80)
+                    with stopwatch(samples["verify copy"]):
+                        found = verify_core(copy.getvalue(), context=context)
+                    if found != ("none", serial):
+                        raise SystemExit(f"{side}² copy {index}: verify found {found}, expected none, {serial}")
+                rows.append((side, {stage: statistics.median(values) for stage, values in samples.items()}))
+
+    print(f"provenance per asset: median ms of {args.count} images per size, one thread, no database")
+    header = f"  {'size':>9} " + "".join(f"{stage:>13}" for stage in STAGES) + f"{'make (wm+sign)':>16}"
+    print(header)
+    for side, medians in rows:
+        cells = "".join(f"{medians[stage]:13.1f}" for stage in STAGES)
+        print(f"  {f'{side}x{side}':>9} {cells}{medians['watermark'] + medians['sign']:16.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""`verify` and the manifest store, on real signed assets: untouched, stripped and re-encoded,
+tampered, never made here, third-party Content Credentials, video, and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from PIL import Image
+
+from pipeline.config import config_from_settings
+from pipeline.signing import (
+    SigningFiles,
+    c2pa_read,
+    c2pa_sign,
+    dev_chain_create,
+    generated_manifest,
+    reader_context,
+    signer_create,
+)
+from pipeline.storage import LocalStorage
+from pipeline.watermark import watermark_embed, watermark_payload
+from review.models import Asset, ManifestRecord, Publication
+from review.services import GeneratedFile, asset_approve, asset_publish, assets_hand_over
+from review.verify import file_verify
+from tests.factories import AssetFactory, make_user
+from tests.fixture_types import SettingsWrapper
+from tests.pipeline.test_signing import flip_image_byte, product_shot
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "c2pa"
+
+
+def master_bytes(asset: Asset) -> bytes:
+    return LocalStorage(config_from_settings().storage_root).read(asset.file_path)
+
+
+def reencode(data: bytes, fmt: str, **options: object) -> bytes:
+    """Decode and save again: every metadata chunk, the manifest included, is dropped."""
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def published(reviewable_assets: list[Asset], greenlight_settings: SettingsWrapper) -> tuple[Asset, list[Publication]]:
+    """The first reviewable asset, approved by vera and published by paul (web JPEG, thumb WebP)."""
+    approved = asset_approve(asset=reviewable_assets[0], reviewer=make_user(username="vera", roles=("reviewer",)))
+    publications = asset_publish(asset=approved, user=make_user(username="paul", roles=("publisher",)))
+    return Asset.objects.get(pk=approved.pk), publications
+
+
+def published_bytes(settings: SettingsWrapper, publication: Publication) -> bytes:
+    return (Path(settings.GREENLIGHT_PUBLISH_ROOT) / publication.path).read_bytes()
+
+
+# --- The manifest store -----------------------------------------------------------------
+
+
+def test_hand_over_stores_the_master_and_thumbnail_manifests_as_read_back(reviewable_assets: list[Asset]) -> None:
+    storage = LocalStorage(config_from_settings().storage_root)
+    with reader_context(config_from_settings().signing) as context:
+        for asset in reviewable_assets:
+            records = {r.kind: r for r in ManifestRecord.objects.filter(asset=asset)}
+            assert sorted(records) == ["master", "thumbnail"]
+            for kind, path, mime in (
+                ("master", asset.file_path, "image/png"),
+                ("thumbnail", asset.thumb_path, "image/jpeg"),
+            ):
+                data = storage.read(path)
+                report = c2pa_read(data, mime=mime, context=context)
+                record = records[kind]
+                assert record.mime == mime
+                assert record.label == report.active_label == record.store["active_manifest"]
+                assert record.store["validation_state"] == "Trusted"
+                assert record.sha256 == hashlib.sha256(data).hexdigest()
+            assert records["master"].sha256 == asset.file_sha256
+
+
+def test_handing_the_same_files_over_again_stores_nothing_more(reviewable_assets: list[Asset]) -> None:
+    asset = reviewable_assets[0]
+    record = ManifestRecord.objects.get(asset=asset, kind="master")
+    again = GeneratedFile(
+        key=asset.key,
+        file_path=asset.file_path,
+        thumb_path=asset.thumb_path,
+        mime=asset.mime,
+        sha256=asset.file_sha256,
+        size=asset.file_size or 0,
+        manifests=(),
+    )
+
+    assert assets_hand_over(files=[again]) == []
+    assert ManifestRecord.objects.filter(asset=asset).count() == 2
+    assert ManifestRecord.objects.get(asset=asset, kind="master") == record
+
+
+def test_publication_stores_each_rendition_manifest(
+    published: tuple[Asset, list[Publication]], greenlight_settings: SettingsWrapper
+) -> None:
+    asset, publications = published
+
+    kinds = list(ManifestRecord.objects.filter(asset=asset).order_by("id").values_list("kind", flat=True))
+
+    assert kinds == ["master", "thumbnail", "rendition:web", "rendition:thumb"]
+    for publication in publications:
+        record = ManifestRecord.objects.get(asset=asset, kind=f"rendition:{publication.rendition}")
+        assert record.sha256 == publication.sha256 and record.mime == publication.mime
+        master_label = ManifestRecord.objects.get(asset=asset, kind="master").label
+        assert master_label in record.store["manifests"]  # the master is the rendition's parent
+
+
+# --- Verify -----------------------------------------------------------------------------
+
+
+def test_untouched_published_file_is_trusted_and_found_with_its_whole_record(
+    published: tuple[Asset, list[Publication]], greenlight_settings: SettingsWrapper
+) -> None:
+    asset, publications = published
+    web = next(p for p in publications if p.rendition == "web")
+
+    report = file_verify(data=published_bytes(greenlight_settings, web), filename="spring-web.jpg")
+
+    assert report.outcome == "authentic"
+    assert report.verdict == f"Content Credentials trusted; asset #{asset.pk} found"
+    assert report.c2pa.state == "trusted" and report.c2pa.codes == ()
+    assert report.c2pa.actions == ("c2pa.opened", "c2pa.resized", "c2pa.transcoded", "c2pa.watermarked")
+    assert report.c2pa.serial == asset.pk and report.c2pa.asset_key == asset.key  # from the parent's record
+    assert report.watermark.found and report.watermark.serial == asset.pk
+    assert report.matched_by == "sha256"
+    assert report.file.format == "jpeg" and (report.file.width, report.file.height) == (1024, 1024)
+    assert report.notes == ()
+    found = report.asset
+    assert found is not None
+    assert (found.serial, found.state, found.campaign) == (asset.pk, "published", "demo-spring")
+    assert (found.template, found.template_version, found.model_name) == ("catalog-hero", 1, asset.model_name)
+    assert (found.seed, found.prompt) == (asset.seed, asset.prompt)
+    assert [(d.reviewer, d.decision) for d in found.decisions] == [("vera", "approve")]
+    assert sorted((p.rendition, p.published_by) for p in found.publications) == [("thumb", "paul"), ("web", "paul")]
+    stored = report.stored_manifest
+    assert stored is not None
+    assert (stored.matched_by, stored.kind, stored.sha256) == ("sha256", "rendition:web", web.sha256)
+    assert stored.label == report.c2pa.label
+    assert sorted(o.split()[0] for o in report.other_manifests) == ["master", "rendition:thumb", "thumbnail"]
+
+
+def test_stripped_and_reencoded_copy_is_recovered_by_its_watermark(reviewable_assets: list[Asset]) -> None:
+    asset = reviewable_assets[1]
+    copy = reencode(master_bytes(asset), "JPEG", quality=80)
+
+    report = file_verify(data=copy, filename="from-social-media.jpg")
+
+    assert report.outcome == "recovered"
+    assert report.verdict == (
+        f"provenance recovered, file modified: no Content Credentials, asset #{asset.pk} found by its watermark; "
+        "stored manifest retrieved"
+    )
+    assert report.c2pa.state == "none" and report.c2pa.label is None
+    assert report.watermark.found and report.watermark.serial == asset.pk
+    assert report.matched_by == "watermark"
+    assert report.asset is not None and report.asset.serial == asset.pk and report.asset.state == "in_review"
+    stored = report.stored_manifest
+    master = ManifestRecord.objects.get(asset=asset, kind="master")
+    assert stored is not None
+    assert (stored.matched_by, stored.kind, stored.label, stored.sha256) == (
+        "serial",
+        "master",
+        master.label,
+        master.sha256,
+    )
+    generation = next(
+        a for a in stored.store["manifests"][master.label]["assertions"] if a["label"] == "org.greenlight.generation"
+    )
+    assert generation["data"]["serial"] == asset.pk and generation["data"]["seed"] == asset.seed
+
+
+def test_one_flipped_byte_in_the_image_data_is_reported_tampered(reviewable_assets: list[Asset]) -> None:
+    asset = reviewable_assets[2]
+    tampered = flip_image_byte(master_bytes(asset), "image/png")
+
+    report = file_verify(data=tampered, filename="master.png")
+
+    assert report.outcome == "tampered"
+    assert report.c2pa.state == "invalid"
+    assert report.c2pa.codes == ("assertion.dataHash.mismatch",)
+    assert (
+        report.verdict
+        == f"tampered: manifest invalid (assertion.dataHash.mismatch); it names asset #{asset.pk} (manifest)"
+    )
+    # The credentials themselves held (trusted signer, valid claim signature): their record is ours.
+    assert report.c2pa.credentials_intact and report.asset is not None and report.asset.serial == asset.pk
+    assert report.stored_manifest is not None and report.stored_manifest.matched_by == "serial"
+
+
+def test_flipped_byte_in_a_published_jpeg_is_tampered_and_names_its_asset(
+    published: tuple[Asset, list[Publication]], greenlight_settings: SettingsWrapper
+) -> None:
+    asset, publications = published
+    web = next(p for p in publications if p.rendition == "web")
+    tampered = flip_image_byte(published_bytes(greenlight_settings, web), "image/jpeg")
+
+    report = file_verify(data=tampered, filename="web.jpg")
+
+    assert (report.outcome, report.c2pa.state, report.c2pa.codes) == (
+        "tampered",
+        "invalid",
+        ("assertion.dataHash.mismatch",),
+    )
+    # The rendition's manifest has no generation record of its own: its parent's names the asset.
+    assert report.matched_by == "manifest" and report.c2pa.serial == asset.pk
+    assert report.asset is not None and report.asset.serial == asset.pk
+    # The flipped bit garbles the rest of the JPEG scan: the pixels changed, their hash no longer matches.
+    assert report.stored_manifest is not None and report.stored_manifest.matched_by == "serial"
+
+
+@pytest.fixture
+def other_assets(greenlight_settings: SettingsWrapper) -> list[Asset]:
+    """Assets in the database (serials a false match could land on), without files: cheap."""
+    return AssetFactory.create_batch(6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: (FIXTURES / "A.jpg").read_bytes(), id="a-photograph"),
+        pytest.param(lambda: png_bytes(product_shot(7)), id="a-synthetic-image"),
+    ],
+)
+def test_a_file_never_made_here_matches_nothing(other_assets: list[Asset], make: Callable[[], bytes]) -> None:
+    report = file_verify(data=make(), filename="someone-elses.jpg")
+
+    assert report.outcome == "nothing"
+    assert report.verdict == "nothing found: no Content Credentials, no watermark"
+    assert report.c2pa.state == "none"
+    assert not report.watermark.found and report.watermark.serial is None
+    assert report.asset is None and report.stored_manifest is None and report.matched_by is None
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_third_party_content_credentials_are_reported_faithfully(other_assets: list[Asset]) -> None:
+    # C.jpg: c2pa-python's own test fixture, signed with the C2PA test certificate (see its README).
+    report = file_verify(data=(FIXTURES / "C.jpg").read_bytes(), filename="C.jpg")
+
+    assert report.outcome == "third_party"
+    assert report.verdict == (
+        "Content Credentials valid but not trusted (third party: make_test_images/0.26.0 c2pa-rs/0.26.0)"
+    )
+    assert report.c2pa.state == "valid"
+    assert report.c2pa.codes == ("signingCredential.untrusted",)
+    assert report.c2pa.title == "C.jpg"
+    assert report.c2pa.actions == ("c2pa.created",)
+    assert report.c2pa.signer == "C2PA Test Signing Cert / C2PA Signer"
+    assert report.asset is None and report.stored_manifest is None and not report.c2pa.credentials_intact
+
+
+def test_a_forged_generation_record_under_another_chain_matches_no_asset(
+    other_assets: list[Asset], tmp_path: Path
+) -> None:
+    # Someone else's certificate, a manifest claiming one of our serials, and no watermark.
+    victim = other_assets[0]
+    other = dev_chain_create(tmp_path / "other", organisation="Forger Inc")
+    data = signed_elsewhere(other, png_bytes(product_shot(3)), serial=victim.pk, key=victim.key)
+
+    report = file_verify(data=data, filename="forged.png")
+
+    assert report.c2pa.state == "valid" and report.c2pa.serial == victim.pk
+    assert report.c2pa.codes == ("signingCredential.untrusted",)
+    assert report.outcome == "third_party" and report.asset is None and report.matched_by is None
+    assert report.c2pa.signer == "Forger Inc / Forger Inc Signer"
+
+
+def signed_elsewhere(files: SigningFiles, png: bytes, *, serial: int, key: str) -> bytes:
+    manifest = generated_manifest(
+        title="forged.png",
+        model_name="other-model",
+        model_manifest_hash="0" * 64,
+        generation_record={"serial": serial, "asset_key": key},
+        watermark_value=watermark_payload(serial),
+    )
+    manifest["claim_generator_info"] = [{"name": "Other Studio", "version": "2.1"}]
+    with signer_create(files) as signer, reader_context(files) as context:
+        return c2pa_sign(png, mime="image/png", manifest=manifest, signer=signer, context=context)
+
+
+def test_a_wrong_extension_is_noted_and_the_content_verified(reviewable_assets: list[Asset]) -> None:
+    asset = reviewable_assets[0]
+
+    report = file_verify(data=master_bytes(asset), filename="photo.jpg")
+
+    assert report.file.format == "png" and not report.file.extension_matches
+    assert report.notes == ("The name says .jpg, but the content is PNG: verified as PNG.",)
+    assert report.outcome == "authentic" and report.asset is not None and report.asset.serial == asset.pk
+
+
+def test_report_is_json_serialisable(reviewable_assets: list[Asset]) -> None:
+    report = file_verify(data=master_bytes(reviewable_assets[0]), filename="m.png")
+
+    decoded = json.loads(json.dumps(report.to_dict()))
+
+    assert decoded["outcome"] == "authentic"
+    assert decoded["asset"]["serial"] == reviewable_assets[0].pk
+    assert decoded["stored_manifest"]["kind"] == "master"
+    assert decoded["stored_manifest"]["store"]["validation_state"] == "Trusted"
+
+
+def test_no_private_key_material_in_the_database(reviewable_assets: list[Asset], signing_files: SigningFiles) -> None:
+    secret = _key_body(signing_files.key.read_text())
+    tables = [Asset._meta.db_table, ManifestRecord._meta.db_table, "review_auditevent"]
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"SELECT CAST(t.* AS text) FROM {table} AS t")  # fixed table names
+            dump = "\n".join(row[0] for row in cursor.fetchall())
+            assert dump, table
+            assert "PRIVATE KEY" not in dump
+            assert not any(line in dump for line in secret)
+
+
+def _key_body(pem: str) -> list[str]:
+    return [line for line in pem.splitlines() if line and not line.startswith("-----")]
+
+
+# --- Video ------------------------------------------------------------------------------
+
+
+def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[Asset], tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    asset = reviewable_assets[3]
+    frames = [watermark_embed(product_shot(20 + i).resize((256, 256)), asset.pk) for i in range(12)]
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        container.mux(stream.encode())
+    manifest = generated_manifest(
+        title="clip.mp4",
+        model_name=asset.model_name,
+        model_manifest_hash=asset.model_manifest_hash,
+        generation_record={"serial": asset.pk, "asset_key": asset.key},
+        watermark_value=watermark_payload(asset.pk),
+    )
+    config = config_from_settings()
+    with signer_create(config.signing) as signer, reader_context(config.signing) as context:
+        signed = c2pa_sign(buffer.getvalue(), mime="video/mp4", manifest=manifest, signer=signer, context=context)
+
+    report = file_verify(data=signed, filename="clip.mp4")
+
+    assert (report.file.format, report.file.mime, report.file.width) == ("mp4", "video/mp4", 256)
+    assert report.c2pa.state == "trusted"
+    assert report.outcome == "authentic" and report.matched_by == "manifest"
+    assert report.asset is not None and report.asset.serial == asset.pk
+    assert report.watermark.serial == asset.pk
+    tampered = bytearray(signed)
+    tampered[signed.rindex(b"mdat") + 300] ^= 0x01
+    broken = file_verify(data=bytes(tampered), filename="clip.mp4")
+    assert broken.c2pa.state == "invalid" and broken.c2pa.codes == ("assertion.bmffHash.mismatch",)
+
+
+# --- The CLI ----------------------------------------------------------------------------
+
+
+def test_cli_prints_the_verdict_and_the_record(reviewable_assets: list[Asset], tmp_path: Path) -> None:
+    asset = reviewable_assets[0]
+    path = tmp_path / "master.png"
+    path.write_bytes(master_bytes(asset))
+    out = io.StringIO()
+
+    call_command("verify", str(path), stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"Content Credentials trusted; asset #{asset.pk} found"
+    assert any(line.startswith(f"  watermark    serial {asset.pk}") for line in lines)
+    assert any(f"#{asset.pk} (in_review), found by its sha256" in line for line in lines)
+
+
+def test_cli_json(reviewable_assets: list[Asset], tmp_path: Path) -> None:
+    path = tmp_path / "copy.jpg"
+    path.write_bytes(reencode(master_bytes(reviewable_assets[1]), "JPEG", quality=80))
+    out = io.StringIO()
+
+    call_command("verify", str(path), "--json", stdout=out)
+
+    data = json.loads(out.getvalue())
+    assert data["outcome"] == "recovered" and data["asset"]["serial"] == reviewable_assets[1].pk
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "empty"), (b"just some text\n", "not_supported"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "unreadable")],
+)
+def test_cli_refuses_bad_files_with_the_reason(
+    content: bytes, reason: str, tmp_path: Path, greenlight_settings: SettingsWrapper
+) -> None:
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+
+    with pytest.raises(CommandError, match=rf"Not verified \({reason}\)"):
+        call_command("verify", str(path))
+
+
+def test_cli_refuses_a_file_over_the_limit_before_reading_it(
+    tmp_path: Path, greenlight_settings: SettingsWrapper
+) -> None:
+    greenlight_settings.GREENLIGHT_VERIFY_MAX_BYTES = 1000
+    path = tmp_path / "big.png"
+    with path.open("wb") as handle:  # sparse: no 200 MB written
+        handle.truncate(200 * 1024 * 1024)
+
+    with pytest.raises(CommandError, match=r"too_large.*200\.0 MB"):
+        call_command("verify", str(path))
