@@ -137,8 +137,9 @@ def tokenizer_vocab_and_merges(words: Iterable[str]) -> tuple[dict[str, int], li
     return vocab, merges
 
 
-def _tokenizer_build() -> Any:
-    """Write vocab.json and merges.txt to a scratch folder and load a CLIPTokenizer from them."""
+def clip_tokenizer_build(*, max_length: int = MAX_PROMPT_TOKENS) -> Any:
+    """A CLIPTokenizer, built offline, in which every catalogue word is one token: vocab.json and
+    merges.txt are written to a scratch folder and loaded from there."""
     from transformers import CLIPTokenizer
 
     vocab, merges = tokenizer_vocab_and_merges(CATALOG_WORDS)
@@ -146,7 +147,7 @@ def _tokenizer_build() -> Any:
         folder = Path(scratch)
         (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-        tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=MAX_PROMPT_TOKENS)
+        tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=max_length)
     for word in CATALOG_WORDS:
         ids = tokenizer(word).input_ids
         if len(ids) != 3:  # <|startoftext|> word <|endoftext|>
@@ -165,7 +166,7 @@ def pipeline_build(*, seed: int = SEED) -> Any:
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tokenizer = _tokenizer_build()
+    tokenizer = clip_tokenizer_build()
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(

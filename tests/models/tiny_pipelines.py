@@ -9,14 +9,13 @@ writes it as a diffusers folder, as a download would be.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.build_tiny_random import CATALOG_WORDS, tokenizer_vocab_and_merges
+from models import build_tiny_random
+from models.build_tiny_random import CATALOG_WORDS
 
 SEED = 0
 CLIP_MAX_TOKENS = 16
@@ -26,14 +25,7 @@ HIDDEN = 32
 
 def clip_tokenizer_build() -> Any:
     """A CLIP tokenizer whose catalogue words are one token each, with a short maximum length."""
-    from transformers import CLIPTokenizer
-
-    vocab, merges = tokenizer_vocab_and_merges(CATALOG_WORDS)
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-        return CLIPTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=CLIP_MAX_TOKENS)
+    return build_tiny_random.clip_tokenizer_build(max_length=CLIP_MAX_TOKENS)
 
 
 def t5_tokenizer_build() -> Any:
