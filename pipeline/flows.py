@@ -73,9 +73,7 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     todo = [v for v in plan.variants if states.get(v.key, AssetState.PENDING) in left]
     summary.already_done = len(plan.variants) - len(todo)
     if not todo:
-        summary.seconds = time.perf_counter() - started
-        logger.info(summary.line())
-        return summary.__dict__
+        return _run_end(summary, started)
     # 3. Check the pin, the signing files, the sizes and the model folder before writing anything.
     manifest = campaign_preflight(plan, config)
     # 4. Register the variants (each row's id is its watermark serial).
@@ -101,11 +99,7 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     _batches_run(
         batches, serials=serials, manifest=manifest, config=config, summary=summary, label=label, started=started
     )
-    summary.seconds = time.perf_counter() - started
-    logger.info(summary.line())
-    if summary.failed:
-        raise RuntimeError(f"{summary.line()}; first failure: {summary.failures[0]}")
-    return summary.__dict__
+    return _run_end(summary, started)
 
 
 @flow(name="assets-generate", task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=2)), validate_parameters=True)
@@ -145,8 +139,13 @@ def assets_generate(params: AssetsGenerateParams) -> dict[str, object]:
         _batches_run(
             batches, serials=serials, manifest=manifest, config=config, summary=summary, label=label, started=started
         )
+    return _run_end(summary, started)
+
+
+def _run_end(summary: RunSummary, started: float) -> dict[str, object]:
+    """Log the run's summary; a run with failures ends Failed in Prefect, naming the first."""
     summary.seconds = time.perf_counter() - started
-    logger.info(summary.line())
+    get_run_logger().info(summary.line())
     if summary.failed:
         raise RuntimeError(f"{summary.line()}; first failure: {summary.failures[0]}")
     return summary.__dict__
