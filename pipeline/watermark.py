@@ -13,8 +13,10 @@ Design ("greenlight.tiled-ss.v2"), numpy and OpenCV only:
   areas a floor), capped, and limited by the headroom to 0 and 255 (a flat white or black
   image takes nothing). One gain per image sets the mean squared change to PSNR 38.4 dB.
 * **Adaptive strength.** The result is read back at scale 1 (with a margin of
-  ``_EMBED_MARGIN`` over the threshold) and, for images of 512 px and up, with 5% cut off
-  each side. An image that fails is marked again more strongly, down the ladder
+  ``_EMBED_MARGIN`` over the threshold), for images of 512 px and up with 5% cut off each
+  side, and, where brightness x1.2 would clip at least 10% of the pixels (light
+  backgrounds), brightened so (with the same margin): clipped highlights lose their part of
+  the mark. An image that fails is marked again more strongly, down the ladder
   ``_PSNR_LEVELS`` (37, 35.5, 34, 33, 32 dB): busy textures, saturated colours and 256 px
   renditions of the tiny model's output need it. From the second level on, the luma change a
   channel cannot take (it would pass 0 or 255) spills to the other channels, so saturated
@@ -121,6 +123,8 @@ DEFAULT_KEY = ALGORITHM
 _PSNR_LEVELS = (38.4, 37.0, 35.5, 34.0, 33.0, 32.0)
 _EMBED_MARGIN = 0.5
 _CROP_CHECK = 0.10  # share of each side cut off for the crop check (``_survives_crop``)
+_BRIGHTEN = 1.2  # brightness factor of the highlight check (``_survives_brightening``)
+_BRIGHTEN_MIN_SHARE = 0.10  # share of pixels that must clip for that check to run (below it: z lost <= 0.07)
 _ISS_CANCEL = 0.7  # share of the host's interference that the first embedding cancels
 _ISS_MIN_SIGNAL = 0.5  # least share of the tile's amplitude kept for the signs
 _MAX_BOOST = 1.6  # the tile blur and the ISS values may lower the energy; lift it back at most this much
@@ -167,7 +171,7 @@ class WatermarkReading:
 
 
 def watermark_payload(serial: int) -> str:
-    """The 64 information bits ("0"/"1" text: serial, then CRC-24) that mark ``serial``.
+    """The 56 information bits ("0"/"1" text: serial, then CRC-16) that mark ``serial``.
 
     Record it as the value of the C2PA soft-binding assertion; a detected
     ``watermark_read(image).bits`` equals it.
@@ -180,11 +184,12 @@ def watermark_payload(serial: int) -> str:
 def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) -> Image.Image:
     """Return a copy of the RGB ``image`` carrying ``serial`` invisibly.
 
-    The mark is read back (at scale 1, and cropped) before returning; where it does not
-    read back it is embedded again more strongly (PSNR down to 32 dB; see the module
-    docstring). An image that cannot carry it even then (flat white or black) raises
-    WatermarkError rather than going out unmarked under a manifest that says it is
-    watermarked. ``key`` selects the pilot and scrambler (tests use another one).
+    The mark is read back before returning (at scale 1, cropped, and brightened where the
+    highlights would clip); where it does not read back it is embedded again more strongly
+    (PSNR down to 32 dB; see the module docstring). An image that cannot carry it even then
+    (flat white or black) raises WatermarkError rather than going out unmarked under a
+    manifest that says it is watermarked. ``key`` selects the pilot and scrambler (tests
+    use another one).
     """
     _serial_check(serial)
     _size_check(image)
@@ -200,7 +205,11 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
         luma = cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY).astype(np.float32)
         reading = _decide(_fold(luma, _IDENTITY), codebook, _IDENTITY)
         if reading.serial == serial:
-            if reading.confidence >= Z_THRESHOLD + _EMBED_MARGIN and _survives_crop(luma, serial, codebook):
+            if (
+                reading.confidence >= Z_THRESHOLD + _EMBED_MARGIN
+                and _survives_crop(luma, serial, codebook)
+                and (not host.clips_brighter or _survives_brightening(marked, serial, codebook))
+            ):
                 return Image.fromarray(marked)
             if fallback is None:
                 fallback = marked
@@ -366,9 +375,9 @@ def _viterbi(soft: npt.NDArray[np.float32]) -> list[int]:
 class _Codebook:
     """Everything the key decides: which cells are pilots, their signs, the payload scrambler."""
 
-    pilot_cells: npt.NDArray[np.intp]  # (46, 2) row, column in the 16x16 grid
+    pilot_cells: npt.NDArray[np.intp]  # (70, 2) row, column in the 16x16 grid
     pilot_signs: npt.NDArray[np.float32]
-    payload_cells: npt.NDArray[np.intp]  # (210, 2), in coded-bit order
+    payload_cells: npt.NDArray[np.intp]  # (186, 2), in coded-bit order
     scrambler: npt.NDArray[np.float32]  # +-1 per coded bit
     pilot_spectrum: npt.NDArray[np.complex64]  # conj FFT of the pilot pattern at working scale
     comb_spectrum: npt.NDArray[np.complex64]  # conj FFT of the pilot cells' corners
@@ -435,6 +444,7 @@ class _Host:
     work: FloatArray  # luma at the detector's working scale (scale 1: half size)
     residual: FloatArray  # the detector's prefilter of ``work``
     norm: FloatArray
+    clips_brighter: bool  # whether brightness x1.2 would clip a noticeable share of the pixels
 
 
 def _survives_crop(luma: FloatArray, serial: int, codebook: _Codebook) -> bool:
@@ -451,6 +461,20 @@ def _survives_crop(luma: FloatArray, serial: int, codebook: _Codebook) -> bool:
     return _decide(_fold(cropped, _IDENTITY), codebook, _IDENTITY).serial == serial
 
 
+def _survives_brightening(marked: RgbArray, serial: int, codebook: _Codebook) -> bool:
+    """Whether the marked image still reads, with ``_EMBED_MARGIN``, after brightness x1.2.
+
+    Run only where that clips a noticeable share of the pixels (``_Host.clips_brighter``):
+    clipped highlights lose their part of the mark, and informed embedding cancelled the
+    interference of the image as it was, so a bright image (a light background) can fall
+    short where a uniformly scaled one would not.
+    """
+    brighter = cv2.convertScaleAbs(marked, alpha=_BRIGHTEN)  # x1.2, rounded, saturated at 255
+    luma = cv2.cvtColor(brighter, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    reading = _decide(_fold(luma, _IDENTITY), codebook, _IDENTITY)
+    return reading.serial == serial and reading.confidence >= Z_THRESHOLD + _EMBED_MARGIN
+
+
 def _host_prepare(rgb: RgbArray) -> _Host:
     """The perceptual mask and the detector's view of the unmarked image.
 
@@ -463,7 +487,9 @@ def _host_prepare(rgb: RgbArray) -> _Host:
     laplacian = np.abs(cv2.Laplacian(luma, cv2.CV_16S, ksize=3)).astype(np.float32)
     texture = cv2.blur(cv2.resize(laplacian, small, interpolation=cv2.INTER_AREA), (5, 5))
     red, green, blue = cv2.split(rgb)
-    headroom = cv2.min(cv2.min(cv2.min(red, green), blue), 255 - cv2.max(cv2.max(red, green), blue))
+    brightest = cv2.max(cv2.max(red, green), blue)
+    clips_brighter = float(np.mean(brightest > 255 / _BRIGHTEN)) >= _BRIGHTEN_MIN_SHARE
+    headroom = cv2.min(cv2.min(cv2.min(red, green), blue), 255 - brightest)
     headroom = cv2.erode(cv2.resize(headroom, small, interpolation=cv2.INTER_AREA), np.ones((3, 3), np.uint8))
     # Luma can move by up to sum(w_i * c_i) down and sum(w_i * (255 - c_i)) up: that is its own
     # value, and 255 minus it. Pure red, say, has none of the first headroom and plenty of this one.
@@ -473,7 +499,8 @@ def _host_prepare(rgb: RgbArray) -> _Host:
     work_size = (max(1, round(width * WORK_TILE / TILE)), max(1, round(height * WORK_TILE / TILE)))
     work = cv2.resize(luma, work_size, interpolation=cv2.INTER_AREA).astype(np.float32)
     residual, norm = _residual_and_norm(work)
-    return _Host(rgb, relative, headroom.astype(np.float32), luma_room.astype(np.float32) * 0.5, work, residual, norm)
+    limit, luma_limit = headroom.astype(np.float32), luma_room.astype(np.float32) * 0.5
+    return _Host(rgb, relative, limit, luma_limit, work, residual, norm, clips_brighter)
 
 
 def _amplitude(host: _Host, psnr: float, *, spill: bool) -> FloatArray:
