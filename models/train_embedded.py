@@ -45,9 +45,9 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from models.build_tiny_random import BOS_TOKEN, EOS_TOKEN, tokenizer_vocab_and_merges
+from models.build_tiny_random import BOS_TOKEN, EOS_TOKEN, sd_manifest_text, tokenizer_vocab_and_merges
 from models.catalog_domain import HELD_OUT, SEEN, SIZE, VOCABULARY, Combo, catalog_batch
-from models.registry import MANIFESTS_DIR, sha256_file
+from models.registry import MANIFESTS_DIR
 
 MODEL_NAME = "embedded"
 MODEL_DIR = Path(__file__).parent / MODEL_NAME
@@ -464,22 +464,14 @@ def pipeline_export(*, config: TrainConfig, work: Path, out: Path, checkpoint: P
 
 def manifest_text(*, config: TrainConfig, model_dir: Path, manifest_path: Path, notes: str) -> str:
     """The manifest YAML pinning every file now in ``model_dir``, with the bench's defaults."""
-    folder = Path(os.path.relpath(model_dir.resolve(), manifest_path.resolve().parent))
-    files = sorted(p for p in model_dir.rglob("*") if p.is_file())
-    lines = [
-        "# Written by `python -m models.train_embedded manifest` (or `export --manifest`); re-pin, do not edit.",
-        f"name: {MODEL_NAME}",
-        "family: stable-diffusion",
-        "pipeline_class: StableDiffusionPipeline",
-        "role: generator",
-        f"folder: {folder.as_posix()}",
-        "license: Apache-2.0",
-        f"defaults: {{steps: {config.steps}, guidance: {config.guidance}, width: {SIZE}, height: {SIZE}}}",
-        f"notes: {json.dumps(notes)}",
-        "files:",
-    ]
-    lines += [f"  {p.relative_to(model_dir).as_posix()}: {sha256_file(p)}" for p in files]
-    return "\n".join(lines) + "\n"
+    return sd_manifest_text(
+        name=MODEL_NAME,
+        model_dir=model_dir,
+        manifest_path=manifest_path,
+        header="Written by `python -m models.train_embedded manifest` (or `export --manifest`); re-pin, do not edit.",
+        defaults=f"{{steps: {config.steps}, guidance: {config.guidance}, width: {SIZE}, height: {SIZE}}}",
+        notes=notes,
+    )
 
 
 NOTES = (
