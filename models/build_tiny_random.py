@@ -137,18 +137,18 @@ def tokenizer_vocab_and_merges(words: Iterable[str]) -> tuple[dict[str, int], li
     return vocab, merges
 
 
-def clip_tokenizer_build(*, max_length: int = MAX_PROMPT_TOKENS) -> Any:
-    """A CLIPTokenizer, built offline, in which every catalogue word is one token: vocab.json and
+def clip_tokenizer_build(*, words: Sequence[str] = CATALOG_WORDS, max_length: int = MAX_PROMPT_TOKENS) -> Any:
+    """A CLIPTokenizer, built offline, in which every one of `words` is one token: vocab.json and
     merges.txt are written to a scratch folder and loaded from there."""
     from transformers import CLIPTokenizer
 
-    vocab, merges = tokenizer_vocab_and_merges(CATALOG_WORDS)
+    vocab, merges = tokenizer_vocab_and_merges(words)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
         tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=max_length)
-    for word in CATALOG_WORDS:
+    for word in words:
         ids = tokenizer(word).input_ids
         if len(ids) != 3:  # <|startoftext|> word <|endoftext|>
             raise RuntimeError(f"Tokenizer splits {word!r} into {len(ids) - 2} tokens")

@@ -25,7 +25,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -45,7 +44,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from models.build_tiny_random import BOS_TOKEN, EOS_TOKEN, sd_manifest_text, tokenizer_vocab_and_merges
+from models.build_tiny_random import BOS_TOKEN, EOS_TOKEN, clip_tokenizer_build, sd_manifest_text
 from models.catalog_domain import HELD_OUT, SEEN, SIZE, VOCABULARY, Combo, catalog_batch
 from models.registry import MANIFESTS_DIR
 
@@ -89,15 +88,7 @@ CONFIG = TrainConfig()
 
 def tokenizer_build() -> CLIPTokenizer:
     """A CLIP tokenizer, built without the hub, in which every domain word is one token."""
-    vocab, merges = tokenizer_vocab_and_merges(VOCABULARY)
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-        tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=MAX_PROMPT_TOKENS)
-    for word in VOCABULARY:
-        if len(tokenizer(word).input_ids) != 3:  # <|startoftext|> word <|endoftext|>
-            raise RuntimeError(f"Tokenizer splits {word!r} into several tokens")
+    tokenizer: CLIPTokenizer = clip_tokenizer_build(words=VOCABULARY, max_length=MAX_PROMPT_TOKENS)
     if tokenizer.bos_token != BOS_TOKEN or tokenizer.eos_token != EOS_TOKEN:
         raise RuntimeError("Tokenizer lost its special tokens")
     return tokenizer
