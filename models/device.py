@@ -176,6 +176,7 @@ class PipelineSetup:
     vae_tiling: bool
     attention: tuple[str, ...]  # the denoiser's attention processors, with their backend
     sdpa: bool  # every attention processor runs torch's scaled_dot_product_attention
+    batch_invariant: bool = False  # an image is bit-identical alone and in any batch (CPU)
 
     def lines(self) -> list[str]:
         """One line per decision, in the order they were made."""
@@ -184,6 +185,9 @@ class PipelineSetup:
             *self.plan.reasons,
             f"VAE {' and '.join(savers) if savers else 'slicing and tiling off'}",
             f"attention {', '.join(self.attention) or 'none found'} ({'SDPA' if self.sdpa else 'not SDPA'})",
+            "batch-invariant layers (same image alone or in a batch)"
+            if self.batch_invariant
+            else "stock layers (batching may move the last bits)",
         ]
 
 
@@ -264,10 +268,17 @@ def pipeline_prepare(pipe: Any, manifest: ModelManifest, plan: DevicePlan) -> Pi
     if denoiser is not None:
         _attention_to_sdpa(denoiser)
     attention, sdpa = attention_describe(denoiser)
+    # On a CPU an image must not depend on its batch (tested bit for bit): batch-invariant denoiser
+    # layers and, for image models, per-image VAE decoding. GPU kernels make no such promise at
+    # any cost worth paying, so there the stock layers stay. Clips are one per call anyway.
+    from models.batch_invariance import pipeline_batch_invariant  # torch: only once a model loads
+
+    invariant = plan.device == "cpu" and pipeline_batch_invariant(pipe, vae_slicing=not manifest.is_video)
     return PipelineSetup(
         plan=plan,
         vae_slicing=bool(getattr(vae, "use_slicing", False)),
         vae_tiling=bool(getattr(vae, "use_tiling", False)),
         attention=attention,
         sdpa=sdpa,
+        batch_invariant=invariant,
     )

@@ -1,19 +1,357 @@
-"""Batched generation with a loaded diffusers pipeline.
+"""The generation engine: one batched call to a loaded diffusers pipeline per batch of images.
 
-Each variant gets its own `torch.Generator` seeded with its seed, so its image does not depend
-on which batch it was generated in.
+Modes: text-to-image, image-to-image (an init image and a ``strength``) and inpainting (an init
+image and a mask: white is repainted; black is kept, the photo's own pixels put back), with
+negative prompts, guidance, steps, a sampler chosen by name (``models.schedulers``) and the size
+from the output spec. Prompt weighting takes the common syntax, ``(word:1.3)``, ``(word)`` (x1.1)
+and ``[word]`` (/1.1): it is rewritten to compel's syntax and compel builds the weighted
+embeddings (Stable Diffusion and SDXL families; other families refuse weighted prompts rather
+than read the brackets as words).
+
+Batching: a batch shares model and parameters (it is one pipeline call); every image gets its own
+``torch.Generator`` seeded with its seed, and on a CPU the loaded model's layers are batch-invariant
+(``models.batch_invariance``), so an image is bit for bit the same alone or in any batch.
+
+Every request is checked before any model work (``request_check``), each refusal naming the field
+and the value: an empty prompt, steps outside 1-500, a size the model cannot make, an init image
+that is not an image, a mask of another size, an unknown mode or sampler.
 """
 
 from __future__ import annotations
 
+import io
+import re
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
+from models.registry import ModelManifest
+from models.schedulers import DEFAULT as DEFAULT_SCHEDULER
+from models.schedulers import SCHEDULERS, scheduler_build, scheduler_names
 from pipeline.errors import GenerationError
 from prompt_library.specs import Variant
+
+MODES = ("text-to-image", "image-to-image", "inpainting")
+MAX_STEPS = 500
+MAX_GUIDANCE = 50.0
+_FEATHER = 1.0  # px of blur on the mask's edge when the kept pixels are put back
+_COMPEL_FAMILIES = ("stable-diffusion", "stable-diffusion-xl")
+_AUTO_PIPELINES = {
+    "image-to-image": "AutoPipelineForImage2Image",
+    "inpainting": "AutoPipelineForInpainting",
+}
+
+ImageInput = Image.Image | bytes | Path | str
+
+
+class GenerationInputError(GenerationError):
+    """A request refused before any model work; ``field`` and ``value`` say what was wrong."""
+
+    def __init__(self, field_name: str, value: object, problem: str, *, variant_key: str | None = None) -> None:
+        shown = value if isinstance(value, int | float) else _shown(value)
+        super().__init__(f"{field_name} = {shown}: {problem}", variant_key=variant_key)
+        self.field = field_name
+        self.value = value
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One image to generate. ``init_image`` and ``mask`` may be images, encoded bytes or paths."""
+
+    prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    negative_prompt: str = ""
+    mode: str = "text-to-image"
+    strength: float = 0.75
+    scheduler: str = DEFAULT_SCHEDULER
+    init_image: ImageInput | None = field(default=None, compare=False)
+    mask: ImageInput | None = field(default=None, compare=False)
+    key: str | None = None  # the variant this request makes, for error messages
+
+    def batch_signature(self) -> tuple[object, ...]:
+        """What must be equal across one batch (one pipeline call)."""
+        return (self.steps, self.guidance, self.width, self.height, self.mode, self.strength, self.scheduler)
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image.Image | None, Image.Image | None]:
+    """Refuse a bad request before any model work; returns the decoded init image and mask."""
+    key = request.key
+
+    def refuse(name: str, value: object, problem: str) -> GenerationInputError:
+        return GenerationInputError(name, value, problem, variant_key=key)
+
+    if request.mode not in MODES:
+        raise refuse("mode", request.mode, f"unknown mode (known: {', '.join(MODES)})")
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise refuse("prompt", request.prompt, "a prompt is required")
+    if not _is_int(request.steps) or not 1 <= request.steps <= MAX_STEPS:
+        raise refuse("steps", request.steps, f"must be an integer from 1 to {MAX_STEPS}")
+    if not _is_number(request.guidance) or not 0 <= request.guidance <= MAX_GUIDANCE:
+        raise refuse("guidance", request.guidance, f"must be a number from 0 to {MAX_GUIDANCE:g}")
+    if not _is_int(request.seed) or request.seed < 0:
+        raise refuse("seed", request.seed, "must be a non-negative integer")
+    factor = manifest.size_multiple
+    for name, side in (("width", request.width), ("height", request.height)):
+        if not _is_int(side) or side < factor or side % factor:
+            raise refuse(name, side, f"must be a positive multiple of {factor} for model '{manifest.name}'")
+    if request.scheduler != DEFAULT_SCHEDULER and request.scheduler not in SCHEDULERS:
+        raise refuse("scheduler", request.scheduler, f"unknown sampler (known: {scheduler_names()})")
+    if _weighted(request.prompt, request.negative_prompt) and manifest.family not in _COMPEL_FAMILIES:
+        raise refuse(
+            "prompt",
+            request.prompt,
+            f"prompt weighting is not supported for the {manifest.family} family (only {', '.join(_COMPEL_FAMILIES)})",
+        )
+    if request.mode == "text-to-image":
+        for name, value in (("init_image", request.init_image), ("mask", request.mask)):
+            if value is not None:
+                raise refuse(name, value, "only image-to-image and inpainting take it")
+        return None, None
+    if manifest.family not in _COMPEL_FAMILIES:
+        raise refuse("mode", request.mode, f"the {manifest.family} family makes text-to-image only")
+    if not _is_number(request.strength) or not 0 < request.strength <= 1:
+        raise refuse("strength", request.strength, "must be a number above 0 and at most 1")
+    if request.init_image is None:
+        raise refuse("init_image", None, f"{request.mode} needs an init image")
+    init = image_open(request.init_image, field_name="init_image", variant_key=key).convert("RGB")
+    if request.mode == "image-to-image":
+        if request.mask is not None:
+            raise refuse("mask", request.mask, "only inpainting takes a mask")
+        return init, None
+    if request.mask is None:
+        raise refuse("mask", None, "inpainting needs a mask (white: repaint, black: keep)")
+    mask = image_open(request.mask, field_name="mask", variant_key=key).convert("L")
+    if mask.size != init.size:
+        raise refuse("mask", mask, f"must be the init image's size, {init.width}x{init.height}")
+    return init, mask
+
+
+def image_open(value: ImageInput, *, field_name: str, variant_key: str | None = None) -> Image.Image:
+    """Decode an image given as an image, bytes or a path, or refuse it naming the field."""
+    if isinstance(value, Image.Image):
+        return value
+    try:
+        if isinstance(value, bytes):
+            image = Image.open(io.BytesIO(value))
+        elif isinstance(value, str | Path):
+            image = Image.open(Path(value))
+        else:
+            raise GenerationInputError(field_name, value, "must be an image, encoded bytes or a path")
+        image.load()
+    except FileNotFoundError as exc:
+        raise GenerationInputError(field_name, value, "no such file", variant_key=variant_key) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise GenerationInputError(
+            field_name, value, f"is not a readable image ({type(exc).__name__})", variant_key=variant_key
+        ) from exc
+    return image
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Image.Image):
+        return f"<{value.mode} image {value.width}x{value.height}>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- prompt weighting ------------------------------------------------------------------------
+
+_WEIGHTED_RE = re.compile(r"(?<!\\)[()\[\]]")
+_EXPLICIT_RE = re.compile(r"(?<!\\)\(([^()\[\]]*?):\s*(-?\d+(?:\.\d+)?)\)")
+_PLAIN_RE = re.compile(r"(?<!\\)\(([^()\[\]:]*)(?<!\\)\)")
+_LOWER_RE = re.compile(r"(?<!\\)\[([^()\[\]]*)(?<!\\)\]")
+_OPEN, _CLOSE = "\x01", "\x02"  # converted groups, so an outer pass does not read them again
+
+
+def _weighted(*prompts: str) -> bool:
+    return any(_WEIGHTED_RE.search(p or "") for p in prompts)
+
+
+def compel_syntax(prompt: str) -> str:
+    """Rewrite ``(word:1.3)``, ``(word)`` and ``[word]`` (nestable) into compel's ``(word)1.3``.
+
+    Innermost groups first; ``\\(`` and ``\\[`` stay literal. Unbalanced brackets are left to
+    compel, which reads them as text.
+    """
+    text = prompt
+    while True:
+        rewritten = _EXPLICIT_RE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}{float(m.group(2)):g}", text)
+        rewritten = _PLAIN_RE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}1.1", rewritten)
+        rewritten = _LOWER_RE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}0.9091", rewritten)
+        if rewritten == text:
+            break
+        text = rewritten
+    return text.replace(_OPEN, "(").replace(_CLOSE, ")")
+
+
+_compel_cache: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _compel_for(pipe: Any) -> Any:
+    """compel for the pipeline's text encoder(s), built once per loaded pipeline.
+
+    Prompts are truncated at the tokenizer's length, as the pipeline itself does, so every
+    prompt's embedding has one length and does not depend on the others in its batch.
+    """
+    with _lock:
+        built = _compel_cache.get(pipe)
+        if built is None:
+            from compel import Compel, ReturnedEmbeddingsType
+
+            if getattr(pipe, "text_encoder_2", None) is not None:  # SDXL: two encoders, pooled from the second
+                built = Compel(
+                    tokenizer=[pipe.tokenizer, pipe.tokenizer_2],
+                    text_encoder=[pipe.text_encoder, pipe.text_encoder_2],
+                    returned_embeddings_type=ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED,
+                    requires_pooled=[False, True],
+                    truncate_long_prompts=True,
+                    device=str(pipe.device),
+                )
+            else:
+                built = Compel(
+                    tokenizer=pipe.tokenizer,
+                    text_encoder=pipe.text_encoder,
+                    truncate_long_prompts=True,
+                    device=str(pipe.device),
+                )
+            _compel_cache[pipe] = built
+        return built
+
+
+def _prompt_arguments(pipe: Any, requests: Sequence[ImageRequest], *, guided: bool) -> dict[str, Any]:
+    """The prompt arguments of the pipeline call: text, or compel's embeddings when weighted."""
+    prompts = [r.prompt for r in requests]
+    negatives = [r.negative_prompt for r in requests]
+    if not _weighted(*prompts, *(negatives if guided else [])):
+        return {"prompt": prompts, "negative_prompt": negatives if guided else None}
+    compel = _compel_for(pipe)
+    with torch.inference_mode():
+        conditioning = compel([compel_syntax(p) for p in prompts])
+        negative = compel([compel_syntax(n) for n in negatives]) if guided else None
+    if isinstance(conditioning, tuple):  # SDXL: (embeddings, pooled)
+        arguments = {"prompt_embeds": conditioning[0], "pooled_prompt_embeds": conditioning[1]}
+        if negative is not None:
+            arguments |= {"negative_prompt_embeds": negative[0], "negative_pooled_prompt_embeds": negative[1]}
+        return arguments
+    arguments = {"prompt_embeds": conditioning}
+    if negative is not None:
+        arguments["negative_prompt_embeds"] = negative
+    return arguments
+
+
+# --- the call --------------------------------------------------------------------------------
+
+_runners: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+
+
+def _runner(pipe: Any, mode: str, scheduler: str) -> Any:
+    """The pipeline for ``mode`` and ``scheduler``, sharing the loaded pipeline's components.
+
+    Built once per (pipeline, mode, sampler) with ``from_pipe``: no weights are loaded or copied,
+    and the loaded pipeline's own scheduler is never swapped under another caller.
+    """
+    if mode == "text-to-image" and scheduler == DEFAULT_SCHEDULER:
+        return pipe
+    with _lock:
+        cache = _runners.setdefault(pipe, {})
+        runner = cache.get((mode, scheduler))
+        if runner is None:
+            import diffusers
+
+            sampler = scheduler_build(scheduler, pipe.scheduler)
+            if mode == "text-to-image":
+                runner = type(pipe).from_pipe(pipe, scheduler=sampler)
+            else:
+                runner = getattr(diffusers, _AUTO_PIPELINES[mode]).from_pipe(pipe, scheduler=sampler)
+            runner.set_progress_bar_config(disable=True)
+            cache[(mode, scheduler)] = runner
+        return runner
+
+
+def engine_generate(
+    pipe: Any,
+    manifest: ModelManifest,
+    requests: Sequence[ImageRequest],
+    *,
+    call_options: Mapping[str, Any] | None = None,
+) -> list[Image.Image]:
+    """Generate one RGB image per request in a single pipeline call, at the requests' size.
+
+    All requests are checked first (``request_check``); they must share ``batch_signature``.
+    ``call_options`` are the family's extra call arguments from the manifest (FLUX's
+    ``max_sequence_length``, say).
+    """
+    if not requests:
+        raise GenerationError("a batch needs at least one request")
+    inputs = [request_check(manifest, request) for request in requests]
+    first = requests[0]
+    for request in requests[1:]:
+        if request.batch_signature() != first.batch_signature():
+            raise GenerationError(
+                f"request {request.key or request.prompt!r} has other parameters than the first of its batch; "
+                "batch requests by model and parameters",
+                variant_key=request.key,
+            )
+    guided = first.guidance > 1
+    arguments: dict[str, Any] = {
+        "num_inference_steps": first.steps,
+        "guidance_scale": first.guidance,
+        "width": first.width,
+        "height": first.height,
+        "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests],
+        "output_type": "pil",
+        **dict(call_options or {}),
+    }
+    if first.mode != "text-to-image":
+        size = (first.width, first.height)
+        if first.mode == "image-to-image":  # the size comes from the init image
+            del arguments["width"], arguments["height"]
+        arguments["image"] = [init.resize(size, Image.Resampling.LANCZOS) for init, _ in inputs if init]
+        arguments["strength"] = first.strength
+        if first.mode == "inpainting":
+            arguments["mask_image"] = [mask.resize(size, Image.Resampling.NEAREST) for _, mask in inputs if mask]
+    runner = _runner(pipe, first.mode, first.scheduler)
+    with torch.inference_mode():
+        arguments |= _prompt_arguments(runner, requests, guided=guided)
+        result = runner(**arguments)
+    images: list[Image.Image] = [image.convert("RGB") for image in result.images]
+    if len(images) != len(requests):
+        raise GenerationError(f"pipeline returned {len(images)} images for {len(requests)} requests")
+    if first.mode == "inpainting":  # what the mask keeps stays the photo's own pixels, not a VAE round trip
+        images = [
+            Image.composite(image, init, mask.filter(ImageFilter.GaussianBlur(_FEATHER)))
+            for image, init, mask in zip(images, arguments["image"], arguments["mask_image"], strict=True)
+        ]
+    return images
+
+
+# --- variants --------------------------------------------------------------------------------
 
 
 def batch_check(variants: Sequence[Variant]) -> None:
@@ -30,35 +368,28 @@ def batch_check(variants: Sequence[Variant]) -> None:
             )
 
 
-def images_generate(
-    pipe: Any, variants: Sequence[Variant], *, call_options: Mapping[str, Any] | None = None
-) -> list[Image.Image]:
+def variant_request(variant: Variant) -> ImageRequest:
+    """The engine request that makes ``variant``'s image at the model's native size."""
+    params = variant.params
+    return ImageRequest(
+        prompt=variant.prompt,
+        negative_prompt=variant.negative_prompt,
+        seed=variant.seed,
+        steps=params.steps,
+        guidance=params.guidance,
+        width=params.width,
+        height=params.height,
+        scheduler=params.scheduler,
+        key=variant.key,
+    )
+
+
+def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
     """Generate one image per variant in a single pipeline call, at the output spec's size.
 
     The model draws at its native size; the result is resampled to the output size (Lanczos).
-    `call_options` are the model family's extra call arguments from its manifest (FLUX's
-    ``max_sequence_length``, say).
     """
     batch_check(variants)
-    first = variants[0]
-    generators = [torch.Generator(device="cpu").manual_seed(v.seed) for v in variants]
-    with torch.inference_mode():
-        result = pipe(
-            prompt=[v.prompt for v in variants],
-            negative_prompt=[v.negative_prompt for v in variants] if first.params.guidance > 1 else None,
-            num_inference_steps=first.params.steps,
-            guidance_scale=first.params.guidance,
-            width=first.params.width,
-            height=first.params.height,
-            generator=generators,
-            output_type="pil",
-            **dict(call_options or {}),
-        )
-    images: list[Image.Image] = list(result.images)
-    if len(images) != len(variants):
-        raise GenerationError(f"pipeline returned {len(images)} images for {len(variants)} variants", variant_key=None)
-    size = (first.output.width, first.output.height)
-    return [
-        img.convert("RGB") if img.size == size else img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-        for img in images
-    ]
+    images = engine_generate(pipe, manifest, [variant_request(v) for v in variants], call_options=manifest.call_options)
+    size = (variants[0].output.width, variants[0].output.height)
+    return [image if image.size == size else image.resize(size, Image.Resampling.LANCZOS) for image in images]

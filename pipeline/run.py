@@ -89,7 +89,7 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
 def batch_generate(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
     """Generate a batch with the model loaded once per worker process."""
     pipe = pipeline_load(manifest)
-    return images_generate(pipe, variants, call_options=manifest.call_options)
+    return images_generate(pipe, manifest, variants)
 
 
 def batch_finalize(

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from models.schedulers import SCHEDULERS
 from prompt_library.errors import LibraryFileError, UnknownVariableError
 
 IMAGE_FORMATS = ("png", "jpeg", "webp")
@@ -59,6 +60,15 @@ class GenerationParams:
     guidance: float
     width: int
     height: int
+    scheduler: str = ""  # a sampler named in models.schedulers; "" for the model's own
+
+    def identity(self) -> dict[str, object]:
+        """The parameters as they enter an asset's key: ``scheduler`` only when one is chosen,
+        so the keys of assets made before it existed do not change."""
+        values = asdict(self)
+        if not self.scheduler:
+            del values["scheduler"]
+        return values
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ class Variant:
                 "variables": dict(self.variables),
                 "model_manifest_hash": self.model_manifest_hash,
                 "seed": self.seed,
-                "params": asdict(self.params),
+                "params": self.params.identity(),
                 "output": {"width": self.output.width, "height": self.output.height},
             }
         )
@@ -160,6 +170,7 @@ class Variant:
             "guidance": self.params.guidance,
             "width": self.params.width,
             "height": self.params.height,
+            **({"scheduler": self.params.scheduler} if self.params.scheduler else {}),
             "model": self.model_name,
             "model_manifest_hash": self.model_manifest_hash,
         }
@@ -274,11 +285,16 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
     params = data.get("params", {}) or {}
     if not isinstance(params, Mapping):
         raise LibraryFileError(path, f"field 'params' must be a mapping (got {params!r})")
-    unknown_params = sorted(set(params) - {"steps", "guidance", "width", "height"})
+    unknown_params = sorted(set(params) - {"steps", "guidance", "width", "height", "scheduler"})
     if unknown_params:
         raise LibraryFileError(
             path,
-            f"field 'params' has unknown key(s) {', '.join(unknown_params)} (known: steps, guidance, width, height)",
+            f"field 'params' has unknown key(s) {', '.join(unknown_params)} "
+            "(known: steps, guidance, width, height, scheduler)",
+        )
+    if "scheduler" in params and params["scheduler"] not in SCHEDULERS:
+        raise LibraryFileError(
+            path, f"field 'params.scheduler' must be one of {', '.join(SCHEDULERS)} (got {params['scheduler']!r})"
         )
     if "steps" in params:
         _positive_int(params["steps"], "params.steps", path, limit=500)
@@ -361,6 +377,7 @@ def params_resolve(template: TemplateSpec, *, steps: int, guidance: float, width
         guidance=float(p.get("guidance", guidance)),
         width=int(p.get("width", width)),
         height=int(p.get("height", height)),
+        scheduler=str(p.get("scheduler", "")),
     )
 
 

@@ -92,11 +92,12 @@ def test_loading_records_device_dtype_and_sdpa_attention(
     assert all(p.dtype == torch.float32 for p in pipe.vae.parameters())
 
 
-def test_vae_savers_go_on_by_themselves_only_for_large_outputs(
+def test_vae_tiling_goes_on_by_itself_only_for_large_outputs_and_slicing_on_a_cpu(
     tiny_manifests: dict[str, ModelManifest], tiny_folders: dict[str, Path], tmp_path: Path
 ) -> None:
     turbo = pipeline_setup(tiny_manifests["sdxl"], device="cpu")  # 512x512 defaults
-    assert not turbo.vae_slicing and not turbo.vae_tiling
+    assert not turbo.vae_tiling
+    assert turbo.vae_slicing and turbo.batch_invariant  # per-image decoding: batch-invariant images
     base = manifest_pin(
         TEMPLATES_DIR / "sdxl-base.yaml", tiny_folders["sdxl"], name="tiny-sdxl-base", manifests_dir=tmp_path
     )

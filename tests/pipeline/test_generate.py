@@ -1,0 +1,233 @@
+"""The generation engine on the shipped embedded model: batching, modes, weighting, samplers, bad input."""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.catalog_domain import Combo, catalog_draw, image_judge
+from models.registry import ModelManifest, manifest_load, pipeline_load, template_load
+from pipeline.errors import GenerationError
+from pipeline.generate import (
+    GenerationInputError,
+    ImageRequest,
+    compel_syntax,
+    engine_generate,
+    request_check,
+)
+
+STEPS = 12  # fewer than the manifest's 20: enough to draw the product, and quick
+
+
+@pytest.fixture(scope="module")
+def manifest() -> ModelManifest:
+    return manifest_load("embedded")
+
+
+@pytest.fixture(scope="module")
+def pipe(manifest: ModelManifest) -> Any:
+    return pipeline_load(manifest, device="cpu")
+
+
+def request(prompt: str, seed: int, /, **changes: Any) -> ImageRequest:
+    base = ImageRequest(prompt=prompt, seed=seed, steps=STEPS, guidance=7.0, width=64, height=64)
+    return replace(base, **changes)
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+PROMPTS = [
+    "a red mug on a wooden table",
+    "a blue bottle on a white studio background",
+    "a green lamp outdoor on grass",
+    "a yellow t-shirt on a gradient background",
+    "a black sneaker box on a wooden table",
+    "a white bottle on a gradient background",
+    "a (red:1.4) lamp on a white studio background",
+    "a blue mug outdoor on grass",
+]
+
+
+# --- batching --------------------------------------------------------------------------------
+
+
+def test_an_image_is_bit_identical_alone_and_inside_a_batch_of_eight(pipe: Any, manifest: ModelManifest) -> None:
+    batch = engine_generate(pipe, manifest, [request(p, 100 + i) for i, p in enumerate(PROMPTS)])
+    for index in (0, 3, 6):  # first, middle, and the weighted prompt
+        alone = engine_generate(pipe, manifest, [request(PROMPTS[index], 100 + index)])[0]
+        assert alone.tobytes() == batch[index].tobytes(), PROMPTS[index]
+
+
+def test_seeds_are_per_image_so_two_seeds_in_one_batch_differ(pipe: Any, manifest: ModelManifest) -> None:
+    one, two = engine_generate(pipe, manifest, [request(PROMPTS[0], 1), request(PROMPTS[0], 2)])
+    assert one.tobytes() != two.tobytes()
+    again = engine_generate(pipe, manifest, [request(PROMPTS[0], 1)])[0]
+    assert again.tobytes() == one.tobytes()
+
+
+def test_a_batch_with_mixed_parameters_is_refused(pipe: Any, manifest: ModelManifest) -> None:
+    with pytest.raises(GenerationError, match="other parameters"):
+        engine_generate(pipe, manifest, [request(PROMPTS[0], 1), request(PROMPTS[0], 2, steps=STEPS + 1)])
+
+
+# --- the modes -------------------------------------------------------------------------------
+
+
+def _judged_right(images: list[Image.Image], combo: Combo) -> int:
+    return sum(all(image_judge(image).matches(combo)) for image in images)
+
+
+def test_text_to_image_draws_what_the_prompt_says(pipe: Any, manifest: ModelManifest) -> None:
+    combo = Combo("bottle", "blue", "studio")
+    images = engine_generate(pipe, manifest, [request(combo.caption, seed) for seed in range(6)])
+    assert _judged_right(images, combo) >= 3
+
+
+def test_image_to_image_moves_a_product_photo_into_a_new_scene(pipe: Any, manifest: ModelManifest) -> None:
+    photo = catalog_draw(Combo("mug", "blue", "studio"), rng=random.Random(3))
+    target = Combo("mug", "blue", "wooden table")
+    requests = [
+        request(target.caption, seed, mode="image-to-image", init_image=photo, strength=0.8) for seed in range(6)
+    ]
+    images = engine_generate(pipe, manifest, requests)
+    scenes = [image_judge(image).scene for image in images]
+    assert scenes.count("wooden table") >= 4, scenes
+    # A low strength keeps the photo almost as it was.
+    kept = engine_generate(pipe, manifest, [replace(requests[0], strength=0.1)])[0]
+    assert np.abs(pixels(kept) - pixels(photo)).mean() < np.abs(pixels(images[0]) - pixels(photo)).mean()
+
+
+def test_inpainting_repaints_the_white_of_the_mask_and_keeps_the_black(pipe: Any, manifest: ModelManifest) -> None:
+    photo = catalog_draw(Combo("lamp", "red", "studio"), rng=random.Random(4))
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (0, 0, 64, 20))  # repaint the top band only
+    requests = [
+        request("a red lamp outdoor on grass", seed, mode="inpainting", init_image=photo, mask=mask, strength=1.0)
+        for seed in range(3)
+    ]
+    for image in engine_generate(pipe, manifest, requests):
+        change = np.abs(pixels(image) - pixels(photo)).mean(axis=2)
+        assert change[:18].mean() > 10  # the band was repainted
+        assert not change[23:].any()  # below the mask's feathered edge, the photo's own pixels
+
+
+def test_init_image_and_mask_may_be_bytes_or_paths(pipe: Any, manifest: ModelManifest, tmp_path: Path) -> None:
+    photo = catalog_draw(Combo("mug", "red", "studio"), rng=random.Random(5))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="PNG")
+    path = tmp_path / "photo.png"
+    photo.save(path)
+    base = request("a red mug on a wooden table", 7, mode="image-to-image", strength=0.5)
+    from_bytes = engine_generate(pipe, manifest, [replace(base, init_image=buffer.getvalue())])[0]
+    from_path = engine_generate(pipe, manifest, [replace(base, init_image=str(path))])[0]
+    from_image = engine_generate(pipe, manifest, [replace(base, init_image=photo)])[0]
+    assert from_bytes.tobytes() == from_path.tobytes() == from_image.tobytes()
+
+
+# --- prompt weighting ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "compel"),
+    [
+        ("a (red:1.3) mug", "a (red)1.3 mug"),
+        ("a (red) mug", "a (red)1.1 mug"),
+        ("a [red] mug", "a (red)0.9091 mug"),
+        ("a ((red)) mug", "a ((red)1.1)1.1 mug"),
+        ("a (red mug:0.5) on (a table:1.2)", "a (red mug)0.5 on (a table)1.2"),
+        ("a red mug", "a red mug"),
+        (r"a \(literal\) mug", r"a \(literal\) mug"),
+    ],
+)
+def test_common_weighting_syntax_is_rewritten_for_compel(written: str, compel: str) -> None:
+    assert compel_syntax(written) == compel
+
+
+def test_a_weight_changes_the_image_and_plain_prompts_are_untouched(pipe: Any, manifest: ModelManifest) -> None:
+    plain = engine_generate(pipe, manifest, [request("a red mug on a wooden table", 11)])[0]
+    heavy = engine_generate(pipe, manifest, [request("a (red:1.8) mug on a wooden table", 11)])[0]
+    light = engine_generate(pipe, manifest, [request("a (red:1.0) mug on a wooden table", 11)])[0]
+    assert heavy.tobytes() != plain.tobytes()
+    assert light.tobytes() == plain.tobytes()  # weight 1 is the plain prompt
+
+
+# --- samplers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "unipc", "dpm++-karras"])
+def test_another_sampler_draws_the_prompt_too(pipe: Any, manifest: ModelManifest, scheduler: str) -> None:
+    combo = Combo("bottle", "blue", "studio")
+    default = engine_generate(pipe, manifest, [request(combo.caption, 0)])[0]
+    images = engine_generate(pipe, manifest, [request(combo.caption, seed, scheduler=scheduler) for seed in range(4)])
+    assert images[0].tobytes() != default.tobytes()
+    assert _judged_right(images, combo) >= 2
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"  # the loaded pipeline kept its own
+
+
+# --- bad input, refused before any model work (the pipeline is not even passed) ---------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "value"),
+    [
+        ({"prompt": ""}, "prompt", "''"),
+        ({"prompt": "   "}, "prompt", "'   '"),
+        ({"steps": 0}, "steps", "0"),
+        ({"steps": -3}, "steps", "-3"),
+        ({"steps": 501}, "steps", "501"),
+        ({"guidance": 80.0}, "guidance", "80.0"),
+        ({"width": 66}, "width", "66"),
+        ({"height": 0}, "height", "0"),
+        ({"seed": -1}, "seed", "-1"),
+        ({"mode": "outpainting"}, "mode", "'outpainting'"),
+        ({"scheduler": "heun-fast"}, "scheduler", "'heun-fast'"),
+        ({"mode": "image-to-image"}, "init_image", "(none)"),
+        ({"mode": "image-to-image", "init_image": b"not an image"}, "init_image", "<12 bytes>"),
+        ({"mode": "image-to-image", "init_image": b""}, "init_image", "<0 bytes>"),
+        ({"mode": "image-to-image", "init_image": "/nowhere/photo.png"}, "init_image", "'/nowhere/photo.png'"),
+        ({"mode": "image-to-image", "init_image": Image.new("RGB", (64, 64)), "strength": 0.0}, "strength", "0.0"),
+        ({"mode": "inpainting", "init_image": Image.new("RGB", (64, 64))}, "mask", "(none)"),
+        (
+            {"mode": "inpainting", "init_image": Image.new("RGB", (64, 64)), "mask": Image.new("L", (32, 64))},
+            "mask",
+            "<L image 32x64>",
+        ),
+        ({"mask": Image.new("L", (64, 64))}, "mask", "<L image 64x64>"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field_and_the_value(
+    manifest: ModelManifest, changes: dict[str, Any], field: str, value: str
+) -> None:
+    bad = request("a red mug on a wooden table", 1, **changes)
+    with pytest.raises(GenerationInputError) as caught:
+        engine_generate(None, manifest, [request("a red mug on a wooden table", 0), bad])
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field} = {value}: ")
+
+
+def test_a_truncated_init_image_is_refused(manifest: ModelManifest) -> None:
+    buffer = io.BytesIO()
+    catalog_draw(Combo("mug", "red", "studio"), rng=random.Random(0)).save(buffer, format="PNG")
+    truncated = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    with pytest.raises(GenerationInputError, match=r"init_image = <\d+ bytes>: is not a readable image"):
+        request_check(manifest, request("a mug", 0, mode="image-to-image", init_image=truncated))
+
+
+def test_weighting_and_image_modes_are_refused_for_a_family_that_lacks_them() -> None:
+    flux = template_load("flux-schnell")
+    with pytest.raises(GenerationInputError, match=r"^prompt = .*weighting is not supported for the flux family"):
+        request_check(flux, request("a (red:1.2) mug", 0, width=32, height=32))
+    photo = Image.new("RGB", (32, 32))
+    with pytest.raises(GenerationInputError, match=r"^mode = 'image-to-image': the flux family makes text-to-image"):
+        request_check(flux, request("a mug", 0, width=32, height=32, mode="image-to-image", init_image=photo))
+    with pytest.raises(GenerationInputError, match=r"^width = 40: must be a positive multiple of 16"):
+        request_check(flux, request("a mug", 0, width=40, height=32))
