@@ -65,10 +65,10 @@ def test_demo_sets_everything_up_and_a_second_run_adds_nothing(
 ) -> None:
     first = run("demo", "--address", "http://127.0.0.1:9999")
     assert "Created user 'reviewer'" in first
-    assert "12 new asset(s), 12 in total" in first
+    assert "36 new asset(s), 36 in total" in first
     assert "http://127.0.0.1:9999/   login: reviewer / greenlight-demo" in first
     user = get_user_model().objects.get(username="reviewer")
     assert user.check_password("greenlight-demo")
     second = run("demo")
-    assert "Kept user 'reviewer'" in second and "0 new asset(s), 12 in total" in second
-    assert Asset.objects.count() == 12
+    assert "Kept user 'reviewer'" in second and "0 new asset(s), 36 in total" in second
+    assert Asset.objects.count() == 36

@@ -17,25 +17,30 @@ from prompt_library.services import library_load
 pytestmark = pytest.mark.django_db
 
 
-def test_shipped_library_loads_and_the_demo_campaign_expands_to_twelve_variants(library_dir: Path) -> None:
+def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> None:
     report = library_load()
-    assert report.versions_created == ["catalog-hero v1"]
-    assert report.campaigns_saved == ["demo-spring"]
+    assert report.versions_created == ["catalog-hero v1", "catalog-scene v1"]
+    assert report.campaigns_saved == ["demo-catalog", "demo-spring"]
     version = PromptVersion.objects.get(template__name="catalog-hero", number=1)
     assert len(version.model_manifest_hash) == 64
     assert version.params["steps"] == 4
     plan = campaign_plan_get(name="demo-spring")
     assert len(plan.variants) == 12
     assert all(v.model_manifest_hash == version.model_manifest_hash for v in plan.variants)
+    # The demo's campaign: the shipped embedded model, prompts in its own words.
+    demo = campaign_plan_get(name="demo-catalog")
+    assert len(demo.variants) == 36
+    assert {v.model_name for v in demo.variants} == {"embedded"}
+    assert demo.variants[0].prompt == "a red mug on a wooden table"
 
 
 def test_loading_twice_creates_nothing_new(library_dir: Path) -> None:
     library_load()
     report = library_load()
     assert report.versions_created == []
-    assert report.versions_unchanged == ["catalog-hero v1"]
-    assert PromptVersion.objects.count() == 1
-    assert Campaign.objects.count() == 1
+    assert report.versions_unchanged == ["catalog-hero v1", "catalog-scene v1"]
+    assert PromptVersion.objects.count() == 2
+    assert Campaign.objects.count() == 2
 
 
 def test_editing_a_published_version_in_place_is_refused(library_dir: Path) -> None:
@@ -75,5 +80,5 @@ def test_campaign_naming_a_missing_template_version_fails_naming_the_file(librar
 
 def test_unknown_campaign_lists_the_loaded_ones(library_dir: Path) -> None:
     library_load()
-    with pytest.raises(CampaignNotFoundError, match="loaded: demo-spring"):
+    with pytest.raises(CampaignNotFoundError, match="loaded: demo-catalog, demo-spring"):
         campaign_plan_get(name="nope")

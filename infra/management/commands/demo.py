@@ -20,7 +20,7 @@ class Command(BaseCommand):
     help = "Prepare the demo (idempotent) and run the demo campaign on the embedded model."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--campaign", default="demo-spring")
+        parser.add_argument("--campaign", default="demo-catalog")
         parser.add_argument("--address", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
