@@ -85,15 +85,26 @@ class TemplateSpec:
     model_manifest_hash: str | None
     params: Mapping[str, Any]
     output: OutputSpec
+    alt_text: str = ""  # the description for screen readers, over the same variables; "" for the prompt
 
     @property
     def content_hash(self) -> str:
-        """Hash of the authored content; a published version's file must keep it."""
-        return canonical_hash(asdict(self))
+        """Hash of the authored content; a published version's file must keep it.
+
+        ``alt_text`` counts only when it is written, so versions from before it existed keep
+        their hash."""
+        content = asdict(self)
+        if not self.alt_text:
+            del content["alt_text"]
+        return canonical_hash(content)
 
     def render(self, values: Mapping[str, str]) -> tuple[str, str]:
         """The prompt and negative prompt with `values` filled in."""
         return self.prompt.format_map(values), self.negative_prompt.format_map(values)
+
+    def alt_render(self, values: Mapping[str, str]) -> str:
+        """The alt text with `values` filled in; "" when the template has none."""
+        return self.alt_text.format_map(values)
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,7 @@ class Variant:
     output: OutputSpec
     model_name: str
     model_manifest_hash: str
+    alt: str = ""  # the template's rendered alt text, if it has one (not part of the key)
 
     @property
     def key(self) -> str:
@@ -152,8 +164,10 @@ class Variant:
 
     @property
     def alt_text(self) -> str:
-        """A description for screen readers: the rendered prompt, capitalised."""
-        return self.prompt[:1].upper() + self.prompt[1:]
+        """A description for screen readers: the template's rendered alt text, else the rendered
+        prompt, capitalised."""
+        text = self.alt or self.prompt
+        return text[:1].upper() + text[1:]
 
     def generation_record(self) -> dict[str, object]:
         """What made this image, as recorded in its C2PA manifest and the asset row."""
@@ -275,7 +289,14 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
     declared = _require(data, "variables", list, path)
     if not all(isinstance(v, str) and v.isidentifier() for v in declared):
         raise LibraryFileError(path, f"field 'variables' must list plain names (got {declared!r})")
-    used = _placeholders(prompt, "prompt", path) + _placeholders(negative, "negative_prompt", path)
+    alt_text = data.get("alt_text", "") or ""
+    if not isinstance(alt_text, str):
+        raise LibraryFileError(path, f"field 'alt_text' must be text (got {alt_text!r})")
+    used = (
+        _placeholders(prompt, "prompt", path)
+        + _placeholders(negative, "negative_prompt", path)
+        + _placeholders(alt_text, "alt_text", path)
+    )
     unknown = sorted({u for u in used if u not in declared})
     if unknown:
         raise UnknownVariableError(path, name, unknown, list(declared))
@@ -316,6 +337,7 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         model_manifest_hash=pin,
         params=dict(params),
         output=_output_parse(data.get("output"), path),
+        alt_text=alt_text,
     )
 
 
@@ -416,6 +438,7 @@ def campaign_expand(
     for combo in itertools.product(*(values for _, values in campaign.variables)):
         values = dict(zip(names, combo, strict=True))
         prompt, negative = template.render(values)
+        alt = template.alt_render(values)
         for seed in campaign.seeds:
             variants.append(
                 Variant(
@@ -431,6 +454,7 @@ def campaign_expand(
                     output=template.output,
                     model_name=template.model_name,
                     model_manifest_hash=model_manifest_hash,
+                    alt=alt,
                 )
             )
     return variants

@@ -32,6 +32,7 @@ def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> No
     assert len(demo.variants) == 36
     assert {v.model_name for v in demo.variants} == {"embedded"}
     assert demo.variants[0].prompt == "a red mug on a wooden table"
+    assert demo.variants[0].alt_text == "Catalog photo: a red mug on a wooden table"
 
 
 def test_loading_twice_creates_nothing_new(library_dir: Path) -> None:

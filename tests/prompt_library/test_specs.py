@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,46 @@ def test_campaign_review_policy_is_read_and_checked() -> None:
         campaign_parse({**base, "review": {"on_reject": "shrug"}}, path=path)
     with pytest.raises(LibraryFileError, match=r"review\.approvals"):
         campaign_parse({**base, "review": {"approvals": 0}}, path=path)
+
+
+# --- alt text and samplers ----------------------------------------------------------------------
+
+
+def test_alt_text_is_rendered_per_variant_and_defaults_to_the_prompt() -> None:
+    spec = template_parse(template_data(alt_text="Catalog photo of a {product} on {scene}"), path=PATH, number=1)
+    variants = campaign_expand(campaign(), spec, params=PARAMS, model_manifest_hash="a" * 64)
+    assert variants[0].alt_text == "Catalog photo of a mug on a table"
+    plain = campaign_expand(
+        campaign(), template_parse(template_data(), path=PATH, number=1), params=PARAMS, model_manifest_hash="a" * 64
+    )
+    assert plain[0].alt_text == "A mug on a table"
+
+
+def test_alt_text_with_an_unknown_variable_is_refused() -> None:
+    with pytest.raises(UnknownVariableError, match="'colour'"):
+        template_parse(template_data(alt_text="a {colour} {product}"), path=PATH, number=1)
+
+
+def test_templates_without_alt_text_or_sampler_keep_their_hashes_and_keys() -> None:
+    spec = template_parse(template_data(), path=PATH, number=1)
+    with_alt = template_parse(template_data(alt_text="A {product}"), path=PATH, number=1)
+    assert spec.content_hash != with_alt.content_hash
+    stored = asdict(spec)  # as a version is stored
+    del stored["alt_text"]  # as versions from before alt text were stored
+    assert template_from_dict(stored).content_hash == spec.content_hash
+    # A sampler enters the key only when chosen.
+    variant = campaign_expand(campaign(), spec, params=PARAMS, model_manifest_hash="a" * 64)[0]
+    euler = campaign_expand(
+        campaign(),
+        spec,
+        params=GenerationParams(steps=4, guidance=1.0, width=64, height=64, scheduler="euler"),
+        model_manifest_hash="a" * 64,
+    )[0]
+    assert "scheduler" not in PARAMS.identity() and euler.params.identity()["scheduler"] == "euler"
+    assert variant.key != euler.key
+    assert euler.generation_record()["scheduler"] == "euler" and "scheduler" not in variant.generation_record()
+
+
+def test_an_unknown_sampler_is_refused_naming_the_field() -> None:
+    with pytest.raises(LibraryFileError, match=r"params.scheduler' must be one of dpm\+\+, .* \(got 'fast'\)"):
+        template_parse(template_data(params={"scheduler": "fast"}), path=PATH, number=1)
