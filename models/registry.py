@@ -133,6 +133,25 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 }
             ),
         ),
+        # LTX-Video: one checkpoint makes text-to-video (LTXPipeline) and image-to-video
+        # (LTXImageToVideoPipeline.from_pipe, the same components). Its VAE packs 4x4 pixels per
+        # channel group and downsamples three times: 32 px and 8 frames per latent cell.
+        "ltx-video": Family(
+            pipelines=("LTXPipeline",),
+            vae_scale=32,
+            patch=1,
+            temporal_scale=8,
+            prefers_bf16=True,
+            vae_savers_auto=False,
+            options=MappingProxyType(
+                {
+                    "max_sequence_length": FamilyOption("call", int, 1, 512),
+                    # 0.9.1+ VAEs decode at a small timestep with a little noise (timestep_conditioning).
+                    "decode_timestep": FamilyOption("call", float, 0, 1),
+                    "decode_noise_scale": FamilyOption("call", float, 0, 1),
+                }
+            ),
+        ),
     }
 )
 
@@ -273,13 +292,16 @@ class ModelManifest:
         """Image pixels per latent cell.
 
         Computed as diffusers does, from the model's ``vae/config.json``: ``scale_factor_spatial``
-        where the VAE states it (Wan), else ``2 ** (len(vae.block_out_channels) - 1)``; the family's
-        value (8 for all known families) when that is unreadable.
+        where the VAE states it (Wan), else ``spatial_compression_ratio`` or ``patch_size * 2 **
+        (scaling stages)`` for the LTX video VAE, else ``2 ** (len(vae.block_out_channels) - 1)``;
+        the family's value when that is unreadable.
         """
         config = self._vae_config()
         try:
             if "scale_factor_spatial" in config:
                 return int(config["scale_factor_spatial"])
+            if "spatio_temporal_scaling" in config:  # AutoencoderKLLTXVideo
+                return int(config.get("spatial_compression_ratio") or _ltx_ratio(config, "patch_size"))
             return int(2 ** (len(config["block_out_channels"]) - 1))
         except (KeyError, TypeError, ValueError):
             return self.family_info.vae_scale
@@ -296,8 +318,11 @@ class ModelManifest:
         fallback = self.family_info.temporal_scale
         if fallback is None:
             return None
+        config = self._vae_config()
         try:
-            return int(self._vae_config()["scale_factor_temporal"])
+            if "spatio_temporal_scaling" in config:  # AutoencoderKLLTXVideo
+                return int(config.get("temporal_compression_ratio") or _ltx_ratio(config, "patch_size_t"))
+            return int(config["scale_factor_temporal"])
         except (KeyError, TypeError, ValueError):
             return fallback
 
@@ -323,6 +348,12 @@ class ModelManifest:
         except (OSError, ValueError):
             return {}
         return config if isinstance(config, dict) else {}
+
+
+def _ltx_ratio(config: Mapping[str, Any], patch_key: str) -> int:
+    """The LTX video VAE's compression, as ``AutoencoderKLLTXVideo`` computes it when its config
+    does not state it: the patch size times 2 per spatio-temporal scaling stage."""
+    return int(config[patch_key]) * 2 ** sum(bool(stage) for stage in config["spatio_temporal_scaling"])
 
 
 def _templates_dir(manifests_dir: Path | None) -> Path:

@@ -32,6 +32,7 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
         TinyFamily("sdxl", "sdxl-turbo", tiny_pipelines.stable_diffusion_xl_build),
         TinyFamily("flux", "flux-schnell", tiny_pipelines.flux_build),
         TinyFamily("wan", "wan2.1-t2v-1.3b", tiny_pipelines.wan_build),
+        TinyFamily("ltx", "ltx-video", tiny_pipelines.ltx_build),
     )
 }
 

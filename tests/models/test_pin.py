@@ -36,7 +36,14 @@ def sd_copy(tiny_folders: dict[str, Path], tmp_path: Path) -> Path:
 
 
 def test_the_shipped_templates_are_complete_and_unpinned() -> None:
-    assert templates_known() == ["flux-schnell", "sd-turbo", "sdxl-base", "sdxl-turbo", "wan2.1-t2v-1.3b"]
+    assert templates_known() == [
+        "flux-schnell",
+        "ltx-video",
+        "sd-turbo",
+        "sdxl-base",
+        "sdxl-turbo",
+        "wan2.1-t2v-1.3b",
+    ]
     for name in templates_known():
         template = template_load(name)
         assert template.template and not template.files

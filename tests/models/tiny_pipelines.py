@@ -270,3 +270,59 @@ def pipeline_save(pipe: Any, folder: Path) -> Path:
     """Save ``pipe`` as a diffusers folder (safetensors), the way a downloaded checkpoint looks."""
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def ltx_build() -> Any:
+    """A tiny LTXPipeline: LTX video VAE (2x2 patches and three scaling stages: 16x spatial, 8x
+    temporal, shaped like the real one's 4x4 patches, 32x and 8x), 1-layer transformer, 2-layer T5
+    encoder. ``LTXImageToVideoPipeline.from_pipe`` makes image-to-video from the same components."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = t5_tokenizer_build()
+    torch.manual_seed(SEED)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, True, False),
+        decoder_spatio_temporal_scaling=(True, True, True, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=2,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    torch.manual_seed(SEED)
+    text_encoder = T5EncoderModel(T5Config(**_t5_config_kwargs(tokenizer)))
+    torch.manual_seed(SEED)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=HIDDEN,
+    )
+    return LTXPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )

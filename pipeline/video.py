@@ -1,0 +1,603 @@
+"""Video generation: clips from video models, keyframe clips from image models, and H.264 MP4.
+
+Two paths, one request type (``VideoRequest``), one entry point (``video_make``):
+
+- Video models (role ``video-generator``) draw the clip themselves: text-to-video with the loaded
+  pipeline (``WanPipeline``, ``LTXPipeline``) and image-to-video with the family's image-to-video
+  class built from the same components (``LTXImageToVideoPipeline.from_pipe``: no second copy of
+  the weights). Frame counts must be ``temporal_scale * k + 1`` and sizes multiples of the model's
+  ``size_multiple``.
+- Image models (the embedded model on any CPU) make ``keyframes`` stills in ONE batched call whose
+  starting noises lie on a spherical path between seeds derived from the request's seed, so
+  consecutive keyframes are related; optical flow (OpenCV DIS) then warps both neighbours toward
+  each in-between time and blends them, up to ``frames`` frames, upscaled (Lanczos) to the output
+  size (by default the smallest whole multiple of the model's size that the watermark can mark).
+
+Every request is checked before any model work (``video_request_check``), each refusal naming the
+field and the value, as the image engine does (``pipeline.generate.GenerationInputError``).
+``mp4_encode`` writes frames as an H.264 MP4 in memory, moov atom first, and ``mp4_decode`` reads
+one back. Progress goes to the ``greenlight.pipeline`` log and to an optional callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import re
+import struct
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image, ImageOps
+
+from models.registry import ModelManifest
+from pipeline.errors import GenerationError
+from pipeline.generate import MAX_GUIDANCE, MAX_STEPS, GenerationInputError, ImageInput, image_open
+from pipeline.watermark import MIN_SIDE as WATERMARK_MIN_SIDE
+
+logger = logging.getLogger("greenlight.pipeline")
+
+MIN_FRAMES = 2
+MAX_FRAMES = 481  # 20 s at 24 fps; also 4k+1, 8k+1 and 16k+1, so every video family can reach it
+MIN_FPS, MAX_FPS = 1, 60
+MAX_KEYFRAMES = 64  # keyframes are one batched pipeline call
+MAX_OUTPUT_SIDE = 4096
+# The image-to-video pipeline each video family builds from its loaded text-to-video components.
+IMAGE_TO_VIDEO: Mapping[str, str] = {"ltx-video": "LTXImageToVideoPipeline"}
+_FRAME_RATE_FAMILIES = ("ltx-video",)  # the transformer's positions depend on the frame rate
+_WEIGHTED_RE = re.compile(r"(?<!\\)[()\[\]]")  # as pipeline.generate: weighting syntax, not words
+
+RgbArray = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class VideoProgress:
+    """One step of a clip's making: ``stage`` is "denoise", "keyframes", "interpolate" or
+    "upscale"; ``done`` of ``total`` units of that stage are finished."""
+
+    stage: str
+    done: int
+    total: int
+    key: str | None = None
+
+
+ProgressCallback = Callable[[VideoProgress], None]
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One clip to generate.
+
+    ``width`` and ``height`` are the size the model draws at; ``output_width`` and
+    ``output_height`` the size of the frames returned (None: the drawn size for a video model; for
+    an image model the drawn size times the smallest whole factor that reaches the watermark's
+    256 px on both sides). ``frames`` at ``fps`` fix the duration (``clip_frames`` computes
+    ``frames`` from seconds). ``init_image`` (an image, encoded bytes or a path) makes it
+    image-to-video. ``keyframes`` and ``motion`` only shape the keyframe path of image models:
+    ``motion`` is how far each keyframe's starting noise moves along the path of seeds (0.25: a
+    quarter of the way to the next seed's noise; 1: a new seed per keyframe).
+    """
+
+    prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    frames: int
+    fps: int
+    negative_prompt: str = ""
+    init_image: ImageInput | None = field(default=None, compare=False)
+    keyframes: int = 4
+    motion: float = 0.25
+    output_width: int | None = None
+    output_height: int | None = None
+    key: str | None = None  # the variant this request makes, for error messages
+
+    @property
+    def seconds(self) -> float:
+        """How long the clip plays."""
+        return self.frames / self.fps
+
+
+def clip_frames(seconds: float, fps: int, *, temporal_scale: int | None = None) -> int:
+    """Frames for a clip of ``seconds`` at ``fps``: ``round(seconds * fps)``, raised to the next
+    ``temporal_scale * k + 1`` when a video family needs that shape (``manifest.temporal_scale_factor``)."""
+    frames = max(MIN_FRAMES, round(seconds * fps))
+    if temporal_scale:
+        frames = math.ceil((frames - 1) / temporal_scale) * temporal_scale + 1
+    return frames
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image.Image | None:
+    """Refuse a bad request before any model work; returns the decoded init image (RGB) or None."""
+
+    def refuse(name: str, value: object, problem: str) -> GenerationInputError:
+        return GenerationInputError(name, value, problem, variant_key=request.key)
+
+    # 1. What every clip needs.
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise refuse("prompt", request.prompt, "a prompt is required")
+    if not isinstance(request.negative_prompt, str):
+        raise refuse("negative_prompt", request.negative_prompt, "must be text")
+    for name, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
+        if _WEIGHTED_RE.search(text):
+            raise refuse(name, text, "prompt weighting is not supported for video (remove the brackets)")
+    if not _is_int(request.steps) or not 1 <= request.steps <= MAX_STEPS:
+        raise refuse("steps", request.steps, f"must be an integer from 1 to {MAX_STEPS}")
+    if not _is_number(request.guidance) or not 0 <= request.guidance <= MAX_GUIDANCE:
+        raise refuse("guidance", request.guidance, f"must be a number from 0 to {MAX_GUIDANCE:g}")
+    if not _is_int(request.seed) or request.seed < 0:
+        raise refuse("seed", request.seed, "must be a non-negative integer")
+    factor = manifest.size_multiple
+    for name, side in (("width", request.width), ("height", request.height)):
+        if not _is_int(side) or side < factor or side % factor:
+            raise refuse(name, side, f"must be a positive multiple of {factor} for model '{manifest.name}'")
+    if not _is_int(request.fps) or not MIN_FPS <= request.fps <= MAX_FPS:
+        raise refuse("fps", request.fps, f"must be an integer from {MIN_FPS} to {MAX_FPS}")
+    if not _is_int(request.frames) or not MIN_FRAMES <= request.frames <= MAX_FRAMES:
+        raise refuse("frames", request.frames, f"must be an integer from {MIN_FRAMES} to {MAX_FRAMES}")
+    for name, out in (("output_width", request.output_width), ("output_height", request.output_height)):
+        if out is not None and (not _is_int(out) or not 16 <= out <= MAX_OUTPUT_SIDE or out % 2):
+            raise refuse(name, out, f"must be an even integer from 16 to {MAX_OUTPUT_SIDE} (H.264 needs even sides)")
+    if not _is_int(request.keyframes) or not 2 <= request.keyframes <= MAX_KEYFRAMES:
+        raise refuse("keyframes", request.keyframes, f"must be an integer from 2 to {MAX_KEYFRAMES}")
+
+    # 2. What the model's kind needs.
+    if manifest.is_video:
+        temporal = manifest.temporal_scale_factor or 1
+        if (request.frames - 1) % temporal:
+            below = (request.frames - 1) // temporal * temporal + 1
+            nearest = " or ".join(str(n) for n in (below, below + temporal) if MIN_FRAMES <= n <= MAX_FRAMES)
+            raise refuse(
+                "frames",
+                request.frames,
+                f"model '{manifest.name}' ({manifest.family}) needs {temporal} * k + 1 frames (e.g. {nearest})",
+            )
+        if request.init_image is None:
+            return None
+        if manifest.family not in IMAGE_TO_VIDEO:
+            with_it = ", ".join(sorted(IMAGE_TO_VIDEO))
+            raise refuse(
+                "init_image",
+                request.init_image,
+                f"the {manifest.family} family has no image-to-video pipeline here (families with one: {with_it})",
+            )
+        return image_open(request.init_image, field_name="init_image", variant_key=request.key).convert("RGB")
+    if request.keyframes > request.frames:
+        raise refuse("keyframes", request.keyframes, f"more keyframes than frames ({request.frames})")
+    if not _is_number(request.motion) or not 0 < request.motion <= 1:
+        raise refuse("motion", request.motion, "must be a number above 0 and at most 1")
+    if request.init_image is not None:
+        raise refuse(
+            "init_image",
+            request.init_image,
+            f"model '{manifest.name}' makes images: its keyframe clips start from text only "
+            "(image-to-video needs a video model of the families " + ", ".join(sorted(IMAGE_TO_VIDEO)) + ")",
+        )
+    return None
+
+
+def output_size(manifest: ModelManifest, request: VideoRequest) -> tuple[int, int]:
+    """The (width, height) of the frames a request returns (see ``VideoRequest``)."""
+    width, height = request.width, request.height
+    if request.output_width is not None and request.output_height is not None:
+        return request.output_width, request.output_height
+    if not manifest.is_video:
+        scale = max(1, math.ceil(WATERMARK_MIN_SIDE / min(width, height)))
+        width, height = width * scale, height * scale
+    if request.output_width is not None:  # one side given: keep the drawn aspect, even sides
+        return request.output_width, _even(request.output_width * height / width)
+    if request.output_height is not None:
+        return _even(request.output_height * width / height), request.output_height
+    return width, height
+
+
+def _even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+def _report(progress: ProgressCallback | None, request: VideoRequest, stage: str, done: int, total: int) -> None:
+    logger.info("video %s: %s %d/%d", request.key or request.prompt[:40], stage, done, total)
+    if progress is not None:
+        progress(VideoProgress(stage=stage, done=done, total=total, key=request.key))
+
+
+def _step_callback(progress: ProgressCallback | None, request: VideoRequest) -> Callable[..., dict[str, Any]]:
+    """A diffusers ``callback_on_step_end`` that reports each denoising step (the callback only:
+    the log gets the stage's start and end, not every step)."""
+
+    def on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        if progress is not None:
+            progress(VideoProgress(stage="denoise", done=step + 1, total=request.steps, key=request.key))
+        return tensors
+
+    return on_step_end
+
+
+# --- video models --------------------------------------------------------------------------
+
+_runners: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _image_to_video_runner(pipe: Any, family: str) -> Any:
+    """The family's image-to-video pipeline on ``pipe``'s components, built once per loaded pipeline
+    with ``from_pipe`` (no weights loaded or copied)."""
+    with _lock:
+        runner = _runners.get(pipe)
+        if runner is None:
+            import diffusers
+
+            runner = getattr(diffusers, IMAGE_TO_VIDEO[family]).from_pipe(pipe)
+            runner.set_progress_bar_config(disable=True)
+            _runners[pipe] = runner
+        return runner
+
+
+def video_generate(
+    pipe: Any,
+    manifest: ModelManifest,
+    request: VideoRequest,
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[Image.Image]:
+    """One clip from a video model: text-to-video, or image-to-video when ``init_image`` is set.
+
+    Returns ``request.frames`` RGB frames at ``output_size``. The starting noise comes from a CPU
+    ``torch.Generator`` seeded with ``request.seed``, so a seed gives the same clip on any device
+    of the same kind. The init image is fitted to the drawn size (scaled to cover, centre-cropped).
+    """
+    if not manifest.is_video:
+        raise GenerationError(
+            f"model '{manifest.name}' has role {manifest.role!r}; video_generate needs a video model "
+            "(keyframe_video makes clips from image models)",
+            variant_key=request.key,
+        )
+    init = video_request_check(manifest, request)
+    arguments: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "width": request.width,
+        "height": request.height,
+        "num_frames": request.frames,
+        "num_inference_steps": request.steps,
+        "guidance_scale": request.guidance,
+        "generator": torch.Generator(device="cpu").manual_seed(request.seed),
+        "output_type": "np",
+        "callback_on_step_end": _step_callback(progress, request),
+        **dict(manifest.call_options),
+    }
+    if manifest.family in _FRAME_RATE_FAMILIES:
+        arguments["frame_rate"] = request.fps
+    runner = pipe
+    if init is not None:
+        arguments["image"] = ImageOps.fit(init, (request.width, request.height), Image.Resampling.LANCZOS)
+        runner = _image_to_video_runner(pipe, manifest.family)
+    _report(progress, request, "denoise", 0, request.steps)
+    with torch.inference_mode():
+        result = runner(**arguments)
+    _report(progress, request, "denoise", request.steps, request.steps)
+    frames = [Image.fromarray(array) for array in _frames_uint8(result.frames)]
+    if len(frames) != request.frames:
+        raise GenerationError(
+            f"pipeline returned {len(frames)} frames for {request.frames} requested", variant_key=request.key
+        )
+    return _resized(frames, output_size(manifest, request))
+
+
+def _frames_uint8(frames: Any) -> list[RgbArray]:
+    """The first clip of a pipeline's ``np`` output (clips x frames x H x W x 3, floats in [0, 1])."""
+    clip = np.asarray(frames[0], dtype=np.float32)
+    if clip.ndim != 4 or clip.shape[-1] != 3:
+        raise GenerationError(f"pipeline returned frames of shape {clip.shape}, expected (frames, H, W, 3)")
+    return list((clip.clip(0, 1) * 255).round().astype(np.uint8))
+
+
+def _resized(frames: Sequence[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
+    if all(frame.size == size for frame in frames):
+        return list(frames)
+    return [ImageOps.fit(frame, size, Image.Resampling.LANCZOS) for frame in frames]
+
+
+# --- keyframe clips from image models --------------------------------------------------------
+
+
+def keyframe_seeds(seed: int, count: int) -> list[int]:
+    """The seeds of the noise path's anchors: ``seed`` itself first (so the first keyframe starts
+    from the same noise as a still image of that seed), then seeds derived from it by hashing, so
+    the clips of seeds n and n + 1 share nothing."""
+    derived = [
+        int.from_bytes(hashlib.sha256(f"greenlight-keyframe:{seed}:{i}".encode()).digest()[:8], "big") >> 1
+        for i in range(1, count)
+    ]
+    return [seed, *derived]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors: unlike a straight line, it keeps the norm
+    a Gaussian noise of that size has, which the denoiser expects."""
+    a_flat, b_flat = a.flatten().double(), b.flatten().double()
+    cosine = float(torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm()))
+    omega = math.acos(max(-1.0, min(1.0, cosine)))
+    if math.sin(omega) < 1e-6:  # (anti)parallel: the line is as good
+        return (1 - t) * a + t * b
+    return (math.sin((1 - t) * omega) * a + math.sin(t * omega) * b) / math.sin(omega)
+
+
+def keyframe_latents(pipe: Any, request: VideoRequest) -> torch.Tensor:
+    """The starting noise of each keyframe: keyframe k at ``k * motion`` along a path through
+    anchor noises (one per seed of ``keyframe_seeds``), slerped between its two nearest anchors."""
+    denoiser = getattr(pipe, "unet", None) or pipe.transformer
+    channels = int(denoiser.config.in_channels)
+    scale = int(pipe.vae_scale_factor)
+    shape = (1, channels, request.height // scale, request.width // scale)
+    positions = [k * request.motion for k in range(request.keyframes)]
+    anchors = [
+        torch.randn(shape, generator=torch.Generator(device="cpu").manual_seed(seed), dtype=torch.float32)
+        for seed in keyframe_seeds(request.seed, int(positions[-1]) + 2)
+    ]
+    latents = []
+    for position in positions:
+        index = int(position)
+        latents.append(slerp(anchors[index], anchors[index + 1], position - index))
+    return torch.cat(latents).to(dtype=denoiser.dtype)
+
+
+def keyframe_video(
+    pipe: Any,
+    manifest: ModelManifest,
+    request: VideoRequest,
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[Image.Image]:
+    """A clip from an image model: keyframes, optical-flow in-betweens, Lanczos upscaling.
+
+    The ``keyframes`` stills are one batched pipeline call with precomputed starting noise
+    (``keyframe_latents``) and one prompt, so they share the prompt embedding and drift smoothly;
+    they are spread evenly over the ``frames`` frames (first on the first frame, last on the last).
+    Returns ``request.frames`` RGB frames at ``output_size``.
+    """
+    if manifest.is_video:
+        raise GenerationError(
+            f"model '{manifest.name}' is a video model; video_generate makes its clips", variant_key=request.key
+        )
+    video_request_check(manifest, request)
+    count = request.keyframes
+
+    # 1. Keyframes: one pipeline call, every still from its own point on the noise path.
+    _report(progress, request, "keyframes", 0, count)
+    guided = request.guidance > 1
+    with torch.inference_mode():
+        result = pipe(
+            prompt=[request.prompt] * count,
+            negative_prompt=[request.negative_prompt] * count if guided else None,
+            num_inference_steps=request.steps,
+            guidance_scale=request.guidance,
+            width=request.width,
+            height=request.height,
+            latents=keyframe_latents(pipe, request),
+            # Only stochastic samplers draw from these; the starting noise is the latents above.
+            generator=[torch.Generator(device="cpu").manual_seed(s) for s in keyframe_seeds(request.seed, count)],
+            output_type="pil",
+            callback_on_step_end=_step_callback(progress, request),
+            **dict(manifest.call_options),
+        )
+    stills: list[Image.Image] = [image.convert("RGB") for image in result.images]
+    if len(stills) != count:
+        raise GenerationError(f"pipeline returned {len(stills)} keyframes for {count}", variant_key=request.key)
+    _report(progress, request, "keyframes", count, count)
+
+    # 2. Upscale the keyframes first: the in-betweens are then warped at full size (sharper edges,
+    # and keyframes-many resamplings instead of frames-many).
+    size = output_size(manifest, request)
+    keys = [np.asarray(frame) for frame in _resized(stills, size)]
+    _report(progress, request, "upscale", count, count)
+
+    # 3. In-betweens: frame j sits at keyframe position j * (count - 1) / (frames - 1).
+    frames: list[Image.Image] = []
+    flows: dict[int, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
+    last = request.frames - 1
+    for j in range(request.frames):
+        position = j * (count - 1) / last
+        index = min(int(position), count - 2)
+        t = position - index
+        if t < 1e-9 or t > 1 - 1e-9:
+            frames.append(Image.fromarray(keys[index + round(t)]))
+            continue
+        if index not in flows:
+            flows[index] = optical_flows(keys[index], keys[index + 1])
+            _report(progress, request, "interpolate", index + 1, count - 1)
+        forward, backward = flows[index]
+        frames.append(Image.fromarray(frame_between(keys[index], keys[index + 1], forward, backward, t)))
+    return frames
+
+
+def optical_flows(first: RgbArray, second: RgbArray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Dense optical flow both ways between two RGB frames (OpenCV DIS, medium preset): for each
+    pixel of ``first`` where it went in ``second``, and the other way round (H x W x 2, in px)."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray_a = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY)
+    gray_b = cv2.cvtColor(second, cv2.COLOR_RGB2GRAY)
+    # The output arrays are given (the typed binding wants one); DIS ignores their contents unless
+    # told to start from them (setUseInitialFlow).
+    forward = dis.calc(gray_a, gray_b, np.zeros((*gray_a.shape, 2), dtype=np.float32))
+    backward = dis.calc(gray_b, gray_a, np.zeros((*gray_a.shape, 2), dtype=np.float32))
+    return np.asarray(forward, dtype=np.float32), np.asarray(backward, dtype=np.float32)
+
+
+def frame_between(
+    first: RgbArray,
+    second: RgbArray,
+    forward: npt.NDArray[np.float32],
+    backward: npt.NDArray[np.float32],
+    t: float,
+) -> RgbArray:
+    """The frame at time ``t`` (0 < t < 1) between two frames: each is warped toward ``t`` along
+    its flow and the two are blended, the nearer one weighing more.
+
+    Backward warping with the flows read at the in-between pixel (``first`` sampled at
+    ``x + t * backward(x)``, ``second`` at ``x + (1 - t) * forward(x)``): exact for smooth motion,
+    a soft cross-fade where the flow fails (new content, occlusions).
+    """
+    import cv2
+
+    height, width = first.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+
+    def warp(image: RgbArray, flow: npt.NDArray[np.float32], amount: float) -> npt.NDArray[np.float32]:
+        map_x = grid_x + amount * flow[..., 0]
+        map_y = grid_y + amount * flow[..., 1]
+        warped = cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(warped, dtype=np.float32)
+
+    blended = (1 - t) * warp(first, backward, t) + t * warp(second, forward, 1 - t)
+    return np.asarray(blended.round().clip(0, 255), dtype=np.uint8)
+
+
+# --- one entry point -----------------------------------------------------------------------
+
+
+def video_make(
+    pipe: Any,
+    manifest: ModelManifest,
+    request: VideoRequest,
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[Image.Image]:
+    """One clip from any model: ``video_generate`` for video models, ``keyframe_video`` for image
+    models."""
+    if manifest.is_video:
+        return video_generate(pipe, manifest, request, progress=progress)
+    return keyframe_video(pipe, manifest, request, progress=progress)
+
+
+# --- MP4 -------------------------------------------------------------------------------------
+
+
+def mp4_encode(frames: Sequence[Image.Image], fps: int, *, crf: int = 18) -> bytes:
+    """Encode RGB frames of one even size as an H.264 (libx264, yuv420p) MP4, in memory.
+
+    ``crf`` is x264's constant rate factor (0-51; 18 looks lossless to most eyes, 23 is x264's
+    default). The moov atom goes before the media data ("fast start"), so a player or browser can
+    start before the whole file has arrived.
+    """
+    import av
+
+    if not frames:
+        raise GenerationError("no frames to encode")
+    if not _is_int(fps) or not MIN_FPS <= fps <= MAX_FPS:
+        raise GenerationError(f"fps = {fps!r}: must be an integer from {MIN_FPS} to {MAX_FPS}")
+    if not _is_int(crf) or not 0 <= crf <= 51:
+        raise GenerationError(f"crf = {crf!r}: must be an integer from 0 to 51")
+    width, height = frames[0].size
+    sizes = {frame.size for frame in frames}
+    if len(sizes) > 1:
+        raise GenerationError(f"frames must share one size, got {sorted(sizes)}")
+    if width % 2 or height % 2:
+        raise GenerationError(f"frames are {width}x{height}; H.264 in yuv420p needs even sides")
+    buffer = io.BytesIO()
+    # ffmpeg's own +faststart re-opens the output by name, which an in-memory file has not; the
+    # moov atom is moved up afterwards instead (_moov_first).
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in frames:
+            image = frame if frame.mode == "RGB" else frame.convert("RGB")
+            for packet in stream.encode(av.VideoFrame.from_image(image)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return _moov_first(buffer.getvalue())
+
+
+def mp4_decode(data: bytes) -> list[Image.Image]:
+    """Every frame of the first video stream of an MP4 (or any container ffmpeg reads), as RGB."""
+    import av
+
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = container.streams.video[0]
+        return [frame.to_image().convert("RGB") for frame in container.decode(stream)]
+
+
+_CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl"})
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """The ISO-BMFF boxes between ``start`` and ``end``: (type, offset, size)."""
+    end = len(data) if end is None else end
+    boxes = []
+    offset = start
+    while offset + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, offset)
+        if size == 1:
+            (size,) = struct.unpack_from(">Q", data, offset + 8)
+        elif size == 0:
+            size = end - offset
+        if size < 8 or offset + size > end:
+            raise GenerationError(f"MP4 box {kind!r} at {offset} has a bad size {size}")
+        boxes.append((kind, offset, size))
+        offset += size
+    return boxes
+
+
+def _moov_first(data: bytes) -> bytes:
+    """Move the moov atom before mdat and shift every chunk offset by its size (what qt-faststart
+    and ffmpeg's +faststart do). Returned unchanged when moov already leads or an offset would
+    overflow 32 bits."""
+    top = _boxes(data)
+    kinds = [kind for kind, _, _ in top]
+    if b"moov" not in kinds or b"mdat" not in kinds or kinds.index(b"moov") < kinds.index(b"mdat"):
+        return data
+    _, moov_at, moov_size = top[kinds.index(b"moov")]
+    moov = bytearray(data[moov_at : moov_at + moov_size])
+
+    def shift(start: int, end: int) -> bool:
+        for kind, offset, size in _boxes(bytes(moov), start, end):
+            header = 16 if struct.unpack_from(">I", moov, offset)[0] == 1 else 8
+            if kind in _CONTAINERS:
+                if not shift(offset + header, offset + size):
+                    return False
+            elif kind in (b"stco", b"co64"):
+                (count,) = struct.unpack_from(">I", moov, offset + header + 4)
+                width, code = (4, ">I") if kind == b"stco" else (8, ">Q")
+                for i in range(count):
+                    at = offset + header + 8 + i * width
+                    (value,) = struct.unpack_from(code, moov, at)
+                    if value + moov_size >= 1 << (8 * width):
+                        return False
+                    struct.pack_into(code, moov, at, value + moov_size)
+        return True
+
+    header = 16 if struct.unpack_from(">I", moov, 0)[0] == 1 else 8
+    if not shift(header, moov_size):
+        return data
+    mdat_at = top[kinds.index(b"mdat")][1]
+    # Everything before mdat stays (ftyp, free), then moov, then the rest without the old moov.
+    return data[:mdat_at] + bytes(moov) + data[mdat_at:moov_at] + data[moov_at + moov_size :]
