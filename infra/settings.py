@@ -133,6 +133,9 @@ GREENLIGHT_PUBLISH_WEBHOOK_SECRET = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_S
 if GREENLIGHT_PUBLISH_WEBHOOK_URL and not GREENLIGHT_PUBLISH_WEBHOOK_SECRET:
     raise RuntimeError("GREENLIGHT_PUBLISH_WEBHOOK_SECRET must be set with GREENLIGHT_PUBLISH_WEBHOOK_URL")
 GREENLIGHT_BATCH_SIZE = int(os.environ.get("GREENLIGHT_BATCH_SIZE", "8"))
+# A captioning model (models/manifests/captioners/<name>.yaml) whose caption is added to every
+# generated asset's alt text; unset: the template's description alone.
+GREENLIGHT_CAPTIONER = os.environ.get("GREENLIGHT_CAPTIONER", "")
 # How the dashboard starts generation (regenerations): "thread" runs the flow in a background
 # thread of the web process (Prefect's local mode; for the demo and single-machine use),
 # "deployment" triggers the `assets-generate` deployment on a Prefect server's work pool,

@@ -478,7 +478,7 @@ def _manifest_parse(data: Any, *, path: Path, expected_name: str, template: bool
     files: Mapping[str, str] = MappingProxyType({})
     folder = path.parent  # a template has neither: nothing is pinned, its folder is unknown
     if not template:
-        folder, files = (path.parent / text("folder")).resolve(), _files_parse(data["files"], path=path)
+        folder, files = (path.parent / text("folder")).resolve(), files_parse(data["files"], path=path)
     manifest = ModelManifest(
         name=name,
         family=family,
@@ -524,7 +524,8 @@ def _manifest_check(manifest: ModelManifest) -> None:
             raise ManifestError(path, f"field 'defaults.{key}' is {value}, outside 'ranges.{key}' [{low}, {high}]")
 
 
-def _files_parse(value: Any, *, path: Path) -> Mapping[str, str]:
+def files_parse(value: Any, *, path: Path) -> Mapping[str, str]:
+    """The ``files`` field of a manifest: plain relative paths to lowercase sha256 digests."""
     if not isinstance(value, dict) or not value:
         raise ManifestError(
             path, f"field 'files' must map relative paths to sha256 hex digests (got {value!r}); {_pin_hint(path.stem)}"

@@ -19,6 +19,7 @@ class PipelineConfig:
     signing: SigningFiles
     publish_url: str = ""  # an fsspec URL (s3://bucket/prefix) instead of publish_root
     publish_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    captioner: str = ""  # a captioner manifest whose captions extend the alt text; "" for none
 
 
 def config_from_settings() -> PipelineConfig:
@@ -38,4 +39,5 @@ def config_from_settings() -> PipelineConfig:
         ),
         publish_url=settings.GREENLIGHT_PUBLISH_URL,
         publish_options=settings.GREENLIGHT_PUBLISH_STORAGE_OPTIONS,
+        captioner=settings.GREENLIGHT_CAPTIONER,
     )

@@ -63,6 +63,7 @@ class GeneratedFile:
     generation_record: dict[str, Any] = field(default_factory=dict)
     # The manifests signed for it (master, thumbnail), as read back: kept in the manifest store.
     manifests: tuple[SignedManifest, ...] = ()
+    alt_text: str = ""  # with a captioning model: the description and its caption; "" keeps the variant's
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         f = by_key[asset.key]
         asset.file_path, asset.thumb_path, asset.mime = f.file_path, f.thumb_path, f.mime
         asset.file_sha256, asset.file_size, asset.generation_record = f.sha256, f.size, f.generation_record
+        asset.alt_text = f.alt_text or asset.alt_text
         asset.error = ""
         events.append(_move(asset, AssetState.GENERATED, "generated", sha256=f.sha256))
         events.append(_move(asset, AssetState.IN_REVIEW, "submitted"))
@@ -191,6 +193,7 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         "file_sha256",
         "file_size",
         "generation_record",
+        "alt_text",
         "error",
         "state",
         "updated_at",
