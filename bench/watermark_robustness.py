@@ -527,6 +527,7 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
         print(
             f"{side}x{side}: PSNR mean {statistics.mean(samples['psnr']):.2f} dB, min {min(samples['psnr']):.2f} dB "
             f"(goal >= 38); embed median {statistics.median(samples['embed']):.1f} ms, "
+            f"90th percentile {_percentile(samples['embed'], 0.9):.1f} ms, "
             f"max {max(samples['embed']):.1f} ms{' (goal <= 40)' if side == 1024 else ''}; "
             f"detect median {statistics.median(samples['detect']):.1f} ms unedited, "
             f"{statistics.median(samples['detect_search']):.1f} ms (max {max(samples['detect_search']):.1f}) "
@@ -538,6 +539,11 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
             f"{', '.join(f'{value:.1f}' for value in strong) or '-'}); the other {count - len(strong)} "
             f"PSNR min {min([v for v in samples['psnr'] if v >= 38.0], default=float('nan')):.2f} dB"
         )
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":
