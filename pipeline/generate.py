@@ -231,17 +231,23 @@ def _compel_for(pipe: Any) -> Any:
                     returned_embeddings_type=ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED,
                     requires_pooled=[False, True],
                     truncate_long_prompts=True,
-                    device=str(pipe.device),
+                    device=str(_execution_device(pipe)),
                 )
             else:
                 built = Compel(
                     tokenizer=pipe.tokenizer,
                     text_encoder=pipe.text_encoder,
                     truncate_long_prompts=True,
-                    device=str(pipe.device),
+                    device=str(_execution_device(pipe)),
                 )
             _compel_cache[pipe] = built
         return built
+
+
+def _execution_device(pipe: Any) -> Any:
+    """Where the text encoder runs: with model CPU offload the pipeline sits on the CPU and
+    executes on the GPU (diffusers' ``_execution_device``)."""
+    return getattr(pipe, "_execution_device", None) or pipe.device
 
 
 def _prompt_arguments(pipe: Any, requests: Sequence[ImageRequest], *, guided: bool) -> dict[str, Any]:
