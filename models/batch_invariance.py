@@ -1,20 +1,21 @@
 """Make a denoiser's result for one image independent of the batch it is computed in.
 
 A variant's seed fixes its starting noise, but on a CPU that is not enough for the same image
-alone and inside a batch: oneDNN and the BLAS pick other kernels for other matrix shapes, and
-matrix products whose rows are the batch (the timestep embedding's linear layers: 2 rows for one
-image with guidance, 16 for eight) or the batch times the pixels (1x1 convolutions, linear layers
-over tokens) then sum in another order. The last bits differ, they grow over the denoising steps,
-and a few pixels of the 8-bit image come out one level apart (measured on the embedded model:
-latents up to 1e-4 apart after one step).
+alone and inside a batch: oneDNN and the BLAS pick other kernels for other matrix shapes, and a
+product whose rows are the batch then sums in another order. The last bits differ, they grow over
+the denoising steps, and a few pixels of the 8-bit image come out one level apart (measured on
+the embedded model: latents up to 1e-4 apart after one step).
 
-``batch_invariant`` rewrites those layers so that every image's rows go through a product of the
-same shape whatever the batch: a batched matrix product (``torch.bmm``: one (tokens x features)
-product per image) for linear layers over tokens and for 1x1 convolutions, and one row at a time
-for linear layers over rows (computed once when all rows are equal, as the timestep embedding's
-are). 3x3 convolutions, normalisation and attention are already per image. The cost is within
-measurement noise on the embedded model (batch 32: 5.4 s against 5.7 s for the stock layers).
-VAE decoding is made per image by the VAE's own slicing.
+Measured on the embedded model's layers, the products that change with the batch are those with
+one row per image: the timestep embedding's linear layers (2 rows for one image with guidance,
+16 for eight) and 1x1 convolutions (oneDNN switches algorithm with the batch). Linear layers over
+tokens (at least 16 rows per image), 3x3 convolutions, normalisation and attention gave the same
+bits at every batch size (``tests/models/test_batch_invariance.py`` checks those shapes on the
+machine it runs on). ``batch_invariant`` rewrites the first two kinds so that every image's rows
+go through a product of the same shape whatever the batch: one row at a time for linear layers
+over rows (computed once when all rows are equal, as the timestep embedding's are), and a batched
+matrix product (``torch.bmm``: one product per image) for 1x1 convolutions. VAE decoding is made
+per image by the VAE's own slicing. The cost is within measurement noise.
 """
 
 from __future__ import annotations
@@ -73,12 +74,6 @@ def _linear_forward(layer: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
             if bool((x == x[:1]).all()):  # the timestep embedding: one row, repeated
                 return F.linear(x[:1], weight, bias).expand(x.shape[0], -1)
             return torch.cat([F.linear(row, weight, bias) for row in x.split(1)])
-        if x.dim() == 3:
-            batch = x.shape[0]
-            stacked = weight.t().unsqueeze(0).expand(batch, -1, -1)
-            if bias is None:
-                return torch.bmm(x, stacked)
-            return torch.baddbmm(bias.view(1, 1, -1).expand(batch, 1, -1), x, stacked)
         return F.linear(x, weight, bias)
 
     return forward
