@@ -23,8 +23,8 @@ import yaml
 import infra.django_boot  # noqa: F401  (pipeline.finalize imports the review app's types)
 from models.registry import manifest_load, pipeline_load
 from pipeline.finalize import THUMBNAIL
+from pipeline.generate import images_generate
 from pipeline.renditions import image_encode, rendition_make
-from pipeline.run import batch_generate
 from pipeline.signing import c2pa_read, c2pa_sign, dev_chain_create, generated_manifest, reader_context, signer_create
 from pipeline.watermark import watermark_embed, watermark_payload, watermark_read
 from prompt_library.specs import campaign_expand, campaign_parse, chunked, params_resolve, template_parse
@@ -61,13 +61,14 @@ def main() -> None:
     start = time.perf_counter()
     pipeline_load(manifest)
     load_ms = (time.perf_counter() - start) * 1000
-    batch_generate(manifest, variants[:1])  # warm-up
+    pipe = pipeline_load(manifest)
+    images_generate(pipe, manifest, variants[:1])  # warm-up
 
     gen: list[float] = []
     images = []
     for batch in chunked(variants, args.batch_size):
         with stopwatch(gen):
-            images += batch_generate(manifest, batch)
+            images += images_generate(pipe, manifest, batch)  # what batch_generate runs for images
     gen_per_image = sum(gen) / len(variants)
 
     stages: dict[str, list[float]] = {k: [] for k in ("watermark", "encode", "sign", "thumbnail", "verify")}

@@ -1,4 +1,4 @@
-"""From a generated image to stored, signed files: watermark first, then sign, then store."""
+"""From a generated image or clip to stored, signed files: watermark first, then sign, then store."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ from dataclasses import dataclass
 import c2pa
 from PIL import Image
 
+from pipeline.errors import WatermarkError
+from pipeline.mp4 import WATERMARK_FRAMES, Clip, mp4_decode, mp4_encode
 from pipeline.renditions import MIME, RenditionRequest, image_encode, rendition_make
 from pipeline.signing import c2pa_sign, generated_manifest, signed_manifest
 from pipeline.storage import LocalStorage
-from pipeline.watermark import watermark_embed, watermark_payload
+from pipeline.watermark import watermark_embed, watermark_payload, watermark_read_frames
 from prompt_library.specs import Variant
 from review.services import GeneratedFile
 
 THUMBNAIL = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
+# x264 CRFs a clip master is encoded at, in turn, until its frames read back the serial: 18 looks
+# lossless and keeps the mark (tests/pipeline/test_finalize.py); 10 is for the rare clip it does not.
+MASTER_CRFS = (18, 10)
+MASTER_MIMES = {"png": "image/png", "mp4": "video/mp4"}
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,8 @@ class Signing:
     context: c2pa.Context
 
 
-def master_path(key: str) -> str:
-    return f"masters/{key[:2]}/{key}.png"
+def master_path(key: str, fmt: str = "png") -> str:
+    return f"masters/{key[:2]}/{key}.{fmt}"
 
 
 def thumbnail_path(key: str) -> str:
@@ -41,8 +47,62 @@ def asset_finalize(
     # 1. Watermark first: any byte changed after signing would break the hard binding.
     marked = watermark_embed(image, serial)
     png = image_encode(marked, "png")
-    # 2. Sign, with the generation record and the watermark as soft binding.
+    # 2-4. Sign, read back, store the master and a signed thumbnail.
     record = {**variant.generation_record(), "serial": serial, "asset_key": variant.key}
+    return _master_store(variant, serial=serial, data=png, fmt="png", record=record, signing=signing, storage=storage)
+
+
+def clip_finalize(
+    variant: Variant, *, serial: int, clip: Clip, signing: Signing, storage: LocalStorage
+) -> GeneratedFile:
+    """Watermark every frame of the clip with its serial, encode it as an H.264 MP4 master that
+    still reads back the serial, sign and store it and a signed JPEG thumbnail of its first
+    frame, and describe the result for the review hand-over."""
+    # 1. Watermark every frame, then encode; the mark must survive the encoder to be claimed.
+    marked = [watermark_embed(frame, serial) for frame in clip.frames]
+    mp4 = clip_encode(marked, clip.fps, serial=serial)
+    # 2-4. Sign (the record says how many frames at what rate), read back, store.
+    record = {
+        **variant.generation_record(),
+        "frames": len(marked),
+        "seconds": round(len(marked) / clip.fps, 3),
+        "serial": serial,
+        "asset_key": variant.key,
+    }
+    return _master_store(
+        variant, serial=serial, data=mp4, fmt="mp4", record=record, signing=signing, storage=storage, still=marked[0]
+    )
+
+
+def clip_encode(frames: list[Image.Image], fps: int, *, serial: int) -> bytes:
+    """The marked frames as an MP4 whose first ``WATERMARK_FRAMES`` decoded frames read back
+    ``serial`` (what `verify` reads), at the first of ``MASTER_CRFS`` that keeps it."""
+    for crf in MASTER_CRFS:
+        data = mp4_encode(frames, fps, crf=crf)
+        reading = watermark_read_frames(mp4_decode(data, limit=WATERMARK_FRAMES))
+        if reading.serial == serial:
+            return data
+    raise WatermarkError(
+        f"Clip of {len(frames)} frames {frames[0].width}x{frames[0].height} does not read back serial {serial} "
+        f"after H.264 at CRF {MASTER_CRFS[-1]} (read: {reading.serial}, confidence {reading.confidence:.1f})"
+    )
+
+
+def _master_store(
+    variant: Variant,
+    *,
+    serial: int,
+    data: bytes,
+    fmt: str,
+    record: dict[str, object],
+    signing: Signing,
+    storage: LocalStorage,
+    still: Image.Image | None = None,
+) -> GeneratedFile:
+    """Sign a marked master (generation record, watermark as soft binding), read its manifest
+    back for the manifest store, store it and a signed thumbnail made from ``still`` (else from
+    the master), and describe both for the hand-over."""
+    mime = MASTER_MIMES[fmt]
     title = f"{variant.campaign} #{serial}"
     manifest = generated_manifest(
         title=title,
@@ -51,28 +111,29 @@ def asset_finalize(
         generation_record=record,
         watermark_value=watermark_payload(serial),
     )
-    signed = c2pa_sign(png, mime="image/png", manifest=manifest, signer=signing.signer, context=signing.context)
-    # 3. Read the manifest back (about 1 ms) for the manifest store: what `verify` retrieves
-    #    when a copy of the file has lost its own.
-    master_manifest = signed_manifest(signed, kind="master", mime="image/png", context=signing.context)
-    # 4. Store the master and a signed thumbnail for the dashboard.
-    sha256 = storage.write(master_path(variant.key), signed)
+    signed = c2pa_sign(data, mime=mime, manifest=manifest, signer=signing.signer, context=signing.context)
+    # Read the manifest back (about 1 ms) for the manifest store: what `verify` retrieves when a
+    # copy of the file has lost its own.
+    master_manifest = signed_manifest(signed, kind="master", mime=mime, context=signing.context)
+    path = master_path(variant.key, fmt)
+    sha256 = storage.write(path, signed)
     thumb = rendition_make(
         signed,
-        master_mime="image/png",
+        master_mime=mime,
         serial=serial,
         request=THUMBNAIL,
         title=title,
         signer=signing.signer,
         context=signing.context,
+        still=still,
     )
     storage.write(thumbnail_path(variant.key), thumb)
     thumb_manifest = signed_manifest(thumb, kind="thumbnail", mime=MIME[THUMBNAIL.format], context=signing.context)
     return GeneratedFile(
         key=variant.key,
-        file_path=master_path(variant.key),
+        file_path=path,
         thumb_path=thumbnail_path(variant.key),
-        mime="image/png",
+        mime=mime,
         sha256=sha256,
         size=len(signed),
         generation_record=record,

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any, cast
 from uuid import UUID
 
-from PIL import Image
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
@@ -23,7 +22,15 @@ from pydantic import BaseModel, Field
 import infra.django_boot  # noqa: F401  (sets up Django before the models below are imported)
 from models.registry import ModelManifest
 from pipeline.config import PipelineConfig, config_from_settings
-from pipeline.run import RunSummary, batch_finalize, batch_generate, campaign_preflight, error_text, version_preflight
+from pipeline.run import (
+    Media,
+    RunSummary,
+    batch_finalize,
+    batch_generate,
+    campaign_preflight,
+    error_text,
+    version_preflight,
+)
 from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.specs import Variant, chunked
 from review.selectors import asset_states, assets_variants
@@ -45,17 +52,17 @@ class AssetsGenerateParams(BaseModel):
     batch_size: int = Field(default=8, ge=1, le=64)
 
 
-# Inputs are images and model records: never hash them for a cache key (FIELD-NOTES).
+# Inputs are images, clips and model records: never hash them for a cache key (FIELD-NOTES).
 @task(name="generate-batch", cache_policy=NO_CACHE, persist_result=False)
-def generate_batch(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
+def generate_batch(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Media]:
     return batch_generate(manifest, variants)
 
 
 @task(name="finalize-batch", cache_policy=NO_CACHE, persist_result=False)
 def finalize_batch(
-    variants: Sequence[Variant], serials: Sequence[int], images: Sequence[Image.Image], config: PipelineConfig
+    variants: Sequence[Variant], serials: Sequence[int], media: Sequence[Media], config: PipelineConfig
 ) -> tuple[list[GeneratedFile], list[tuple[str, str]]]:
-    return batch_finalize(variants, serials, images, config)
+    return batch_finalize(variants, serials, media, config)
 
 
 @flow(name="campaign-run", task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=2)), validate_parameters=True)
@@ -188,7 +195,7 @@ def _batches_run(
     pending: tuple[PrefectFuture[tuple[list[GeneratedFile], list[tuple[str, str]]]], int] | None = None
     for index, batch in enumerate(batches):
         try:
-            images = generate_batch(manifest, batch)
+            media = generate_batch(manifest, batch)
         except Exception as exc:
             for variant in batch:
                 asset_generation_fail(key=variant.key, error=error_text(exc))
@@ -196,7 +203,7 @@ def _batches_run(
             summary.failures.append(f"batch {index + 1}: {type(exc).__name__}: {exc}")
             logger.error("batch %d/%d failed to generate: %s", index + 1, len(batches), exc)
             continue
-        future = finalize_batch.submit(batch, [serials[v.key] for v in batch], images, config)
+        future = finalize_batch.submit(batch, [serials[v.key] for v in batch], media, config)
         if pending is not None:
             hand_over(*pending)
         pending = (future, index)

@@ -5,24 +5,30 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
-from models.registry import ModelManifest, manifest_load, pipeline_load
+from models.captioner import alt_text_compose, captioner_load
+from models.registry import VIDEO_ROLE, ModelManifest, manifest_load, pipeline_load
 from pipeline.config import PipelineConfig
-from pipeline.errors import ModelPinError, PipelineError
-from pipeline.finalize import Signing, asset_finalize
+from pipeline.errors import GenerationError, ModelPinError, PipelineError
+from pipeline.finalize import Signing, asset_finalize, clip_finalize
 from pipeline.generate import images_generate
+from pipeline.mp4 import Clip
 from pipeline.renditions import WATERMARK_MIN_SIDE
 from pipeline.signing import reader_context, signer_create, signing_files_check
 from pipeline.storage import LocalStorage
+from pipeline.video import clips_generate, video_request_build, video_request_check
 from prompt_library.models import PromptVersion
 from prompt_library.selectors import CampaignPlan
 from prompt_library.specs import GenerationParams, Variant, template_from_dict
 from review.services import GeneratedFile
 
 logger = logging.getLogger("greenlight.pipeline")
+
+# What a batch makes: one image per variant, or one clip per variant of a video template.
+Media = Image.Image | Clip
 
 
 @dataclass
@@ -55,8 +61,10 @@ def campaign_preflight(plan: CampaignPlan, config: PipelineConfig) -> ModelManif
 
 def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelManifest:
     """Everything that can be checked before any generation starts, each failure naming its file:
-    the template's model pin, the signing files, the sizes, and last the model folder against its
-    manifest's hashes (verified as the worker loads it, once per process)."""
+    the template's model pin, the model's role against the output (an image needs an image
+    model; a clip either an image model, drawn as keyframes, or a video model), the signing
+    files, the sizes and a clip's timing, the captioner if one is set, and last the model folder
+    against its manifest's hashes (verified as the worker loads it, once per process)."""
     template = template_from_dict(version.spec)
     params = GenerationParams(**version.params)
     manifest = manifest_load(version.model_name, manifests_dir=config.models_dir)
@@ -64,10 +72,14 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
         raise ModelPinError(
             template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
         )
-    if manifest.role != "generator":
+    out = template.output
+    roles = ("generator", VIDEO_ROLE) if out.is_video else ("generator",)
+    if manifest.role not in roles:
+        made = "a video output" if out.is_video else f"an image output ({out.format})"
         raise PipelineError(
             f"template '{template.name}' v{version.number}: model '{manifest.name}' has role "
-            f"{manifest.role!r}; image variants need a model with role 'generator'"
+            f"{manifest.role!r}; {made} needs a model with role {' or '.join(map(repr, roles))}"
+            + (f" ({VIDEO_ROLE} models make mp4 outputs)" if manifest.role == VIDEO_ROLE else "")
         )
     signing_files_check(config.signing)
     factor = manifest.size_multiple
@@ -76,39 +88,78 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
             f"template '{template.name}' v{version.number}: generation size "
             f"{params.width}x{params.height} is not divisible by model '{manifest.name}''s factor {factor}"
         )
-    out = template.output
     if min(out.width, out.height) < WATERMARK_MIN_SIDE:
         raise PipelineError(
             f"template '{template.name}' v{version.number}: output {out.width}x{out.height} is smaller "
             f"than {WATERMARK_MIN_SIDE} px on a side, too small to carry the watermark"
         )
+    if out.is_video:
+        try:
+            # The template's own prompt (placeholders and all) stands in for the variants' prompts,
+            # which are checked as each clip is made.
+            probe = video_request_build(
+                prompt=template.prompt,
+                negative_prompt=template.negative_prompt,
+                seed=0,
+                params=params,
+                output=out,
+                manifest=manifest,
+            )
+            video_request_check(manifest, probe)
+        except GenerationError as exc:
+            raise PipelineError(
+                f"template '{template.name}' v{version.number}, model '{manifest.name}': {exc}"
+            ) from exc
+    if config.captioner:  # an unknown or changed captioner is refused now, not after generation
+        captioner_load(config.captioner, manifests_dir=config.models_dir)
     pipeline_load(manifest)
     return manifest
 
 
-def batch_generate(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
-    """Generate a batch with the model loaded once per worker process."""
+def batch_generate(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Media]:
+    """Generate a batch with the model loaded once per worker process: one image per variant
+    (one pipeline call), or one clip per variant when the template's output is a video."""
     pipe = pipeline_load(manifest)
-    return images_generate(pipe, manifest, variants)
+    if variants and variants[0].output.is_video:
+        return list(clips_generate(pipe, manifest, variants))
+    return list(images_generate(pipe, manifest, variants))
 
 
 def batch_finalize(
-    variants: Sequence[Variant], serials: Sequence[int], images: Sequence[Image.Image], config: PipelineConfig
+    variants: Sequence[Variant], serials: Sequence[int], media: Sequence[Media], config: PipelineConfig
 ) -> tuple[list[GeneratedFile], list[tuple[str, str]]]:
-    """Watermark, sign and store each image of a batch. A failure is returned with its variant,
-    not raised, so one bad file does not lose the rest of the batch."""
+    """Watermark, sign and store each image or clip of a batch. A failure is returned with its
+    variant, not raised, so one bad file does not lose the rest of the batch."""
     storage = LocalStorage(config.storage_root)
     done: list[GeneratedFile] = []
     failed: list[tuple[str, str]] = []
+    captions = batch_captions(media, config)
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
         signing = Signing(signer=signer, context=context)
-        for variant, serial, image in zip(variants, serials, images, strict=True):
+        for variant, serial, item, caption in zip(variants, serials, media, captions, strict=True):
             try:
-                done.append(asset_finalize(variant, serial=serial, image=image, signing=signing, storage=storage))
+                if isinstance(item, Clip):
+                    file = clip_finalize(variant, serial=serial, clip=item, signing=signing, storage=storage)
+                else:
+                    file = asset_finalize(variant, serial=serial, image=item, signing=signing, storage=storage)
+                done.append(replace(file, alt_text=alt_text_compose(variant.alt_text, caption)) if caption else file)
             except Exception as exc:  # recorded on the asset row by the caller
                 logger.exception("finalising asset %s failed", serial)
                 failed.append((variant.key, error_text(exc)))
     return done, failed
+
+
+def batch_captions(media: Sequence[Media], config: PipelineConfig) -> list[str]:
+    """The captioning model's caption of each image (a clip's first frame), in one batch; empty
+    strings when no captioner is configured or it fails (the template's alt text then stands)."""
+    if not config.captioner:
+        return [""] * len(media)
+    stills = [item.frames[0] if isinstance(item, Clip) else item for item in media]
+    try:
+        return captioner_load(config.captioner, manifests_dir=config.models_dir).captions(stills)
+    except Exception:  # alt text falls back to the template's; the asset is not lost over a caption
+        logger.exception("captioner %r failed; alt text stays the template's", config.captioner)
+        return [""] * len(media)
 
 
 def error_text(exc: BaseException) -> str:

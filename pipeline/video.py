@@ -15,19 +15,20 @@ Two paths, one request type (``VideoRequest``), one entry point (``video_make``)
 
 Every request is checked before any model work (``video_request_check``), each refusal naming the
 field and the value, as the image engine does (``pipeline.generate.GenerationInputError``).
-``mp4_encode`` writes frames as an H.264 MP4 in memory, moov atom first, and ``mp4_decode`` reads
-one back. Progress goes to the ``greenlight.pipeline`` log and to an optional callback.
+``mp4_encode`` writes frames as an H.264 MP4 in memory, moov atom first, and ``mp4_decode`` /
+``mp4_clip`` read one back. ``clips_generate`` makes a batch of campaign variants whose output is
+a video, one ``Clip`` per variant (``variant_video_request`` maps a variant to its request).
+Progress goes to the ``greenlight.pipeline`` log and to an optional callback.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import math
 import re
-import struct
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,14 +41,21 @@ from PIL import Image, ImageOps
 
 from models.registry import ModelManifest
 from pipeline.errors import GenerationError
-from pipeline.generate import MAX_GUIDANCE, MAX_STEPS, GenerationInputError, ImageInput, image_open
+from pipeline.generate import MAX_GUIDANCE, MAX_STEPS, GenerationInputError, ImageInput, batch_check, image_open
+from pipeline.mp4 import MAX_FPS, MIN_FPS, Clip
+
+# The MP4 helpers live in pipeline.mp4 (no torch there: the web process uses them); they stay part
+# of this module's API.
+from pipeline.mp4 import mp4_clip as mp4_clip
+from pipeline.mp4 import mp4_decode as mp4_decode
+from pipeline.mp4 import mp4_encode as mp4_encode
 from pipeline.watermark import MIN_SIDE as WATERMARK_MIN_SIDE
+from prompt_library.specs import GenerationParams, OutputSpec, Variant
 
 logger = logging.getLogger("greenlight.pipeline")
 
 MIN_FRAMES = 2
 MAX_FRAMES = 481  # 20 s at 24 fps; also 4k+1, 8k+1 and 16k+1, so every video family can reach it
-MIN_FPS, MAX_FPS = 1, 60
 MAX_KEYFRAMES = 64  # keyframes are one batched pipeline call
 MAX_OUTPUT_SIDE = 4096
 # The image-to-video pipeline each video family builds from its loaded text-to-video components.
@@ -496,108 +504,83 @@ def video_make(
     return keyframe_video(pipe, manifest, request, progress=progress)
 
 
-# --- MP4 -------------------------------------------------------------------------------------
+# --- variants --------------------------------------------------------------------------------
 
 
-def mp4_encode(frames: Sequence[Image.Image], fps: int, *, crf: int = 18) -> bytes:
-    """Encode RGB frames of one even size as an H.264 (libx264, yuv420p) MP4, in memory.
-
-    ``crf`` is x264's constant rate factor (0-51; 18 looks lossless to most eyes, 23 is x264's
-    default). The moov atom goes before the media data ("fast start"), so a player or browser can
-    start before the whole file has arrived.
-    """
-    import av
-
-    if not frames:
-        raise GenerationError("no frames to encode")
-    if not _is_int(fps) or not MIN_FPS <= fps <= MAX_FPS:
-        raise GenerationError(f"fps = {fps!r}: must be an integer from {MIN_FPS} to {MAX_FPS}")
-    if not _is_int(crf) or not 0 <= crf <= 51:
-        raise GenerationError(f"crf = {crf!r}: must be an integer from 0 to 51")
-    width, height = frames[0].size
-    sizes = {frame.size for frame in frames}
-    if len(sizes) > 1:
-        raise GenerationError(f"frames must share one size, got {sorted(sizes)}")
-    if width % 2 or height % 2:
-        raise GenerationError(f"frames are {width}x{height}; H.264 in yuv420p needs even sides")
-    buffer = io.BytesIO()
-    # ffmpeg's own +faststart re-opens the output by name, which an in-memory file has not; the
-    # moov atom is moved up afterwards instead (_moov_first).
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for frame in frames:
-            image = frame if frame.mode == "RGB" else frame.convert("RGB")
-            for packet in stream.encode(av.VideoFrame.from_image(image)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return _moov_first(buffer.getvalue())
+def variant_video_request(variant: Variant, manifest: ModelManifest) -> VideoRequest:
+    """The request that makes ``variant``'s clip (see ``video_request_build``)."""
+    return video_request_build(
+        prompt=variant.prompt,
+        negative_prompt=variant.negative_prompt,
+        seed=variant.seed,
+        params=variant.params,
+        output=variant.output,
+        manifest=manifest,
+        key=variant.key,
+    )
 
 
-def mp4_decode(data: bytes) -> list[Image.Image]:
-    """Every frame of the first video stream of an MP4 (or any container ffmpeg reads), as RGB."""
-    import av
+def video_request_build(
+    *,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    params: GenerationParams,
+    output: OutputSpec,
+    manifest: ModelManifest,
+    key: str | None = None,
+) -> VideoRequest:
+    """A clip request from a template's parameters and video output: drawn at the model's native
+    size (``params``), ``fps x seconds`` frames shaped for the model's family, returned at the
+    output size."""
+    if not output.is_video or output.fps is None or output.seconds is None:
+        raise GenerationError(f"output format {output.format!r} is not a video", variant_key=key)
+    temporal = manifest.temporal_scale_factor if manifest.is_video else None
+    return VideoRequest(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        steps=params.steps,
+        guidance=params.guidance,
+        width=params.width,
+        height=params.height,
+        frames=clip_frames(output.seconds, output.fps, temporal_scale=temporal),
+        fps=output.fps,
+        keyframes=output.keyframes if output.keyframes is not None else VideoRequest.keyframes,
+        output_width=output.width,
+        output_height=output.height,
+        key=key,
+    )
 
-    with av.open(io.BytesIO(data), mode="r") as container:
-        stream = container.streams.video[0]
-        return [frame.to_image().convert("RGB") for frame in container.decode(stream)]
 
-
-_CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl"})
-
-
-def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """The ISO-BMFF boxes between ``start`` and ``end``: (type, offset, size)."""
-    end = len(data) if end is None else end
-    boxes = []
-    offset = start
-    while offset + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, offset)
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", data, offset + 8)
-        elif size == 0:
-            size = end - offset
-        if size < 8 or offset + size > end:
-            raise GenerationError(f"MP4 box {kind!r} at {offset} has a bad size {size}")
-        boxes.append((kind, offset, size))
-        offset += size
-    return boxes
-
-
-def _moov_first(data: bytes) -> bytes:
-    """Move the moov atom before mdat and shift every chunk offset by its size (what qt-faststart
-    and ffmpeg's +faststart do). Returned unchanged when moov already leads or an offset would
-    overflow 32 bits."""
-    top = _boxes(data)
-    kinds = [kind for kind, _, _ in top]
-    if b"moov" not in kinds or b"mdat" not in kinds or kinds.index(b"moov") < kinds.index(b"mdat"):
-        return data
-    _, moov_at, moov_size = top[kinds.index(b"moov")]
-    moov = bytearray(data[moov_at : moov_at + moov_size])
-
-    def shift(start: int, end: int) -> bool:
-        for kind, offset, size in _boxes(bytes(moov), start, end):
-            header = 16 if struct.unpack_from(">I", moov, offset)[0] == 1 else 8
-            if kind in _CONTAINERS:
-                if not shift(offset + header, offset + size):
-                    return False
-            elif kind in (b"stco", b"co64"):
-                (count,) = struct.unpack_from(">I", moov, offset + header + 4)
-                width, code = (4, ">I") if kind == b"stco" else (8, ">Q")
-                for i in range(count):
-                    at = offset + header + 8 + i * width
-                    (value,) = struct.unpack_from(code, moov, at)
-                    if value + moov_size >= 1 << (8 * width):
-                        return False
-                    struct.pack_into(code, moov, at, value + moov_size)
-        return True
-
-    header = 16 if struct.unpack_from(">I", moov, 0)[0] == 1 else 8
-    if not shift(header, moov_size):
-        return data
-    mdat_at = top[kinds.index(b"mdat")][1]
-    # Everything before mdat stays (ftyp, free), then moov, then the rest without the old moov.
-    return data[:mdat_at] + bytes(moov) + data[mdat_at:moov_at] + data[moov_at + moov_size :]
+def clips_generate(
+    pipe: Any,
+    manifest: ModelManifest,
+    variants: Sequence[Variant],
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[Clip]:
+    """One clip per variant of a batch (a batch shares model and parameters), each logged as it
+    is done. Every request is checked before the first clip is drawn."""
+    batch_check(variants)
+    requests = [variant_video_request(v, manifest) for v in variants]
+    for request in requests:
+        video_request_check(manifest, request)
+    clips = []
+    for index, request in enumerate(requests):
+        started = time.perf_counter()
+        frames = video_make(pipe, manifest, request, progress=progress)
+        clips.append(Clip(frames=tuple(frames), fps=request.fps))
+        width, height = frames[0].size
+        logger.info(
+            "clip %d/%d (%s): %d frames %dx%d at %d fps in %.1f s",
+            index + 1,
+            len(requests),
+            (request.key or "")[:12],
+            len(frames),
+            width,
+            height,
+            request.fps,
+            time.perf_counter() - started,
+        )
+    return clips

@@ -21,8 +21,19 @@ from models.schedulers import SCHEDULERS
 from prompt_library.errors import LibraryFileError, UnknownVariableError
 
 IMAGE_FORMATS = ("png", "jpeg", "webp")
+VIDEO_FORMATS = ("mp4",)
+MASTER_FORMATS = ("png", "mp4")  # a master is a lossless PNG still or an H.264 MP4 clip
 MAX_SEED = 2**63 - 1
 MAX_SIDE = 8192
+# Video masters: every frame must carry the watermark (256 px a side) and H.264 in yuv420p needs
+# even sides; a clip is at most MAX_CLIP_FRAMES frames (pipeline.video.MAX_FRAMES: 20 s at 24 fps).
+MIN_VIDEO_SIDE, MAX_VIDEO_SIDE = 256, 4096
+MAX_FPS = 60
+MAX_SECONDS = 60
+MAX_CLIP_FRAMES = 481
+MAX_KEYFRAMES = 64
+DEFAULT_KEYFRAMES = 4
+VIDEO_FIELDS = ("fps", "seconds", "keyframes")
 
 
 def canonical_hash(value: object) -> str:
@@ -44,12 +55,33 @@ class RenditionSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The master's size and format, and the renditions published from it."""
+    """The master's size and format, and the renditions published from it.
+
+    A video master (``format`` "mp4") also has ``fps``, ``seconds`` and ``keyframes`` (how many
+    stills an image model draws for the clip; video models draw every frame and ignore it); an
+    image master has None there.
+    """
 
     width: int
     height: int
     format: str = "png"
     renditions: tuple[RenditionSpec, ...] = ()
+    fps: int | None = None
+    seconds: float | None = None
+    keyframes: int | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.format in VIDEO_FORMATS
+
+    def identity(self) -> dict[str, Any]:
+        """The spec as it enters hashes: the video fields only when set, so image templates
+        written before video existed keep their content hashes."""
+        values = asdict(self)
+        for name in VIDEO_FIELDS:
+            if values[name] is None:
+                del values[name]
+        return values
 
 
 @dataclass(frozen=True)
@@ -91,11 +123,12 @@ class TemplateSpec:
     def content_hash(self) -> str:
         """Hash of the authored content; a published version's file must keep it.
 
-        ``alt_text`` counts only when it is written, so versions from before it existed keep
-        their hash."""
+        ``alt_text`` and the output's video fields count only when they are written, so versions
+        from before they existed keep their hash."""
         content = asdict(self)
         if not self.alt_text:
             del content["alt_text"]
+        content["output"] = self.output.identity()
         return canonical_hash(content)
 
     def render(self, values: Mapping[str, str]) -> tuple[str, str]:
@@ -158,9 +191,18 @@ class Variant:
                 "model_manifest_hash": self.model_manifest_hash,
                 "seed": self.seed,
                 "params": self.params.identity(),
-                "output": {"width": self.output.width, "height": self.output.height},
+                "output": self._output_identity(),
             }
         )
+
+    def _output_identity(self) -> dict[str, object]:
+        """What of the output spec makes the file: the size; for a clip also its format, rate,
+        duration and keyframes (an image's key is as it was before clips existed)."""
+        out = self.output
+        identity: dict[str, object] = {"width": out.width, "height": out.height}
+        if out.is_video:
+            identity |= {"format": out.format, "fps": out.fps, "seconds": out.seconds, "keyframes": out.keyframes}
+        return identity
 
     @property
     def alt_text(self) -> str:
@@ -170,7 +212,8 @@ class Variant:
         return text[:1].upper() + text[1:]
 
     def generation_record(self) -> dict[str, object]:
-        """What made this image, as recorded in its C2PA manifest and the asset row."""
+        """What made this image or clip, as recorded in its C2PA manifest and the asset row (a
+        clip's frames and real duration are added when it is made: they depend on the model)."""
         return {
             "campaign": self.campaign,
             "template": self.template,
@@ -185,6 +228,11 @@ class Variant:
             "width": self.params.width,
             "height": self.params.height,
             **({"scheduler": self.params.scheduler} if self.params.scheduler else {}),
+            **(
+                {"format": self.output.format, "fps": self.output.fps, "keyframes": self.output.keyframes}
+                if self.output.is_video
+                else {}
+            ),
             "model": self.model_name,
             "model_manifest_hash": self.model_manifest_hash,
         }
@@ -234,41 +282,114 @@ def _placeholders(text: str, field: str, path: Path) -> list[str]:
 def _output_parse(data: object, path: Path) -> OutputSpec:
     if not isinstance(data, Mapping):
         raise LibraryFileError(path, f"field 'output' must be a mapping (got {data!r})")
-    width = _positive_int(data.get("width"), "output.width", path)
-    height = _positive_int(data.get("height"), "output.height", path)
     fmt = data.get("format", "png")
-    if fmt != "png":
-        raise LibraryFileError(path, f"field 'output.format' must be 'png' for masters (got {fmt!r})")
+    if fmt not in MASTER_FORMATS:
+        raise LibraryFileError(
+            path, f"field 'output.format' must be 'png' (an image) or 'mp4' (a video) for masters (got {fmt!r})"
+        )
+    video = fmt in VIDEO_FORMATS
+    if video:
+        width, height = (_video_side(data.get(side), f"output.{side}", path) for side in ("width", "height"))
+        fps, seconds, keyframes = _video_timing(data, path)
+    else:
+        for name in VIDEO_FIELDS:
+            if name in data:
+                raise LibraryFileError(path, f"field 'output.{name}' is only for video masters (format: mp4)")
+        width = _positive_int(data.get("width"), "output.width", path)
+        height = _positive_int(data.get("height"), "output.height", path)
+        fps, seconds, keyframes = None, None, None
+    # A clip's renditions may be clips or stills (its first frame, a poster); an image's only stills.
+    formats = (*VIDEO_FORMATS, *IMAGE_FORMATS) if video else IMAGE_FORMATS
     renditions = []
     for i, item in enumerate(data.get("renditions", []) or []):
         where = f"output.renditions[{i}]"
         if not isinstance(item, Mapping):
             raise LibraryFileError(path, f"field '{where}' must be a mapping")
         rfmt = item.get("format")
-        if rfmt not in IMAGE_FORMATS:
+        if rfmt not in formats:
+            hint = "" if video or rfmt not in VIDEO_FORMATS else " (mp4 renditions need a video master, format: mp4)"
             raise LibraryFileError(
-                path, f"field '{where}.format' must be one of {', '.join(IMAGE_FORMATS)} (got {rfmt!r})"
+                path, f"field '{where}.format' must be one of {', '.join(formats)} (got {rfmt!r}){hint}"
             )
         quality = item.get("quality", 90)
+        sides = []
+        for side in ("width", "height"):
+            value = _positive_int(item.get(side), f"{where}.{side}", path)
+            if rfmt in VIDEO_FORMATS and value % 2:
+                raise LibraryFileError(path, f"field '{where}.{side}' must be even for mp4 (H.264) (got {value!r})")
+            sides.append(value)
         renditions.append(
             RenditionSpec(
                 name=str(_require(item, "name", str, path)),
-                format=rfmt,
-                width=_positive_int(item.get("width"), f"{where}.width", path),
-                height=_positive_int(item.get("height"), f"{where}.height", path),
+                format=str(rfmt),
+                width=sides[0],
+                height=sides[1],
                 quality=_positive_int(quality, f"{where}.quality", path, limit=100),
             )
         )
     names = [r.name for r in renditions]
     if len(set(names)) != len(names):
         raise LibraryFileError(path, f"field 'output.renditions' repeats a name ({', '.join(names)})")
-    return OutputSpec(width=width, height=height, format=fmt, renditions=tuple(renditions))
+    return OutputSpec(
+        width=width,
+        height=height,
+        format=fmt,
+        renditions=tuple(renditions),
+        fps=fps,
+        seconds=seconds,
+        keyframes=keyframes,
+    )
+
+
+def _video_side(value: object, field: str, path: Path) -> int:
+    """A video master's side: even (H.264 in yuv420p) and at least the watermark's 256 px."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not MIN_VIDEO_SIDE <= value <= MAX_VIDEO_SIDE
+        or value % 2
+    ):
+        raise LibraryFileError(
+            path,
+            f"field '{field}' must be an even integer from {MIN_VIDEO_SIDE} to {MAX_VIDEO_SIDE} for video "
+            f"(the watermark needs {MIN_VIDEO_SIDE} px a side, H.264 even sides) (got {value!r})",
+        )
+    return value
+
+
+def _video_timing(data: Mapping[str, Any], path: Path) -> tuple[int, float, int]:
+    """A video master's fps, seconds and keyframes, each checked and named."""
+    fps = data.get("fps")
+    if not isinstance(fps, int) or isinstance(fps, bool) or not 1 <= fps <= MAX_FPS:
+        raise LibraryFileError(path, f"field 'output.fps' must be an integer from 1 to {MAX_FPS} (got {fps!r})")
+    seconds = data.get("seconds")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= MAX_SECONDS:
+        raise LibraryFileError(
+            path, f"field 'output.seconds' must be a number above 0 and at most {MAX_SECONDS} (got {seconds!r})"
+        )
+    frames = max(2, round(seconds * fps))
+    if frames > MAX_CLIP_FRAMES:
+        raise LibraryFileError(
+            path,
+            f"field 'output.seconds' makes {frames} frames at {fps} fps; a clip has at most {MAX_CLIP_FRAMES} "
+            f"(at most {MAX_CLIP_FRAMES / fps:g} s at {fps} fps)",
+        )
+    keyframes = data.get("keyframes", DEFAULT_KEYFRAMES)
+    if not isinstance(keyframes, int) or isinstance(keyframes, bool) or not 2 <= keyframes <= MAX_KEYFRAMES:
+        raise LibraryFileError(
+            path, f"field 'output.keyframes' must be an integer from 2 to {MAX_KEYFRAMES} (got {keyframes!r})"
+        )
+    if keyframes > frames:
+        raise LibraryFileError(path, f"field 'output.keyframes' is {keyframes}, more than the clip's {frames} frames")
+    return fps, float(seconds), keyframes
 
 
 def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:
     """Rebuild a TemplateSpec from `dataclasses.asdict` output (as stored with its version)."""
     output = dict(data["output"])
     output["renditions"] = tuple(RenditionSpec(**r) for r in output.get("renditions", ()))
+    if output.get("seconds") is not None:  # a JSON store may give 2.0 back as 2: the hash needs 2.0
+        output["seconds"] = float(output["seconds"])
     fields = dict(data)
     fields["variables"] = tuple(fields["variables"])
     fields["output"] = OutputSpec(**output)
@@ -326,6 +447,11 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
     for side in ("width", "height"):
         if side in params:
             _positive_int(params[side], f"params.{side}", path)
+    output = _output_parse(data.get("output"), path)
+    if output.is_video and "scheduler" in params:
+        raise LibraryFileError(
+            path, "field 'params.scheduler' is not supported for video output: clips use the model's own sampler"
+        )
     return TemplateSpec(
         name=name,
         number=number,
@@ -336,7 +462,7 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         model_name=model_name,
         model_manifest_hash=pin,
         params=dict(params),
-        output=_output_parse(data.get("output"), path),
+        output=output,
         alt_text=alt_text,
     )
 

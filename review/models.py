@@ -93,6 +93,17 @@ class Asset(models.Model):
         """`lease_live()` for templates."""
         return self.lease_live()
 
+    @property
+    def is_video(self) -> bool:
+        """Whether the master is a clip (an MP4) rather than a still."""
+        return self.mime.startswith("video/")
+
+    @property
+    def seconds(self) -> float | None:
+        """A clip's duration, from its generation record; None for a still."""
+        value = self.generation_record.get("seconds") if self.is_video else None
+        return float(value) if isinstance(value, int | float) else None
+
 
 # The order in which assets in review are handed out, matching the `asset_review_queue` index
 # (PostgreSQL sorts NULLs last in ascending order, as the index does).

@@ -32,8 +32,10 @@ def publish_path(asset: Asset, name: str, fmt: str) -> str:
 def renditions_write(asset: Asset) -> list[WrittenRendition]:
     """Render, sign and write every rendition of the asset's output spec (master as parent).
 
-    With no renditions in the spec the master itself is published, re-signed as a rendition.
-    Each rendition is read back after signing: its manifest goes to the manifest store.
+    With no renditions in the spec the master itself is published, re-signed as a rendition (a
+    clip re-encoded at CRF 18). A clip's renditions are clips (every frame resized and marked
+    again) or stills of its first frame (posters). Each rendition is read back after signing: its
+    manifest goes to the manifest store.
     """
     config = config_from_settings()
     master = LocalStorage(config.storage_root).read(asset.file_path)
@@ -41,7 +43,7 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
     requests = [
         RenditionRequest(name=r.name, format=r.format, width=r.width, height=r.height, quality=r.quality)
         for r in output.renditions
-    ] or [RenditionRequest(name="master", format="png", width=asset.width, height=asset.height)]
+    ] or [RenditionRequest(name="master", format=output.format, width=asset.width, height=asset.height, quality=100)]
     target = publish_storage(config.publish_root, config.publish_url, config.publish_options)
     written: list[WrittenRendition] = []
     # Sign every rendition before writing any: a signing failure then publishes nothing.

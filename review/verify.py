@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from pipeline import watermark as watermark_module
 from pipeline.config import config_from_settings
 from pipeline.errors import WatermarkError
+from pipeline.mp4 import WATERMARK_FRAMES
 from pipeline.signing import GENERATION_LABEL, C2paReport, c2pa_read, reader_context
 from pipeline.watermark import MIN_SIDE, WatermarkReading, watermark_read
 from review.errors import VerifyRefusedError
@@ -55,7 +56,7 @@ _MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"
 CONTENT_BINDING_CODES = frozenset(
     {"assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch"}
 )
-VIDEO_FRAMES = 24  # frames decoded from a video for the watermark (a second at 24 fps)
+VIDEO_FRAMES = WATERMARK_FRAMES  # frames decoded from a video for the watermark (a second at 24 fps)
 
 
 # --- The report ----------------------------------------------------------------------------
@@ -336,6 +337,22 @@ def format_detect(data: bytes, *, filename: str = "") -> str:
         f"Not a PNG, JPEG, WebP or MP4 file (it starts with {data[:8]!r}); verify reads those formats.",
         filename=filename,
     )
+
+
+def watermark_examine(data: bytes, *, mime: str) -> WatermarkFacts:
+    """The watermark of a file whose type is known (an asset's stored master): an image's pixels,
+    or a video's first frames read together, exactly as `file_verify` reads them. A file that
+    cannot be decoded gives a reading with the reason, not an error."""
+    fmt = next((name for name, (known, _, _) in FORMATS.items() if known == mime), None)
+    try:
+        fmt = fmt or format_detect(data)
+        if fmt == "mp4":
+            frames = _video_frames(data, filename="")
+        else:
+            frames = [_image_load(_image_open(data, fmt, filename=""), fmt, filename="")]
+    except VerifyRefusedError as refused:
+        return WatermarkFacts(False, None, None, f"not read: {refused}")
+    return _watermark_facts(frames, fmt)
 
 
 # --- Decoding, within limits ---------------------------------------------------------------

@@ -16,10 +16,10 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBase,
     HttpResponseNotAllowed,
     JsonResponse,
     StreamingHttpResponse,
@@ -29,15 +29,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
-from PIL import Image
 
 from infra import orchestration
 from pipeline.config import config_from_settings
 from pipeline.signing import c2pa_read, reader_context
 from pipeline.storage import LocalStorage
-from pipeline.watermark import watermark_read
 from review import selectors, services, verify
 from review.errors import ReviewError, VerifyRefusedError
+from review.files import file_response
 from review.forms import (
     ApproveForm,
     AuditFilterForm,
@@ -104,7 +103,8 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
         data = LocalStorage(config.storage_root).read(asset.file_path)
         with reader_context(config.signing) as context:
             c2pa_report = c2pa_read(data, mime=asset.mime, context=context)
-        watermark = watermark_read(Image.open(io.BytesIO(data)).convert("RGB"))
+        # An image's pixels, or a clip's first frames together, as `verify` reads them.
+        watermark = verify.watermark_examine(data, mime=asset.mime)
     decisions = list(asset.decisions.all())
     mine = next((d for d in decisions if d.reviewer_id == request.user.pk), None)
     return render(
@@ -276,8 +276,9 @@ def asset_publish(request: HttpRequest, serial: int) -> HttpResponse:
 
 @permission_required("review.view_asset", raise_exception=True)
 @require_GET
-def asset_file(request: HttpRequest, serial: int, kind: str) -> FileResponse:
-    """The stored master or thumbnail; only for logged-in users (middleware)."""
+def asset_file(request: HttpRequest, serial: int, kind: str) -> HttpResponseBase:
+    """The stored master or thumbnail, whole or the byte range a video player asks for; only for
+    logged-in users (middleware)."""
     asset = _asset_or_404(serial)
     relative = {"master": asset.file_path, "thumbnail": asset.thumb_path}.get(kind)
     if not relative:
@@ -285,7 +286,7 @@ def asset_file(request: HttpRequest, serial: int, kind: str) -> FileResponse:
     path = LocalStorage(config_from_settings().storage_root).path(relative)
     if not path.is_file():
         raise Http404(f"Asset {serial}'s {kind} is missing from storage")
-    response = FileResponse(path.open("rb"), content_type=asset.mime if kind == "master" else "image/jpeg")
+    response = file_response(request, path, content_type=asset.mime if kind == "master" else "image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import factory
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -158,3 +160,54 @@ def chain_write(
     files.trust_anchors.write_bytes(certs[0].public_bytes(pem))
     files.key.write_bytes(keys[2].private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return files
+
+
+def clip_campaign_write(
+    library: Path,
+    *,
+    template: str = "test-clip",
+    campaign: str = "test-clips",
+    model: str = "embedded",
+    output: Mapping[str, object] | None = None,
+    params: Mapping[str, object] | None = None,
+    seeds: tuple[int, ...] = (1,),
+) -> None:
+    """A clip template (v1) and a campaign of it in a prompt library folder: by default a cheap
+    keyframe clip of the shipped embedded model (4 steps, 1 s at 8 fps, 2 keyframes, 256x256 MP4)
+    with a web MP4 and a JPEG poster as renditions, for two colours of one mug."""
+    spec = {
+        "name": template,
+        "description": "A short test clip.",
+        "prompt": "a {colour} {product} {scene}",
+        "alt_text": "Test clip: a {colour} {product} {scene}",
+        "variables": ["colour", "product", "scene"],
+        "model": model,
+        "params": dict(params) if params is not None else {"steps": 4, "guidance": 7.0},
+        "output": dict(output)
+        if output is not None
+        else {
+            "width": 256,
+            "height": 256,
+            "format": "mp4",
+            "fps": 8,
+            "seconds": 1,
+            "keyframes": 2,
+            "renditions": [
+                {"name": "web", "format": "mp4", "width": 256, "height": 256, "quality": 85},
+                {"name": "poster", "format": "jpeg", "width": 256, "height": 256, "quality": 85},
+            ],
+        },
+    }
+    folder = library / "templates" / template
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "v1.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    runs = {
+        "name": campaign,
+        "title": "Test clips",
+        "kind": "scheduled",
+        "template": template,
+        "template_version": 1,
+        "variables": {"colour": ["red", "blue"], "product": ["mug"], "scene": ["on a wooden table"]},
+        "seeds": list(seeds),
+    }
+    (library / "campaigns" / f"{campaign}.yaml").write_text(yaml.safe_dump(runs, sort_keys=False))

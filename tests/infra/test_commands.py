@@ -65,10 +65,12 @@ def test_demo_sets_everything_up_and_a_second_run_adds_nothing(
 ) -> None:
     first = run("demo", "--address", "http://127.0.0.1:9999")
     assert "Created user 'reviewer'" in first
-    assert "36 new asset(s), 36 in total" in first
+    assert "campaigns demo-catalog, demo-clips through the Prefect flow" in first
+    assert "38 new asset(s), 38 in total" in first  # 36 stills and 2 clips
     assert "http://127.0.0.1:9999/   login: reviewer / greenlight-demo" in first
     user = get_user_model().objects.get(username="reviewer")
     assert user.check_password("greenlight-demo")
     second = run("demo")
-    assert "Kept user 'reviewer'" in second and "0 new asset(s), 36 in total" in second
-    assert Asset.objects.count() == 36
+    assert "Kept user 'reviewer'" in second and "0 new asset(s), 38 in total" in second
+    assert Asset.objects.count() == 38
+    assert Asset.objects.filter(campaign__name="demo-clips", mime="video/mp4", state="in_review").count() == 2

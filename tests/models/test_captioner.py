@@ -14,7 +14,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from models.build_tiny_random import clip_tokenizer_build
 from models.captioner import (
     Captioner,
     alt_text_compose,
@@ -25,45 +24,7 @@ from models.captioner import (
 )
 from models.catalog_domain import Combo, catalog_draw
 from models.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
-
-
-def tiny_captioner_save(folder: Path) -> Path:
-    import torch
-    from transformers import (
-        GPT2Config,
-        VisionEncoderDecoderConfig,
-        VisionEncoderDecoderModel,
-        ViTConfig,
-        ViTImageProcessor,
-    )
-
-    tokenizer = clip_tokenizer_build()
-    encoder = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37
-    )
-    decoder = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=32,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        add_cross_attention=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    config.decoder_start_token_id = tokenizer.bos_token_id
-    config.pad_token_id = tokenizer.pad_token_id
-    config.eos_token_id = tokenizer.eos_token_id
-    torch.manual_seed(0)
-    model = VisionEncoderDecoderModel(config=config)
-    model.generation_config.decoder_start_token_id = tokenizer.bos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.save_pretrained(folder, safe_serialization=True)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+from tests.models.tiny_pipelines import tiny_captioner_save
 
 
 @pytest.fixture(scope="module")

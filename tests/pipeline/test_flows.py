@@ -4,21 +4,25 @@ signing and watermarking, PostgreSQL, files on disk."""
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from infra.orchestration import RunRequestError, campaign_run_local
 from models.errors import ModelIntegrityError
 from pipeline.config import config_from_settings
 from pipeline.errors import SigningError
+from pipeline.mp4 import mp4_decode
 from pipeline.signing import c2pa_read, reader_context
-from pipeline.watermark import watermark_read
+from pipeline.watermark import watermark_read, watermark_read_frames
 from prompt_library.services import library_load
 from review.models import Asset
 from review.states import AssetState
+from tests.factories import clip_campaign_write
 from tests.fixture_types import SettingsWrapper
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +131,48 @@ def test_a_template_pinned_to_another_model_manifest_is_refused(
     with pytest.raises(ModelPinError, match="pins model 'embedded-tiny' manifest ffffffffffff"):
         campaign_run_local(campaign="demo-spring", batch_size=8)
     assert Asset.objects.count() == 0
+
+
+def test_a_clip_campaign_runs_through_the_flow_to_review_with_signed_watermarked_mp4_masters(
+    greenlight_settings: SettingsWrapper, library_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip_campaign_write(library_dir)
+    library_load()
+    # The "greenlight" loggers do not propagate (infra/settings.py): listen on the pipeline's own,
+    # once importing the flows (django.setup() again, which configures logging anew) is done.
+    import pipeline.flows  # noqa: F401
+
+    pipeline_logger = logging.getLogger("greenlight.pipeline")
+    pipeline_logger.addHandler(caplog.handler)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared CPU: one busy thread beats two contending ones
+    try:
+        summary = campaign_run_local(campaign="test-clips", batch_size=2)
+    finally:
+        torch.set_num_threads(threads)
+        pipeline_logger.removeHandler(caplog.handler)
+    assert (summary.variants, summary.generated, summary.failed, summary.batches) == (2, 2, 0, 1)
+    # Progress is logged per clip (a record may reach the handler twice: count the distinct lines).
+    clip_lines = {r.getMessage().split(" in ")[0] for r in caplog.records if r.getMessage().startswith("clip ")}
+    assert len(clip_lines) == 2 and all("8 frames 256x256 at 8 fps" in line for line in clip_lines)
+
+    assets = list(Asset.objects.order_by("id"))
+    assert {a.state for a in assets} == {AssetState.IN_REVIEW}
+    config = config_from_settings()
+    for asset in assets:
+        assert asset.mime == "video/mp4" and asset.file_path.endswith(".mp4") and asset.is_video
+        data = (config.storage_root / asset.file_path).read_bytes()
+        with reader_context(config.signing) as context:
+            report = c2pa_read(data, mime="video/mp4", context=context)
+        assert report.state == "trusted", report.validation_codes
+        record = report.assertion("org.greenlight.generation")
+        assert record is not None and record == asset.generation_record
+        assert (record["fps"], record["frames"], record["seconds"]) == (8, 8, 1.0)
+        assert record["template_hash"] == asset.prompt_version.content_hash
+        assert asset.seconds == 1.0
+        assert watermark_read_frames(mp4_decode(data)).serial == asset.pk
+        assert asset.manifests.filter(kind="master", mime="video/mp4", sha256=asset.file_sha256).exists()
+    assert len({a.file_sha256 for a in assets}) == 2  # two colours, two clips
+    # A re-run finds both clips.
+    again = campaign_run_local(campaign="test-clips", batch_size=2)
+    assert (again.generated, again.already_done) == (0, 2)

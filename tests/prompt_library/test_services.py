@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 
 def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> None:
     report = library_load()
-    assert report.versions_created == ["catalog-hero v1", "catalog-scene v1"]
-    assert report.campaigns_saved == ["demo-catalog", "demo-spring"]
+    assert report.versions_created == ["catalog-clip v1", "catalog-hero v1", "catalog-scene v1"]
+    assert report.campaigns_saved == ["demo-catalog", "demo-clips", "demo-spring"]
     version = PromptVersion.objects.get(template__name="catalog-hero", number=1)
     assert len(version.model_manifest_hash) == 64
     assert version.params["steps"] == 4
@@ -33,15 +33,28 @@ def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> No
     assert {v.model_name for v in demo.variants} == {"embedded"}
     assert demo.variants[0].prompt == "a red mug on a wooden table"
     assert demo.variants[0].alt_text == "Catalog photo: a red mug on a wooden table"
+    # The demo's clips: two-second MP4s of the same model, drawn as keyframes.
+    clips = campaign_plan_get(name="demo-clips")
+    assert [v.prompt for v in clips.variants] == ["a red mug on a wooden table", "a blue mug on a wooden table"]
+    output = clips.variants[0].output
+    assert (output.format, output.width, output.height, output.fps, output.seconds, output.keyframes) == (
+        "mp4",
+        256,
+        256,
+        12,
+        2.0,
+        3,
+    )
+    assert [(r.name, r.format) for r in output.renditions] == [("web", "mp4"), ("poster", "jpeg")]
 
 
 def test_loading_twice_creates_nothing_new(library_dir: Path) -> None:
     library_load()
     report = library_load()
     assert report.versions_created == []
-    assert report.versions_unchanged == ["catalog-hero v1", "catalog-scene v1"]
-    assert PromptVersion.objects.count() == 2
-    assert Campaign.objects.count() == 2
+    assert report.versions_unchanged == ["catalog-clip v1", "catalog-hero v1", "catalog-scene v1"]
+    assert PromptVersion.objects.count() == 3
+    assert Campaign.objects.count() == 3
 
 
 def test_editing_a_published_version_in_place_is_refused(library_dir: Path) -> None:
@@ -81,5 +94,5 @@ def test_campaign_naming_a_missing_template_version_fails_naming_the_file(librar
 
 def test_unknown_campaign_lists_the_loaded_ones(library_dir: Path) -> None:
     library_load()
-    with pytest.raises(CampaignNotFoundError, match="loaded: demo-catalog, demo-spring"):
+    with pytest.raises(CampaignNotFoundError, match="loaded: demo-catalog, demo-clips, demo-spring"):
         campaign_plan_get(name="nope")

@@ -4,6 +4,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import yaml
 
 from prompt_library.errors import LibraryFileError, UnknownVariableError
 from prompt_library.specs import (
@@ -11,6 +12,7 @@ from prompt_library.specs import (
     GenerationParams,
     campaign_expand,
     campaign_parse,
+    canonical_hash,
     chunked,
     template_from_dict,
     template_parse,
@@ -215,3 +217,127 @@ def test_templates_without_alt_text_or_sampler_keep_their_hashes_and_keys() -> N
 def test_an_unknown_sampler_is_refused_naming_the_field() -> None:
     with pytest.raises(LibraryFileError, match=r"params.scheduler' must be one of dpm\+\+, .* \(got 'fast'\)"):
         template_parse(template_data(params={"scheduler": "fast"}), path=PATH, number=1)
+
+
+# --- video output ---------------------------------------------------------------------------
+
+
+def clip_output(**overrides: object) -> dict[str, object]:
+    output: dict[str, object] = {
+        "width": 256,
+        "height": 256,
+        "format": "mp4",
+        "fps": 12,
+        "seconds": 2,
+        "keyframes": 3,
+        "renditions": [
+            {"name": "web", "format": "mp4", "width": 256, "height": 256, "quality": 85},
+            {"name": "poster", "format": "jpeg", "width": 256, "height": 256},
+        ],
+    }
+    output.update(overrides)
+    return output
+
+
+def test_a_template_can_ask_for_a_clip_and_its_variants_say_so() -> None:
+    spec = template_parse(template_data(output=clip_output()), path=PATH, number=1)
+    out = spec.output
+    assert out.is_video and (out.format, out.fps, out.seconds, out.keyframes) == ("mp4", 12, 2.0, 3)
+    assert [(r.name, r.format) for r in out.renditions] == [("web", "mp4"), ("poster", "jpeg")]
+    assert template_from_dict(asdict(spec)) == spec
+    assert template_from_dict(asdict(spec)).content_hash == spec.content_hash
+    # A JSON store may give the seconds back as an integer: the hash must not move.
+    stored = asdict(spec)
+    stored["output"]["seconds"] = 2
+    assert template_from_dict(stored).content_hash == spec.content_hash
+    variant = campaign_expand(campaign(), spec, params=PARAMS, model_manifest_hash="a" * 64)[0]
+    record = variant.generation_record()
+    assert (record["format"], record["fps"], record["keyframes"]) == ("mp4", 12, 3)
+    # Timing makes the clip: it is part of the key and the content hash.
+    longer = template_parse(template_data(output=clip_output(seconds=3)), path=PATH, number=1)
+    assert longer.content_hash != spec.content_hash
+    assert campaign_expand(campaign(), longer, params=PARAMS, model_manifest_hash="a" * 64)[0].key != variant.key
+
+
+def test_keyframes_default_to_four() -> None:
+    output = clip_output()
+    del output["keyframes"]
+    assert template_parse(template_data(output=output), path=PATH, number=1).output.keyframes == 4
+
+
+@pytest.mark.parametrize(
+    ("output", "field", "said"),
+    [
+        (clip_output(fps=0), "output.fps", "from 1 to 60 (got 0)"),
+        (clip_output(fps=61), "output.fps", "(got 61)"),
+        (clip_output(fps=12.5), "output.fps", "(got 12.5)"),
+        (clip_output(fps=None), "output.fps", "(got None)"),
+        (clip_output(seconds=0), "output.seconds", "above 0 and at most 60 (got 0)"),
+        (clip_output(seconds=61), "output.seconds", "(got 61)"),
+        (clip_output(seconds="2"), "output.seconds", "(got '2')"),
+        (clip_output(seconds=30, fps=24), "output.seconds", "720 frames"),
+        (clip_output(keyframes=1), "output.keyframes", "from 2 to 64 (got 1)"),
+        (clip_output(keyframes=30, seconds=1), "output.keyframes", "more than the clip's 12 frames"),
+        (clip_output(width=255), "output.width", "even integer from 256"),
+        (clip_output(height=128), "output.height", "watermark needs 256 px"),
+        (clip_output(format="gif"), "output.format", "'png' (an image) or 'mp4' (a video)"),
+        (
+            clip_output(renditions=[{"name": "web", "format": "mp4", "width": 255, "height": 256}]),
+            "output.renditions[0].width",
+            "even for mp4",
+        ),
+        (
+            {"width": 512, "height": 512, "renditions": [{"name": "v", "format": "mp4", "width": 256, "height": 256}]},
+            "output.renditions[0].format",
+            "mp4 renditions need a video master",
+        ),
+        ({"width": 512, "height": 512, "fps": 12}, "output.fps", "only for video masters (format: mp4)"),
+        ({"width": 512, "height": 512, "seconds": 2}, "output.seconds", "only for video masters"),
+    ],
+)
+def test_bad_video_output_fields_are_refused_naming_file_and_field(
+    output: dict[str, object], field: str, said: str
+) -> None:
+    with pytest.raises(LibraryFileError) as err:
+        template_parse(template_data(output=output), path=PATH, number=1)
+    assert f"field '{field}'" in str(err.value) and said in str(err.value)
+    assert str(PATH) in str(err.value)
+
+
+def test_a_sampler_is_refused_for_a_clip() -> None:
+    with pytest.raises(LibraryFileError, match=r"params.scheduler' is not supported for video output"):
+        template_parse(template_data(params={"scheduler": "euler"}, output=clip_output()), path=PATH, number=1)
+
+
+# The shipped image templates' content hashes, as computed before clips existed: a published
+# version whose hash moved would be refused on the next load.
+SHIPPED_IMAGE_HASHES = {
+    "catalog-hero": "1697f8395b24748e4e4aaaf681b3119afc9bd70ac263c219efe014910dff151f",
+    "catalog-scene": "cd64d8094f87b36bdc2d5b7e5ffd01276c1f462fc218a1b575e0538474387edf",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_IMAGE_HASHES))
+def test_image_templates_keep_their_content_hashes_and_keys(name: str) -> None:
+    path = Path(__file__).parents[2] / "prompt_library" / "library" / "templates" / name / "v1.yaml"
+    spec = template_parse(yaml.safe_load(path.read_text()), path=path, number=1)
+    assert spec.content_hash == SHIPPED_IMAGE_HASHES[name]
+    stored = asdict(spec)
+    for field in ("fps", "seconds", "keyframes"):  # as versions from before clips were stored
+        del stored["output"][field]
+    assert template_from_dict(stored).content_hash == SHIPPED_IMAGE_HASHES[name]
+    # An image's key is the hash it always was (output: its size only), and its record has no timing.
+    values = {v: "x" for v in spec.variables}
+    runs = campaign(variables=tuple((v, ("x",)) for v in spec.variables), seeds=(7,))
+    variant = campaign_expand(runs, spec, params=PARAMS, model_manifest_hash="a" * 64)[0]
+    assert variant.key == canonical_hash(
+        {
+            "template_hash": SHIPPED_IMAGE_HASHES[name],
+            "variables": values,
+            "model_manifest_hash": "a" * 64,
+            "seed": 7,
+            "params": PARAMS.identity(),
+            "output": {"width": 512, "height": 512},
+        }
+    )
+    assert not {"fps", "seconds", "keyframes", "format"} & set(variant.generation_record())

@@ -1,4 +1,5 @@
-"""Set up and run the demo: keys, a reviewer, the prompt library, one campaign through the flow."""
+"""Set up and run the demo: keys, a reviewer, the prompt library, the demo campaigns (stills, then
+clips) through the flow."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ from django.core.management.base import BaseCommand, CommandParser
 from review.models import Asset
 
 DEMO_USER = "reviewer"
+DEMO_CAMPAIGNS = ("demo-catalog", "demo-clips")  # catalog stills, then catalog clips
 
 
 class Command(BaseCommand):
-    help = "Prepare the demo (idempotent) and run the demo campaign on the embedded model."
+    help = "Prepare the demo (idempotent) and run the demo campaigns (stills, then clips) on the embedded model."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--campaign", default="demo-catalog")
+        parser.add_argument(
+            "--campaign",
+            action="append",
+            dest="campaigns",
+            help=f"a campaign to run (repeatable; default: {', '.join(DEMO_CAMPAIGNS)})",
+        )
         parser.add_argument("--address", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,9 +47,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{'Created' if created else 'Kept'} user '{DEMO_USER}'")
         step(3, "prompt library")
         call_command("library_load", stdout=self.stdout)
-        step(4, f"campaign {options['campaign']} through the Prefect flow")
+        campaigns = options["campaigns"] or DEMO_CAMPAIGNS
+        step(4, f"campaign{'s' if len(campaigns) > 1 else ''} {', '.join(campaigns)} through the Prefect flow")
         before = Asset.objects.count()
-        call_command("campaign_run", options["campaign"], stdout=self.stdout)
+        for campaign in campaigns:
+            call_command("campaign_run", campaign, stdout=self.stdout)
         made = Asset.objects.count() - before
         self.stdout.write(
             self.style.SUCCESS(

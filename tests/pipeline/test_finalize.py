@@ -1,0 +1,123 @@
+"""Finalising a clip: every frame watermarked, H.264 that keeps the mark, C2PA-signed MP4 master,
+signed JPEG thumbnail of its first frame; real model, real signing, real files."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from models.registry import ModelManifest, manifest_load, pipeline_load
+from pipeline.errors import WatermarkError
+from pipeline.finalize import MASTER_CRFS, Signing, clip_encode, clip_finalize
+from pipeline.mp4 import WATERMARK_FRAMES, Clip, mp4_clip, mp4_decode, mp4_encode
+from pipeline.signing import c2pa_read
+from pipeline.storage import LocalStorage
+from pipeline.video import clips_generate
+from pipeline.watermark import watermark_embed, watermark_read, watermark_read_frames
+from prompt_library.specs import CampaignSpec, GenerationParams, Variant, campaign_expand, template_parse
+
+SERIAL = 4242
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def embedded() -> tuple[Any, ModelManifest]:
+    manifest = manifest_load("embedded")
+    return pipeline_load(manifest, device="cpu"), manifest
+
+
+@pytest.fixture(scope="module")
+def clip_variant(embedded: tuple[Any, ModelManifest]) -> Variant:
+    """A variant of a short clip template on the shipped embedded model (1 s at 12 fps)."""
+    manifest = embedded[1]
+    data = {
+        "name": "clip",
+        "prompt": "a {colour} mug on a wooden table",
+        "variables": ["colour"],
+        "model": "embedded",
+        "output": {"width": 256, "height": 256, "format": "mp4", "fps": 12, "seconds": 1, "keyframes": 2},
+    }
+    template = template_parse(data, path=Path("clip/v1.yaml"), number=1)
+    runs = CampaignSpec(
+        name="clips",
+        title="",
+        kind="scheduled",
+        template="clip",
+        template_version=1,
+        variables=(("colour", ("red",)),),
+        seeds=(3,),
+    )
+    params = GenerationParams(steps=4, guidance=7.0, width=64, height=64)
+    return campaign_expand(runs, template, params=params, model_manifest_hash=manifest.manifest_hash)[0]
+
+
+@pytest.fixture(scope="module")
+def clip(embedded: tuple[Any, ModelManifest], clip_variant: Variant) -> Clip:
+    pipe, manifest = embedded
+    (made,) = clips_generate(pipe, manifest, [clip_variant])
+    return made
+
+
+def test_a_clip_becomes_a_signed_watermarked_mp4_master_with_a_signed_thumbnail(
+    clip: Clip, clip_variant: Variant, signer: Any, context: Any, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path)
+    made = clip_finalize(
+        clip_variant, serial=SERIAL, clip=clip, signing=Signing(signer=signer, context=context), storage=storage
+    )
+    key = clip_variant.key
+    assert made.mime == "video/mp4"
+    assert made.file_path == f"masters/{key[:2]}/{key}.mp4"
+    data = storage.read(made.file_path)
+    assert data[4:8] == b"ftyp" and made.size == len(data)
+    # The generation record says what made the clip, its rate and length included.
+    record = made.generation_record
+    assert (record["fps"], record["frames"], record["seconds"], record["keyframes"]) == (12, 12, 1.0, 2)
+    assert (record["serial"], record["asset_key"], record["seed"]) == (SERIAL, key, 3)
+
+    # Credentials: trusted, created + watermarked, the record inside, a soft binding.
+    report = c2pa_read(data, mime="video/mp4", context=context)
+    assert report.state == "trusted", report.validation_codes
+    assert report.actions()[:2] == ["c2pa.created", "c2pa.watermarked"]
+    assert report.assertion("org.greenlight.generation") == record
+    assert [m.kind for m in made.manifests] == ["master", "thumbnail"]
+    assert made.manifests[0].mime == "video/mp4" and made.manifests[0].label == report.active_label
+
+    # The watermark reads back from the decoded frames (every frame carries it, not just one).
+    decoded = mp4_clip(data)
+    assert (len(decoded.frames), decoded.fps, decoded.size) == (12, 12, (256, 256))
+    assert watermark_read_frames(list(decoded.frames)).serial == SERIAL
+    assert watermark_read(decoded.frames[-1]).serial == SERIAL
+
+    # The thumbnail: a JPEG of the first marked frame, signed with the MP4 as its parent.
+    thumb = storage.read(made.thumb_path)
+    thumb_report = c2pa_read(thumb, mime="image/jpeg", context=context)
+    assert thumb_report.state == "trusted", thumb_report.validation_codes
+    assert "c2pa.transcoded" in thumb_report.actions() and "c2pa.watermarked" in thumb_report.actions()
+    parents = [i for i in (thumb_report.manifest or {}).get("ingredients", []) if i.get("relationship") == "parentOf"]
+    assert len(parents) == 1 and parents[0]["format"] == "video/mp4"
+    assert watermark_read(Image.open(io.BytesIO(thumb)).convert("RGB")).serial == SERIAL
+
+
+def test_the_master_crf_keeps_the_mark_and_unmarked_frames_are_never_claimed(clip: Clip) -> None:
+    marked = [watermark_embed(frame, SERIAL) for frame in clip.frames]
+    # The first CRF the pipeline tries keeps the mark in the frames `verify` reads...
+    encoded = mp4_encode(marked, clip.fps, crf=MASTER_CRFS[0])
+    assert watermark_read_frames(mp4_decode(encoded, limit=WATERMARK_FRAMES)).serial == SERIAL
+    assert clip_encode(marked, clip.fps, serial=SERIAL) == encoded
+    # ...and frames that do not carry the serial are refused rather than signed as watermarked.
+    with pytest.raises(WatermarkError, match=f"does not read back serial {SERIAL}"):
+        clip_encode(list(clip.frames), clip.fps, serial=SERIAL)
