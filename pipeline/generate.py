@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
@@ -97,16 +97,15 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
         raise refuse("mode", request.mode, f"unknown mode (known: {', '.join(MODES)})")
     if not isinstance(request.prompt, str) or not request.prompt.strip():
         raise refuse("prompt", request.prompt, "a prompt is required")
-    if not _is_int(request.steps) or not 1 <= request.steps <= MAX_STEPS:
-        raise refuse("steps", request.steps, f"must be an integer from 1 to {MAX_STEPS}")
-    if not _is_number(request.guidance) or not 0 <= request.guidance <= MAX_GUIDANCE:
-        raise refuse("guidance", request.guidance, f"must be a number from 0 to {MAX_GUIDANCE:g}")
-    if not _is_int(request.seed) or request.seed < 0:
-        raise refuse("seed", request.seed, "must be a non-negative integer")
-    factor = manifest.size_multiple
-    for name, side in (("width", request.width), ("height", request.height)):
-        if not _is_int(side) or side < factor or side % factor:
-            raise refuse(name, side, f"must be a positive multiple of {factor} for model '{manifest.name}'")
+    sampling_check(
+        manifest,
+        steps=request.steps,
+        guidance=request.guidance,
+        seed=request.seed,
+        width=request.width,
+        height=request.height,
+        variant_key=key,
+    )
     if request.scheduler != DEFAULT_SCHEDULER and request.scheduler not in SCHEDULERS:
         raise refuse("scheduler", request.scheduler, f"unknown sampler (known: {scheduler_names()})")
     if _weighted(request.prompt, request.negative_prompt) and manifest.family not in _COMPEL_FAMILIES:
@@ -122,7 +121,7 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
         return None, None
     if manifest.family not in _COMPEL_FAMILIES:
         raise refuse("mode", request.mode, f"the {manifest.family} family makes text-to-image only")
-    if not _is_number(request.strength) or not 0 < request.strength <= 1:
+    if not is_number(request.strength) or not 0 < request.strength <= 1:
         raise refuse("strength", request.strength, "must be a number above 0 and at most 1")
     if request.init_image is None:
         raise refuse("init_image", None, f"{request.mode} needs an init image")
@@ -137,6 +136,34 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
     if mask.size != init.size:
         raise refuse("mask", mask, f"must be the init image's size, {init.width}x{init.height}")
     return init, mask
+
+
+def sampling_check(
+    manifest: ModelManifest,
+    *,
+    steps: object,
+    guidance: object,
+    seed: object,
+    width: object,
+    height: object,
+    variant_key: str | None = None,
+) -> None:
+    """What every request to a model needs, images and clips alike: steps from 1 to 500, guidance
+    from 0 to 50, a non-negative integer seed, and a size the model can draw."""
+
+    def refuse(name: str, value: object, problem: str) -> GenerationInputError:
+        return GenerationInputError(name, value, problem, variant_key=variant_key)
+
+    if not is_integer(steps) or not 1 <= steps <= MAX_STEPS:
+        raise refuse("steps", steps, f"must be an integer from 1 to {MAX_STEPS}")
+    if not is_number(guidance) or not 0 <= guidance <= MAX_GUIDANCE:
+        raise refuse("guidance", guidance, f"must be a number from 0 to {MAX_GUIDANCE:g}")
+    if not is_integer(seed) or seed < 0:
+        raise refuse("seed", seed, "must be a non-negative integer")
+    factor = manifest.size_multiple
+    for name, side in (("width", width), ("height", height)):
+        if not is_integer(side) or side < factor or side % factor:
+            raise refuse(name, side, f"must be a positive multiple of {factor} for model '{manifest.name}'")
 
 
 def image_open(value: ImageInput, *, field_name: str, variant_key: str | None = None) -> Image.Image:
@@ -160,11 +187,13 @@ def image_open(value: ImageInput, *, field_name: str, variant_key: str | None = 
     return image
 
 
-def _is_int(value: object) -> bool:
+def is_integer(value: object) -> TypeGuard[int]:
+    """An int that is not a bool (YAML and JSON give both)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -41,7 +41,15 @@ from PIL import Image, ImageOps
 
 from models.registry import ModelManifest
 from pipeline.errors import GenerationError
-from pipeline.generate import MAX_GUIDANCE, MAX_STEPS, GenerationInputError, ImageInput, batch_check, image_open
+from pipeline.generate import (
+    GenerationInputError,
+    ImageInput,
+    batch_check,
+    image_open,
+    is_integer,
+    is_number,
+    sampling_check,
+)
 from pipeline.mp4 import MAX_FPS, MIN_FPS, Clip
 
 # The MP4 helpers live in pipeline.mp4 (no torch there: the web process uses them); they stay part
@@ -142,24 +150,23 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
     for name, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
         if _WEIGHTED_RE.search(text):
             raise refuse(name, text, "prompt weighting is not supported for video (remove the brackets)")
-    if not _is_int(request.steps) or not 1 <= request.steps <= MAX_STEPS:
-        raise refuse("steps", request.steps, f"must be an integer from 1 to {MAX_STEPS}")
-    if not _is_number(request.guidance) or not 0 <= request.guidance <= MAX_GUIDANCE:
-        raise refuse("guidance", request.guidance, f"must be a number from 0 to {MAX_GUIDANCE:g}")
-    if not _is_int(request.seed) or request.seed < 0:
-        raise refuse("seed", request.seed, "must be a non-negative integer")
-    factor = manifest.size_multiple
-    for name, side in (("width", request.width), ("height", request.height)):
-        if not _is_int(side) or side < factor or side % factor:
-            raise refuse(name, side, f"must be a positive multiple of {factor} for model '{manifest.name}'")
-    if not _is_int(request.fps) or not MIN_FPS <= request.fps <= MAX_FPS:
+    sampling_check(
+        manifest,
+        steps=request.steps,
+        guidance=request.guidance,
+        seed=request.seed,
+        width=request.width,
+        height=request.height,
+        variant_key=request.key,
+    )
+    if not is_integer(request.fps) or not MIN_FPS <= request.fps <= MAX_FPS:
         raise refuse("fps", request.fps, f"must be an integer from {MIN_FPS} to {MAX_FPS}")
-    if not _is_int(request.frames) or not MIN_FRAMES <= request.frames <= MAX_FRAMES:
+    if not is_integer(request.frames) or not MIN_FRAMES <= request.frames <= MAX_FRAMES:
         raise refuse("frames", request.frames, f"must be an integer from {MIN_FRAMES} to {MAX_FRAMES}")
     for name, out in (("output_width", request.output_width), ("output_height", request.output_height)):
-        if out is not None and (not _is_int(out) or not 16 <= out <= MAX_OUTPUT_SIDE or out % 2):
+        if out is not None and (not is_integer(out) or not 16 <= out <= MAX_OUTPUT_SIDE or out % 2):
             raise refuse(name, out, f"must be an even integer from 16 to {MAX_OUTPUT_SIDE} (H.264 needs even sides)")
-    if not _is_int(request.keyframes) or not 2 <= request.keyframes <= MAX_KEYFRAMES:
+    if not is_integer(request.keyframes) or not 2 <= request.keyframes <= MAX_KEYFRAMES:
         raise refuse("keyframes", request.keyframes, f"must be an integer from 2 to {MAX_KEYFRAMES}")
 
     # 2. What the model's kind needs.
@@ -185,7 +192,7 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
         return image_open(request.init_image, field_name="init_image", variant_key=request.key).convert("RGB")
     if request.keyframes > request.frames:
         raise refuse("keyframes", request.keyframes, f"more keyframes than frames ({request.frames})")
-    if not _is_number(request.motion) or not 0 < request.motion <= 1:
+    if not is_number(request.motion) or not 0 < request.motion <= 1:
         raise refuse("motion", request.motion, "must be a number above 0 and at most 1")
     if request.init_image is not None:
         raise refuse(
@@ -214,14 +221,6 @@ def output_size(manifest: ModelManifest, request: VideoRequest) -> tuple[int, in
 
 def _even(value: float) -> int:
     return max(2, round(value / 2) * 2)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # --- progress ------------------------------------------------------------------------------

@@ -80,3 +80,15 @@ def s3_bucket(s3_endpoint: str) -> dict[str, object]:
     name = f"published-{uuid.uuid4().hex[:12]}"
     fs.mkdir(name)
     return {"bucket": name, "options": options, "fs": fs}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module's tests: the models are tiny and the CPU may be shared
+    (two threads on a busy 2-core machine cost far more than they give)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

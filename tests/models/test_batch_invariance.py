@@ -21,12 +21,9 @@ def unet() -> Any:
     return UNet2DConditionModel.from_pretrained(manifest.folder / "unet").eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (tests/conftest.py)."""
 
 
 def _inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor]:

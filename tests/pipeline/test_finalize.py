@@ -4,12 +4,10 @@ signed JPEG thumbnail of its first frame; real model, real signing, real files."
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from PIL import Image
 
 from models.registry import ModelManifest, manifest_load, pipeline_load
@@ -26,11 +24,8 @@ SERIAL = 4242
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,10 @@ from a video model (a tiny random-weight Wan pipeline, pinned like a downloaded 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from models.captioner import alt_text_compose, captioner_load, captioner_pin
 from models.catalog_domain import Combo, catalog_draw
@@ -31,12 +29,8 @@ WAN_SIDE = 16  # the tiny Wan's smallest drawing size (its size multiple)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One thread: the models are tiny and the CPU may be shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

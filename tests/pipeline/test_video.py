@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,6 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from models.pin import manifest_pin
@@ -56,13 +55,8 @@ def _clip_difference(a: list[Image.Image], b: list[Image.Image]) -> float:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One thread: these models are tiny, and the CPU may be shared (two threads contending for
-    one busy core are many times slower than one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
