@@ -51,7 +51,7 @@ def main() -> None:
     campaign_path = LIBRARY / "campaigns" / "demo-spring.yaml"
     campaign = campaign_parse(yaml.safe_load(campaign_path.read_text()), path=campaign_path)
     manifest = manifest_load(template.model_name)
-    params = params_resolve(template, **asdict(manifest.defaults))
+    params = params_resolve(template, **asdict(manifest.defaults), size_multiple=manifest.size_multiple)
     seeds = tuple(range(1, args.count // 6 + 2))
     campaign = replace(campaign, seeds=seeds)
     variants = campaign_expand(campaign, template, params=params, model_manifest_hash=manifest.manifest_hash)[

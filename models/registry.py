@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -87,6 +88,9 @@ class Family:
     prefers_bf16: bool  # float16 overflows in these models' activations
     vae_savers_auto: bool  # switch VAE slicing and tiling on by themselves for large outputs
     options: Mapping[str, FamilyOption]
+    # What the pipeline class itself demands of a size, whatever the VAE: diffusers' Stable
+    # Diffusion pipelines refuse any side that is not a multiple of 8.
+    pipeline_multiple: int = 1
 
 
 FAMILIES: Mapping[str, Family] = MappingProxyType(
@@ -98,6 +102,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
             temporal_scale=None,
             prefers_bf16=False,
             vae_savers_auto=True,
+            pipeline_multiple=8,
             options=MappingProxyType({}),
         ),
         "stable-diffusion-xl": Family(
@@ -108,6 +113,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
             prefers_bf16=False,
             vae_savers_auto=True,
             # Greenlight marks images itself; SDXL's own invisible watermark would be a second one.
+            pipeline_multiple=8,
             options=MappingProxyType({"add_watermarker": FamilyOption("load", bool)}),
         ),
         "flux": Family(
@@ -309,8 +315,9 @@ class ModelManifest:
     @property
     def size_multiple(self) -> int:
         """Width and height must be multiples of this: the VAE's scale times the transformer's
-        patch (FLUX and Wan turn 2x2 latent cells into one token)."""
-        return self.vae_scale_factor * self.family_info.patch
+        patch (FLUX and Wan turn 2x2 latent cells into one token), and of what the pipeline class
+        demands (8 for Stable Diffusion's, even with a VAE that scales by 4)."""
+        return math.lcm(self.vae_scale_factor * self.family_info.patch, self.family_info.pipeline_multiple)
 
     @property
     def temporal_scale_factor(self) -> int | None:

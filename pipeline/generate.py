@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 import torch
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from models.registry import ModelManifest
 from models.schedulers import DEFAULT as DEFAULT_SCHEDULER
@@ -422,9 +422,10 @@ def variant_request(variant: Variant) -> ImageRequest:
 def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
     """Generate one image per variant in a single pipeline call, at the output spec's size.
 
-    The model draws at its native size; the result is resampled to the output size (Lanczos).
+    The model draws at its native size; the result is resampled to the output size (Lanczos),
+    cropped at the centre where the aspect ratios differ (never stretched).
     """
     batch_check(variants)
     images = engine_generate(pipe, manifest, [variant_request(v) for v in variants], call_options=manifest.call_options)
     size = (variants[0].output.width, variants[0].output.height)
-    return [image if image.size == size else image.resize(size, Image.Resampling.LANCZOS) for image in images]
+    return [image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS) for image in images]

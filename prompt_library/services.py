@@ -137,7 +137,7 @@ def _version_fields(path: Path, spec: TemplateSpec) -> dict[str, object]:
             f"field 'model.manifest_hash' pins {spec.model_manifest_hash[:12]}… but model "
             f"'{manifest.name}' has manifest hash {manifest.manifest_hash[:12]}…",
         )
-    params = asdict(params_resolve(spec, **asdict(manifest.defaults)))
+    params = asdict(params_resolve(spec, **asdict(manifest.defaults), size_multiple=manifest.size_multiple))
     return {
         "number": spec.number,
         "content_hash": spec.content_hash,

@@ -517,9 +517,24 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
 # --- expansion ------------------------------------------------------------------------------
 
 
-def params_resolve(template: TemplateSpec, *, steps: int, guidance: float, width: int, height: int) -> GenerationParams:
-    """The template's generation parameters over the model's defaults (given as keywords)."""
+def params_resolve(
+    template: TemplateSpec,
+    *,
+    steps: int,
+    guidance: float,
+    width: int,
+    height: int,
+    size_multiple: int | None = None,
+) -> GenerationParams:
+    """The template's generation parameters over the model's defaults (given as keywords).
+
+    Without a size in the template, the model draws at its default area in the output's aspect
+    ratio (each side a multiple of ``size_multiple``, when given), so that a 16:9 output is not a
+    square drawing stretched: a 64x64 model asked for 1024x576 draws 84x48.
+    """
     p = template.params
+    if "width" not in p and "height" not in p and size_multiple:
+        width, height = aspect_size(width * height, template.output.width / template.output.height, size_multiple)
     return GenerationParams(
         steps=int(p.get("steps", steps)),
         guidance=float(p.get("guidance", guidance)),
@@ -527,6 +542,14 @@ def params_resolve(template: TemplateSpec, *, steps: int, guidance: float, width
         height=int(p.get("height", height)),
         scheduler=str(p.get("scheduler", "")),
     )
+
+
+def aspect_size(area: int, aspect: float, multiple: int) -> tuple[int, int]:
+    """The size of about ``area`` pixels with width/height ``aspect``, each side a multiple of ``multiple``."""
+    exact_width = (area * aspect) ** 0.5
+    width = max(multiple, round(exact_width / multiple) * multiple)
+    height = max(multiple, round(exact_width / aspect / multiple) * multiple)
+    return width, height
 
 
 def campaign_check(campaign: CampaignSpec, template: TemplateSpec, *, path: Path | str | None = None) -> None:

@@ -20,8 +20,11 @@ from pipeline.generate import (
     ImageRequest,
     compel_syntax,
     engine_generate,
+    images_generate,
     request_check,
+    variant_request,
 )
+from prompt_library.specs import GenerationParams, OutputSpec, Variant
 
 STEPS = 12  # fewer than the manifest's 20: enough to draw the product, and quick
 
@@ -231,3 +234,24 @@ def test_weighting_and_image_modes_are_refused_for_a_family_that_lacks_them() ->
         request_check(flux, request("a mug", 0, width=32, height=32, mode="image-to-image", init_image=photo))
     with pytest.raises(GenerationInputError, match=r"^width = 40: must be a positive multiple of 16"):
         request_check(flux, request("a mug", 0, width=40, height=32))
+
+
+def test_a_wide_output_is_drawn_wide_and_resampled_to_the_output_size(pipe: Any, manifest: ModelManifest) -> None:
+    wide = Variant(
+        campaign="wide",
+        template="banner",
+        template_version=1,
+        template_hash="0" * 64,
+        variables=(),
+        prompt="a red mug on a wooden table",
+        negative_prompt="",
+        seed=3,
+        params=GenerationParams(steps=STEPS, guidance=7.0, width=88, height=48),  # 16:9 at the model's area
+        output=OutputSpec(width=1024, height=576),
+        model_name="embedded",
+        model_manifest_hash=manifest.manifest_hash,
+    )
+    drawn = engine_generate(pipe, manifest, [variant_request(wide)])[0]
+    assert drawn.size == (88, 48)
+    (master,) = images_generate(pipe, manifest, [wide])
+    assert master.size == (1024, 576) and master.mode == "RGB"

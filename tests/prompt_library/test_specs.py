@@ -14,6 +14,7 @@ from prompt_library.specs import (
     campaign_parse,
     canonical_hash,
     chunked,
+    params_resolve,
     template_from_dict,
     template_parse,
 )
@@ -341,3 +342,25 @@ def test_image_templates_keep_their_content_hashes_and_keys(name: str) -> None:
         }
     )
     assert not {"fps", "seconds", "keyframes", "format"} & set(variant.generation_record())
+
+
+@pytest.mark.parametrize(
+    ("output", "multiple", "drawn"),
+    [
+        ((512, 512), 4, (64, 64)),  # square output: the model's own size
+        ((1024, 576), 4, (84, 48)),  # 16:9
+        ((576, 1024), 4, (48, 84)),  # 9:16
+        ((1200, 900), 8, (72, 56)),  # 4:3 on an 8 px factor: as near as the factor allows
+    ],
+)
+def test_without_a_size_the_model_draws_in_the_outputs_aspect_ratio(
+    output: tuple[int, int], multiple: int, drawn: tuple[int, int]
+) -> None:
+    data = template_data(output={"width": output[0], "height": output[1]})
+    spec = template_parse(data, path=PATH, number=1)
+    params = params_resolve(spec, steps=20, guidance=7.0, width=64, height=64, size_multiple=multiple)
+    assert (params.width, params.height) == drawn
+    assert params.width % multiple == 0 and params.height % multiple == 0
+    # A size the template names is kept as it is.
+    fixed = template_parse({**data, "params": {"width": 64, "height": 64}}, path=PATH, number=1)
+    assert params_resolve(fixed, steps=20, guidance=7.0, width=64, height=64, size_multiple=multiple).width == 64
