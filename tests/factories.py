@@ -173,7 +173,7 @@ def clip_campaign_write(
     seeds: tuple[int, ...] = (1,),
 ) -> None:
     """A clip template (v1) and a campaign of it in a prompt library folder: by default a cheap
-    keyframe clip of the shipped embedded model (4 steps, 1 s at 8 fps, 2 keyframes, 256x256 MP4)
+    keyframe clip of the shipped embedded model (12 steps, 1 s at 8 fps, 2 keyframes, 256x256 MP4)
     with a web MP4 and a JPEG poster as renditions, for two colours of one mug."""
     spec = {
         "name": template,
@@ -182,7 +182,7 @@ def clip_campaign_write(
         "alt_text": "Test clip: a {colour} {product} {scene}",
         "variables": ["colour", "product", "scene"],
         "model": model,
-        "params": dict(params) if params is not None else {"steps": 4, "guidance": 7.0},
+        "params": dict(params) if params is not None else {"steps": 12, "guidance": 7.0},
         "output": dict(output)
         if output is not None
         else {

@@ -41,6 +41,15 @@ def reviewable_assets(greenlight_settings: SettingsWrapper, library_dir: Path) -
 
 
 @pytest.fixture
+def catalog_assets(greenlight_settings: SettingsWrapper, library_dir: Path) -> list[Asset]:
+    """Four stills of the demo's own campaign in review, drawn by the trained embedded model (a red
+    mug, a red lamp, a blue bottle, a yellow lamp): what the README's screenshots show."""
+    library_load()
+    variants = campaign_plan_get(name="demo-catalog").variants
+    return _into_review([variants[i] for i in (0, 10, 18, 32)])
+
+
+@pytest.fixture
 def reviewable_clip(greenlight_settings: SettingsWrapper, library_dir: Path) -> Asset:
     """One clip in review: a short, cheap keyframe clip of the shipped embedded model (MP4 master,
     an mp4 and a jpeg rendition in its template), made by the pipeline's own steps."""

@@ -62,6 +62,13 @@ def login(page: Page, live_server: LiveServer, username: str) -> None:
     page.wait_for_selector(".grid")
 
 
+@pytest.fixture
+def reviewable_assets(catalog_assets: list[Asset]) -> list[Asset]:
+    """The browser tests take the README's screenshots: products of the demo's model, not the
+    stand-in's colour fields."""
+    return catalog_assets
+
+
 def test_reviewer_logs_in_approves_rejects_and_publishes(
     live_server: LiveServer, reviewable_assets: list[Asset]
 ) -> None:
