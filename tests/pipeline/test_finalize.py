@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from models.registry import ModelManifest, manifest_load, pipeline_load
+from models.registry import ModelManifest
 from pipeline.errors import WatermarkError
 from pipeline.finalize import MASTER_CRFS, Signing, clip_encode, clip_finalize
 from pipeline.mp4 import WATERMARK_FRAMES, Clip, mp4_clip, mp4_decode, mp4_encode
@@ -26,12 +26,6 @@ SERIAL = 4242
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Every test here runs on one torch thread (tests/conftest.py)."""
-
-
-@pytest.fixture(scope="module")
-def embedded() -> tuple[Any, ModelManifest]:
-    manifest = manifest_load("embedded")
-    return pipeline_load(manifest, device="cpu"), manifest
 
 
 @pytest.fixture(scope="module")

@@ -88,12 +88,6 @@ def _tiny_request(family: str, **changes: Any) -> VideoRequest:
 
 
 @pytest.fixture(scope="module")
-def embedded() -> tuple[Any, ModelManifest]:
-    manifest = manifest_load("embedded")
-    return pipeline_load(manifest, device="cpu"), manifest
-
-
-@pytest.fixture(scope="module")
 def keyframe_request(embedded: tuple[Any, ModelManifest]) -> VideoRequest:
     manifest = embedded[1]
     return VideoRequest(
