@@ -11,9 +11,9 @@ a missing or changed file) and names the transformers class that loads it::
 
     name: blip-base
     model_class: BlipForConditionalGeneration
-    folder: /models/blip-image-captioning-base
+    folder: /models/blip-base
     license: bsd-3-clause
-    source: https://huggingface.co/Salesforce/blip-image-captioning-base
+    source: <where the folder was downloaded from>
     defaults: {max_new_tokens: 30, num_beams: 3}
     prompt: ""                 # optional text the caption continues (BLIP: "a photography of")
     notes: ...

@@ -302,31 +302,29 @@ def _prompt_arguments(pipe: Any, requests: Sequence[ImageRequest], *, guided: bo
 
 # --- the call --------------------------------------------------------------------------------
 
-_runners: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
+_derived: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
 
 
-def _runner(pipe: Any, mode: str, scheduler: str) -> Any:
-    """The pipeline for ``mode`` and ``scheduler``, sharing the loaded pipeline's components.
+def derived_pipeline(pipe: Any, class_name: str = "", *, scheduler: str = DEFAULT_SCHEDULER) -> Any:
+    """Another pipeline class (a diffusers name; "" for the loaded one's own) and sampler on the
+    loaded pipeline's components: image-to-image, inpainting, image-to-video.
 
-    Built once per (pipeline, mode, sampler) with ``from_pipe``: no weights are loaded or copied,
+    Built once per (pipeline, class, sampler) with ``from_pipe``: no weights are loaded or copied,
     and the loaded pipeline's own scheduler is never swapped under another caller.
     """
-    if mode == "text-to-image" and scheduler == DEFAULT_SCHEDULER:
+    if not class_name and scheduler == DEFAULT_SCHEDULER:
         return pipe
     with _lock:
-        cache = _runners.setdefault(pipe, {})
-        runner = cache.get((mode, scheduler))
-        if runner is None:
+        cache = _derived.setdefault(pipe, {})
+        derived = cache.get((class_name, scheduler))
+        if derived is None:
             import diffusers
 
-            sampler = scheduler_build(scheduler, pipe.scheduler)
-            if mode == "text-to-image":
-                runner = type(pipe).from_pipe(pipe, scheduler=sampler)
-            else:
-                runner = getattr(diffusers, _AUTO_PIPELINES[mode]).from_pipe(pipe, scheduler=sampler)
-            runner.set_progress_bar_config(disable=True)
-            cache[(mode, scheduler)] = runner
-        return runner
+            cls = getattr(diffusers, class_name) if class_name else type(pipe)
+            derived = cls.from_pipe(pipe, scheduler=scheduler_build(scheduler, pipe.scheduler))
+            derived.set_progress_bar_config(disable=True)
+            cache[(class_name, scheduler)] = derived
+        return derived
 
 
 def engine_generate(
@@ -371,7 +369,7 @@ def engine_generate(
         arguments["strength"] = first.strength
         if first.mode == "inpainting":
             arguments["mask_image"] = [mask.resize(size, Image.Resampling.NEAREST) for _, mask in inputs if mask]
-    runner = _runner(pipe, first.mode, first.scheduler)
+    runner = derived_pipeline(pipe, _AUTO_PIPELINES.get(first.mode, ""), scheduler=first.scheduler)
     with torch.inference_mode():
         arguments |= _prompt_arguments(runner, requests, guided=guided)
         result = runner(**arguments)

@@ -27,9 +27,7 @@ import hashlib
 import logging
 import math
 import re
-import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +43,7 @@ from pipeline.generate import (
     GenerationInputError,
     ImageInput,
     batch_check,
+    derived_pipeline,
     image_open,
     is_integer,
     is_number,
@@ -246,23 +245,6 @@ def _step_callback(progress: ProgressCallback | None, request: VideoRequest) -> 
 
 # --- video models --------------------------------------------------------------------------
 
-_runners: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def _image_to_video_runner(pipe: Any, family: str) -> Any:
-    """The family's image-to-video pipeline on ``pipe``'s components, built once per loaded pipeline
-    with ``from_pipe`` (no weights loaded or copied)."""
-    with _lock:
-        runner = _runners.get(pipe)
-        if runner is None:
-            import diffusers
-
-            runner = getattr(diffusers, IMAGE_TO_VIDEO[family]).from_pipe(pipe)
-            runner.set_progress_bar_config(disable=True)
-            _runners[pipe] = runner
-        return runner
-
 
 def video_generate(
     pipe: Any,
@@ -302,7 +284,7 @@ def video_generate(
     runner = pipe
     if init is not None:
         arguments["image"] = ImageOps.fit(init, (request.width, request.height), Image.Resampling.LANCZOS)
-        runner = _image_to_video_runner(pipe, manifest.family)
+        runner = derived_pipeline(pipe, IMAGE_TO_VIDEO[manifest.family])
     _report(progress, request, "denoise", 0, request.steps)
     with torch.inference_mode():
         result = runner(**arguments)
