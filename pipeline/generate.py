@@ -95,8 +95,7 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
 
     if request.mode not in MODES:
         raise refuse("mode", request.mode, f"unknown mode (known: {', '.join(MODES)})")
-    if not isinstance(request.prompt, str) or not request.prompt.strip():
-        raise refuse("prompt", request.prompt, "a prompt is required")
+    prompts_check(manifest, prompt=request.prompt, negative_prompt=request.negative_prompt, variant_key=key)
     sampling_check(
         manifest,
         steps=request.steps,
@@ -108,12 +107,6 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
     )
     if request.scheduler != DEFAULT_SCHEDULER and request.scheduler not in SCHEDULERS:
         raise refuse("scheduler", request.scheduler, f"unknown sampler (known: {scheduler_names()})")
-    if _weighted(request.prompt, request.negative_prompt) and manifest.family not in _COMPEL_FAMILIES:
-        raise refuse(
-            "prompt",
-            request.prompt,
-            f"prompt weighting is not supported for the {manifest.family} family (only {', '.join(_COMPEL_FAMILIES)})",
-        )
     if request.mode == "text-to-image":
         for name, value in (("init_image", request.init_image), ("mask", request.mask)):
             if value is not None:
@@ -136,6 +129,23 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
     if mask.size != init.size:
         raise refuse("mask", mask, f"must be the init image's size, {init.width}x{init.height}")
     return init, mask
+
+
+def prompts_check(manifest: ModelManifest, *, prompt: object, negative_prompt: object, variant_key: str | None) -> None:
+    """A prompt is required and both are text; weighting only where compel serves the family."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise GenerationInputError("prompt", prompt, "a prompt is required", variant_key=variant_key)
+    if not isinstance(negative_prompt, str):
+        raise GenerationInputError("negative_prompt", negative_prompt, "must be text", variant_key=variant_key)
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if _weighted(text) and manifest.family not in _COMPEL_FAMILIES:
+            raise GenerationInputError(
+                name,
+                text,
+                f"prompt weighting is not supported for the {manifest.family} family "
+                f"(only {', '.join(_COMPEL_FAMILIES)})",
+                variant_key=variant_key,
+            )
 
 
 def sampling_check(
@@ -279,10 +289,10 @@ def _execution_device(pipe: Any) -> Any:
     return getattr(pipe, "_execution_device", None) or pipe.device
 
 
-def _prompt_arguments(pipe: Any, requests: Sequence[ImageRequest], *, guided: bool) -> dict[str, Any]:
-    """The prompt arguments of the pipeline call: text, or compel's embeddings when weighted."""
-    prompts = [r.prompt for r in requests]
-    negatives = [r.negative_prompt for r in requests]
+def prompt_arguments(pipe: Any, prompts: Sequence[str], negatives: Sequence[str], *, guided: bool) -> dict[str, Any]:
+    """The prompt arguments of a pipeline call: text, or compel's embeddings when weighted (the
+    family was checked by ``prompts_check``)."""
+    prompts, negatives = list(prompts), list(negatives)
     if not _weighted(*prompts, *(negatives if guided else [])):
         return {"prompt": prompts, "negative_prompt": negatives if guided else None}
     compel = _compel_for(pipe)
@@ -371,7 +381,9 @@ def engine_generate(
             arguments["mask_image"] = [mask.resize(size, Image.Resampling.NEAREST) for _, mask in inputs if mask]
     runner = derived_pipeline(pipe, _AUTO_PIPELINES.get(first.mode, ""), scheduler=first.scheduler)
     with torch.inference_mode():
-        arguments |= _prompt_arguments(runner, requests, guided=guided)
+        arguments |= prompt_arguments(
+            runner, [r.prompt for r in requests], [r.negative_prompt for r in requests], guided=guided
+        )
         result = runner(**arguments)
     images: list[Image.Image] = [image.convert("RGB") for image in result.images]
     if len(images) != len(requests):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ from pipeline.generate import (
     image_open,
     is_integer,
     is_number,
+    prompt_arguments,
+    prompts_check,
     sampling_check,
 )
 from pipeline.mp4 import MAX_FPS, MIN_FPS, Clip
@@ -68,7 +69,6 @@ MAX_OUTPUT_SIDE = 4096
 # The image-to-video pipeline each video family builds from its loaded text-to-video components.
 IMAGE_TO_VIDEO: Mapping[str, str] = {"ltx-video": "LTXImageToVideoPipeline"}
 _FRAME_RATE_FAMILIES = ("ltx-video",)  # the transformer's positions depend on the frame rate
-_WEIGHTED_RE = re.compile(r"(?<!\\)[()\[\]]")  # as pipeline.generate: weighting syntax, not words
 
 RgbArray = npt.NDArray[np.uint8]
 
@@ -141,14 +141,8 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
     def refuse(name: str, value: object, problem: str) -> GenerationInputError:
         return GenerationInputError(name, value, problem, variant_key=request.key)
 
-    # 1. What every clip needs.
-    if not isinstance(request.prompt, str) or not request.prompt.strip():
-        raise refuse("prompt", request.prompt, "a prompt is required")
-    if not isinstance(request.negative_prompt, str):
-        raise refuse("negative_prompt", request.negative_prompt, "must be text")
-    for name, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
-        if _WEIGHTED_RE.search(text):
-            raise refuse(name, text, "prompt weighting is not supported for video (remove the brackets)")
+    # 1. What every clip needs (weighted prompts on image models, as for their stills).
+    prompts_check(manifest, prompt=request.prompt, negative_prompt=request.negative_prompt, variant_key=request.key)
     sampling_check(
         manifest,
         steps=request.steps,
@@ -381,8 +375,7 @@ def keyframe_video(
     guided = request.guidance > 1
     with torch.inference_mode():
         result = pipe(
-            prompt=[request.prompt] * count,
-            negative_prompt=[request.negative_prompt] * count if guided else None,
+            **prompt_arguments(pipe, [request.prompt] * count, [request.negative_prompt] * count, guided=guided),
             num_inference_steps=request.steps,
             guidance_scale=request.guidance,
             width=request.width,

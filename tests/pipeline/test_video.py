@@ -328,7 +328,7 @@ EMBEDDED_BAD: list[tuple[str, Any]] = [
     ("steps", 0),
     ("steps", 501),
     ("width", 0),
-    ("width", 66),  # the embedded model draws multiples of 4
+    ("width", 66),  # the embedded model draws multiples of 8
     ("height", -64),
     ("fps", 0),
     ("fps", 61),
@@ -365,6 +365,7 @@ def test_a_bad_keyframe_request_is_refused_naming_field_and_value_before_any_mod
         ("frames", 10, "4 * k + 1"),  # Wan needs 4k + 1 frames
         ("width", 24, "multiple of 16"),  # 8 px VAE x 2x2 patches
         ("init_image", b"\x89PNG broken", "image-to-video"),
+        ("prompt", "a (red:1.3) mug", "weighting is not supported for the wan family"),
     ],
 )
 def test_a_bad_video_request_is_refused_naming_field_and_value_before_any_model_work(
@@ -380,3 +381,15 @@ def test_ltx_needs_8k_plus_1_frames(video_models: dict[str, ModelManifest]) -> N
         video_make(None, video_models["ltx"], _tiny_request("ltx", frames=13))
     with pytest.raises(GenerationInputError, match=r"\(e\.g\. 9\)"):
         video_make(None, video_models["ltx"], _tiny_request("ltx", frames=3))
+
+
+def test_a_keyframe_clip_takes_a_weighted_prompt_as_its_stills_do(
+    embedded: tuple[Any, ModelManifest], keyframe_request: VideoRequest
+) -> None:
+    pipe, manifest = embedded
+    short = replace(keyframe_request, frames=4, keyframes=2, steps=KEYFRAME_STEPS)
+    plain = keyframe_video(pipe, manifest, short)
+    heavy = keyframe_video(pipe, manifest, replace(short, prompt="a (red:1.8) mug on a wooden table"))
+    neutral = keyframe_video(pipe, manifest, replace(short, prompt="a (red:1.0) mug on a wooden table"))
+    assert heavy[0].tobytes() != plain[0].tobytes()
+    assert neutral[0].tobytes() == plain[0].tobytes()  # weight 1 is the plain prompt
