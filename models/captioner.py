@@ -36,9 +36,9 @@ from typing import Any
 
 import yaml
 
-from models.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
-from models.pin import folder_files
-from models.registry import MANIFESTS_DIR, NAME_RE, files_parse, sha256_file
+from models.errors import ManifestError, ModelNotFoundError
+from models.pin import folder_hashes
+from models.registry import MANIFESTS_DIR, NAME_RE, files_parse, files_verify
 
 CAPTIONERS_SUBDIR = "captioners"
 CAPTIONER_CLASSES = (
@@ -138,13 +138,7 @@ def captioner_manifest_load(name: str, *, manifests_dir: Path | None = None) -> 
 
 def captioner_verify(manifest: CaptionerManifest) -> None:
     """Hash every pinned file; raise ModelIntegrityError for the first missing or differing one."""
-    for rel, expected in manifest.files.items():
-        file_path = manifest.folder / rel
-        actual = sha256_file(file_path) if file_path.is_file() else None
-        if actual != expected:
-            raise ModelIntegrityError(
-                name=manifest.name, manifest_path=manifest.path, file=rel, expected=expected, actual=actual
-            )
+    files_verify(name=manifest.name, manifest_path=manifest.path, folder=manifest.folder, files=manifest.files)
 
 
 def captioner_pin(
@@ -165,7 +159,7 @@ def captioner_pin(
     directory = captioners_dir(manifests_dir)
     directory.mkdir(parents=True, exist_ok=True)
     folder = folder.resolve()
-    files = {str(p.relative_to(folder)): sha256_file(p) for p in folder_files(folder)}
+    files = folder_hashes(folder)
     data: dict[str, Any] = {
         "name": name,
         "model_class": model_class,

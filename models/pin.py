@@ -60,6 +60,11 @@ def folder_files(folder: Path) -> Iterator[Path]:
             yield path
 
 
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file ``folder_files`` yields, by path relative to ``folder``."""
+    return {path.relative_to(folder).as_posix(): sha256_file(path) for path in folder_files(folder)}
+
+
 def _components_check(folder: Path) -> None:
     """Every component ``model_index.json`` lists (other than an absent optional one) has a folder."""
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
@@ -126,7 +131,7 @@ def manifest_pin(
     # 3. Hash and write.
     raw = yaml.safe_load(spec.path.read_text(encoding="utf-8"))
     data = _manifest_data(raw, name=name, folder=_folder_text(folder, out.parent))
-    data["files"] = {path.relative_to(folder).as_posix(): sha256_file(path) for path in folder_files(folder)}
+    data["files"] = folder_hashes(folder)
     header = (
         f"# Pinned by `python -m models.pin` from {display_path(spec.path)} and {folder}.\n"
         "# Re-pin rather than edit: the hashes are the model's identity.\n"

@@ -670,16 +670,18 @@ def manifest_verify(manifest: ModelManifest) -> None:
     """
     if manifest.template or not manifest.files:
         raise ManifestError(manifest.path, f"is an unpinned template; {_pin_hint(manifest.name)}")
-    for rel, expected in manifest.files.items():
-        file_path = manifest.folder / rel
+    files_verify(name=manifest.name, manifest_path=manifest.path, folder=manifest.folder, files=manifest.files)
+
+
+def files_verify(*, name: str, manifest_path: Path, folder: Path, files: Mapping[str, str]) -> None:
+    """Hash every pinned file of ``folder``; raise ModelIntegrityError for the first missing or
+    differing one (any model kind: generators here, captioners in ``models.captioner``)."""
+    for rel, expected in files.items():
+        file_path = folder / rel
         actual = sha256_file(file_path) if file_path.is_file() else None
         if actual != expected:
             raise ModelIntegrityError(
-                name=manifest.name,
-                manifest_path=manifest.path,
-                file=rel,
-                expected=expected,
-                actual=actual,
+                name=name, manifest_path=manifest_path, file=rel, expected=expected, actual=actual
             )
 
 
