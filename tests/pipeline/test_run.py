@@ -94,18 +94,36 @@ def test_a_clip_template_on_an_image_model_passes_preflight(
     assert (manifest.name, manifest.role) == ("embedded", "generator")
 
 
-def test_a_clip_template_the_video_path_cannot_make_is_refused_before_any_variant(
+def test_a_clip_template_the_video_path_cannot_make_is_refused_before_any_variant(wan_library: Path) -> None:
+    # Prompt weighting on a video model (compel serves image families only): refused at
+    # preflight, naming template, model and field.
+    clip_campaign_write(
+        wan_library,
+        template="weighted-clip",
+        campaign="weighted-clips",
+        model="tiny-wan",
+        params=WAN_PARAMS,
+        output=WAN_CLIP,
+    )
+    path = wan_library / "templates" / "weighted-clip" / "v1.yaml"
+    path.write_text(path.read_text().replace("a {colour} {product}", "a ({colour}:1.3) {product}"))
+    library_load(root=wan_library)
+    with pytest.raises(PipelineError) as err:
+        version_preflight(prompt_version_get(template="weighted-clip", number=1), config_from_settings())
+    assert "template 'weighted-clip' v1, model 'tiny-wan': prompt = " in str(err.value)
+    assert "prompt weighting is not supported for the wan family" in str(err.value)
+
+
+def test_a_weighted_clip_template_on_an_image_model_passes_preflight(
     greenlight_settings: SettingsWrapper, library_dir: Path
 ) -> None:
-    # Prompt weighting is not supported for video: refused at preflight, naming template and field.
+    # Keyframe clips are drawn by the image engine's compel path, as stills are.
     clip_campaign_write(library_dir, template="weighted-clip", campaign="weighted-clips")
     path = library_dir / "templates" / "weighted-clip" / "v1.yaml"
     path.write_text(path.read_text().replace("a {colour} {product}", "a ({colour}:1.3) {product}"))
     library_load()
-    with pytest.raises(PipelineError) as err:
-        version_preflight(prompt_version_get(template="weighted-clip", number=1), config_from_settings())
-    assert "template 'weighted-clip' v1, model 'embedded': prompt = " in str(err.value)
-    assert "prompt weighting is not supported for video" in str(err.value)
+    manifest = version_preflight(prompt_version_get(template="weighted-clip", number=1), config_from_settings())
+    assert manifest.name == "embedded"
 
 
 # --- alt text from a captioning model -----------------------------------------------------------
