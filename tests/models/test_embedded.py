@@ -79,12 +79,12 @@ def test_the_judge_reads_the_domains_own_drawings() -> None:
 
 
 def test_a_red_mug_on_a_wooden_table_comes_out_as_one_for_most_seeds(pipe: Any) -> None:
-    # Measured when the model shipped: 6 of seeds 0-7 (9 of 0-15) judged right on all three counts;
-    # the misses are mostly the kind (a mug read as a t-shirt or box).
+    # Measured when the model shipped: all of seeds 0-15 judged right on all three counts. One miss
+    # in eight is allowed, for a CPU whose float rounding differs.
     images = _generate(pipe, ["a red mug on a wooden table"] * 8, seed=0)
     judged = [image_judge(image).matches(Combo("mug", "red", "wooden table")) for image in images]
-    assert sum(all(j) for j in judged) >= 5
-    assert all(scene for _, _, scene in judged)
+    assert sum(all(j) for j in judged) >= 7
+    assert all(colour and scene for _, colour, scene in judged)
 
 
 def test_the_model_card_lists_every_held_out_combination() -> None:
