@@ -20,6 +20,7 @@ from models.train_embedded import (
 )
 
 V_CONFIG = replace(CONFIG, prediction="v_prediction")
+EPS_CONFIG = replace(CONFIG, prediction="epsilon")
 
 
 def test_v_prediction_trains_and_samples_on_a_zero_terminal_snr_schedule() -> None:
@@ -33,7 +34,7 @@ def test_v_prediction_trains_and_samples_on_a_zero_terminal_snr_schedule() -> No
 
 
 def test_epsilon_keeps_stable_diffusions_schedule() -> None:
-    noise = noise_scheduler_build(CONFIG)
+    noise = noise_scheduler_build(EPS_CONFIG)
     assert noise.config.prediction_type == "epsilon" and not noise.config.rescale_betas_zero_snr
     assert 0.004 < float(noise.alphas_cumprod[-1]) < 0.005
 
@@ -56,9 +57,9 @@ def test_the_v_loss_keeps_full_weight_where_only_the_prompt_is_left() -> None:
 
 
 def test_the_epsilon_loss_is_min_snr() -> None:
-    noise = noise_scheduler_build(CONFIG)
+    noise = noise_scheduler_build(EPS_CONFIG)
     latents, eps = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
-    target, weight = _target_and_weight(CONFIG, noise, latents, eps, torch.tensor([999, 0]))
+    target, weight = _target_and_weight(EPS_CONFIG, noise, latents, eps, torch.tensor([999, 0]))
     assert torch.equal(target, eps)
     assert weight[0] == 1.0 and weight[1] < 0.01
 
@@ -74,7 +75,7 @@ def test_bad_layer_counts_are_refused_naming_the_value(text: str, problem: str) 
 
 def test_a_checkpoint_exports_with_its_own_architecture_and_schedule(tmp_path: Path) -> None:
     # Two steps of the real training loop on a handful of latents (the shipped autoencoder,
-    # reused), then an export asked for with the default config: the checkpoint's own layer
+    # reused), then an export asked for with another config: the checkpoint's own layer
     # counts and v-prediction schedule are what come out.
     vae_reuse(model_dir=Path("models/embedded"), work=tmp_path)
     (tmp_path / "vae_scale.json").write_text(json.dumps({"scaling_factor": 0.3164}))
@@ -87,7 +88,7 @@ def test_a_checkpoint_exports_with_its_own_architecture_and_schedule(tmp_path: P
     unet_train(config=trained, steps=2, minutes=5, work=tmp_path)
     assert (tmp_path / "unet-000002.pt").exists()
 
-    pipe = pipeline_from_checkpoint(config=CONFIG, work=tmp_path)
+    pipe = pipeline_from_checkpoint(config=replace(EPS_CONFIG, unet_layers=(1, 1, 1)), work=tmp_path)
     assert list(pipe.unet.config.layers_per_block) == [1, 2, 1]
     assert pipe.scheduler.config.prediction_type == "v_prediction"
     assert pipe.scheduler.config.rescale_betas_zero_snr

@@ -26,7 +26,7 @@ from pipeline.generate import (
 )
 from prompt_library.specs import GenerationParams, OutputSpec, Variant
 
-STEPS = 12  # fewer than the manifest's 20: enough to draw the product, and quick
+STEPS = 20  # the manifest's: the shipped sampler loses colours at 12 (models/embedded/README.md)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,9 @@ def test_a_weight_changes_the_image_and_plain_prompts_are_untouched(pipe: Any, m
 # --- samplers --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheduler", ["euler", "unipc", "dpm++-karras"])
+# Not dpm++-karras: Karras spacing from the zero-terminal-SNR schedule's sigma of 4096 spends the
+# steps on pure noise (models/embedded/README.md).
+@pytest.mark.parametrize("scheduler", ["euler", "unipc"])
 def test_another_sampler_draws_the_prompt_too(pipe: Any, manifest: ModelManifest, scheduler: str) -> None:
     combo = Combo("bottle", "blue", "studio")
     default = engine_generate(pipe, manifest, [request(combo.caption, 0)])[0]
