@@ -583,10 +583,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--manifest", action="store_true", help="also write models/manifests/embedded.yaml")
     parser.add_argument("--reuse", type=Path, default=None, help="vae: take the autoencoder of this exported folder")
     parser.add_argument(
-        "--attention-16x16", action="store_true", help="unet, export: cross-attention at 16x16 too (the second run)"
+        "--attention-16x16", action="store_true", help="unet: cross-attention at 16x16 too (the second run)"
     )
-    parser.add_argument("--layers", default=None, help="unet, export: layers per block at 16x16, 8x8, 4x4, e.g. 1,2,2")
-    parser.add_argument("--prediction", choices=PREDICTIONS, default=None, help="unet, export: what the UNet predicts")
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help="unet: layers per block at 16x16, 8x8, 4x4, e.g. 1,2,2 (export reads the checkpoint's)",
+    )
+    parser.add_argument(
+        "--prediction",
+        choices=PREDICTIONS,
+        default=None,
+        help="unet: what the UNet predicts (export reads the checkpoint's)",
+    )
     parser.add_argument(
         "--decay-share", type=float, default=CONFIG.decay_share, help="unet: last share of --steps with cosine decay"
     )
