@@ -347,11 +347,20 @@ class ModelManifest:
         specs = self.family_info.options
         return MappingProxyType({k: v for k, v in self.options.items() if specs[k].kind == kind})
 
+    @property
+    def scheduler_config(self) -> Mapping[str, Any]:
+        """The model's shipped ``scheduler/scheduler_config.json`` (empty when there is none or it is
+        unreadable, as for a template): what a sampler chosen by name must suit."""
+        return MappingProxyType(self._component_config("scheduler", "scheduler_config.json"))
+
     def _vae_config(self) -> dict[str, Any]:
+        return self._component_config("vae", "config.json")
+
+    def _component_config(self, component: str, file_name: str) -> dict[str, Any]:
         if self.template:
             return {}
         try:
-            config = json.loads((self.folder / "vae" / "config.json").read_text(encoding="utf-8"))
+            config = json.loads((self.folder / component / file_name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
         return config if isinstance(config, dict) else {}

@@ -2,6 +2,10 @@
 
 A choice keeps the model's noise schedule (betas, prediction type, timestep spacing: whatever of
 its shipped ``scheduler_config.json`` the chosen class understands) and changes only the sampler.
+A sampler that does not suit the schedule is refused (``scheduler_unsuited``): Karras spacing
+places its steps between the schedule's largest and smallest sigma, and a schedule rescaled to a
+zero terminal SNR has a largest sigma of 4096 (diffusers clips its last alpha to 2**-24), so
+most steps would be spent on pure noise and the image would come out a blur.
 """
 
 from __future__ import annotations
@@ -33,10 +37,36 @@ def scheduler_names() -> str:
     return ", ".join(["(empty: the model's own)", *SCHEDULERS])
 
 
+def scheduler_unsuited(name: str, model_config: Mapping[str, Any]) -> str | None:
+    """Why sampler ``name`` does not suit a model whose scheduler config is ``model_config``; None
+    when it does (and for the model's own, or a name this module does not know)."""
+    if name not in SCHEDULERS:
+        return None
+    settings = SCHEDULERS[name][1]
+    if settings.get("use_karras_sigmas") and model_config.get("rescale_betas_zero_snr"):
+        return (
+            "Karras spacing does not suit a zero-terminal-SNR schedule (its largest sigma is 4096, so most "
+            "steps would be spent on pure noise)"
+        )
+    return None
+
+
+def suited_names(model_config: Mapping[str, Any]) -> str:
+    """The samplers that suit a model whose scheduler config is ``model_config``, for messages."""
+    return ", ".join(["(empty: the model's own)", *(n for n in SCHEDULERS if not scheduler_unsuited(n, model_config))])
+
+
 def scheduler_build(name: str, model_scheduler: Any) -> Any:
-    """A new scheduler ``name`` configured from ``model_scheduler``'s config; the model's own for ""."""
+    """A new scheduler ``name`` configured from ``model_scheduler``'s config; the model's own for "".
+
+    Raises ``ValueError`` for a sampler that does not suit the model's schedule (callers check
+    requests with ``scheduler_unsuited`` first, to refuse them before any model work).
+    """
     if name == DEFAULT:
         return model_scheduler
+    problem = scheduler_unsuited(name, model_scheduler.config)
+    if problem:
+        raise ValueError(f"scheduler = {name!r}: {problem}")
     import diffusers
 
     class_name, settings = SCHEDULERS[name]

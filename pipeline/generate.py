@@ -14,7 +14,8 @@ Batching: a batch shares model and parameters (it is one pipeline call); every i
 
 Every request is checked before any model work (``request_check``), each refusal naming the field
 and the value: an empty prompt, steps outside 1-500, a size the model cannot make, an init image
-that is not an image, a mask of another size, an unknown mode or sampler.
+that is not an image, a mask of another size, an unknown mode or sampler, or a sampler that does
+not suit the model's noise schedule.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from models.registry import ModelManifest
 from models.schedulers import DEFAULT as DEFAULT_SCHEDULER
-from models.schedulers import SCHEDULERS, scheduler_build, scheduler_names
+from models.schedulers import SCHEDULERS, scheduler_build, scheduler_names, scheduler_unsuited, suited_names
 from pipeline.errors import GenerationError
 from prompt_library.specs import Variant
 
@@ -107,6 +108,13 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
     )
     if request.scheduler != DEFAULT_SCHEDULER and request.scheduler not in SCHEDULERS:
         raise refuse("scheduler", request.scheduler, f"unknown sampler (known: {scheduler_names()})")
+    unsuited = scheduler_unsuited(request.scheduler, manifest.scheduler_config)
+    if unsuited:
+        raise refuse(
+            "scheduler",
+            request.scheduler,
+            f"{unsuited}, which model '{manifest.name}' has; choose one of {suited_names(manifest.scheduler_config)}",
+        )
     if request.mode == "text-to-image":
         for name, value in (("init_image", request.init_image), ("mask", request.mask)):
             if value is not None:

@@ -166,8 +166,7 @@ def test_a_weight_changes_the_image_and_plain_prompts_are_untouched(pipe: Any, m
 # --- samplers --------------------------------------------------------------------------------
 
 
-# Not dpm++-karras: Karras spacing from the zero-terminal-SNR schedule's sigma of 4096 spends the
-# steps on pure noise (models/embedded/README.md).
+# Not dpm++-karras: the embedded model's zero-terminal-SNR schedule refuses it (below).
 @pytest.mark.parametrize("scheduler", ["euler", "unipc"])
 def test_another_sampler_draws_the_prompt_too(pipe: Any, manifest: ModelManifest, scheduler: str) -> None:
     combo = Combo("bottle", "blue", "studio")
@@ -176,6 +175,17 @@ def test_another_sampler_draws_the_prompt_too(pipe: Any, manifest: ModelManifest
     assert images[0].tobytes() != default.tobytes()
     assert _judged_right(images, combo) >= 2
     assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"  # the loaded pipeline kept its own
+
+
+def test_karras_spacing_is_refused_on_the_zero_terminal_snr_schedule(manifest: ModelManifest) -> None:
+    assert manifest.scheduler_config["rescale_betas_zero_snr"] is True
+    with pytest.raises(GenerationInputError) as caught:
+        engine_generate(None, manifest, [request("a red mug on a wooden table", 0, scheduler="dpm++-karras")])
+    assert caught.value.field == "scheduler"
+    message = str(caught.value)
+    assert message.startswith("scheduler = 'dpm++-karras': Karras spacing does not suit a zero-terminal-SNR schedule")
+    assert "model 'embedded' has; choose one of (empty: the model's own), dpm++, euler," in message
+    assert "dpm++-karras" not in message.split("choose one of")[1]
 
 
 # --- bad input, refused before any model work (the pipeline is not even passed) ---------------

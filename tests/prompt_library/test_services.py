@@ -6,6 +6,7 @@ import pytest
 
 from prompt_library.errors import (
     CampaignNotFoundError,
+    LibraryFileError,
     TemplateVersionNotFoundError,
     UnknownVariableError,
     VersionChangedError,
@@ -96,3 +97,15 @@ def test_unknown_campaign_lists_the_loaded_ones(library_dir: Path) -> None:
     library_load()
     with pytest.raises(CampaignNotFoundError, match="loaded: demo-catalog, demo-clips, demo-spring"):
         campaign_plan_get(name="nope")
+
+
+def test_a_sampler_that_does_not_suit_the_models_schedule_is_refused_naming_the_file(library_dir: Path) -> None:
+    path = library_dir / "templates" / "catalog-scene" / "v1.yaml"
+    path.write_text(path.read_text().replace("  guidance: 7.0\n", "  guidance: 7.0\n  scheduler: dpm++-karras\n"))
+    with pytest.raises(LibraryFileError) as err:
+        library_load()
+    message = str(err.value)
+    assert "v1.yaml" in message and "field 'params.scheduler' is 'dpm++-karras'" in message
+    assert "zero-terminal-SNR schedule" in message and "model 'embedded'" in message
+    assert "choose one of (empty: the model's own), dpm++, euler" in message
+    assert PromptVersion.objects.count() == 0
