@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
@@ -9,7 +10,7 @@ from models.registry import manifest_load, template_load
 from models.schedulers import SCHEDULERS, scheduler_build, scheduler_unsuited, suited_names
 
 # Stable Diffusion 1.x/2.x's own schedule: epsilon prediction, no zero-terminal-SNR rescaling.
-SD_SCHEDULE = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
+SD_SCHEDULE: Any = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
 
 
 def test_every_sampler_suits_a_stable_diffusion_schedule() -> None:
