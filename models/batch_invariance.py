@@ -21,7 +21,7 @@ per image by the VAE's own slicing. The cost is within measurement noise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -68,13 +68,19 @@ def _is_pointwise(conv: nn.Conv2d) -> bool:
 
 
 def _linear_forward(layer: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
+    # Called about a hundred times per denoising step, mostly on tokens (3 dimensions), where it
+    # only passes through: that path stays as short as nn.Linear's own forward. The parameters are
+    # read from the layer's dict at each call (not captured), so loading or moving still works.
+    parameters = cast(dict[str, torch.Tensor], layer._parameters)  # bias: None when the layer has none
+    linear = F.linear
+
     def forward(x: torch.Tensor) -> torch.Tensor:
-        weight, bias = layer.weight, layer.bias
-        if x.dim() == 2 and x.shape[0] > 1:
-            if bool((x == x[:1]).all()):  # the timestep embedding: one row, repeated
-                return F.linear(x[:1], weight, bias).expand(x.shape[0], -1)
-            return torch.cat([F.linear(row, weight, bias) for row in x.split(1)])
-        return F.linear(x, weight, bias)
+        if x.dim() != 2 or x.shape[0] == 1:
+            return linear(x, parameters["weight"], parameters["bias"])
+        weight, bias = parameters["weight"], parameters["bias"]
+        if torch.equal(x[1:], x[:-1]):  # the timestep embedding: one row, repeated
+            return linear(x[:1], weight, bias).expand(x.shape[0], -1)
+        return torch.cat([linear(row, weight, bias) for row in x.split(1)])
 
     return forward
 

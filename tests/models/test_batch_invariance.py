@@ -98,3 +98,20 @@ def test_the_layers_left_as_they_are_give_the_same_bits_at_any_batch_here(unet: 
             alone = conv(x[:2])
             for batch in (4, 16, 64):
                 assert torch.equal(conv(x[:batch])[:2], alone), (conv, batch)
+
+
+def test_a_rewritten_layer_follows_its_parameters_when_they_are_loaded_or_replaced() -> None:
+    linear, conv, bare = nn.Linear(8, 5), nn.Conv2d(6, 3, 1), nn.Linear(8, 5, bias=False)
+    for layer in (linear, conv, bare):
+        batch_invariant(layer)
+    rows, image = torch.randn(4, 8), torch.randn(2, 6, 4, 5)
+    with torch.no_grad():
+        linear.load_state_dict({"weight": torch.ones(5, 8), "bias": torch.zeros(5)})
+        assert torch.allclose(linear(rows), rows.sum(dim=1, keepdim=True).expand(4, 5), atol=1e-5)
+        linear.weight = nn.Parameter(torch.zeros(5, 8))  # a new parameter object, as assign=True loading makes
+        assert torch.equal(linear(rows), torch.zeros(4, 5))
+        assert torch.allclose(bare(rows), F.linear(rows, bare.weight), atol=1e-6)
+        conv.load_state_dict({"weight": torch.ones(3, 6, 1, 1), "bias": torch.zeros(3)})
+        assert torch.allclose(conv(image), image.sum(dim=1, keepdim=True).expand(2, 3, 4, 5), atol=1e-5)
+        linear.to(torch.float64)
+        assert linear(rows.double()).dtype == torch.float64
