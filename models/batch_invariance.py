@@ -15,7 +15,9 @@ machine it runs on). ``batch_invariant`` rewrites the first two kinds so that ev
 go through a product of the same shape whatever the batch: one row at a time for linear layers
 over rows (computed once when all rows are equal, as the timestep embedding's are), and a batched
 matrix product (``torch.bmm``: one product per image) for 1x1 convolutions. VAE decoding is made
-per image by the VAE's own slicing. The cost is within measurement noise.
+per image by the VAE's own slicing. The cost, measured on the embedded model at batch 1 (one
+thread, calls alternated): about 1% (``python -m bench.generate`` puts the engine within noise of
+the raw diffusers call at batch 1, 8 and 32).
 """
 
 from __future__ import annotations
