@@ -1,7 +1,7 @@
 """Does the shipped ``embedded`` model follow its prompt, how fast is it, how big is it?
 
     python -m bench.embedded_model [--folder PATH] [--quick] [--steps N] [--guidance G]
-                                   [--seed-offset N] [--contact-sheet PATH]
+                                   [--sampler NAME] [--seed-offset N] [--contact-sheet PATH]
 
 Generates one image per seen combination of the catalog domain (108) and eight per held-out one
 (12 x 8 = 96), 204 prompts in all, each with its own fixed seed, at the manifest's default steps,
@@ -11,7 +11,8 @@ for an unpinned export). ``models.catalog_domain.image_judge`` reads kind, colou
 from each image; the bench prints each accuracy and all-three-correct for seen and held-out
 combinations separately, the time per image, and the size of the weights.
 Targets: all three right on >= 90% of seen and >= 60% of held-out; <= 0.5 s per image; <= 25 MB.
-Sampling settings are tuned with ``--seed-offset`` (the same prompts, other seeds), so the figures
+``--sampler`` draws with another of the engine's samplers (``models.schedulers``) over the model's
+own noise schedule. Sampling settings are tuned with ``--seed-offset`` (the same prompts, other seeds), so the figures
 on the standard seeds are not the ones the settings were picked on.
 """
 
@@ -148,18 +149,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a sixth of the prompts (34)")
     parser.add_argument("--steps", type=int, default=None, help="override the default steps")
     parser.add_argument("--guidance", type=float, default=None, help="override the default guidance")
+    parser.add_argument(
+        "--sampler", default="", help="another sampler by name (models.schedulers; default: the model's own)"
+    )
     parser.add_argument("--seed-offset", type=int, default=0, help="other seeds, for tuning")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--contact-sheet", type=Path, default=None, help="write a grid of samples here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe, steps, guidance, folder = pipeline_open(args.folder)
+    if args.sampler:
+        from models.schedulers import SCHEDULERS, scheduler_build, scheduler_unsuited
+
+        if args.sampler not in SCHEDULERS:
+            parser.error(f"--sampler {args.sampler!r}: unknown (known: {', '.join(SCHEDULERS)})")
+        problem = scheduler_unsuited(args.sampler, pipe.scheduler.config)
+        if problem:
+            parser.error(f"--sampler {args.sampler!r}: {problem}")
+        # a copy of the loaded pipeline with its own scheduler: the cached one keeps the model's
+        pipe = type(pipe).from_pipe(pipe, scheduler=scheduler_build(args.sampler, pipe.scheduler))
+        pipe.set_progress_bar_config(disable=True)
     steps = args.steps or steps
     guidance = guidance if args.guidance is None else args.guidance
     chosen = prompts_choose(quick=args.quick, seed_offset=args.seed_offset)
     samples, per_image, cpu_per_image = samples_generate(pipe, chosen, steps=steps, guidance=guidance)
     seeds = f", seeds offset by {args.seed_offset}" if args.seed_offset else ""
-    print(f"embedded model: {len(samples)} prompts, {steps} steps, guidance {guidance}, 64x64{seeds}")
+    sampler = f", sampler {args.sampler}" if args.sampler else f", sampler {type(pipe.scheduler).__name__}"
+    print(f"embedded model: {len(samples)} prompts, {steps} steps, guidance {guidance}, 64x64{sampler}{seeds}")
     print("\n".join(accuracy_lines(samples)))
     print(
         f"time per image: {per_image:.3f} s wall, {cpu_per_image:.3f} s CPU "

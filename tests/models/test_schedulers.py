@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import pytest
-from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from models.registry import manifest_load, template_load
 from models.schedulers import SCHEDULERS, scheduler_build, scheduler_unsuited, suited_names
@@ -32,20 +32,20 @@ def test_the_refusals_reason_holds_karras_spacing_would_start_at_sigma_4096() ->
     karras.set_timesteps(20)
     assert float(karras.sigmas[0]) == pytest.approx(4096, rel=1e-3)
     # most of the 20 steps at sigmas above 20, where a 64x64 picture is noise; the model's own spacing spends 2
-    own = DPMSolverMultistepScheduler.from_config(config)
+    own = EulerDiscreteScheduler.from_config(config)  # the model's own
     own.set_timesteps(20)
     assert int((karras.sigmas[:-1] > 20).sum()) >= 10
     assert int((own.sigmas[:-1] > 20).sum()) <= 2
 
 
 def test_building_an_unsuited_sampler_raises_and_a_suited_one_keeps_the_models_schedule() -> None:
-    embedded = DPMSolverMultistepScheduler.from_config(dict(manifest_load("embedded").scheduler_config))
+    embedded = EulerDiscreteScheduler.from_config(dict(manifest_load("embedded").scheduler_config))
     with pytest.raises(ValueError, match=r"^scheduler = 'dpm\+\+-karras': Karras spacing does not suit"):
         scheduler_build("dpm++-karras", embedded)
-    euler = scheduler_build("euler", embedded)
-    assert type(euler).__name__ == "EulerDiscreteScheduler"
-    assert (euler.config.prediction_type, euler.config.rescale_betas_zero_snr) == ("v_prediction", True)
-    assert euler.config.timestep_spacing == "trailing"
+    dpm = scheduler_build("dpm++", embedded)
+    assert type(dpm).__name__ == "DPMSolverMultistepScheduler"
+    assert (dpm.config.prediction_type, dpm.config.rescale_betas_zero_snr) == ("v_prediction", True)
+    assert dpm.config.timestep_spacing == "trailing"
     karras = scheduler_build("dpm++-karras", SD_SCHEDULE)
     assert karras.config.use_karras_sigmas is True
     assert scheduler_build("", embedded) is embedded

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from diffusers import StableDiffusionPipeline
 
 from models.catalog_domain import SEEN
 from models.train_embedded import (
@@ -15,6 +17,7 @@ from models.train_embedded import (
     noise_scheduler_build,
     pipeline_from_checkpoint,
     sampling_scheduler_build,
+    scheduler_replace,
     unet_train,
     vae_reuse,
 )
@@ -95,3 +98,31 @@ def test_a_checkpoint_exports_with_its_own_architecture_and_schedule(tmp_path: P
     with torch.inference_mode():
         image = pipe("a red mug on a wooden table", num_inference_steps=2, height=64, width=64).images[0]
     assert image.size == (64, 64)
+
+
+def test_the_shipped_sampler_is_euler_and_dpm_solver_can_be_chosen() -> None:
+    euler, dpm = sampling_scheduler_build(V_CONFIG), sampling_scheduler_build(replace(V_CONFIG, sampler="dpm++"))
+    assert (type(euler).__name__, type(dpm).__name__) == ("EulerDiscreteScheduler", "DPMSolverMultistepScheduler")
+    for scheduler in (euler, dpm):
+        assert scheduler.config.timestep_spacing == "trailing" and scheduler.config.rescale_betas_zero_snr
+    with pytest.raises(ValueError, match=r"sampler = 'heun': expected one of euler, dpm\+\+"):
+        sampling_scheduler_build(replace(V_CONFIG, sampler="heun"))
+
+
+def test_the_scheduler_stage_swaps_the_sampler_and_keeps_the_folders_schedule(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    shutil.copytree(Path("models/embedded"), out)
+    weights = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.safetensors")}
+    # asked for epsilon, but the folder's weights predict v: the folder's schedule wins
+    scheduler_replace(config=replace(EPS_CONFIG, sampler="dpm++"), out=out)
+    saved = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert saved["_class_name"] == "DPMSolverMultistepScheduler"
+    assert (saved["prediction_type"], saved["rescale_betas_zero_snr"]) == ("v_prediction", True)
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["scheduler"] == ["diffusers", "DPMSolverMultistepScheduler"]
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.safetensors")} == weights
+    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    (out / "scheduler" / "scheduler_config.json").unlink()
+    with pytest.raises(SystemExit, match=r"scheduler_config.json: no readable scheduler config"):
+        scheduler_replace(config=V_CONFIG, out=out)
