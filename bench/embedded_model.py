@@ -159,16 +159,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     pipe, steps, guidance, folder = pipeline_open(args.folder)
     if args.sampler:
-        from models.schedulers import SCHEDULERS, scheduler_build, scheduler_unsuited
+        from models.schedulers import SCHEDULERS, scheduler_unsuited, suited_names
+        from pipeline.generate import derived_pipeline
 
-        if args.sampler not in SCHEDULERS:
-            parser.error(f"--sampler {args.sampler!r}: unknown (known: {', '.join(SCHEDULERS)})")
-        problem = scheduler_unsuited(args.sampler, pipe.scheduler.config)
+        known = args.sampler in SCHEDULERS
+        problem = scheduler_unsuited(args.sampler, pipe.scheduler.config) if known else "unknown"
         if problem:
-            parser.error(f"--sampler {args.sampler!r}: {problem}")
-        # a copy of the loaded pipeline with its own scheduler: the cached one keeps the model's
-        pipe = type(pipe).from_pipe(pipe, scheduler=scheduler_build(args.sampler, pipe.scheduler))
-        pipe.set_progress_bar_config(disable=True)
+            parser.error(f"--sampler {args.sampler!r}: {problem}; choose one of {suited_names(pipe.scheduler.config)}")
+        pipe = derived_pipeline(pipe, scheduler=args.sampler)  # the loaded pipeline keeps the model's own
     steps = args.steps or steps
     guidance = guidance if args.guidance is None else args.guidance
     chosen = prompts_choose(quick=args.quick, seed_offset=args.seed_offset)

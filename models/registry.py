@@ -12,6 +12,7 @@ writes the pinned manifest; a template itself is never loaded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -347,10 +348,11 @@ class ModelManifest:
         specs = self.family_info.options
         return MappingProxyType({k: v for k, v in self.options.items() if specs[k].kind == kind})
 
-    @property
+    @functools.cached_property
     def scheduler_config(self) -> Mapping[str, Any]:
         """The model's shipped ``scheduler/scheduler_config.json`` (empty when there is none or it is
-        unreadable, as for a template): what a sampler chosen by name must suit."""
+        unreadable, as for a template): what a sampler chosen by name must suit. Read once per
+        manifest (every request is checked against it)."""
         return MappingProxyType(self._component_config("scheduler", "scheduler_config.json"))
 
     def _vae_config(self) -> dict[str, Any]:

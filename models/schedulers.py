@@ -34,7 +34,7 @@ SCHEDULERS: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType(
 
 def scheduler_names() -> str:
     """The accepted names, for error messages."""
-    return ", ".join(["(empty: the model's own)", *SCHEDULERS])
+    return suited_names({})
 
 
 def scheduler_unsuited(name: str, model_config: Mapping[str, Any]) -> str | None:
@@ -49,6 +49,15 @@ def scheduler_unsuited(name: str, model_config: Mapping[str, Any]) -> str | None
             "steps would be spent on pure noise)"
         )
     return None
+
+
+def scheduler_refusal(name: str, model_config: Mapping[str, Any], *, model_name: str) -> str | None:
+    """What to tell whoever asked for sampler ``name`` on model ``model_name``, when it does not
+    suit the model's schedule (``scheduler_unsuited``), naming the samplers that do; None when it does."""
+    problem = scheduler_unsuited(name, model_config)
+    if problem is None:
+        return None
+    return f"{problem}, which model '{model_name}' has; choose one of {suited_names(model_config)}"
 
 
 def suited_names(model_config: Mapping[str, Any]) -> str:

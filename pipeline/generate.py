@@ -34,7 +34,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from models.registry import ModelManifest
 from models.schedulers import DEFAULT as DEFAULT_SCHEDULER
-from models.schedulers import SCHEDULERS, scheduler_build, scheduler_names, scheduler_unsuited, suited_names
+from models.schedulers import SCHEDULERS, scheduler_build, scheduler_names, scheduler_refusal
 from pipeline.errors import GenerationError
 from prompt_library.specs import Variant
 
@@ -108,13 +108,9 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
     )
     if request.scheduler != DEFAULT_SCHEDULER and request.scheduler not in SCHEDULERS:
         raise refuse("scheduler", request.scheduler, f"unknown sampler (known: {scheduler_names()})")
-    unsuited = scheduler_unsuited(request.scheduler, manifest.scheduler_config)
-    if unsuited:
-        raise refuse(
-            "scheduler",
-            request.scheduler,
-            f"{unsuited}, which model '{manifest.name}' has; choose one of {suited_names(manifest.scheduler_config)}",
-        )
+    refusal = scheduler_refusal(request.scheduler, manifest.scheduler_config, model_name=manifest.name)
+    if refusal:
+        raise refuse("scheduler", request.scheduler, refusal)
     if request.mode == "text-to-image":
         for name, value in (("init_image", request.init_image), ("mask", request.mask)):
             if value is not None:

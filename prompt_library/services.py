@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from models.registry import manifest_load
-from models.schedulers import scheduler_unsuited, suited_names
+from models.schedulers import scheduler_refusal
 from prompt_library.errors import LibraryFileError, TemplateVersionNotFoundError, VersionChangedError
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import (
@@ -139,13 +139,9 @@ def _version_fields(path: Path, spec: TemplateSpec) -> dict[str, object]:
             f"'{manifest.name}' has manifest hash {manifest.manifest_hash[:12]}…",
         )
     params = asdict(params_resolve(spec, **asdict(manifest.defaults), size_multiple=manifest.size_multiple))
-    unsuited = scheduler_unsuited(params["scheduler"], manifest.scheduler_config)
-    if unsuited:
-        raise LibraryFileError(
-            path,
-            f"field 'params.scheduler' is {params['scheduler']!r}: {unsuited}, which model '{manifest.name}' has; "
-            f"choose one of {suited_names(manifest.scheduler_config)}",
-        )
+    refusal = scheduler_refusal(params["scheduler"], manifest.scheduler_config, model_name=manifest.name)
+    if refusal:
+        raise LibraryFileError(path, f"field 'params.scheduler' is {params['scheduler']!r}: {refusal}")
     return {
         "number": spec.number,
         "content_hash": spec.content_hash,
