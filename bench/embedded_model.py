@@ -12,8 +12,8 @@ from each image; the bench prints each accuracy and all-three-correct for seen a
 combinations separately, the time per image, and the size of the weights.
 Targets: all three right on >= 90% of seen and >= 60% of held-out; <= 0.5 s per image; <= 25 MB.
 ``--sampler`` draws with another of the engine's samplers (``models.schedulers``) over the model's
-own noise schedule. Sampling settings are tuned with ``--seed-offset`` (the same prompts, other seeds), so the figures
-on the standard seeds are not the ones the settings were picked on.
+own noise schedule. Sampling settings are tuned with ``--seed-offset`` (the same prompts, other
+seeds), so the figures on the standard seeds are not the ones the settings were picked on.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ writes the pinned manifest; a template itself is never loaded.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -348,24 +347,29 @@ class ModelManifest:
         specs = self.family_info.options
         return MappingProxyType({k: v for k, v in self.options.items() if specs[k].kind == kind})
 
-    @functools.cached_property
+    @property
     def scheduler_config(self) -> Mapping[str, Any]:
         """The model's shipped ``scheduler/scheduler_config.json`` (empty when there is none or it is
-        unreadable, as for a template): what a sampler chosen by name must suit. Read once per
-        manifest (every request is checked against it)."""
-        return MappingProxyType(self._component_config("scheduler", "scheduler_config.json"))
+        unreadable, as for a template): what a sampler chosen by name must suit."""
+        return self._component_config("scheduler", "scheduler_config.json")
 
-    def _vae_config(self) -> dict[str, Any]:
+    def _vae_config(self) -> Mapping[str, Any]:
         return self._component_config("vae", "config.json")
 
-    def _component_config(self, component: str, file_name: str) -> dict[str, Any]:
+    def _component_config(self, component: str, file_name: str) -> Mapping[str, Any]:
+        """A component's JSON config (empty for a template or an unreadable file), read once per
+        manifest once it has been read: every request is checked against the VAE's scale and the
+        scheduler's schedule, and the files are pinned. A missing file is looked for again."""
         if self.template:
-            return {}
-        try:
-            config = json.loads((self.folder / component / file_name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return config if isinstance(config, dict) else {}
+            return MappingProxyType({})
+        cache: dict[str, Mapping[str, Any]] = self.__dict__.setdefault("_component_configs", {})
+        if component not in cache:
+            try:
+                config = json.loads((self.folder / component / file_name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return MappingProxyType({})
+            cache[component] = MappingProxyType(config if isinstance(config, dict) else {})
+        return cache[component]
 
 
 def _ltx_ratio(config: Mapping[str, Any], patch_key: str) -> int:

@@ -193,6 +193,9 @@ def noise_scheduler_build(config: TrainConfig) -> Any:
 
 
 SAMPLERS = ("euler", "dpm++")
+# TrainConfig fields that decide how the exported model samples, not what was trained: an export
+# takes them from the config it is given, never from the checkpoint.
+SAMPLING_FIELDS = frozenset({"steps", "guidance", "sampler"})
 
 
 def sampling_scheduler_build(config: TrainConfig) -> Any:
@@ -522,11 +525,14 @@ def pipeline_from_checkpoint(*, config: TrainConfig, work: Path, checkpoint: Pat
     """A StableDiffusionPipeline with the EMA weights of ``checkpoint`` (default: the latest).
 
     The architecture and noise schedule are the checkpoint's own where it records them (every
-    checkpoint since ``unet_layers`` and ``prediction`` were added), else ``config``'s.
+    checkpoint since ``unet_layers`` and ``prediction`` were added), else ``config``'s; how it
+    samples (``SAMPLING_FIELDS``: the sampler, steps and guidance) is ``config``'s.
     """
     state = torch.load(checkpoint or work / "unet.pt", weights_only=False)
     if "config" in state:
-        saved: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
+        saved: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items() if k not in SAMPLING_FIELDS
+        }
         config = replace(config, **saved)
     tokenizer = tokenizer_build()
     unet = unet_build(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -271,3 +272,19 @@ def test_defaults_expose_frames_and_fps_but_stay_four_keywords_for_callers() -> 
     image = manifest_load("embedded-tiny").defaults
     assert (image.frames, image.fps) == (None, None)
     assert pickle.loads(pickle.dumps(wan.defaults)) == wan.defaults
+
+
+def test_a_manifest_reads_its_component_configs_once_and_looks_again_for_a_missing_one(tmp_path: Path) -> None:
+    shipped = manifest_load("embedded")
+    folder = tmp_path / "embedded"
+    manifest = replace(shipped, folder=folder)
+    assert dict(manifest.scheduler_config) == {} and manifest.vae_scale_factor == manifest.family_info.vae_scale
+    shutil.copytree(shipped.folder, folder)  # the files arrive: looked for again
+    assert manifest.scheduler_config["rescale_betas_zero_snr"] is True
+    assert manifest.vae_scale_factor == 4
+    (folder / "scheduler" / "scheduler_config.json").write_text("{}")
+    (folder / "vae" / "config.json").write_text("{}")
+    # pinned files: what was read stays (a changed file is the hash check's to refuse)
+    assert manifest.scheduler_config["rescale_betas_zero_snr"] is True
+    assert manifest.vae_scale_factor == 4
+    assert dict(replace(manifest).scheduler_config) == {}  # another manifest object reads afresh
