@@ -21,13 +21,17 @@ from pathlib import Path
 import yaml
 
 import infra.django_boot  # noqa: F401  (pipeline.finalize imports the review app's types)
-from models.registry import manifest_load, pipeline_load
+from infra.dev_certs import dev_chain_create
+from models import manifest_load, pipeline_load
 from pipeline.finalize import THUMBNAIL
 from pipeline.generate import images_generate
-from pipeline.renditions import image_encode, rendition_make
-from pipeline.signing import c2pa_read, c2pa_sign, dev_chain_create, generated_manifest, reader_context, signer_create
-from pipeline.watermark import watermark_embed, watermark_payload, watermark_read
-from prompt_library.specs import campaign_expand, campaign_parse, chunked, params_resolve, template_parse
+from prompt_library.expansion import campaign_expand, params_resolve
+from prompt_library.parsing import campaign_parse, template_parse
+from prompt_library.specs import chunked
+from provenance.credentials import c2pa_read, c2pa_sign, generated_manifest, reader_context
+from provenance.keys import signer_create
+from provenance.renditions import image_encode, rendition_make
+from provenance.watermark import watermark_embed, watermark_payload, watermark_read
 
 LIBRARY = Path(__file__).resolve().parent.parent / "prompt_library" / "library"
 

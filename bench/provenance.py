@@ -37,16 +37,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 import infra.django_boot  # noqa: F401  (review.verify reads Django settings)
-from pipeline.renditions import image_encode
-from pipeline.signing import (
-    c2pa_sign,
-    dev_chain_create,
-    generated_manifest,
-    reader_context,
-    signed_manifest,
-    signer_create,
-)
-from pipeline.watermark import watermark_embed, watermark_payload
+from infra.dev_certs import dev_chain_create
+from provenance.credentials import c2pa_sign, generated_manifest, reader_context, signed_manifest
+from provenance.keys import signer_create
+from provenance.renditions import image_encode
+from provenance.watermark import watermark_embed, watermark_payload
 from review.verify import file_examine
 
 STAGES = ("watermark", "encode", "sign", "verify", "verify copy")

@@ -164,15 +164,17 @@ def files_attach(var_dir: Path, count: int) -> list[int]:
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from pipeline.config import config_from_settings
+    from infra.dev_certs import dev_chain_create
     from pipeline.finalize import Signing, asset_finalize
-    from pipeline.signing import dev_chain_create, reader_context, signer_create
-    from pipeline.storage import LocalStorage
     from prompt_library.selectors import campaign_plan_get
+    from provenance.config import provenance_config_from_settings
+    from provenance.credentials import reader_context
+    from provenance.keys import signer_create
+    from provenance.storage import LocalStorage
     from review.models import Asset
 
     dev_chain_create(var_dir / "keys")
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     plan = campaign_plan_get(name="demo-spring")
     serials = list(Asset.objects.filter(state="in_review").order_by("id").values_list("id", flat=True)[:count])
     storage = LocalStorage(config.storage_root)

@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from pipeline.errors import WatermarkError
-from pipeline.watermark import (
+from provenance.errors import WatermarkError
+from provenance.watermark import (
     SERIAL_MAX,
     Z_THRESHOLD,
     watermark_embed,

@@ -145,6 +145,8 @@ if GREENLIGHT_ORCHESTRATOR not in ("thread", "deployment", "inline"):
     raise RuntimeError(
         f"GREENLIGHT_ORCHESTRATOR must be thread, deployment or inline (given: {GREENLIGHT_ORCHESTRATOR!r})"
     )
+# The function review calls to start a run (review/orchestrator.py); it follows GREENLIGHT_ORCHESTRATOR.
+GREENLIGHT_RUN_SUBMIT = "infra.orchestration.assets_generate_submit"
 # Signing files: kept outside the repository. The development chain is written here by
 # `manage.py signing_keys_create`; production points the three files at its own certificate.
 _data_home = Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser()

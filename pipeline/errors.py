@@ -1,41 +1,19 @@
 """Exceptions raised by the pipeline: one tree, each carrying its context.
 
     PipelineError
-     ├── SigningError       signing files or a C2PA signing step (.path, .problem)
-     ├── WatermarkError     an image that cannot take or give up the watermark
      ├── GenerationError    a variant that could not be generated (.variant_key)
-     ├── StorageError       writing or reading an asset's files
      └── ModelPinError      a template version pins another model manifest than the folder's
 
-Catch ``PipelineError`` to record a failed variant and move on; the message
-always says what was wrong and with which file, variant or value.
+Watermarking, signing and storage raise ``provenance.errors.ProvenanceError``. A failed
+variant is recorded on its asset whichever tree its error comes from; the message always says
+what was wrong and with which file, variant or value.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 class PipelineError(Exception):
     """Base class of every error the pipeline raises on purpose."""
-
-
-class SigningError(PipelineError):
-    """Signing files are unusable, or C2PA signing failed.
-
-    ``problem`` is the whole message and names the file where there is one,
-    e.g. "Signing certificate var/keys/chain.pem expired on 2025-01-01
-    (not valid after)"; ``path`` is that file, or None.
-    """
-
-    def __init__(self, problem: str, *, path: Path | None = None) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.path = path
-
-
-class WatermarkError(PipelineError):
-    """An image is too small, in the wrong mode, or cannot carry the mark."""
 
 
 class GenerationError(PipelineError):
@@ -44,10 +22,6 @@ class GenerationError(PipelineError):
     def __init__(self, message: str, *, variant_key: str | None = None) -> None:
         super().__init__(message)
         self.variant_key = variant_key
-
-
-class StorageError(PipelineError):
-    """An asset's file could not be written or read back."""
 
 
 class ModelPinError(PipelineError):

@@ -7,20 +7,20 @@ from dataclasses import dataclass
 import c2pa
 from PIL import Image
 
-from pipeline.errors import WatermarkError
-from pipeline.mp4 import WATERMARK_FRAMES, Clip, mp4_decode, mp4_encode
-from pipeline.renditions import MIME, RenditionRequest, image_encode, rendition_make
-from pipeline.signing import c2pa_sign, generated_manifest, signed_manifest
-from pipeline.storage import LocalStorage
-from pipeline.watermark import watermark_embed, watermark_payload, watermark_read_frames
 from prompt_library.specs import Variant
-from review.services import GeneratedFile
+from provenance.credentials import c2pa_sign, generated_manifest, signed_manifest
+from provenance.errors import WatermarkError
+from provenance.media import MIME, WATERMARK_FRAMES
+from provenance.mp4 import Clip, mp4_decode, mp4_encode
+from provenance.renditions import RenditionRequest, image_encode, rendition_make
+from provenance.storage import LocalStorage
+from provenance.watermark import watermark_embed, watermark_payload, watermark_read_frames
+from review.intake import GeneratedFile
 
 THUMBNAIL = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
 # x264 CRFs a clip master is encoded at, in turn, until its frames read back the serial: 18 looks
 # lossless and keeps the mark (tests/pipeline/test_finalize.py); 10 is for the rare clip it does not.
 MASTER_CRFS = (18, 10)
-MASTER_MIMES = {"png": "image/png", "mp4": "video/mp4"}
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _master_store(
     """Sign a marked master (generation record, watermark as soft binding), read its manifest
     back for the manifest store, store it and a signed thumbnail made from ``still`` (else from
     the master), and describe both for the hand-over."""
-    mime = MASTER_MIMES[fmt]
+    mime = MIME[fmt]
     title = f"{variant.campaign} #{serial}"
     manifest = generated_manifest(
         title=title,

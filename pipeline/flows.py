@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 import infra.django_boot  # noqa: F401  (sets up Django before the models below are imported)
-from models.registry import ModelManifest
+from models import ModelManifest
 from pipeline.config import PipelineConfig, config_from_settings
 from pipeline.run import (
     Media,
@@ -33,9 +33,14 @@ from pipeline.run import (
 )
 from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.specs import Variant, chunked
-from review.selectors import asset_states, assets_variants
-from review.services import GeneratedFile, asset_generation_fail, assets_hand_over, assets_register
-from review.states import AssetState
+from review.intake import (
+    GeneratedFile,
+    asset_generation_fail,
+    assets_hand_over,
+    assets_pending_variants,
+    assets_register,
+    keys_to_generate,
+)
 
 
 class CampaignRunParams(BaseModel):
@@ -75,9 +80,8 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     plan = campaign_plan_get(name=params.campaign)
     summary = RunSummary(campaign=params.campaign, variants=len(plan.variants))
     # 2. What is left: variants never registered, or registered and not generated yet.
-    left = (AssetState.PENDING, AssetState.FAILED)
-    states = asset_states(keys=[v.key for v in plan.variants])
-    todo = [v for v in plan.variants if states.get(v.key, AssetState.PENDING) in left]
+    left = keys_to_generate(keys=[v.key for v in plan.variants])
+    todo = [v for v in plan.variants if v.key in left]
     summary.already_done = len(plan.variants) - len(todo)
     if not todo:
         return _run_end(summary, started)
@@ -86,7 +90,7 @@ def campaign_run(params: CampaignRunParams) -> dict[str, object]:
     # 4. Register the variants (each row's id is its watermark serial).
     refs = assets_register(variants=todo)
     # Another run may have generated some of them since step 2.
-    todo = [v for v in todo if refs[v.key].state in left]
+    todo = [v for v in todo if refs[v.key].to_generate]
     summary.already_done = len(plan.variants) - len(todo)
     batches = chunked(todo, params.batch_size)
     summary.batches = len(batches)
@@ -117,7 +121,7 @@ def assets_generate(params: AssetsGenerateParams) -> dict[str, object]:
     started = time.perf_counter()
     config = config_from_settings()
     # 1. Rebuild each asset's variant; those already generated are left alone.
-    found = assets_variants(serials=params.serials)
+    found = assets_pending_variants(serials=params.serials)
     summary = RunSummary(
         campaign="",
         label=f"assets {', '.join(map(str, params.serials[:5]))}{' …' if len(params.serials) > 5 else ''}",

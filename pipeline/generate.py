@@ -32,9 +32,7 @@ from typing import Any, TypeGuard
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from models.registry import ModelManifest
-from models.schedulers import DEFAULT as DEFAULT_SCHEDULER
-from models.schedulers import SCHEDULERS, scheduler_build, scheduler_names, scheduler_refusal
+from models import DEFAULT_SCHEDULER, SCHEDULERS, ModelManifest, scheduler_build, scheduler_names, scheduler_refusal
 from pipeline.errors import GenerationError
 from prompt_library.specs import Variant
 

@@ -9,21 +9,23 @@ from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
+from models import VIDEO_ROLE, ModelManifest, manifest_load, pipeline_load
 from models.captioner import alt_text_compose, captioner_load
-from models.registry import VIDEO_ROLE, ModelManifest, manifest_load, pipeline_load
 from pipeline.config import PipelineConfig
 from pipeline.errors import GenerationError, ModelPinError, PipelineError
 from pipeline.finalize import Signing, asset_finalize, clip_finalize
 from pipeline.generate import images_generate
-from pipeline.mp4 import Clip
-from pipeline.renditions import WATERMARK_MIN_SIDE
-from pipeline.signing import reader_context, signer_create, signing_files_check
-from pipeline.storage import LocalStorage
 from pipeline.video import clips_generate, video_request_build, video_request_check
 from prompt_library.models import PromptVersion
+from prompt_library.parsing import template_from_dict
 from prompt_library.selectors import CampaignPlan
-from prompt_library.specs import GenerationParams, Variant, template_from_dict
-from review.services import GeneratedFile
+from prompt_library.specs import GenerationParams, Variant
+from provenance.credentials import reader_context
+from provenance.keys import signer_create, signing_files_check
+from provenance.media import WATERMARK_MIN_SIDE
+from provenance.mp4 import Clip
+from provenance.storage import LocalStorage
+from review.intake import GeneratedFile
 
 logger = logging.getLogger("greenlight.pipeline")
 

@@ -36,7 +36,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps
 
-from models.registry import ModelManifest
+from models import ModelManifest
 from pipeline.errors import GenerationError
 from pipeline.generate import (
     GenerationInputError,
@@ -50,22 +50,19 @@ from pipeline.generate import (
     prompts_check,
     sampling_check,
 )
-from pipeline.mp4 import MAX_FPS, MIN_FPS, Clip
-
-# The MP4 helpers live in pipeline.mp4 (no torch there: the web process uses them); they stay part
-# of this module's API.
-from pipeline.mp4 import mp4_clip as mp4_clip
-from pipeline.mp4 import mp4_decode as mp4_decode
-from pipeline.mp4 import mp4_encode as mp4_encode
-from pipeline.watermark import MIN_SIDE as WATERMARK_MIN_SIDE
 from prompt_library.specs import GenerationParams, OutputSpec, Variant
+from provenance.media import MAX_CLIP_FRAMES, MAX_FPS, MAX_KEYFRAMES, MAX_VIDEO_SIDE, MIN_FPS, WATERMARK_MIN_SIDE
+from provenance.mp4 import Clip
+
+# The MP4 helpers live in provenance.mp4 (no torch there: the web process uses them); they stay part
+# of this module's API.
+from provenance.mp4 import mp4_clip as mp4_clip
+from provenance.mp4 import mp4_decode as mp4_decode
+from provenance.mp4 import mp4_encode as mp4_encode
 
 logger = logging.getLogger("greenlight.pipeline")
 
 MIN_FRAMES = 2
-MAX_FRAMES = 481  # 20 s at 24 fps; also 4k+1, 8k+1 and 16k+1, so every video family can reach it
-MAX_KEYFRAMES = 64  # keyframes are one batched pipeline call
-MAX_OUTPUT_SIDE = 4096
 # The image-to-video pipeline each video family builds from its loaded text-to-video components.
 IMAGE_TO_VIDEO: Mapping[str, str] = {"ltx-video": "LTXImageToVideoPipeline"}
 _FRAME_RATE_FAMILIES = ("ltx-video",)  # the transformer's positions depend on the frame rate
@@ -154,11 +151,11 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
     )
     if not is_integer(request.fps) or not MIN_FPS <= request.fps <= MAX_FPS:
         raise refuse("fps", request.fps, f"must be an integer from {MIN_FPS} to {MAX_FPS}")
-    if not is_integer(request.frames) or not MIN_FRAMES <= request.frames <= MAX_FRAMES:
-        raise refuse("frames", request.frames, f"must be an integer from {MIN_FRAMES} to {MAX_FRAMES}")
+    if not is_integer(request.frames) or not MIN_FRAMES <= request.frames <= MAX_CLIP_FRAMES:
+        raise refuse("frames", request.frames, f"must be an integer from {MIN_FRAMES} to {MAX_CLIP_FRAMES}")
     for name, out in (("output_width", request.output_width), ("output_height", request.output_height)):
-        if out is not None and (not is_integer(out) or not 16 <= out <= MAX_OUTPUT_SIDE or out % 2):
-            raise refuse(name, out, f"must be an even integer from 16 to {MAX_OUTPUT_SIDE} (H.264 needs even sides)")
+        if out is not None and (not is_integer(out) or not 16 <= out <= MAX_VIDEO_SIDE or out % 2):
+            raise refuse(name, out, f"must be an even integer from 16 to {MAX_VIDEO_SIDE} (H.264 needs even sides)")
     if not is_integer(request.keyframes) or not 2 <= request.keyframes <= MAX_KEYFRAMES:
         raise refuse("keyframes", request.keyframes, f"must be an integer from 2 to {MAX_KEYFRAMES}")
 
@@ -167,7 +164,7 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
         temporal = manifest.temporal_scale_factor or 1
         if (request.frames - 1) % temporal:
             below = (request.frames - 1) // temporal * temporal + 1
-            nearest = " or ".join(str(n) for n in (below, below + temporal) if MIN_FRAMES <= n <= MAX_FRAMES)
+            nearest = " or ".join(str(n) for n in (below, below + temporal) if MIN_FRAMES <= n <= MAX_CLIP_FRAMES)
             raise refuse(
                 "frames",
                 request.frames,

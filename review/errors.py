@@ -1,6 +1,7 @@
 """Errors of the review app.
 
 ReviewError                  anything refused by a review service
+├── ReviewInputError         a value a user gave that a service refuses (.field, .value)
 ├── IllegalTransitionError   an asset cannot move from its state to the one asked for
 ├── AlreadyDecidedError      this reviewer has already decided on this asset
 ├── PublishRefusedError      publishing an asset that is not approved
@@ -8,6 +9,7 @@ ReviewError                  anything refused by a review service
 ├── RoleRequiredError        the user lacks the role (permission) the action needs
 ├── SegregationOfDutiesError a requester deciding on assets of their own request
 ├── UnknownAssetsError       a hand-over names assets that were never registered
+├── AssetRebuildError        a registered asset its template version no longer rebuilds
 ├── RegenerateRefusedError   regenerating from an asset that is not rejected
 └── VerifyRefusedError       a file `verify` will not examine (.reason: empty, too_large,
                              not_supported, unreadable, too_many_pixels)
@@ -18,6 +20,17 @@ from __future__ import annotations
 
 class ReviewError(Exception):
     """Base of every review error."""
+
+
+class ReviewInputError(ReviewError):
+    """A value a user gave (a reason code, a count, a comment) that a service refuses; the
+    message names the field and the value."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field} {problem} (got {value!r})")
 
 
 class IllegalTransitionError(ReviewError):
@@ -50,6 +63,13 @@ class UnknownAssetsError(ReviewError):
     def __init__(self, keys: list[str]) -> None:
         self.keys = keys
         super().__init__(f"{len(keys)} asset(s) were never registered: {', '.join(k[:12] for k in keys[:5])}")
+
+
+class AssetRebuildError(ReviewError):
+    def __init__(self, serial: int, key: str) -> None:
+        self.serial = serial
+        self.key = key
+        super().__init__(f"asset {serial}: its template version no longer rebuilds it (key {key[:12]})")
 
 
 class ClaimedByOtherError(ReviewError):

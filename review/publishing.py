@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import config_from_settings
-from pipeline.renditions import EXTENSION, MIME, RenditionRequest, rendition_make
-from pipeline.signing import SignedManifest, reader_context, signed_manifest, signer_create
-from pipeline.storage import LocalStorage, publish_storage
-from prompt_library.specs import template_from_dict
+from prompt_library.parsing import template_from_dict
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import SignedManifest, reader_context, signed_manifest
+from provenance.keys import signer_create
+from provenance.media import EXTENSION, MIME
+from provenance.renditions import RenditionRequest, rendition_make
+from provenance.storage import LocalStorage, publish_storage
 from review.models import Asset
 
 
@@ -37,7 +39,7 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
     again) or stills of its first frame (posters). Each rendition is read back after signing: its
     manifest goes to the manifest store.
     """
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     master = LocalStorage(config.storage_root).read(asset.file_path)
     output = template_from_dict(asset.prompt_version.spec).output
     requests = [
@@ -93,7 +95,7 @@ def renditions_write(asset: Asset) -> list[WrittenRendition]:
 
 def renditions_delete(paths: list[str]) -> None:
     """Remove published files from the publish target (missing ones are already gone)."""
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     target = publish_storage(config.publish_root, config.publish_url, config.publish_options)
     for path in paths:
         target.delete(path)

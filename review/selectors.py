@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import QuerySet
 
-from prompt_library.selectors import variants_build
-from prompt_library.specs import Variant
 from review.models import QUEUE_ORDER, Asset, AuditEvent
 from review.states import AssetState
 
@@ -105,31 +102,3 @@ def asset_variants(*, asset: Asset) -> QuerySet[Asset]:
         .filter(prompt_version_id=asset.prompt_version_id, prompt=asset.prompt)
         .order_by("seed", "id")
     )
-
-
-def asset_states(*, keys: list[str]) -> dict[str, str]:
-    """The state of each asset key that exists (read only; for a run to see what is left)."""
-    return dict(Asset.objects.filter(key__in=keys).values_list("key", "state"))
-
-
-def assets_variants(*, serials: Sequence[int]) -> list[tuple[int, Variant]]:
-    """The variant behind each registered asset still to be generated (pending or failed), by
-    serial, rebuilt from its template version: what a run needs to generate registered assets.
-
-    A rebuilt variant whose key differs from the asset's (its version's content changed under it)
-    raises, rather than making a different image under the asset's serial.
-    """
-    rows = (
-        Asset.objects.select_related("campaign", "prompt_version__template")
-        .filter(pk__in=serials, state__in=[AssetState.PENDING, AssetState.FAILED])
-        .order_by("prompt_version_id", "id")
-    )
-    out: list[tuple[int, Variant]] = []
-    for row in rows:
-        (variant,) = variants_build(
-            campaign=row.campaign.name, version=row.prompt_version, values=row.variables, seeds=[row.seed]
-        )
-        if variant.key != row.key:
-            raise ValueError(f"asset {row.pk}: its template version no longer rebuilds it (key {variant.key[:12]})")
-        out.append((row.pk, variant))
-    return out

@@ -9,20 +9,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from pipeline.signing import SignedManifest
-from prompt_library.models import Campaign, PromptVersion
+from prompt_library.models import Campaign
 from prompt_library.selectors import variants_build
-from prompt_library.specs import Variant
 from review.errors import (
     AlreadyDecidedError,
     ClaimedByOtherError,
@@ -31,8 +29,9 @@ from review.errors import (
     ReviewError,
     RoleRequiredError,
     SegregationOfDutiesError,
-    UnknownAssetsError,
 )
+from review.events import asset_move, audit_event_build
+from review.intake import assets_register, manifest_record_build
 from review.models import (
     QUEUE_ORDER,
     Asset,
@@ -48,183 +47,6 @@ from review.states import AssetState, transition_check
 from review.webhooks import webhook_send
 
 logger = logging.getLogger("greenlight.review")
-
-
-@dataclass(frozen=True)
-class GeneratedFile:
-    """A signed file the pipeline stored for a registered asset (paths relative to storage)."""
-
-    key: str
-    file_path: str
-    thumb_path: str
-    mime: str
-    sha256: str
-    size: int
-    generation_record: dict[str, Any] = field(default_factory=dict)
-    # The manifests signed for it (master, thumbnail), as read back: kept in the manifest store.
-    manifests: tuple[SignedManifest, ...] = ()
-    alt_text: str = ""  # with a captioning model: the description and its caption; "" keeps the variant's
-
-
-@dataclass(frozen=True)
-class AssetRef:
-    """An asset's serial and state, as the pipeline needs them."""
-
-    key: str
-    serial: int
-    state: str
-
-
-def _event(
-    asset: Asset | None,
-    action: str,
-    *,
-    actor: User | None = None,
-    from_state: str = "",
-    to_state: str = "",
-    **detail: Any,
-) -> AuditEvent:
-    return AuditEvent(asset=asset, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail)
-
-
-def _move(asset: Asset, to_state: str, action: str, *, actor: User | None = None, **detail: Any) -> AuditEvent:
-    """Check and apply one transition in memory; the caller saves the asset and the event."""
-    transition_check(serial=asset.pk, from_state=asset.state, to_state=to_state)
-    event = _event(asset, action, actor=actor, from_state=asset.state, to_state=to_state, **detail)
-    asset.state = to_state
-    return event
-
-
-def assets_register(*, variants: Sequence[Variant], regenerated_from: Asset | None = None) -> dict[str, AssetRef]:
-    """Create a pending asset for each variant not yet known, idempotent on the asset key.
-
-    The row's primary key becomes the asset's serial (the watermark payload), so it has to exist
-    before the image is watermarked. `regenerated_from` links new rows to the asset they replace.
-    """
-    keys = [v.key for v in variants]
-    for attempt in range(2):
-        existing = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state")}
-        new = [v for v in variants if v.key not in existing]
-        try:
-            with transaction.atomic():
-                ids = _lookups(new)
-                rows = [_asset_row(v, ids) for v in new]
-                for row in rows:
-                    row.regenerated_from = regenerated_from
-                created = Asset.objects.bulk_create(rows) if rows else []
-                AuditEvent.objects.bulk_create([_event(a, "registered", to_state=a.state) for a in created])
-            break
-        except IntegrityError:
-            # Another run registered some of the same keys at the same moment: read them again.
-            if attempt:
-                raise
-    assets = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state")}
-    return {k: AssetRef(key=k, serial=a.pk, state=a.state) for k, a in assets.items()}
-
-
-def _lookups(variants: Sequence[Variant]) -> dict[tuple[str, str, int], tuple[Campaign, int]]:
-    """Campaign and prompt-version id for the variants, one query per distinct pair."""
-    out: dict[tuple[str, str, int], tuple[Campaign, int]] = {}
-    for v in variants:
-        ident = (v.campaign, v.template, v.template_version)
-        if ident not in out:
-            campaign = Campaign.objects.only("id", "kind", "deadline").get(name=v.campaign)
-            version_id = PromptVersion.objects.values_list("id", flat=True).get(
-                template__name=v.template, number=v.template_version
-            )
-            out[ident] = (campaign, version_id)
-    return out
-
-
-def _asset_row(v: Variant, ids: dict[tuple[str, str, int], tuple[Campaign, int]]) -> Asset:
-    campaign, version_id = ids[(v.campaign, v.template, v.template_version)]
-    priority, deadline = queue_position(campaign)
-    return Asset(
-        key=v.key,
-        campaign_id=campaign.pk,
-        queue_priority=priority,
-        queue_deadline=deadline,
-        prompt_version_id=version_id,
-        state=AssetState.PENDING,
-        variables=dict(v.variables),
-        prompt=v.prompt,
-        negative_prompt=v.negative_prompt,
-        seed=v.seed,
-        steps=v.params.steps,
-        guidance=v.params.guidance,
-        width=v.output.width,
-        height=v.output.height,
-        model_name=v.model_name,
-        model_manifest_hash=v.model_manifest_hash,
-        alt_text=v.alt_text,
-    )
-
-
-@transaction.atomic
-def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
-    """Record stored files and put their assets in the review queue (idempotent).
-
-    Assets that are already past generation are left alone, so handing the same batch over twice
-    changes nothing. Each file's signed manifests go into the manifest store in the same
-    transaction. Returns the serials that entered the queue.
-    """
-    by_key = {f.key: f for f in files}
-    assets = list(Asset.objects.select_for_update().filter(key__in=by_key).order_by("id"))
-    missing = sorted(set(by_key) - {a.key for a in assets})
-    if missing:
-        raise UnknownAssetsError(missing)
-    events: list[AuditEvent] = []
-    moved: list[Asset] = []
-    for asset in assets:
-        if asset.state not in (AssetState.PENDING, AssetState.FAILED):
-            continue
-        f = by_key[asset.key]
-        asset.file_path, asset.thumb_path, asset.mime = f.file_path, f.thumb_path, f.mime
-        asset.file_sha256, asset.file_size, asset.generation_record = f.sha256, f.size, f.generation_record
-        asset.alt_text = f.alt_text or asset.alt_text
-        asset.error = ""
-        events.append(_move(asset, AssetState.GENERATED, "generated", sha256=f.sha256))
-        events.append(_move(asset, AssetState.IN_REVIEW, "submitted"))
-        moved.append(asset)
-    fields = [
-        "file_path",
-        "thumb_path",
-        "mime",
-        "file_sha256",
-        "file_size",
-        "generation_record",
-        "alt_text",
-        "error",
-        "state",
-        "updated_at",
-    ]
-    Asset.objects.bulk_update(moved, fields)
-    AuditEvent.objects.bulk_create(events)
-    ManifestRecord.objects.bulk_create(
-        [_manifest_record(asset, m) for asset in moved for m in by_key[asset.key].manifests]
-    )
-    return [a.pk for a in moved]
-
-
-def _manifest_record(asset: Asset, manifest: SignedManifest) -> ManifestRecord:
-    return ManifestRecord(
-        asset=asset,
-        kind=manifest.kind,
-        sha256=manifest.sha256,
-        mime=manifest.mime,
-        label=manifest.label,
-        store=manifest.store,
-    )
-
-
-@transaction.atomic
-def asset_generation_fail(*, key: str, error: str) -> None:
-    """Record that generating an asset failed; it stays visible and a re-run retries it."""
-    asset = Asset.objects.select_for_update().get(key=key)
-    event = _move(asset, AssetState.FAILED, "generation_failed", error=error[:2000])
-    asset.error = error[:10000]
-    asset.save(update_fields=["state", "error", "updated_at"])
-    event.save()
 
 
 def campaign_queue_sync(*, campaign: Campaign) -> int:
@@ -277,7 +99,7 @@ def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: tim
     detail: dict[str, Any] = {"lease_expires_at": asset.lease_expires_at.isoformat()}
     if previous is not None:
         detail["lease_lapsed_from_user_id"] = previous
-    _event(asset, "claimed", actor=reviewer, **detail).save()
+    audit_event_build(asset, "claimed", actor=reviewer, **detail).save()
     return asset
 
 
@@ -290,7 +112,7 @@ def review_task_release(*, asset: Asset, reviewer: User) -> Asset:
     locked.claimed_by = None
     locked.lease_expires_at = None
     locked.save(update_fields=["claimed_by", "lease_expires_at", "updated_at"])
-    _event(locked, "released", actor=reviewer).save()
+    audit_event_build(locked, "released", actor=reviewer).save()
     return locked
 
 
@@ -315,9 +137,9 @@ def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reaso
     votes = 1 if needed == 1 else ReviewDecision.objects.filter(asset=locked, decision=decision).count()
     quorum = {"votes": votes, "needed": needed}
     if votes >= needed:
-        event = _move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment, **quorum)
+        event = asset_move(locked, to_state, decision, actor=reviewer, reason=reason, comment=comment, **quorum)
     else:
-        event = _event(
+        event = audit_event_build(
             locked,
             decision,
             actor=reviewer,
@@ -428,8 +250,8 @@ def asset_publish(*, asset: Asset, user: User) -> list[Publication]:
             for w in written
         ]
     )
-    ManifestRecord.objects.bulk_create([_manifest_record(locked, w.manifest) for w in written])
-    event = _move(locked, AssetState.PUBLISHED, "published", actor=user, renditions=[w.path for w in written])
+    ManifestRecord.objects.bulk_create([manifest_record_build(locked, w.manifest) for w in written])
+    event = asset_move(locked, AssetState.PUBLISHED, "published", actor=user, renditions=[w.path for w in written])
     locked.save(update_fields=["state", "updated_at"])
     event.save()
     payload = {
@@ -462,7 +284,9 @@ def asset_comment(*, asset: Asset, user: User, text: str) -> AuditEvent:
     if len(text) > COMMENT_MAX:
         raise ValueError(f"a comment is at most {COMMENT_MAX} characters (got {len(text)})")
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
-    event = _event(locked, "commented", actor=user, from_state=locked.state, to_state=locked.state, comment=text)
+    event = audit_event_build(
+        locked, "commented", actor=user, from_state=locked.state, to_state=locked.state, comment=text
+    )
     event.save()
     return event
 
@@ -476,7 +300,7 @@ def asset_revoke(*, asset: Asset, user: User, reason: str) -> Asset:
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
     live = list(locked.publications.filter(revoked_at__isnull=True))
     paths = [p.path for p in live]
-    event = _move(locked, AssetState.REVOKED, "revoked", actor=user, reason=reason.strip(), removed=paths)
+    event = asset_move(locked, AssetState.REVOKED, "revoked", actor=user, reason=reason.strip(), removed=paths)
     renditions_delete(paths)
     locked.publications.filter(pk__in=[p.pk for p in live]).update(revoked_at=timezone.now())
     locked.save(update_fields=["state", "updated_at"])
@@ -511,7 +335,7 @@ def asset_regenerate(*, asset: Asset, user: User, count: int, variables: dict[st
     refs = assets_register(variants=variants, regenerated_from=locked)
     serials = [refs[v.key].serial for v in variants]
     changed = {k: v for k, v in values.items() if locked.variables.get(k) != v}
-    _event(
+    audit_event_build(
         locked,
         "regeneration_requested",
         actor=user,

@@ -27,12 +27,12 @@ import c2pa as c2pa_lib
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from pipeline import watermark as watermark_module
-from pipeline.config import config_from_settings
-from pipeline.errors import WatermarkError
-from pipeline.mp4 import WATERMARK_FRAMES
-from pipeline.signing import GENERATION_LABEL, C2paReport, c2pa_read, reader_context
-from pipeline.watermark import MIN_SIDE, WatermarkReading, watermark_read
+from provenance import watermark as watermark_module
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import GENERATION_LABEL, C2paReport, c2pa_read, reader_context
+from provenance.errors import WatermarkError
+from provenance.media import EXTENSIONS_READ, MIME, WATERMARK_FRAMES, WATERMARK_MIN_SIDE
+from provenance.watermark import WatermarkReading, watermark_read
 from review.errors import VerifyRefusedError
 from review.models import Asset, ManifestRecord
 
@@ -44,11 +44,9 @@ except ImportError:  # pragma: no cover - PyAV is a declared dependency
 Outcome = Literal["authentic", "trusted_unknown", "tampered", "third_party", "recovered", "unknown_serial", "nothing"]
 
 # Format name -> (mime, PIL format name, extensions that name it).
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "mp4": ""}
 FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "png": ("image/png", "PNG", ("png",)),
-    "jpeg": ("image/jpeg", "JPEG", ("jpg", "jpeg", "jpe", "jfif")),
-    "webp": ("image/webp", "WEBP", ("webp",)),
-    "mp4": ("video/mp4", "", ("mp4", "m4v", "mov")),
+    name: (mime, _PIL_FORMATS[name], EXTENSIONS_READ[name]) for name, mime in MIME.items()
 }
 # ISO base media brands read as MP4 (HEIF/AVIF brands are not video).
 _MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash", b"qt  "}
@@ -201,7 +199,7 @@ def file_verify(*, data: bytes, filename: str) -> VerifyReport:
     corrupt with no readable manifest either (a tampered file whose pixels no longer decode is
     still reported, with its manifest's verdict).
     """
-    with reader_context(config_from_settings().signing) as context:
+    with reader_context(provenance_config_from_settings().signing) as context:
         examined = file_examine(data=data, filename=filename, context=context)
     file, c2pa, watermark, notes = examined.file, examined.c2pa, examined.watermark, list(examined.notes)
     sha256 = file.sha256
@@ -490,7 +488,7 @@ def _watermark_facts(frames: list[Image.Image], fmt: str) -> WatermarkFacts:
     if not frames:
         return WatermarkFacts(False, None, None, "not read: PyAV is not installed to decode video frames")
     width, height = frames[0].size
-    if min(width, height) < MIN_SIDE:
+    if min(width, height) < WATERMARK_MIN_SIDE:
         return WatermarkFacts(False, None, None, f"not read: {width}x{height} is too small to carry it")
     try:
         reading: WatermarkReading

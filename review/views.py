@@ -30,11 +30,10 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from infra import orchestration
-from pipeline.config import config_from_settings
-from pipeline.signing import c2pa_read, reader_context
-from pipeline.storage import LocalStorage
-from review import selectors, services, verify
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import c2pa_read, reader_context
+from provenance.storage import LocalStorage
+from review import orchestrator, selectors, services, verify
 from review.errors import ReviewError, VerifyRefusedError
 from review.files import file_response
 from review.forms import (
@@ -99,7 +98,7 @@ def asset_detail(request: HttpRequest, serial: int) -> HttpResponse:
     asset = _asset_or_404(serial, history=True)
     c2pa_report = watermark = None
     if asset.file_path:
-        config = config_from_settings()
+        config = provenance_config_from_settings()
         data = LocalStorage(config.storage_root).read(asset.file_path)
         with reader_context(config.signing) as context:
             c2pa_report = c2pa_read(data, mime=asset.mime, context=context)
@@ -218,7 +217,7 @@ def asset_regenerate(request: HttpRequest, serial: int) -> HttpResponse:
         messages.error(request, f"Nothing regenerated: {exc}")
         return redirect("review:asset", serial=serial)
     try:
-        where = orchestration.assets_generate_submit(serials=serials)
+        where = orchestrator.assets_generate_submit(serials=serials)
     except Exception as exc:  # the assets stay pending; say so rather than fail the page
         messages.warning(
             request,
@@ -283,7 +282,7 @@ def asset_file(request: HttpRequest, serial: int, kind: str) -> HttpResponseBase
     relative = {"master": asset.file_path, "thumbnail": asset.thumb_path}.get(kind)
     if not relative:
         raise Http404(f"Asset {serial} has no {kind}")
-    path = LocalStorage(config_from_settings().storage_root).path(relative)
+    path = LocalStorage(provenance_config_from_settings().storage_root).path(relative)
     if not path.is_file():
         raise Http404(f"Asset {serial}'s {kind} is missing from storage")
     response = file_response(request, path, content_type=asset.mime if kind == "master" else "image/jpeg")

@@ -1,5 +1,5 @@
-"""Shared fixtures: a development signing chain, settings pointing at temporary folders, and
-assets made by the real pipeline steps (watermark, C2PA signing, storage)."""
+"""Shared fixtures: a development signing chain with its signer and reader context, settings
+pointing at temporary folders, and a local S3-compatible endpoint."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # Prefect's local mode keeps a database under PREFECT_HOME: never the developer's own.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="greenlight-prefect-"))
@@ -17,7 +18,9 @@ os.environ.setdefault("GREENLIGHT_DB_CONN_MAX_AGE", "0")
 
 import pytest
 
-from pipeline.signing import SigningFiles, dev_chain_create
+from infra.dev_certs import dev_chain_create
+from provenance.credentials import reader_context
+from provenance.keys import SigningFiles, signer_create
 from tests.fixture_types import SettingsWrapper
 
 
@@ -25,6 +28,20 @@ from tests.fixture_types import SettingsWrapper
 def signing_files(tmp_path_factory: pytest.TempPathFactory) -> SigningFiles:
     """A development certificate chain (root -> intermediate -> signer) made once per session."""
     return dev_chain_create(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def signer(signing_files: SigningFiles) -> Iterator[Any]:
+    """One ES256 signer for the whole session, closed at the end."""
+    with signer_create(signing_files) as created:
+        yield created
+
+
+@pytest.fixture(scope="session")
+def context(signing_files: SigningFiles) -> Iterator[Any]:
+    """A c2pa Context trusting the dev root, for Builders and Readers alike."""
+    with reader_context(signing_files) as created:
+        yield created
 
 
 @pytest.fixture

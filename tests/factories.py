@@ -17,9 +17,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 
-from pipeline.signing import SigningFiles
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import OutputSpec, RenditionSpec, TemplateSpec
+from provenance.keys import SigningFiles
 from review.models import Asset, queue_position
 from review.states import AssetState
 

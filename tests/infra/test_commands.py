@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from pipeline.config import config_from_settings
-from pipeline.signing import signing_files_check
+from provenance.config import provenance_config_from_settings
+from provenance.keys import signing_files_check
 from review.models import Asset
 from tests.factories import chain_write
 from tests.fixture_types import SettingsWrapper
@@ -48,7 +48,7 @@ def test_signing_keys_create_refuses_an_expired_chain_and_says_how_to_replace_it
     assert str(keys_dir / "chain.pem") in str(err.value) and "expired" in str(err.value)
     assert "--force" in str(err.value)
     assert "Created" in run("signing_keys_create", "--force")
-    signing_files_check(config_from_settings().signing)
+    signing_files_check(provenance_config_from_settings().signing)
 
 
 @pytest.mark.django_db

@@ -10,15 +10,18 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from models.registry import ModelManifest
-from pipeline.errors import WatermarkError
+from models import ModelManifest
 from pipeline.finalize import MASTER_CRFS, Signing, clip_encode, clip_finalize
-from pipeline.mp4 import WATERMARK_FRAMES, Clip, mp4_clip, mp4_decode, mp4_encode
-from pipeline.signing import c2pa_read
-from pipeline.storage import LocalStorage
 from pipeline.video import clips_generate
-from pipeline.watermark import watermark_embed, watermark_read, watermark_read_frames
-from prompt_library.specs import CampaignSpec, GenerationParams, Variant, campaign_expand, template_parse
+from prompt_library.expansion import campaign_expand
+from prompt_library.parsing import template_parse
+from prompt_library.specs import CampaignSpec, GenerationParams, Variant
+from provenance.credentials import c2pa_read
+from provenance.errors import WatermarkError
+from provenance.media import WATERMARK_FRAMES
+from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
+from provenance.storage import LocalStorage
+from provenance.watermark import watermark_embed, watermark_read, watermark_read_frames
 
 SERIAL = 4242
 

@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 from infra.orchestration import RunRequestError, campaign_run_local
-from models.errors import ModelIntegrityError
+from models import ModelIntegrityError
 from pipeline.config import config_from_settings
-from pipeline.errors import SigningError
-from pipeline.mp4 import mp4_decode
-from pipeline.signing import c2pa_read, reader_context
-from pipeline.watermark import watermark_read, watermark_read_frames
 from prompt_library.services import library_load
+from provenance.credentials import c2pa_read, reader_context
+from provenance.errors import SigningError
+from provenance.mp4 import mp4_decode
+from provenance.watermark import watermark_read, watermark_read_frames
 from review.models import Asset
 from review.states import AssetState
 from tests.factories import clip_campaign_write

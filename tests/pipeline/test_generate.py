@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models import ModelManifest, manifest_load, pipeline_load, template_load
 from models.catalog_domain import Combo, catalog_draw, image_judge
-from models.registry import ModelManifest, manifest_load, pipeline_load, template_load
 from pipeline.errors import GenerationError
 from pipeline.generate import (
     GenerationInputError,

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from models import MANIFESTS_DIR, VIDEO_ROLE, ModelNotFoundError
 from models.captioner import alt_text_compose, captioner_load, captioner_pin
 from models.catalog_domain import Combo, catalog_draw
-from models.errors import ModelNotFoundError
 from models.pin import manifest_pin
-from models.registry import MANIFESTS_DIR, VIDEO_ROLE
 from pipeline.config import config_from_settings
 from pipeline.errors import PipelineError
-from pipeline.mp4 import Clip
 from pipeline.run import batch_finalize, batch_generate, version_preflight
 from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.services import library_load
+from provenance.mp4 import Clip
 from tests.factories import clip_campaign_write
 from tests.fixture_types import SettingsWrapper
 from tests.models import tiny_pipelines

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models import MANIFESTS_DIR, ModelManifest, manifest_load, pipeline_load
 from models.pin import manifest_pin
-from models.registry import MANIFESTS_DIR, ModelManifest, manifest_load, pipeline_load
-from pipeline.errors import GenerationError
 from pipeline.generate import GenerationInputError, ImageRequest, engine_generate
 from pipeline.video import (
     VideoProgress,
@@ -29,7 +28,8 @@ from pipeline.video import (
     video_generate,
     video_make,
 )
-from pipeline.watermark import watermark_embed, watermark_read_frames
+from provenance.errors import MediaError
+from provenance.watermark import watermark_embed, watermark_read_frames
 from tests.models import tiny_pipelines
 
 TEMPLATES_DIR = MANIFESTS_DIR / "templates"
@@ -294,7 +294,7 @@ def test_an_mp4_round_trip_keeps_frames_size_and_rate_in_h264(
 
 def test_mp4_encode_refuses_odd_sizes() -> None:
     frames = [Image.new("RGB", (255, 256), (100, 100, 100))] * 2
-    with pytest.raises(GenerationError, match="255x256"):
+    with pytest.raises(MediaError, match="255x256"):
         mp4_encode(frames, 12)
 
 

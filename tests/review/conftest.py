@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.registry import manifest_load
-from pipeline.config import config_from_settings
+from models import manifest_load
 from pipeline.run import batch_finalize, batch_generate
 from prompt_library.selectors import campaign_plan_get
 from prompt_library.services import library_load
 from prompt_library.specs import Variant
+from provenance.config import provenance_config_from_settings
+from review.intake import assets_hand_over, assets_register
 from review.models import Asset
-from review.services import assets_hand_over, assets_register
 from review.states import AssetState
 from tests.factories import clip_campaign_write
 from tests.fixture_types import SettingsWrapper
@@ -23,7 +23,7 @@ def _into_review(variants: Sequence[Variant]) -> list[Asset]:
     """Register, generate (the shipped model), watermark, sign, store and hand over `variants`
     with the pipeline's own steps (without Prefect, which tests/pipeline covers)."""
     refs = assets_register(variants=variants)
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     media = batch_generate(manifest_load(variants[0].model_name, manifests_dir=config.models_dir), variants)
     files, failed = batch_finalize(variants, [refs[v.key].serial for v in variants], media, config)
     assert failed == []

@@ -7,33 +7,53 @@ open and checks the database after it has closed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from review.models import Asset
 from review.states import AssetState
 from tests.factories import make_user
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, reset_sequences=True),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
-    ),
-]
 SCREENSHOTS = os.environ.get("GREENLIGHT_SCREENSHOTS")
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, reset_sequences=True)]
+
+
+def browser_missing() -> str | None:
+    """Why these tests cannot drive a browser here, or None when they can."""
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (make install installs the dev dependencies)"
+    if not Path(CHROMIUM).exists():
+        return f"Debian's chromium is not installed at {CHROMIUM} (make chromium installs it)"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def browser_available() -> None:
+    """In CI (the CI variable set) a missing browser fails every test here; elsewhere it skips them."""
+    missing = browser_missing()
+    if missing is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI runs the browser tests, but {missing}", pytrace=False)
+    pytest.skip(missing)
 
 
 @contextmanager
 def browser_page() -> Iterator[Page]:
+    from playwright.sync_api import sync_playwright  # imported here: without it the tests skip or fail above
+
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from pipeline.config import config_from_settings
-from pipeline.errors import StorageError
-from pipeline.mp4 import mp4_clip, mp4_encode
-from pipeline.signing import c2pa_read, reader_context
-from pipeline.watermark import watermark_read_frames
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import c2pa_read, reader_context
+from provenance.errors import StorageError
+from provenance.mp4 import mp4_clip, mp4_encode
+from provenance.watermark import watermark_read_frames
 from review.models import Asset, Publication
 from review.services import asset_approve, asset_publish, asset_revoke
 from review.states import AssetState
@@ -40,7 +40,7 @@ def test_publishing_to_s3_writes_signed_renditions_and_revoke_removes_them(
     fs.invalidate_cache()
     keys = sorted(fs.find(bucket))
     assert keys == sorted(f"{bucket}/catalog/{p.path}" for p in publications)
-    with reader_context(config_from_settings().signing) as context:
+    with reader_context(provenance_config_from_settings().signing) as context:
         for publication in publications:
             data = fs.cat_file(f"{bucket}/catalog/{publication.path}")
             assert len(data) == publication.size
@@ -88,7 +88,7 @@ def test_publishing_a_clip_writes_its_signed_mp4_and_poster_and_verify_finds_it_
     poster = next(p for p in publications if p.rendition == "poster")
     assert web.path == f"{asset.campaign.name}/{asset.pk:08d}-web.mp4"
     clip_data, poster_data = (root / web.path).read_bytes(), (root / poster.path).read_bytes()
-    with reader_context(config_from_settings().signing) as context:
+    with reader_context(provenance_config_from_settings().signing) as context:
         clip_report = c2pa_read(clip_data, mime="video/mp4", context=context)
         poster_report = c2pa_read(poster_data, mime="image/jpeg", context=context)
     # The web clip: re-encoded and marked again, signed with the master clip as its parent.

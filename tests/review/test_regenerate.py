@@ -10,10 +10,10 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from pipeline.config import config_from_settings
-from pipeline.signing import c2pa_read, reader_context
-from pipeline.watermark import watermark_read
 from prompt_library.errors import VariablesError
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import c2pa_read, reader_context
+from provenance.watermark import watermark_read
 from review.errors import RegenerateRefusedError, RoleRequiredError
 from review.models import Asset, AuditEvent
 from review.services import asset_regenerate, asset_reject, review_task_claim
@@ -116,7 +116,7 @@ def test_regenerated_variants_are_generated_and_come_back_to_the_queue_linked(
     regenerated = list(Asset.objects.filter(regenerated_from=original).order_by("id"))
     assert len(regenerated) == 2
     assert "Asked for 2 new variant(s)" in response.content.decode()
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     with reader_context(config.signing) as context:
         for asset in regenerated:
             assert asset.state == AssetState.IN_REVIEW, asset.error

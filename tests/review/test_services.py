@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.config import config_from_settings
-from pipeline.signing import c2pa_read, reader_context
-from pipeline.watermark import watermark_read
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import c2pa_read, reader_context
+from provenance.watermark import watermark_read
 from review.errors import AlreadyDecidedError, IllegalTransitionError, PublishRefusedError
+from review.intake import asset_generation_fail, assets_hand_over
 from review.models import Asset, AuditEvent, Publication
-from review.services import asset_approve, asset_generation_fail, asset_publish, asset_reject, assets_hand_over
+from review.services import asset_approve, asset_publish, asset_reject
 from review.states import AssetState
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
@@ -30,7 +31,7 @@ def test_hand_over_queues_assets_with_an_audit_trail(reviewable_assets: list[Ass
 
 
 def test_handing_the_same_files_over_again_changes_nothing(reviewable_assets: list[Asset]) -> None:
-    from review.services import GeneratedFile
+    from review.intake import GeneratedFile
 
     asset = reviewable_assets[0]
     again = GeneratedFile(
@@ -116,7 +117,7 @@ def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_a
         ("web", "image/jpeg", 1024),
         ("thumb", "image/webp", 256),
     ]
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     with reader_context(config.signing) as context:
         reports = {}
         for publication in publications:
@@ -142,7 +143,7 @@ def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_a
 
 def test_a_failed_generation_is_recorded_and_can_be_handed_over_on_retry(reviewable_assets: list[Asset]) -> None:
     from prompt_library.selectors import campaign_plan_get
-    from review.services import assets_register
+    from review.intake import assets_register
 
     variant = campaign_plan_get(name="demo-spring").variants[5]
     assets_register(variants=[variant])

@@ -15,24 +15,19 @@ from django.core.management.base import CommandError
 from django.db import connection
 from PIL import Image
 
-from pipeline.config import config_from_settings
-from pipeline.signing import (
-    SigningFiles,
-    c2pa_read,
-    c2pa_sign,
-    dev_chain_create,
-    generated_manifest,
-    reader_context,
-    signer_create,
-)
-from pipeline.storage import LocalStorage
-from pipeline.watermark import watermark_embed, watermark_payload
+from infra.dev_certs import dev_chain_create
+from provenance.config import provenance_config_from_settings
+from provenance.credentials import c2pa_read, c2pa_sign, generated_manifest, reader_context
+from provenance.keys import SigningFiles, signer_create
+from provenance.storage import LocalStorage
+from provenance.watermark import watermark_embed, watermark_payload
+from review.intake import GeneratedFile, assets_hand_over
 from review.models import Asset, ManifestRecord, Publication
-from review.services import GeneratedFile, asset_approve, asset_publish, assets_hand_over
+from review.services import asset_approve, asset_publish
 from review.verify import file_verify
 from tests.factories import AssetFactory, make_user
 from tests.fixture_types import SettingsWrapper
-from tests.pipeline.test_signing import flip_image_byte, product_shot
+from tests.provenance.samples import flip_image_byte, product_shot
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +35,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "c2pa"
 
 
 def master_bytes(asset: Asset) -> bytes:
-    return LocalStorage(config_from_settings().storage_root).read(asset.file_path)
+    return LocalStorage(provenance_config_from_settings().storage_root).read(asset.file_path)
 
 
 def reencode(data: bytes, fmt: str, **options: object) -> bytes:
@@ -66,8 +61,8 @@ def published_bytes(settings: SettingsWrapper, publication: Publication) -> byte
 
 
 def test_hand_over_stores_the_master_and_thumbnail_manifests_as_read_back(reviewable_assets: list[Asset]) -> None:
-    storage = LocalStorage(config_from_settings().storage_root)
-    with reader_context(config_from_settings().signing) as context:
+    storage = LocalStorage(provenance_config_from_settings().storage_root)
+    with reader_context(provenance_config_from_settings().signing) as context:
         for asset in reviewable_assets:
             records = {r.kind: r for r in ManifestRecord.objects.filter(asset=asset)}
             assert sorted(records) == ["master", "thumbnail"]
@@ -336,7 +331,8 @@ def _key_body(pem: str) -> list[str]:
 
 
 def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[Asset], tmp_path: Path) -> None:
-    av = pytest.importorskip("av")
+    import av
+
     asset = reviewable_assets[3]
     frames = [watermark_embed(product_shot(20 + i).resize((256, 256)), asset.pk) for i in range(12)]
     buffer = io.BytesIO()
@@ -354,7 +350,7 @@ def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[A
         generation_record={"serial": asset.pk, "asset_key": asset.key},
         watermark_value=watermark_payload(asset.pk),
     )
-    config = config_from_settings()
+    config = provenance_config_from_settings()
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
         signed = c2pa_sign(buffer.getvalue(), mime="video/mp4", manifest=manifest, signer=signer, context=context)
 

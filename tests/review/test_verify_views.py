@@ -15,12 +15,12 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from pipeline.config import config_from_settings
-from pipeline.storage import LocalStorage
+from provenance.config import provenance_config_from_settings
+from provenance.storage import LocalStorage
 from review.models import Asset
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
-from tests.pipeline.test_signing import product_shot
+from tests.provenance.samples import product_shot
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +108,7 @@ def test_page_shows_the_report_with_the_assets_thumbnail_and_links(
     reviewable_assets: list[Asset], greenlight_settings: SettingsWrapper
 ) -> None:
     asset = reviewable_assets[0]
-    data = LocalStorage(config_from_settings().storage_root).read(asset.file_path)
+    data = LocalStorage(provenance_config_from_settings().storage_root).read(asset.file_path)
     client = Client(enforce_csrf_checks=True)
     client.force_login(make_user(username="vic", roles=("reviewer",)))
     client.get(reverse("review:verify"))
@@ -128,7 +128,7 @@ def test_page_shows_the_report_with_the_assets_thumbnail_and_links(
 
 def test_api_answers_the_report_as_json(viewer: Client, reviewable_assets: list[Asset]) -> None:
     asset = reviewable_assets[1]
-    data = LocalStorage(config_from_settings().storage_root).read(asset.thumb_path)
+    data = LocalStorage(provenance_config_from_settings().storage_root).read(asset.thumb_path)
 
     response = viewer.post(API, upload(data, "thumb.jpg"))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from models.errors import ModelError
+from models import ModelError
 from prompt_library.errors import PromptLibraryError
 from prompt_library.services import library_load
 

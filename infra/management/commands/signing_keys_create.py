@@ -6,9 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pipeline.config import config_from_settings
-from pipeline.errors import SigningError
-from pipeline.signing import dev_chain_create, signing_files_check
+from infra.dev_certs import dev_chain_create
+from provenance.config import provenance_config_from_settings
+from provenance.errors import SigningError
+from provenance.keys import signing_files_check
 
 
 class Command(BaseCommand):
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=365, help="validity of the certificates")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        files = config_from_settings().signing
+        files = provenance_config_from_settings().signing
         if files.chain.exists() and files.key.exists() and files.trust_anchors.exists() and not options["force"]:
             try:
                 signing_files_check(files)

@@ -88,14 +88,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from pipeline.errors import WatermarkError
+from provenance.errors import WatermarkError
+from provenance.media import WATERMARK_MIN_SIDE
 
 ALGORITHM = "greenlight.tiled-ss.v2"  # name recorded in the C2PA soft-binding assertion
 SERIAL_BITS = 40
 SERIAL_MAX = (1 << SERIAL_BITS) - 1
 CRC_BITS = 16
 PAYLOAD_BITS = SERIAL_BITS + CRC_BITS  # the information word: serial, then CRC-16
-MIN_SIDE = 256  # two tiles each way: enough to fold and to see the period
+MIN_SIDE = WATERMARK_MIN_SIDE  # two tiles each way: enough to fold and to see the period
 
 TILE = 128  # tile side at embedding scale, px
 CELL = 8  # chip side at embedding scale, px

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import StorageError
-from pipeline.storage import FsspecStorage, LocalStorage, publish_storage
+from provenance.errors import StorageError
+from provenance.storage import FsspecStorage, LocalStorage, publish_storage
 
 
 def test_local_storage_writes_atomically_and_leaves_no_partial_files(tmp_path: Path) -> None:

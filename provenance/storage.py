@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from pipeline.errors import StorageError
+from provenance.errors import StorageError
 
 
 class Storage(Protocol):

@@ -13,14 +13,10 @@ from dataclasses import dataclass
 import c2pa
 from PIL import Image, ImageOps
 
-from pipeline.mp4 import WATERMARK_FRAMES, mp4_clip, mp4_decode, mp4_encode
-from pipeline.signing import c2pa_sign, rendition_manifest
-from pipeline.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
-
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4"}
-EXTENSION = {"png": "png", "jpeg": "jpg", "webp": "webp", "mp4": "mp4"}
-VIDEO_MIMES = frozenset({"video/mp4"})
-WATERMARK_MIN_SIDE = 256
+from provenance.credentials import c2pa_sign, rendition_manifest
+from provenance.media import MIME, VIDEO_MIMES, WATERMARK_FRAMES, WATERMARK_MIN_SIDE
+from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode
+from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipeline.errors import GenerationError
-
-MIN_FPS, MAX_FPS = 1, 60
-# Frames a clip's watermark is read from (its first second at 24 fps): what `verify` decodes, and
-# what the pipeline checks after encoding before it claims the mark.
-WATERMARK_FRAMES = 24
+from provenance.errors import MediaError
+from provenance.media import MAX_FPS, MIN_FPS
 
 
 @dataclass(frozen=True)
@@ -48,17 +44,17 @@ def mp4_encode(frames: Sequence[Image.Image], fps: int, *, crf: int = 18) -> byt
     import av
 
     if not frames:
-        raise GenerationError("no frames to encode")
+        raise MediaError("no frames to encode")
     if not _is_int(fps) or not MIN_FPS <= fps <= MAX_FPS:
-        raise GenerationError(f"fps = {fps!r}: must be an integer from {MIN_FPS} to {MAX_FPS}")
+        raise MediaError(f"fps = {fps!r}: must be an integer from {MIN_FPS} to {MAX_FPS}")
     if not _is_int(crf) or not 0 <= crf <= 51:
-        raise GenerationError(f"crf = {crf!r}: must be an integer from 0 to 51")
+        raise MediaError(f"crf = {crf!r}: must be an integer from 0 to 51")
     width, height = frames[0].size
     sizes = {frame.size for frame in frames}
     if len(sizes) > 1:
-        raise GenerationError(f"frames must share one size, got {sorted(sizes)}")
+        raise MediaError(f"frames must share one size, got {sorted(sizes)}")
     if width % 2 or height % 2:
-        raise GenerationError(f"frames are {width}x{height}; H.264 in yuv420p needs even sides")
+        raise MediaError(f"frames are {width}x{height}; H.264 in yuv420p needs even sides")
     buffer = io.BytesIO()
     # ffmpeg's own +faststart re-opens the output by name, which an in-memory file has not; the
     # moov atom is moved up afterwards instead (_moov_first).
@@ -96,7 +92,7 @@ def mp4_clip(data: bytes, *, limit: int | None = None) -> Clip:
             if limit is not None and len(frames) >= limit:
                 break
     if not frames:
-        raise GenerationError("the MP4 holds no decodable frame")
+        raise MediaError("the MP4 holds no decodable frame")
     fps = round(float(rate)) if rate else MIN_FPS
     return Clip(frames=tuple(frames), fps=min(MAX_FPS, max(MIN_FPS, fps)))
 
@@ -116,7 +112,7 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[by
         elif size == 0:
             size = end - offset
         if size < 8 or offset + size > end:
-            raise GenerationError(f"MP4 box {kind!r} at {offset} has a bad size {size}")
+            raise MediaError(f"MP4 box {kind!r} at {offset} has a bad size {size}")
         boxes.append((kind, offset, size))
         offset += size
     return boxes

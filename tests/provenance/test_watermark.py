@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from pipeline.errors import WatermarkError
-from pipeline.watermark import (
+from provenance.errors import WatermarkError
+from provenance.watermark import (
     FALSE_POSITIVE_BOUND,
     HYPOTHESES,
     MIN_SIDE,
@@ -251,7 +251,7 @@ def test_mark_keeps_psnr_at_least_38_db_and_moves_the_channels_along_the_luma_we
 def tiny_model_images(count: int) -> list[Image.Image]:
     """``count`` 512x512 masters from the shipped tiny model, made as the pipeline makes them
     (64x64 from the model, Lanczos up to the output size)."""
-    from models.registry import manifest_load, pipeline_load
+    from models import manifest_load, pipeline_load
     from pipeline.generate import images_generate
     from prompt_library.specs import GenerationParams, OutputSpec, Variant
 
@@ -277,7 +277,7 @@ def tiny_model_images(count: int) -> list[Image.Image]:
 
 
 def test_tiny_model_masters_and_their_256_px_renditions_are_marked_and_read_back() -> None:
-    from pipeline.renditions import image_encode
+    from provenance.renditions import image_encode
 
     for index, image in enumerate(tiny_model_images(6)):
         serial = 7_000 + index

@@ -1,0 +1,147 @@
+"""Development signing chains: a root CA, an intermediate and a signer, made on this machine.
+
+For the demo, the tests and a first install only: production points the signing files at the
+organisation's own certificate (and its key in a KMS or HSM). `manage.py signing_keys_create`
+writes one.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from provenance.errors import SigningError
+from provenance.keys import SigningFiles, private_key_pem
+
+
+def dev_chain_create(
+    directory: Path,
+    *,
+    organisation: str = "Greenlight development",
+    days: int = 365,
+    overwrite: bool = False,
+) -> SigningFiles:
+    """Create a development chain (root -> intermediate -> signer, ECDSA P-256).
+
+    Writes chain.pem, signer.key (mode 0600) and root.pem into ``directory``,
+    creating it; refuses to replace existing files unless ``overwrite``.
+    """
+    if days < 1:
+        raise SigningError(f"A development chain lasts at least 1 day (days = {days!r})")
+    files = SigningFiles(
+        chain=directory / "chain.pem",
+        key=directory / "signer.key",
+        trust_anchors=directory / "root.pem",
+    )
+    if not overwrite:
+        for path in (files.chain, files.key, files.trust_anchors):
+            if path.exists():
+                raise SigningError(
+                    f"Signing file {path} already exists; pass overwrite=True to replace it",
+                    path=path,
+                )
+    directory.mkdir(parents=True, exist_ok=True)
+
+    not_before = datetime.now(UTC) - timedelta(hours=1)  # tolerate clock skew
+    not_after = not_before + timedelta(days=days, hours=1)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    intermediate_key = ec.generate_private_key(ec.SECP256R1())
+    signer_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = _name(f"{organisation} Root CA", organisation)
+    intermediate_name = _name(f"{organisation} Intermediate CA", organisation)
+
+    root = (
+        _certificate_builder(root_name, root_name, root_key.public_key(), not_before, not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    intermediate = (
+        _certificate_builder(intermediate_name, root_name, intermediate_key.public_key(), not_before, not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    signer = (
+        _certificate_builder(
+            _name(f"{organisation} Signer", organisation),
+            intermediate_name,
+            signer_key.public_key(),
+            not_before,
+            not_after,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate_key.public_key()),
+            critical=False,
+        )
+        .sign(intermediate_key, hashes.SHA256())
+    )
+
+    pem = serialization.Encoding.PEM
+    files.trust_anchors.write_bytes(root.public_bytes(pem))
+    files.chain.write_bytes(signer.public_bytes(pem) + intermediate.public_bytes(pem))
+    _private_write(files.key, private_key_pem(signer_key))
+    return files
+
+
+def _private_write(path: Path, data: bytes) -> None:
+    """Write a private key readable by its owner only, whatever the umask."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its old mode otherwise
+        handle.write(data)
+
+
+def _name(common_name: str, organisation: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+        ]
+    )
+
+
+def _certificate_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    not_before: datetime,
+    not_after: datetime,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

@@ -1,0 +1,67 @@
+"""Sample images and manifest definitions for the provenance tests."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from provenance.credentials import generated_manifest
+from provenance.watermark import watermark_payload
+
+SERIAL = 0x12_3456_789A
+RECORD: dict[str, object] = {
+    "prompt_version": "hero-shot@3",
+    "variables": {"product": "kettle", "scene": "kitchen"},
+    "seed": 1234,
+    "steps": 4,
+    "guidance_scale": 5.0,
+}
+
+
+def product_shot(seed: int) -> Image.Image:
+    """A 512x512 soft-edged product-shot-like image."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (512, 512), (200, 210, 190))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = (int(v) for v in rng.integers(0, 400, 2))
+        size = int(rng.integers(40, 200))
+        draw.ellipse((x0, y0, x0 + size, y0 + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    noise = rng.normal(0, 4, (512, 512, 3))
+    pixels = np.clip(np.asarray(image.filter(ImageFilter.GaussianBlur(2)), dtype=float) + noise, 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def encode(image: Image.Image, mime: str) -> bytes:
+    buffer = io.BytesIO()
+    if mime == "image/png":
+        image.save(buffer, "PNG")
+    else:
+        image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def manifest_for(serial: int = SERIAL) -> dict[str, Any]:
+    return generated_manifest(
+        title="hero-shot-kettle.png",
+        model_name="tiny-sd",
+        model_manifest_hash="sha256:" + "ab" * 32,
+        generation_record=RECORD,
+        watermark_value=watermark_payload(serial),
+    )
+
+
+def flip_image_byte(data: bytes, mime: str) -> bytes:
+    """Flip one byte inside the compressed pixel data, leaving the manifest alone."""
+    if mime == "image/png":
+        index = data.index(b"IDAT") + 4 + 200
+    else:
+        index = data.rindex(b"\xff\xda") + 400  # inside the last scan
+        while data[index] in (0x00, 0xFE, 0xFF) or data[index - 1] == 0xFF:
+            index += 1  # keep JPEG byte stuffing and markers intact
+    tampered = bytearray(data)
+    tampered[index] ^= 0x01
+    return bytes(tampered)
