@@ -7,7 +7,7 @@ Generates one image per seen combination of the catalog domain (108) and eight p
 (12 x 8 = 96), 204 prompts in all, each with its own fixed seed, at the manifest's default steps,
 guidance and size, in batches of 8 on one CPU thread, with the pipeline loaded exactly as the
 product loads it (``pipeline_load`` on the pinned manifest, or ``from_pretrained`` on ``--folder``
-for an unpinned export). ``models.catalog_domain.image_judge`` reads kind, colour and scene back
+for an unpinned export). ``models.training.catalog_domain.image_judge`` reads kind, colour and scene back
 from each image; the bench prints each accuracy and all-three-correct for seen and held-out
 combinations separately, the time per image, and the size of the weights.
 Targets: all three right on >= 90% of seen and >= 60% of held-out; <= 0.5 s per image; <= 25 MB.
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
-from models.catalog_domain import HELD_OUT, SEEN, Combo, image_judge
+from models.training.catalog_domain import HELD_OUT, SEEN, Combo, image_judge
 
 BATCH = 8
 HELD_OUT_REPEATS = 8
@@ -60,7 +60,7 @@ def prompts_choose(*, quick: bool = False, seed_offset: int = 0) -> list[tuple[C
 def pipeline_open(folder: Path | None) -> tuple[Any, int, float, Path]:
     """The pipeline, its default steps and guidance, and its folder."""
     if folder is None:
-        from models.registry import manifest_load, pipeline_load
+        from models import manifest_load, pipeline_load
 
         manifest = manifest_load(MODEL_NAME)
         pipe = pipeline_load(manifest, device="cpu")
@@ -68,7 +68,7 @@ def pipeline_open(folder: Path | None) -> tuple[Any, int, float, Path]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     from diffusers import StableDiffusionPipeline
 
-    from models.train_embedded import CONFIG
+    from models.training.recipe import CONFIG
 
     pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     pipe, steps, guidance, folder = pipeline_open(args.folder)
     if args.sampler:
-        from models.schedulers import SCHEDULERS, scheduler_unsuited, suited_names
+        from models import SCHEDULERS, scheduler_unsuited, suited_names
         from pipeline.generate import derived_pipeline
 
         known = args.sampler in SCHEDULERS

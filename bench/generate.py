@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from models.catalog_domain import SEEN
+from models.training.catalog_domain import SEEN
 
 BATCHES = (1, 8, 32)
 GOAL = 0.05
@@ -63,7 +63,7 @@ def main() -> None:
 
     from diffusers import StableDiffusionPipeline
 
-    from models.registry import manifest_load, pipeline_load
+    from models import manifest_load, pipeline_load
     from pipeline.generate import ImageRequest, engine_generate
 
     manifest = manifest_load("embedded")

@@ -37,8 +37,9 @@ from typing import Any
 import yaml
 
 from models.errors import ManifestError, ModelNotFoundError
+from models.integrity import files_verify
 from models.pin import folder_hashes
-from models.registry import MANIFESTS_DIR, NAME_RE, files_parse, files_verify
+from models.registry import MANIFESTS_DIR, NAME_RE, files_parse
 
 CAPTIONERS_SUBDIR = "captioners"
 CAPTIONER_CLASSES = (

@@ -20,11 +20,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from models.errors import DeviceError
+from models.manifest import ModelManifest
 
 if TYPE_CHECKING:
     import torch
-
-    from models.registry import ModelManifest
 
 DEVICE_ENV = "GREENLIGHT_DEVICE"
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(?::(\d+))?)$")

@@ -1,8 +1,8 @@
-"""Errors raised by the model registry.
+"""Errors raised by the models package: every refusal is one of these.
 
 ::
 
-    ModelError(Exception)               anything the registry refuses
+    ModelError(Exception)               anything the models package refuses
     ├── ModelNotFoundError              no manifest (or template) has     (name, known, kind)
     │                                   that name
     ├── ManifestError                   a manifest is malformed, or is    (path, problem)
@@ -13,8 +13,15 @@
     ├── ModelFolderError                a model folder is not the         (folder, problem)
     │                                   pipeline its manifest or
     │                                   template names
-    └── DeviceError                     the requested device cannot       (setting, value, problem)
-                                        be used
+    ├── DeviceError                     the requested device cannot       (setting, value, problem)
+    │                                   be used
+    ├── SchedulerError                  a sampler does not suit the       (name, problem)
+    │                                   model's noise schedule
+    ├── CatalogError                    a combination names a kind,       (field, value, known)
+    │                                   colour or scene the catalog
+    │                                   domain does not draw
+    └── TrainingError                   a training setting or folder      (setting, value, problem)
+                                        cannot be used
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ def _short(digest: str) -> str:
 
 
 class ModelError(Exception):
-    """Base class of every error the model registry raises."""
+    """Base class of every error the models package raises."""
 
 
 class ModelNotFoundError(ModelError):
@@ -123,6 +130,44 @@ class DeviceError(ModelError):
         self.value = value
         self.problem = problem
         super().__init__(f"{setting} is {value!r}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (), {"setting": self.setting, "value": self.value, "problem": self.problem}))
+
+
+class SchedulerError(ModelError):
+    """A sampler chosen by name does not suit the model's noise schedule (``models.schedulers``)."""
+
+    def __init__(self, *, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"scheduler = {name!r}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (), {"name": self.name, "problem": self.problem}))
+
+
+class CatalogError(ModelError):
+    """A combination names a kind, colour or scene the procedural catalog domain does not draw."""
+
+    def __init__(self, *, field: str, value: str, known: Sequence[str]) -> None:
+        self.field = field
+        self.value = value
+        self.known = tuple(known)
+        super().__init__(f"unknown {field} {value!r} (known: {', '.join(self.known)})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (), {"field": self.field, "value": self.value, "known": self.known}))
+
+
+class TrainingError(ModelError):
+    """A training setting has no meaning, or a folder a training stage reads cannot be used."""
+
+    def __init__(self, *, setting: str, value: str, problem: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{setting} = {value!r}: {problem}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), (), {"setting": self.setting, "value": self.value, "problem": self.problem}))

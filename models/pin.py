@@ -22,15 +22,9 @@ from typing import Any
 import yaml
 
 from models.errors import ManifestError, ModelError, ModelFolderError, display_path
-from models.registry import (
-    MANIFESTS_DIR,
-    NAME_RE,
-    ModelManifest,
-    manifest_load,
-    model_index_check,
-    sha256_file,
-    template_load,
-)
+from models.integrity import model_index_check, sha256_file
+from models.manifest import ModelManifest
+from models.registry import MANIFESTS_DIR, NAME_RE, manifest_load, template_load
 
 SKIPPED_DIRS = frozenset({".git", ".cache"})
 SKIPPED_SUFFIXES = (".lock",)

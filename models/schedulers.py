@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from models.errors import SchedulerError
+
 DEFAULT = ""  # the scheduler shipped in the model folder
 
 # name -> (diffusers class, settings over the model's config)
@@ -68,14 +70,14 @@ def suited_names(model_config: Mapping[str, Any]) -> str:
 def scheduler_build(name: str, model_scheduler: Any) -> Any:
     """A new scheduler ``name`` configured from ``model_scheduler``'s config; the model's own for "".
 
-    Raises ``ValueError`` for a sampler that does not suit the model's schedule (callers check
+    Raises ``SchedulerError`` for a sampler that does not suit the model's schedule (callers check
     requests with ``scheduler_unsuited`` first, to refuse them before any model work).
     """
     if name == DEFAULT:
         return model_scheduler
     problem = scheduler_unsuited(name, model_scheduler.config)
     if problem:
-        raise ValueError(f"scheduler = {name!r}: {problem}")
+        raise SchedulerError(name=name, problem=problem)
     import diffusers
 
     class_name, settings = SCHEDULERS[name]

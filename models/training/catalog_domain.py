@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from models.errors import CatalogError
+
 SIZE = 64
 _SS = 2  # supersampling factor for drawing, for anti-aliased edges
 KINDS: tuple[str, ...] = ("mug", "bottle", "sneaker box", "t-shirt", "lamp")
@@ -142,7 +144,7 @@ def _scene_draw(draw: ImageDraw.ImageDraw, scene: str, rng: random.Random) -> No
             draw.line([(0, y), (full, y)], fill=_mix(sky_top, sky_low, y / horizon))
         draw.rectangle([0, horizon, full, full], fill=grass)
     else:
-        raise ValueError(f"unknown scene {scene!r} (known: {', '.join(SCENES)})")
+        raise CatalogError(field="scene", value=scene, known=SCENES)
 
 
 def _product_draw(draw: ImageDraw.ImageDraw, kind: str, colour: str, rng: random.Random) -> None:
@@ -194,13 +196,13 @@ def _product_draw(draw: ImageDraw.ImageDraw, kind: str, colour: str, rng: random
         draw.rectangle([*p(-1.5, -3), *p(1.5, 13)], fill=fill, outline=line, width=w)
         draw.polygon([p(-6, -17), p(6, -17), p(12, -2), p(-12, -2)], fill=fill, outline=line, width=w)
     else:
-        raise ValueError(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+        raise CatalogError(field="kind", value=kind, known=KINDS)
 
 
 def catalog_draw(combo: Combo, *, rng: random.Random) -> Image.Image:
     """Draw one 64x64 RGB picture of ``combo``; the same ``rng`` state gives the same picture."""
     if combo.colour not in COLOURS:
-        raise ValueError(f"unknown colour {combo.colour!r} (known: {', '.join(COLOURS)})")
+        raise CatalogError(field="colour", value=combo.colour, known=tuple(COLOURS))
     image = Image.new("RGB", (SIZE * _SS, SIZE * _SS))
     draw = ImageDraw.Draw(image)
     _scene_draw(draw, combo.scene, rng)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from models.manifest import ModelManifest
 from models.pin import manifest_pin
-from models.registry import MANIFESTS_DIR, ModelManifest
+from models.registry import MANIFESTS_DIR
 from tests.models import tiny_pipelines
 
 TEMPLATES_DIR = MANIFESTS_DIR / "templates"
@@ -57,3 +60,23 @@ def tiny_manifests(tiny_folders: dict[str, Path], tmp_path_factory: pytest.TempP
         )
         for key, folder in tiny_folders.items()
     }
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped model and its manifest; returns the manifests folder."""
+    shutil.copytree(MANIFESTS_DIR, tmp_path / "manifests")
+    shutil.copytree(MANIFESTS_DIR.parent / "embedded-tiny", tmp_path / "embedded-tiny")
+    return tmp_path / "manifests"
+
+
+def manifest_edit(manifests_dir: Path, **changes: object) -> None:
+    """Rewrite the copied manifest with top-level fields replaced (None deletes the field)."""
+    path = manifests_dir / "embedded-tiny.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data))

@@ -22,8 +22,8 @@ from models.captioner import (
     captioner_pin,
     main,
 )
-from models.catalog_domain import Combo, catalog_draw
 from models.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
+from models.training.catalog_domain import Combo, catalog_draw
 from tests.models.tiny_pipelines import tiny_captioner_save
 
 

@@ -14,7 +14,9 @@ import torch
 
 from models.device import CudaProbe, device_choose
 from models.errors import DeviceError
-from models.registry import MemoryOptions, ModelManifest, manifest_load, pipeline_load, template_load
+from models.loading import pipeline_load
+from models.manifest import MemoryOptions, ModelManifest
+from models.registry import manifest_load, template_load
 
 NO_GPU = CudaProbe(available=False)
 AMPERE = CudaProbe(available=True, device_count=2, bf16=(True, True))

@@ -9,8 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from models.catalog_domain import ALL_COMBOS, HELD_OUT, Combo, catalog_draw, image_judge, judge_self_check
-from models.registry import MANIFESTS_DIR, manifest_load, manifest_verify, pipeline_load
+from models.integrity import manifest_verify
+from models.loading import pipeline_load
+from models.registry import MANIFESTS_DIR, manifest_load
+from models.training.catalog_domain import ALL_COMBOS, HELD_OUT, Combo, catalog_draw, image_judge, judge_self_check
 
 
 @pytest.fixture(scope="module")

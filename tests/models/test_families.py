@@ -8,8 +8,9 @@ from typing import Any, cast
 import pytest
 import torch
 
+from models.loading import pipeline_load, pipeline_setup
+from models.manifest import ModelManifest
 from models.pin import manifest_pin
-from models.registry import ModelManifest, pipeline_load, pipeline_setup
 from tests.models.conftest import TEMPLATES_DIR, TINY_FAMILIES
 
 STEPS = 2

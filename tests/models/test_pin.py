@@ -13,17 +13,11 @@ import pytest
 import yaml
 
 from models.errors import ManifestError, ModelFolderError, ModelIntegrityError, ModelNotFoundError
+from models.integrity import sha256_file
+from models.loading import pipeline_load
+from models.manifest import ModelManifest
 from models.pin import main, manifest_pin
-from models.registry import (
-    MANIFESTS_DIR,
-    ModelManifest,
-    manifest_load,
-    manifests_known,
-    pipeline_load,
-    sha256_file,
-    template_load,
-    templates_known,
-)
+from models.registry import MANIFESTS_DIR, manifest_load, manifests_known, template_load, templates_known
 from tests.models.conftest import TEMPLATES_DIR
 
 PROJECT_ROOT = MANIFESTS_DIR.parent.parent

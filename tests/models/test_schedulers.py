@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
+from models.errors import SchedulerError
 from models.registry import manifest_load, template_load
 from models.schedulers import SCHEDULERS, scheduler_build, scheduler_unsuited, suited_names
 
@@ -40,7 +41,7 @@ def test_the_refusals_reason_holds_karras_spacing_would_start_at_sigma_4096() ->
 
 def test_building_an_unsuited_sampler_raises_and_a_suited_one_keeps_the_models_schedule() -> None:
     embedded = EulerDiscreteScheduler.from_config(dict(manifest_load("embedded").scheduler_config))
-    with pytest.raises(ValueError, match=r"^scheduler = 'dpm\+\+-karras': Karras spacing does not suit"):
+    with pytest.raises(SchedulerError, match=r"^scheduler = 'dpm\+\+-karras': Karras spacing does not suit"):
         scheduler_build("dpm++-karras", embedded)
     dpm = scheduler_build("dpm++", embedded)
     assert type(dpm).__name__ == "DPMSolverMultistepScheduler"

@@ -1,8 +1,8 @@
-"""Tiny random-weight pipelines of each family the registry knows, built offline.
+"""Tiny random-weight pipelines of each family ``models.families`` knows, built offline.
 
 Shapes follow diffusers' own pipeline tests (``get_dummy_components``), scaled so a 2-step call
 on two CPU cores takes tens of milliseconds. Tokenizers are built in code: CLIP from the shipped
-model's word list (``models.build_tiny_random``), T5 from a list of (piece, score) pairs. Every
+model's word list (``models.training.build_tiny_random``), T5 from a list of (piece, score) pairs. Every
 builder is deterministic for a given seed and returns the pipeline object; ``pipeline_save``
 writes it as a diffusers folder, as a download would be.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from models import build_tiny_random
-from models.build_tiny_random import CATALOG_WORDS
+from models.training import build_tiny_random
+from models.training.build_tiny_random import CATALOG_WORDS
 
 SEED = 0
 CLIP_MAX_TOKENS = 16

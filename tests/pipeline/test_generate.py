@@ -13,10 +13,9 @@ import pytest
 from PIL import Image
 
 from models import ModelManifest, manifest_load, pipeline_load, template_load
-from models.catalog_domain import Combo, catalog_draw, image_judge
-from pipeline.errors import GenerationError
+from models.training.catalog_domain import Combo, catalog_draw, image_judge
+from pipeline.errors import GenerationError, GenerationInputError
 from pipeline.generate import (
-    GenerationInputError,
     ImageRequest,
     compel_syntax,
     engine_generate,

@@ -1,0 +1,127 @@
+"""Load a manifest's pipeline offline, once per process and device, on the plan ``models.device`` makes.
+
+``pipeline_load`` refuses everything it can before touching a GPU (the pipeline class, an unpinned
+template, the folder's class, the sha256 pins), then loads the pipeline with the hub switched off,
+moves it to the chosen device and switches on the memory savers. The result is kept per process:
+later calls for the same pins, folder, device and dtype return the same object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.device import PipelineSetup, device_choose, pipeline_prepare
+from models.errors import ManifestError, display_path
+from models.integrity import manifest_pins_check, manifest_verify, model_index_check
+from models.manifest import ModelManifest
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+logger = logging.getLogger("greenlight.models")
+
+
+@contextmanager
+def _loading_quietly() -> Iterator[None]:
+    """Hide diffusers' and transformers' per-component loading bars and notices, then restore them.
+
+    A worker's log should show its own progress; the settings are process-wide, hence the restore.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    saved = [
+        (lib, lib.is_progress_bar_enabled(), lib.get_verbosity()) for lib in (diffusers_logging, transformers_logging)
+    ]
+    for lib, _, _ in saved:
+        lib.disable_progress_bar()
+        lib.set_verbosity_error()
+    try:
+        yield
+    finally:
+        for lib, bars_on, verbosity in saved:
+            if bars_on:
+                lib.enable_progress_bar()
+            lib.set_verbosity(verbosity)
+
+
+_PIPELINES: dict[tuple[str, Path, str, str], tuple[DiffusionPipeline, PipelineSetup]] = {}
+_PIPELINES_LOCK = threading.Lock()
+
+
+def pipeline_cache_clear() -> None:
+    """Forget every pipeline loaded in this process (for tests)."""
+    with _PIPELINES_LOCK:
+        _PIPELINES.clear()
+
+
+def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> DiffusionPipeline:
+    """Verify and load ``manifest``'s pipeline offline; later calls return the same object.
+
+    ``device`` (else the ``GREENLIGHT_DEVICE`` environment variable, else CUDA when available, else
+    CPU) and the dtype are chosen by ``models.device.device_choose``; memory savers are switched on
+    as the manifest and output size call for. The files are hashed once, when the pipeline is first
+    loaded in this process for that device.
+    """
+    return _pipeline_entry(manifest, device=device)[0]
+
+
+def pipeline_setup(manifest: ModelManifest, *, device: str | None = None) -> PipelineSetup:
+    """How ``manifest``'s pipeline was set up for ``device`` (dtype, savers, attention), loading it
+    first if this process has not."""
+    return _pipeline_entry(manifest, device=device)[1]
+
+
+def _pipeline_entry(manifest: ModelManifest, *, device: str | None) -> tuple[DiffusionPipeline, PipelineSetup]:
+    # Before diffusers/huggingface_hub are imported: they read these once, at import.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    import diffusers
+
+    # 1. Everything that can be refused without touching a GPU: the plan, the class, the files.
+    plan = device_choose(manifest, device)
+    # The folder is part of the key: another copy with the same pins is verified on its own.
+    key = (manifest.manifest_hash, manifest.folder, plan.device, plan.dtype)
+    with _PIPELINES_LOCK:
+        if key in _PIPELINES:
+            return _PIPELINES[key]
+        pipeline_cls = getattr(diffusers, manifest.pipeline_class, None)
+        if not isinstance(pipeline_cls, type) or not issubclass(pipeline_cls, diffusers.DiffusionPipeline):
+            raise ManifestError(
+                manifest.path,
+                f"field 'pipeline_class' is {manifest.pipeline_class!r}, not a diffusers pipeline",
+            )
+        manifest_pins_check(manifest)
+        model_index_check(
+            manifest.folder, pipeline_class=manifest.pipeline_class, what=f"manifest {display_path(manifest.path)}"
+        )
+        manifest_verify(manifest)
+        # 2. Load on the CPU side, offline, in the chosen dtype.
+        extra: dict[str, Any] = dict(manifest.load_options)
+        if manifest.variant is not None:
+            extra["variant"] = manifest.variant
+        with _loading_quietly(), warnings.catch_warnings():
+            # `torch_dtype` is accepted by every diffusers we allow (>=0.35); `dtype` only by the
+            # newest (diffusers PR #14205), which deprecates the old name with a FutureWarning.
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = pipeline_cls.from_pretrained(
+                manifest.folder,
+                torch_dtype=plan.torch_dtype_argument(),
+                local_files_only=True,
+                use_safetensors=True,
+                **extra,
+            )
+        # 3. Move to the device (or offload), switch memory savers on, check the attention kernel.
+        setup = pipeline_prepare(pipe, manifest, plan)
+        pipe.set_progress_bar_config(disable=True)
+        logger.info("loaded model %s: %s", manifest.name, "; ".join(setup.lines()))
+        _PIPELINES[key] = (pipe, setup)
+        return pipe, setup
