@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/greenlight
 DEMO_ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: demo test lint typecheck install postgres chromium screenshots lock clean
+.PHONY: demo test lint typecheck check-imports install postgres chromium screenshots lock clean
 
 install: $(STAMP)
 
@@ -40,10 +40,15 @@ postgres:
 	  createdb -h 127.0.0.1 -p 5432 -U postgres $(notdir $(TEST_DATABASE_URL)); }
 
 # Browser tests drive Debian's chromium; it is installed from Debian's packages, never downloaded.
-chromium:
+# In CI (the CI variable set) a browser that cannot be installed fails here, and the tests would fail too.
+chromium: $(STAMP)
 	@command -v chromium >/dev/null || { echo "==> installing Debian's chromium"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium could not be installed: browser tests will be skipped"; }
+	  || { if [ -n "$$CI" ]; then echo "chromium could not be installed: CI runs the browser tests" >&2; exit 1; fi; \
+	       echo "chromium could not be installed: browser tests will be skipped"; }; }
+	@$(PY) -c "import playwright.sync_api" 2>/dev/null || { \
+	  if [ -n "$$CI" ]; then echo "playwright is not installed: CI runs the browser tests" >&2; exit 1; fi; \
+	  echo "playwright is not installed: browser tests will be skipped"; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -52,7 +57,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-test: $(STAMP) postgres chromium lint typecheck
+# The import contracts in pyproject.toml ([tool.importlinter]): rooms import downwards only.
+check-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+test: $(STAMP) postgres chromium lint typecheck check-imports
 	@rm -rf var/test && mkdir -p var/test
 	DATABASE_URL=$(TEST_DATABASE_URL) PREFECT_HOME=$(CURDIR)/var/test/prefect \
 	  GREENLIGHT_VAR_DIR=$(CURDIR)/var/test $(PY) -m pytest
@@ -69,4 +78,4 @@ lock: $(STAMP)
 	  $(PY) -m pip freeze --exclude-editable | grep -viE '^(torch|greenlight)[= ]'; } > requirements.lock
 
 clean:
-	rm -rf var/test .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var/test .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -60,7 +60,8 @@ def prompts_choose(*, quick: bool = False, seed_offset: int = 0) -> list[tuple[C
 def pipeline_open(folder: Path | None) -> tuple[Any, int, float, Path]:
     """The pipeline, its default steps and guidance, and its folder."""
     if folder is None:
-        from models import manifest_load, pipeline_load
+        from models import manifest_load
+        from models.loading import pipeline_load
 
         manifest = manifest_load(MODEL_NAME)
         pipe = pipeline_load(manifest, device="cpu")

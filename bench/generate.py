@@ -63,7 +63,8 @@ def main() -> None:
 
     from diffusers import StableDiffusionPipeline
 
-    from models import manifest_load, pipeline_load
+    from models import manifest_load
+    from models.loading import pipeline_load
     from pipeline.generate import ImageRequest, engine_generate
 
     manifest = manifest_load("embedded")

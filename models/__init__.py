@@ -1,8 +1,10 @@
 """Find, pin, verify and load the ML checkpoints Greenlight generates with.
 
 The public face: callers outside this package import from here, so the modules behind it can be
-split and renamed without touching them. Nothing here imports torch or diffusers until a pipeline
-is loaded.
+split and renamed without touching them. It is free of torch, diffusers and transformers, even
+through imports inside functions (the web process reads manifests and sampler names through it);
+``models.loading`` is the one door to the heavy libraries: ``pipeline_load``, ``pipeline_setup``
+and ``scheduler_build``, for the pipeline's workers.
 
 Behind it, imports point down only: ``families`` (the family table) <- ``manifest`` (the record)
 <- ``registry`` (find and read manifests), ``integrity`` (sha256 pins) and ``device`` (device,
@@ -22,7 +24,6 @@ from models.errors import (
     SchedulerError,
 )
 from models.integrity import manifest_verify
-from models.loading import pipeline_load, pipeline_setup
 from models.manifest import VIDEO_ROLE, MemoryOptions, ModelManifest
 from models.registry import MANIFESTS_DIR, manifest_load, template_load
 from models.schedulers import (
@@ -30,7 +31,6 @@ from models.schedulers import (
 )
 from models.schedulers import (
     SCHEDULERS,
-    scheduler_build,
     scheduler_names,
     scheduler_refusal,
     scheduler_unsuited,
@@ -53,9 +53,6 @@ __all__ = [
     "SchedulerError",
     "manifest_load",
     "manifest_verify",
-    "pipeline_load",
-    "pipeline_setup",
-    "scheduler_build",
     "scheduler_names",
     "scheduler_refusal",
     "scheduler_unsuited",

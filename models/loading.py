@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.device import PipelineSetup, device_choose, pipeline_prepare
-from models.errors import ManifestError, display_path
+from models.errors import ManifestError, SchedulerError, display_path
 from models.integrity import manifest_pins_check, manifest_verify, model_index_check
 from models.manifest import ModelManifest
+from models.schedulers import DEFAULT, SCHEDULERS, scheduler_unsuited
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -125,3 +126,25 @@ def _pipeline_entry(manifest: ModelManifest, *, device: str | None) -> tuple[Dif
         logger.info("loaded model %s: %s", manifest.name, "; ".join(setup.lines()))
         _PIPELINES[key] = (pipe, setup)
         return pipe, setup
+
+
+def scheduler_build(name: str, model_scheduler: Any) -> Any:
+    """A new scheduler ``name`` configured from ``model_scheduler``'s config; the model's own for "".
+
+    Raises ``SchedulerError`` for a sampler that does not suit the model's schedule (callers check
+    requests with ``scheduler_unsuited`` first, to refuse them before any model work).
+    """
+    if name == DEFAULT:
+        return model_scheduler
+    problem = scheduler_unsuited(name, model_scheduler.config)
+    if problem:
+        raise SchedulerError(name=name, problem=problem)
+    import diffusers
+
+    class_name, settings = SCHEDULERS[name]
+    cls = getattr(diffusers, class_name)
+    config = model_scheduler.config
+    # from_config treats values the model's scheduler took by default as unset and may fall back to
+    # the new class's own default; the spacing decides where sampling starts, so it is carried over.
+    carried = {"timestep_spacing": config["timestep_spacing"]} if "timestep_spacing" in config else {}
+    return cls.from_config(config, **carried, **dict(settings))

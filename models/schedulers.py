@@ -6,6 +6,9 @@ A sampler that does not suit the schedule is refused (``scheduler_unsuited``): K
 places its steps between the schedule's largest and smallest sigma, and a schedule rescaled to a
 zero terminal SNR has a largest sigma of 4096 (diffusers clips its last alpha to 2**-24), so
 most steps would be spent on pure noise and the image would come out a blur.
+
+This table is free of torch and diffusers, so the prompt library (and the web process) can check
+a template's sampler; ``models.loading.scheduler_build`` makes the scheduler itself.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
-
-from models.errors import SchedulerError
 
 DEFAULT = ""  # the scheduler shipped in the model folder
 
@@ -65,25 +66,3 @@ def scheduler_refusal(name: str, model_config: Mapping[str, Any], *, model_name:
 def suited_names(model_config: Mapping[str, Any]) -> str:
     """The samplers that suit a model whose scheduler config is ``model_config``, for messages."""
     return ", ".join(["(empty: the model's own)", *(n for n in SCHEDULERS if not scheduler_unsuited(n, model_config))])
-
-
-def scheduler_build(name: str, model_scheduler: Any) -> Any:
-    """A new scheduler ``name`` configured from ``model_scheduler``'s config; the model's own for "".
-
-    Raises ``SchedulerError`` for a sampler that does not suit the model's schedule (callers check
-    requests with ``scheduler_unsuited`` first, to refuse them before any model work).
-    """
-    if name == DEFAULT:
-        return model_scheduler
-    problem = scheduler_unsuited(name, model_scheduler.config)
-    if problem:
-        raise SchedulerError(name=name, problem=problem)
-    import diffusers
-
-    class_name, settings = SCHEDULERS[name]
-    cls = getattr(diffusers, class_name)
-    config = model_scheduler.config
-    # from_config treats values the model's scheduler took by default as unset and may fall back to
-    # the new class's own default; the spacing decides where sampling starts, so it is carried over.
-    carried = {"timestep_spacing": config["timestep_spacing"]} if "timestep_spacing" in config else {}
-    return cls.from_config(config, **carried, **dict(settings))

@@ -5,7 +5,8 @@ PromptLibraryError                 anything wrong with templates, versions or ca
 │   └── UnknownVariableError       a template uses a variable it does not declare
 ├── VariablesError                 variable values that do not fit a template version
 ├── VersionChangedError            a published template version's file was edited in place
-└── TemplateVersionNotFoundError   a campaign names a template version that does not exist
+├── TemplateVersionNotFoundError   a campaign names a template version that does not exist
+└── CampaignNotFoundError          no campaign of that name has been loaded
 """
 
 from __future__ import annotations

@@ -6,15 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from prompt_library.errors import CampaignNotFoundError, VariablesError
+from prompt_library.expansion import campaign_expand
 from prompt_library.models import Campaign, PromptVersion
-from prompt_library.specs import (
-    CampaignSpec,
-    GenerationParams,
-    TemplateSpec,
-    Variant,
-    campaign_expand,
-    template_from_dict,
-)
+from prompt_library.parsing import template_from_dict
+from prompt_library.specs import CampaignSpec, GenerationParams, TemplateSpec, Variant
 
 VALUE_MAX = 200  # characters in one variable's value
 

@@ -15,19 +15,12 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
-from models.registry import manifest_load
-from models.schedulers import scheduler_refusal
+from models import manifest_load, scheduler_refusal
 from prompt_library.errors import LibraryFileError, TemplateVersionNotFoundError, VersionChangedError
+from prompt_library.expansion import campaign_check, params_resolve
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
-from prompt_library.specs import (
-    CampaignSpec,
-    TemplateSpec,
-    campaign_check,
-    campaign_parse,
-    params_resolve,
-    template_from_dict,
-    template_parse,
-)
+from prompt_library.parsing import campaign_parse, template_from_dict, template_parse
+from prompt_library.specs import CampaignSpec, TemplateSpec
 
 VERSION_FILE = re.compile(r"^v(?P<number>[1-9][0-9]*)\.ya?ml$")
 

@@ -7,8 +7,9 @@ import pytest
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from models.errors import SchedulerError
+from models.loading import scheduler_build
 from models.registry import manifest_load, template_load
-from models.schedulers import SCHEDULERS, scheduler_build, scheduler_unsuited, suited_names
+from models.schedulers import SCHEDULERS, scheduler_unsuited, suited_names
 
 # Stable Diffusion 1.x/2.x's own schedule: epsilon prediction, no zero-terminal-SNR rescaling.
 SD_SCHEDULE: Any = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)

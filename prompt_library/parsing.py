@@ -1,0 +1,311 @@
+"""Parsing of the library's YAML files into specs: every refusal names the file, the field and the value.
+
+`template_parse` and `campaign_parse` check one file's parsed YAML; `template_from_dict` rebuilds
+a TemplateSpec as it is stored with its version row. Media limits come from `provenance.media`.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from models import SCHEDULERS
+from prompt_library.errors import LibraryFileError, UnknownVariableError
+from prompt_library.specs import (
+    DEFAULT_KEYFRAMES,
+    MAX_SEED,
+    MAX_SIDE,
+    VIDEO_FIELDS,
+    CampaignSpec,
+    OutputSpec,
+    RenditionSpec,
+    TemplateSpec,
+)
+from provenance.media import (
+    IMAGE_FORMATS,
+    MASTER_FORMATS,
+    MAX_CLIP_FRAMES,
+    MAX_FPS,
+    MAX_KEYFRAMES,
+    MAX_SECONDS,
+    MAX_VIDEO_SIDE,
+    MIN_FPS,
+    MIN_VIDEO_SIDE,
+    VIDEO_FORMATS,
+)
+
+
+def _require(data: Mapping[str, Any], field: str, kind: type | tuple[type, ...], path: Path) -> Any:
+    if field not in data:
+        raise LibraryFileError(path, f"missing field '{field}'")
+    value = data[field]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise LibraryFileError(path, f"field '{field}' must be {_kind_name(kind)} (got {value!r})")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(
+        {"str": "text", "int": "an integer", "list": "a list", "dict": "a mapping"}.get(k.__name__, k.__name__)
+        for k in kinds
+    )
+
+
+def _positive_int(value: object, field: str, path: Path, *, limit: int = MAX_SIDE) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise LibraryFileError(path, f"field '{field}' must be an integer from 1 to {limit} (got {value!r})")
+    return value
+
+
+def _placeholders(text: str, field: str, path: Path) -> list[str]:
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise LibraryFileError(path, f"field '{field}' is not a valid template: {exc}") from exc
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise LibraryFileError(path, f"field '{field}' has placeholder {{{name}}}: use plain {{variable}} names")
+        names.append(name)
+    return names
+
+
+def _output_parse(data: object, path: Path) -> OutputSpec:
+    if not isinstance(data, Mapping):
+        raise LibraryFileError(path, f"field 'output' must be a mapping (got {data!r})")
+    fmt = data.get("format", "png")
+    if fmt not in MASTER_FORMATS:
+        raise LibraryFileError(
+            path, f"field 'output.format' must be 'png' (an image) or 'mp4' (a video) for masters (got {fmt!r})"
+        )
+    video = fmt in VIDEO_FORMATS
+    if video:
+        width, height = (_video_side(data.get(side), f"output.{side}", path) for side in ("width", "height"))
+        fps, seconds, keyframes = _video_timing(data, path)
+    else:
+        for name in VIDEO_FIELDS:
+            if name in data:
+                raise LibraryFileError(path, f"field 'output.{name}' is only for video masters (format: mp4)")
+        width = _positive_int(data.get("width"), "output.width", path)
+        height = _positive_int(data.get("height"), "output.height", path)
+        fps, seconds, keyframes = None, None, None
+    # A clip's renditions may be clips or stills (its first frame, a poster); an image's only stills.
+    formats = (*VIDEO_FORMATS, *IMAGE_FORMATS) if video else IMAGE_FORMATS
+    renditions = []
+    for i, item in enumerate(data.get("renditions", []) or []):
+        where = f"output.renditions[{i}]"
+        if not isinstance(item, Mapping):
+            raise LibraryFileError(path, f"field '{where}' must be a mapping")
+        rfmt = item.get("format")
+        if rfmt not in formats:
+            hint = "" if video or rfmt not in VIDEO_FORMATS else " (mp4 renditions need a video master, format: mp4)"
+            raise LibraryFileError(
+                path, f"field '{where}.format' must be one of {', '.join(formats)} (got {rfmt!r}){hint}"
+            )
+        quality = item.get("quality", 90)
+        sides = []
+        for side in ("width", "height"):
+            value = _positive_int(item.get(side), f"{where}.{side}", path)
+            if rfmt in VIDEO_FORMATS and value % 2:
+                raise LibraryFileError(path, f"field '{where}.{side}' must be even for mp4 (H.264) (got {value!r})")
+            sides.append(value)
+        renditions.append(
+            RenditionSpec(
+                name=str(_require(item, "name", str, path)),
+                format=str(rfmt),
+                width=sides[0],
+                height=sides[1],
+                quality=_positive_int(quality, f"{where}.quality", path, limit=100),
+            )
+        )
+    names = [r.name for r in renditions]
+    if len(set(names)) != len(names):
+        raise LibraryFileError(path, f"field 'output.renditions' repeats a name ({', '.join(names)})")
+    return OutputSpec(
+        width=width,
+        height=height,
+        format=fmt,
+        renditions=tuple(renditions),
+        fps=fps,
+        seconds=seconds,
+        keyframes=keyframes,
+    )
+
+
+def _video_side(value: object, field: str, path: Path) -> int:
+    """A video master's side: even (H.264 in yuv420p) and at least the watermark's 256 px."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not MIN_VIDEO_SIDE <= value <= MAX_VIDEO_SIDE
+        or value % 2
+    ):
+        raise LibraryFileError(
+            path,
+            f"field '{field}' must be an even integer from {MIN_VIDEO_SIDE} to {MAX_VIDEO_SIDE} for video "
+            f"(the watermark needs {MIN_VIDEO_SIDE} px a side, H.264 even sides) (got {value!r})",
+        )
+    return value
+
+
+def _video_timing(data: Mapping[str, Any], path: Path) -> tuple[int, float, int]:
+    """A video master's fps, seconds and keyframes, each checked and named."""
+    fps = data.get("fps")
+    if not isinstance(fps, int) or isinstance(fps, bool) or not MIN_FPS <= fps <= MAX_FPS:
+        raise LibraryFileError(path, f"field 'output.fps' must be an integer from {MIN_FPS} to {MAX_FPS} (got {fps!r})")
+    seconds = data.get("seconds")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= MAX_SECONDS:
+        raise LibraryFileError(
+            path, f"field 'output.seconds' must be a number above 0 and at most {MAX_SECONDS} (got {seconds!r})"
+        )
+    frames = max(2, round(seconds * fps))
+    if frames > MAX_CLIP_FRAMES:
+        raise LibraryFileError(
+            path,
+            f"field 'output.seconds' makes {frames} frames at {fps} fps; a clip has at most {MAX_CLIP_FRAMES} "
+            f"(at most {MAX_CLIP_FRAMES / fps:g} s at {fps} fps)",
+        )
+    keyframes = data.get("keyframes", DEFAULT_KEYFRAMES)
+    if not isinstance(keyframes, int) or isinstance(keyframes, bool) or not 2 <= keyframes <= MAX_KEYFRAMES:
+        raise LibraryFileError(
+            path, f"field 'output.keyframes' must be an integer from 2 to {MAX_KEYFRAMES} (got {keyframes!r})"
+        )
+    if keyframes > frames:
+        raise LibraryFileError(path, f"field 'output.keyframes' is {keyframes}, more than the clip's {frames} frames")
+    return fps, float(seconds), keyframes
+
+
+def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:
+    """Rebuild a TemplateSpec from `dataclasses.asdict` output (as stored with its version)."""
+    output = dict(data["output"])
+    output["renditions"] = tuple(RenditionSpec(**r) for r in output.get("renditions", ()))
+    if output.get("seconds") is not None:  # a JSON store may give 2.0 back as 2: the hash needs 2.0
+        output["seconds"] = float(output["seconds"])
+    fields = dict(data)
+    fields["variables"] = tuple(fields["variables"])
+    fields["output"] = OutputSpec(**output)
+    return TemplateSpec(**fields)
+
+
+def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
+    """Check one template version file's parsed YAML; every problem names the file and field."""
+    if not isinstance(data, Mapping):
+        raise LibraryFileError(path, "a template file must be a YAML mapping")
+    name = _require(data, "name", str, path)
+    prompt = _require(data, "prompt", str, path)
+    if not prompt.strip():
+        raise LibraryFileError(path, "field 'prompt' is empty")
+    negative = data.get("negative_prompt", "") or ""
+    if not isinstance(negative, str):
+        raise LibraryFileError(path, f"field 'negative_prompt' must be text (got {negative!r})")
+    declared = _require(data, "variables", list, path)
+    if not all(isinstance(v, str) and v.isidentifier() for v in declared):
+        raise LibraryFileError(path, f"field 'variables' must list plain names (got {declared!r})")
+    alt_text = data.get("alt_text", "") or ""
+    if not isinstance(alt_text, str):
+        raise LibraryFileError(path, f"field 'alt_text' must be text (got {alt_text!r})")
+    used = (
+        _placeholders(prompt, "prompt", path)
+        + _placeholders(negative, "negative_prompt", path)
+        + _placeholders(alt_text, "alt_text", path)
+    )
+    unknown = sorted({u for u in used if u not in declared})
+    if unknown:
+        raise UnknownVariableError(path, name, unknown, list(declared))
+    model = _require(data, "model", (str, dict), path)
+    model_name = model if isinstance(model, str) else _require(model, "name", str, path)
+    pin = None if isinstance(model, str) else model.get("manifest_hash")
+    params = data.get("params", {}) or {}
+    if not isinstance(params, Mapping):
+        raise LibraryFileError(path, f"field 'params' must be a mapping (got {params!r})")
+    unknown_params = sorted(set(params) - {"steps", "guidance", "width", "height", "scheduler"})
+    if unknown_params:
+        raise LibraryFileError(
+            path,
+            f"field 'params' has unknown key(s) {', '.join(unknown_params)} "
+            "(known: steps, guidance, width, height, scheduler)",
+        )
+    if "scheduler" in params and params["scheduler"] not in SCHEDULERS:
+        raise LibraryFileError(
+            path, f"field 'params.scheduler' must be one of {', '.join(SCHEDULERS)} (got {params['scheduler']!r})"
+        )
+    if "steps" in params:
+        _positive_int(params["steps"], "params.steps", path, limit=500)
+    if "guidance" in params and (not isinstance(params["guidance"], int | float) or not 0 <= params["guidance"] <= 50):
+        raise LibraryFileError(
+            path, f"field 'params.guidance' must be a number from 0 to 50 (got {params['guidance']!r})"
+        )
+    for side in ("width", "height"):
+        if side in params:
+            _positive_int(params[side], f"params.{side}", path)
+    output = _output_parse(data.get("output"), path)
+    if output.is_video and "scheduler" in params:
+        raise LibraryFileError(
+            path, "field 'params.scheduler' is not supported for video output: clips use the model's own sampler"
+        )
+    return TemplateSpec(
+        name=name,
+        number=number,
+        description=str(data.get("description", "")),
+        prompt=prompt,
+        negative_prompt=negative,
+        variables=tuple(declared),
+        model_name=model_name,
+        model_manifest_hash=pin,
+        params=dict(params),
+        output=output,
+        alt_text=alt_text,
+    )
+
+
+def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
+    """Check one campaign file's parsed YAML; every problem names the file and field."""
+    if not isinstance(data, Mapping):
+        raise LibraryFileError(path, "a campaign file must be a YAML mapping")
+    name = _require(data, "name", str, path)
+    kind = data.get("kind", "scheduled")
+    if kind not in ("scheduled", "request"):
+        raise LibraryFileError(path, f"field 'kind' must be 'scheduled' or 'request' (got {kind!r})")
+    version = _require(data, "template_version", int, path)
+    raw_vars = _require(data, "variables", dict, path)
+    variables = []
+    for var, values in raw_vars.items():
+        values = [values] if isinstance(values, str) else values
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise LibraryFileError(path, f"field 'variables.{var}' must be a non-empty list of texts (got {values!r})")
+        variables.append((str(var), tuple(values)))
+    seeds = _require(data, "seeds", list, path)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds):
+        raise LibraryFileError(
+            path, f"field 'seeds' must be a non-empty list of integers from 0 to 2**63-1 (got {seeds!r})"
+        )
+    if len(set(seeds)) != len(seeds):
+        raise LibraryFileError(path, f"field 'seeds' repeats a seed ({seeds!r})")
+    deadline = data.get("deadline")
+    if deadline is not None and not isinstance(deadline, datetime):
+        raise LibraryFileError(path, f"field 'deadline' must be an ISO date-time (got {deadline!r})")
+    review = data.get("review", {}) or {}
+    if not isinstance(review, Mapping):
+        raise LibraryFileError(path, f"field 'review' must be a mapping (got {review!r})")
+    approvals = _positive_int(review.get("approvals", 1), "review.approvals", path, limit=10)
+    on_reject = review.get("on_reject", "reject")
+    if on_reject not in ("reject", "return"):
+        raise LibraryFileError(path, f"field 'review.on_reject' must be 'reject' or 'return' (got {on_reject!r})")
+    return CampaignSpec(
+        name=name,
+        title=str(data.get("title", "")),
+        kind=kind,
+        template=_require(data, "template", str, path),
+        template_version=version,
+        variables=tuple(variables),
+        seeds=tuple(seeds),
+        deadline=deadline,
+        approvals_required=approvals,
+        on_reject=on_reject,
+    )
