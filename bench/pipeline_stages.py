@@ -2,7 +2,7 @@
 
     python -m bench.pipeline_stages [--count 16] [--batch-size 8]
 
-Expands the demo campaign from the library files, then times each stage the flow runs:
+Expands the demo campaign from the library files, then times each stage of a run (`pipeline.run`):
 generation (batched, on the shipped model), watermark embedding, PNG encoding, C2PA signing,
 the signed thumbnail, and reading everything back (C2PA validation and watermark decoding).
 """
@@ -22,12 +22,12 @@ import yaml
 
 import infra.django_boot  # noqa: F401  (pipeline.finalize imports the review app's types)
 from infra.dev_certs import dev_chain_create
-from models import manifest_load, pipeline_load
+from models import manifest_load
+from models.loading import pipeline_load
 from pipeline.finalize import THUMBNAIL
 from pipeline.generate import images_generate
 from prompt_library.expansion import campaign_expand, params_resolve
 from prompt_library.parsing import campaign_parse, template_parse
-from prompt_library.specs import chunked
 from provenance.credentials import c2pa_read, c2pa_sign, generated_manifest, reader_context
 from provenance.keys import signer_create
 from provenance.renditions import image_encode, rendition_make
@@ -70,7 +70,8 @@ def main() -> None:
 
     gen: list[float] = []
     images = []
-    for batch in chunked(variants, args.batch_size):
+    for start in range(0, len(variants), args.batch_size):
+        batch = variants[start : start + args.batch_size]
         with stopwatch(gen):
             images += images_generate(pipe, manifest, batch)  # what batch_generate runs for images
     gen_per_image = sum(gen) / len(variants)

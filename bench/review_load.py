@@ -165,7 +165,7 @@ def files_attach(var_dir: Path, count: int) -> list[int]:
     from PIL import Image, ImageDraw
 
     from infra.dev_certs import dev_chain_create
-    from pipeline.finalize import Signing, asset_finalize
+    from pipeline.finalize import Signing, image_finalize
     from prompt_library.selectors import campaign_plan_get
     from provenance.config import provenance_config_from_settings
     from provenance.credentials import reader_context
@@ -186,7 +186,7 @@ def files_attach(var_dir: Path, count: int) -> list[int]:
             base = np.linspace(90, 210, 512)[None, :, None] + grain
             image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
             ImageDraw.Draw(image).ellipse((120, 140, 390, 420), fill=(60 + 9 * n, 90, 160))
-            done = asset_finalize(
+            done = image_finalize(
                 variant, serial=serial, image=image, signing=Signing(signer, context), storage=storage
             )
             Asset.objects.filter(pk=serial).update(

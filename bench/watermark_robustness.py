@@ -255,7 +255,7 @@ def run_size(side: int, count: int, seed: int) -> dict[str, list[float]]:
 # --- video --------------------------------------------------------------------------------
 
 FPS = 24
-READ_FRAMES = 24  # frames read per clip: what review.verify decodes (its VIDEO_FRAMES, a second)
+READ_FRAMES = 24  # frames read per clip: what review.verify decodes (provenance.media.WATERMARK_FRAMES, a second)
 CLIP_SIZES = ((512, 512), (512, 288))
 PAN_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
 Clip = list[Image.Image]

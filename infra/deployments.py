@@ -6,7 +6,7 @@
 Two deployments: `campaign-run/campaign-run` (a campaign) and `assets-generate/assets-generate`
 (registered assets: regenerations asked for in the dashboard, retries). On each GPU machine:
 `prefect worker start -p gpu --limit 1` with CUDA_VISIBLE_DEVICES set in the pool's job variables;
-the worker imports the flows from `pipeline/flows.py` in this checkout.
+the worker imports the flows from `infra/flows.py` in this checkout.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 
 DEPLOYMENT_NAME = "campaign-run"
-ENTRYPOINT = "pipeline/flows.py:campaign_run"
+ENTRYPOINT = "infra/flows.py:campaign_run"
 ASSETS_DEPLOYMENT_NAME = "assets-generate"
-ASSETS_ENTRYPOINT = "pipeline/flows.py:assets_generate"
+ASSETS_ENTRYPOINT = "infra/flows.py:assets_generate"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from prefect import serve as prefect_serve
 
-    from pipeline.flows import assets_generate, campaign_run
+    from infra.flows import assets_generate, campaign_run
 
     if args.command == "serve":
         if args.cron and not args.campaign:

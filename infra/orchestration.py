@@ -1,7 +1,9 @@
-"""The one small adapter between Django code and Prefect: start a campaign run, or generate
-registered assets (regenerations, retries).
+"""The one small adapter between Django code and the Prefect flows: start a campaign run, or
+generate registered assets (regenerations, retries).
 
-Nothing in `review/` or `prompt_library/` imports a flow; they call this.
+Nothing in `review/` or `prompt_library/` imports a flow: review reaches `assets_generate_submit`
+through the `GREENLIGHT_RUN_SUBMIT` setting. Parameters are validated here, before Prefect starts;
+the flows (and torch with them) are imported only when a run starts in this process.
 """
 
 from __future__ import annotations
@@ -9,51 +11,39 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import cast
 
 from django.conf import settings
-from pydantic import ValidationError
 
-from pipeline.run import RunSummary
+from pipeline.params import AssetsGenerateParams, CampaignRunParams, params_validate
+from pipeline.summary import RunSummary
 
 logger = logging.getLogger("greenlight.orchestration")
 
 ASSETS_DEPLOYMENT = "assets-generate/assets-generate"
 
 
-class RunRequestError(ValueError):
-    """Run parameters that the flow would refuse."""
-
-
-def _refused(exc: ValidationError, what: str) -> RunRequestError:
-    problems = "; ".join(
-        f"{'.'.join(map(str, e['loc']))}: {e['msg']} (given: {e.get('input')!r})" for e in exc.errors()
-    )
-    return RunRequestError(f"{what} refused: {problems}")
-
-
 def campaign_run_local(*, campaign: str, batch_size: int) -> RunSummary:
     """Run the campaign-run flow in this process (Prefect's local mode unless PREFECT_API_URL
-    points at a server), and return its summary. Bad parameters are refused before Prefect starts."""
-    from pipeline.flows import CampaignRunParams, campaign_run
+    points at a server), and return its summary. Bad parameters are refused (`RunRequestError`)
+    before Prefect starts; a run with failed assets raises `RunFailedError`."""
+    params = params_validate(CampaignRunParams, what="campaign run", campaign=campaign, batch_size=batch_size)
+    from infra.flows import campaign_run
 
-    try:
-        params = CampaignRunParams(campaign=campaign, batch_size=batch_size)
-    except ValidationError as exc:
-        raise _refused(exc, "campaign run") from exc
-    result = campaign_run(params)
-    return RunSummary(**result)  # type: ignore[arg-type]
+    return campaign_run(params)
 
 
 def assets_generate_local(*, serials: Sequence[int], batch_size: int | None = None) -> RunSummary:
     """Run the assets-generate flow in this process for registered assets, and return its summary."""
-    from pipeline.flows import AssetsGenerateParams, assets_generate
+    params = params_validate(
+        AssetsGenerateParams,
+        what="generation",
+        serials=list(serials),
+        batch_size=batch_size or settings.GREENLIGHT_BATCH_SIZE,
+    )
+    from infra.flows import assets_generate
 
-    try:
-        params = AssetsGenerateParams(serials=list(serials), batch_size=batch_size or settings.GREENLIGHT_BATCH_SIZE)
-    except ValidationError as exc:
-        raise _refused(exc, "generation") from exc
-    result = assets_generate(params)
-    return RunSummary(**result)  # type: ignore[arg-type]
+    return assets_generate(params)
 
 
 def assets_generate_submit(*, serials: Sequence[int]) -> str:
@@ -65,19 +55,20 @@ def assets_generate_submit(*, serials: Sequence[int]) -> str:
     if mode == "inline":
         return assets_generate_local(serials=serials).line()
     if mode == "deployment":
+        from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
 
-        run = run_deployment(
-            name=ASSETS_DEPLOYMENT,
-            parameters={"params": {"serials": serials, "batch_size": settings.GREENLIGHT_BATCH_SIZE}},
-            timeout=0,
+        params = params_validate(
+            AssetsGenerateParams, what="generation", serials=serials, batch_size=settings.GREENLIGHT_BATCH_SIZE
         )
-        return f"flow run {run.name} ({run.id}) on deployment {ASSETS_DEPLOYMENT}"  # type: ignore[union-attr]
+        started = run_deployment(name=ASSETS_DEPLOYMENT, parameters={"params": params.model_dump()}, timeout=0)
+        run = cast(FlowRun, started)  # sync-or-async dispatch: called from sync code, a FlowRun
+        return f"flow run {run.name} ({run.id}) on deployment {ASSETS_DEPLOYMENT}"
 
     def work() -> None:
         try:
-            logger.info(assets_generate_local(serials=serials).line())
-        except Exception:  # recorded on the assets by the flow; the thread must not die silently
+            assets_generate_local(serials=serials)  # the run logs its own summary
+        except Exception:  # recorded on the assets by the run; the thread must not die silently
             logger.exception("generating assets %s failed", serials)
         finally:
             from django.db import connection

@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
 
-from review import views as review_views
+from review.views import verify as verify_views
 
 urlpatterns = [
     path(
@@ -18,6 +18,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/verify", review_views.verify_api, name="api_verify"),
+    path("api/verify", verify_views.verify_api, name="api_verify"),
     path("", include("review.urls")),
 ]

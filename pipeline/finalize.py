@@ -39,7 +39,7 @@ def thumbnail_path(key: str) -> str:
     return f"thumbnails/{key[:2]}/{key}.jpg"
 
 
-def asset_finalize(
+def image_finalize(
     variant: Variant, *, serial: int, image: Image.Image, signing: Signing, storage: LocalStorage
 ) -> GeneratedFile:
     """Watermark the image with its serial, sign it as a PNG master, store it and a signed

@@ -32,8 +32,9 @@ from typing import Any, TypeGuard
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from models import DEFAULT_SCHEDULER, SCHEDULERS, ModelManifest, scheduler_build, scheduler_names, scheduler_refusal
-from pipeline.errors import GenerationError
+from models import DEFAULT_SCHEDULER, SCHEDULERS, ModelManifest, scheduler_names, scheduler_refusal
+from models.loading import scheduler_build
+from pipeline.errors import GenerationError, GenerationInputError
 from prompt_library.specs import Variant
 
 MODES = ("text-to-image", "image-to-image", "inpainting")
@@ -47,16 +48,6 @@ _AUTO_PIPELINES = {
 }
 
 ImageInput = Image.Image | bytes | Path | str
-
-
-class GenerationInputError(GenerationError):
-    """A request refused before any model work; ``field`` and ``value`` say what was wrong."""
-
-    def __init__(self, field_name: str, value: object, problem: str, *, variant_key: str | None = None) -> None:
-        shown = value if isinstance(value, int | float) else _shown(value)
-        super().__init__(f"{field_name} = {shown}: {problem}", variant_key=variant_key)
-        self.field = field_name
-        self.value = value
 
 
 @dataclass(frozen=True)
@@ -207,17 +198,6 @@ def is_integer(value: object) -> TypeGuard[int]:
 def is_number(value: object) -> TypeGuard[int | float]:
     """An int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, Image.Image):
-        return f"<{value.mode} image {value.width}x{value.height}>"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # --- prompt weighting ------------------------------------------------------------------------

@@ -1,169 +1,222 @@
-"""The plain steps of a campaign run; `pipeline.flows` orchestrates them with Prefect."""
+"""A run from start to end as plain functions, with no Prefect: find what is left to make, check
+it, register it, then generate it batch by batch and hand it over to review.
+
+`campaign_run` makes a campaign's missing variants; `assets_generate` makes registered assets
+(regenerations, retries). Both go through one skeleton, `_run`. Batch i is generated in the
+caller's thread while batch i-1 is watermarked, signed and stored in one worker thread, so
+generation never waits for the CPU work. A failed batch or file is recorded on its assets and the
+run goes on; the summary counts it. Progress goes to the ``greenlight.pipeline`` log and to an
+optional callback, called in the caller's thread as each batch is done.
+"""
 
 from __future__ import annotations
 
 import logging
-import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from PIL import Image
-
-from models import VIDEO_ROLE, ModelManifest, manifest_load, pipeline_load
-from models.captioner import alt_text_compose, captioner_load
+from models import ModelManifest
+from pipeline.batches import batch_finalize, batch_generate, error_text
 from pipeline.config import PipelineConfig
-from pipeline.errors import GenerationError, ModelPinError, PipelineError
-from pipeline.finalize import Signing, asset_finalize, clip_finalize
-from pipeline.generate import images_generate
-from pipeline.video import clips_generate, video_request_build, video_request_check
+from pipeline.errors import RunRequestError
+from pipeline.preflight import version_preflight
+from pipeline.summary import RunProgress, RunSummary
 from prompt_library.models import PromptVersion
-from prompt_library.parsing import template_from_dict
-from prompt_library.selectors import CampaignPlan
-from prompt_library.specs import GenerationParams, Variant
-from provenance.credentials import reader_context
-from provenance.keys import signer_create, signing_files_check
-from provenance.media import WATERMARK_MIN_SIDE
-from provenance.mp4 import Clip
-from provenance.storage import LocalStorage
-from review.intake import GeneratedFile
+from prompt_library.selectors import campaign_plan_get, prompt_version_get
+from prompt_library.specs import Variant
+from review.intake import (
+    GeneratedFile,
+    asset_generation_fail,
+    assets_hand_over,
+    assets_pending_variants,
+    assets_register,
+    keys_to_generate,
+)
 
 logger = logging.getLogger("greenlight.pipeline")
 
-# What a batch makes: one image per variant, or one clip per variant of a video template.
-Media = Image.Image | Clip
+ProgressCallback = Callable[[RunProgress], None]
+_Finalized = tuple[list[GeneratedFile], list[tuple[str, str]]]  # stored files, (key, error) of failures
+_T = TypeVar("_T")
+
+
+def campaign_run(
+    *, campaign: str, batch_size: int, config: PipelineConfig, progress: ProgressCallback | None = None
+) -> RunSummary:
+    """Expand a campaign from its pinned template version and make the variants not made yet:
+    generated in batches, signed and queued for review. A second run finds nothing left to make."""
+    plan = campaign_plan_get(name=campaign)
+    left = keys_to_generate(keys=[v.key for v in plan.variants])
+    todo = [v for v in plan.variants if v.key in left]
+    work = _Work(
+        label=f"campaign {campaign}",
+        campaign=campaign,
+        asked=len(plan.variants),
+        groups=[(plan.version, todo)] if todo else [],
+    )
+    return _run(work, batch_size=batch_size, config=config, progress=progress)
+
+
+def assets_generate(
+    *, serials: Sequence[int], batch_size: int, config: PipelineConfig, progress: ProgressCallback | None = None
+) -> RunSummary:
+    """Make registered assets that are still pending or failed (regenerations, retries), each from
+    its own template version, and queue them for review; assets already made are left alone."""
+    by_version: dict[tuple[str, int], list[Variant]] = {}
+    for _, variant in assets_pending_variants(serials=serials):
+        by_version.setdefault((variant.template, variant.template_version), []).append(variant)
+    shown = ", ".join(map(str, serials[:5])) + (" …" if len(serials) > 5 else "")
+    work = _Work(
+        label=f"assets {shown}",
+        asked=len(serials),
+        groups=[(prompt_version_get(template=t, number=n), vs) for (t, n), vs in by_version.items()],
+    )
+    return _run(work, batch_size=batch_size, config=config, progress=progress)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What a run was asked for, and what of it is left to make by template version (a batch
+    shares its version's model and parameters)."""
+
+    label: str
+    asked: int
+    groups: Sequence[tuple[PromptVersion, Sequence[Variant]]]
+    campaign: str = ""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    manifest: ModelManifest
+    variants: Sequence[Variant]
+    serials: Sequence[int]
 
 
 @dataclass
-class RunSummary:
-    """What a campaign run did; printed by the command and returned by the flow."""
+class _Tally:
+    """What the batches have done so far (kept in the caller's thread only)."""
 
-    campaign: str
-    variants: int
-    already_done: int = 0
+    batches_done: int = 0
     generated: int = 0
     failed: int = 0
-    batches: int = 0
-    seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
-    label: str = ""  # what ran, when it is not a whole campaign
-
-    def line(self) -> str:
-        rate = self.generated / self.seconds if self.seconds else 0.0
-        return (
-            f"{self.label or 'campaign ' + self.campaign}: {self.variants} variants, {self.generated} generated, "
-            f"{self.already_done} already done, {self.failed} failed, in {self.seconds:.1f} s "
-            f"({rate:.1f} assets/s)"
-        )
 
 
-def campaign_preflight(plan: CampaignPlan, config: PipelineConfig) -> ModelManifest:
-    """`version_preflight` for a campaign's pinned template version."""
-    return version_preflight(plan.version, config)
+def _run(work: _Work, *, batch_size: int, config: PipelineConfig, progress: ProgressCallback | None) -> RunSummary:
+    """The skeleton both runs share: preflight, register, batches, summary."""
+    if batch_size < 1:
+        raise RunRequestError(
+            f"batch_size = {batch_size}: a batch holds at least one variant", field_name="batch_size", value=batch_size
+        )
+    started = time.perf_counter()
+    batches: list[_Batch] = []
+    if work.groups:
+        # 1. Check every pin, the signing files, the sizes and the model folders before writing anything.
+        manifests = [version_preflight(version, config) for version, _ in work.groups]
+        # 2. Register (idempotent; each row's id is its watermark serial). Another run may have
+        # made some of them since they were looked up: those are left out.
+        refs = assets_register(variants=[v for _, variants in work.groups for v in variants])
+        for manifest, (_, variants) in zip(manifests, work.groups, strict=True):
+            todo = [v for v in variants if refs[v.key].to_generate]
+            for chunk in _chunked(todo, batch_size):
+                batches.append(_Batch(manifest, chunk, [refs[v.key].serial for v in chunk]))
+        logger.info(
+            "%s: %d variants, %d to generate in %d batch(es) of up to %d on %s",
+            work.label,
+            work.asked,
+            sum(len(b.variants) for b in batches),
+            len(batches),
+            batch_size,
+            ", ".join(sorted({m.name for m in manifests})),
+        )
+    # 3. Generate, watermark, sign, store and hand over, batch by batch.
+    tally = _batches_run(batches, config=config, label=work.label, progress=progress, started=started)
+    summary = RunSummary(
+        label=work.label,
+        campaign=work.campaign,
+        variants=work.asked,
+        already_done=work.asked - sum(len(b.variants) for b in batches),
+        generated=tally.generated,
+        failed=tally.failed,
+        batches=len(batches),
+        seconds=time.perf_counter() - started,
+        failures=tuple(tally.failures),
+    )
+    logger.info(summary.line())
+    return summary
 
 
-def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelManifest:
-    """Everything that can be checked before any generation starts, each failure naming its file:
-    the template's model pin, the model's role against the output (an image needs an image
-    model; a clip either an image model, drawn as keyframes, or a video model), the signing
-    files, the sizes and a clip's timing, the captioner if one is set, and last the model folder
-    against its manifest's hashes (verified as the worker loads it, once per process)."""
-    template = template_from_dict(version.spec)
-    params = GenerationParams(**version.params)
-    manifest = manifest_load(version.model_name, manifests_dir=config.models_dir)
-    if manifest.manifest_hash != version.model_manifest_hash:
-        raise ModelPinError(
-            template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
+def _batches_run(
+    batches: Sequence[_Batch],
+    *,
+    config: PipelineConfig,
+    label: str,
+    progress: ProgressCallback | None,
+    started: float,
+) -> _Tally:
+    """Generate batch i while batch i-1 is finalised in the worker; hand each over to review as
+    it is done, recording failures on their assets, and report progress after each batch."""
+    tally = _Tally()
+    total = len(batches)
+
+    def done(files: Sequence[GeneratedFile], failures: Sequence[tuple[str, str]], *, batch_error: str = "") -> None:
+        handed = assets_hand_over(files=files) if files else []
+        for key, error in failures:
+            asset_generation_fail(key=key, error=error)
+        tally.batches_done += 1
+        tally.generated += len(handed)
+        tally.failed += len(failures)
+        if batch_error:
+            tally.failures.append(f"batch {tally.batches_done}/{total}: {batch_error}")
+        else:
+            tally.failures.extend(error.splitlines()[0] for _, error in failures)
+        report = RunProgress(
+            label=label,
+            batches_done=tally.batches_done,
+            batches_total=total,
+            generated=tally.generated,
+            failed=tally.failed,
+            seconds=time.perf_counter() - started,
         )
-    out = template.output
-    roles = ("generator", VIDEO_ROLE) if out.is_video else ("generator",)
-    if manifest.role not in roles:
-        made = "a video output" if out.is_video else f"an image output ({out.format})"
-        raise PipelineError(
-            f"template '{template.name}' v{version.number}: model '{manifest.name}' has role "
-            f"{manifest.role!r}; {made} needs a model with role {' or '.join(map(repr, roles))}"
-            + (f" ({VIDEO_ROLE} models make mp4 outputs)" if manifest.role == VIDEO_ROLE else "")
-        )
-    signing_files_check(config.signing)
-    factor = manifest.size_multiple
-    if params.width % factor or params.height % factor:
-        raise PipelineError(
-            f"template '{template.name}' v{version.number}: generation size "
-            f"{params.width}x{params.height} is not divisible by model '{manifest.name}''s factor {factor}"
-        )
-    if min(out.width, out.height) < WATERMARK_MIN_SIDE:
-        raise PipelineError(
-            f"template '{template.name}' v{version.number}: output {out.width}x{out.height} is smaller "
-            f"than {WATERMARK_MIN_SIDE} px on a side, too small to carry the watermark"
-        )
-    if out.is_video:
+        logger.info(report.line())
+        if progress is not None:
+            progress(report)
+
+    def collect(batch: _Batch, future: Future[_Finalized]) -> None:
         try:
-            # The template's own prompt (placeholders and all) stands in for the variants' prompts,
-            # which are checked as each clip is made.
-            probe = video_request_build(
-                prompt=template.prompt,
-                negative_prompt=template.negative_prompt,
-                seed=0,
-                params=params,
-                output=out,
-                manifest=manifest,
-            )
-            video_request_check(manifest, probe)
-        except GenerationError as exc:
-            raise PipelineError(
-                f"template '{template.name}' v{version.number}, model '{manifest.name}': {exc}"
-            ) from exc
-    if config.captioner:  # an unknown or changed captioner is refused now, not after generation
-        captioner_load(config.captioner, manifests_dir=config.models_dir)
-    pipeline_load(manifest)
-    return manifest
+            files, failures = future.result()
+        except Exception as exc:  # the batch as a whole (a signer that would not open): all its assets
+            logger.exception("%s: finalising a batch of %d failed", label, len(batch.variants))
+            error = error_text(exc)
+            done([], [(v.key, error) for v in batch.variants], batch_error=error.splitlines()[0])
+            return
+        done(files, failures)
 
-
-def batch_generate(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Media]:
-    """Generate a batch with the model loaded once per worker process: one image per variant
-    (one pipeline call), or one clip per variant when the template's output is a video."""
-    pipe = pipeline_load(manifest)
-    if variants and variants[0].output.is_video:
-        return list(clips_generate(pipe, manifest, variants))
-    return list(images_generate(pipe, manifest, variants))
-
-
-def batch_finalize(
-    variants: Sequence[Variant], serials: Sequence[int], media: Sequence[Media], config: PipelineConfig
-) -> tuple[list[GeneratedFile], list[tuple[str, str]]]:
-    """Watermark, sign and store each image or clip of a batch. A failure is returned with its
-    variant, not raised, so one bad file does not lose the rest of the batch."""
-    storage = LocalStorage(config.storage_root)
-    done: list[GeneratedFile] = []
-    failed: list[tuple[str, str]] = []
-    captions = batch_captions(media, config)
-    with signer_create(config.signing) as signer, reader_context(config.signing) as context:
-        signing = Signing(signer=signer, context=context)
-        for variant, serial, item, caption in zip(variants, serials, media, captions, strict=True):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-finalize") as worker:
+        pending: tuple[_Batch, Future[_Finalized]] | None = None
+        for index, batch in enumerate(batches):
             try:
-                if isinstance(item, Clip):
-                    file = clip_finalize(variant, serial=serial, clip=item, signing=signing, storage=storage)
-                else:
-                    file = asset_finalize(variant, serial=serial, image=item, signing=signing, storage=storage)
-                done.append(replace(file, alt_text=alt_text_compose(variant.alt_text, caption)) if caption else file)
-            except Exception as exc:  # recorded on the asset row by the caller
-                logger.exception("finalising asset %s failed", serial)
-                failed.append((variant.key, error_text(exc)))
-    return done, failed
+                media = batch_generate(batch.manifest, batch.variants)
+            except Exception as exc:
+                logger.exception("%s: batch %d/%d failed to generate", label, index + 1, total)
+                if pending is not None:  # batches are reported in order
+                    collect(*pending)
+                    pending = None
+                error = error_text(exc)
+                done([], [(v.key, error) for v in batch.variants], batch_error=error.splitlines()[0])
+                continue
+            future = worker.submit(batch_finalize, batch.variants, batch.serials, media, config)
+            if pending is not None:
+                collect(*pending)
+            pending = (batch, future)
+        if pending is not None:
+            collect(*pending)
+    return tally
 
 
-def batch_captions(media: Sequence[Media], config: PipelineConfig) -> list[str]:
-    """The captioning model's caption of each image (a clip's first frame), in one batch; empty
-    strings when no captioner is configured or it fails (the template's alt text then stands)."""
-    if not config.captioner:
-        return [""] * len(media)
-    stills = [item.frames[0] if isinstance(item, Clip) else item for item in media]
-    try:
-        return captioner_load(config.captioner, manifests_dir=config.models_dir).captions(stills)
-    except Exception:  # alt text falls back to the template's; the asset is not lost over a caption
-        logger.exception("captioner %r failed; alt text stays the template's", config.captioner)
-        return [""] * len(media)
-
-
-def error_text(exc: BaseException) -> str:
-    """How a failure is recorded on its asset row: the message first, then the traceback's end."""
-    return f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))[-4000:]
+def _chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
+    """``items`` in consecutive runs of at most ``size`` (the last one may be shorter)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -14,7 +14,7 @@ Two paths, one request type (``VideoRequest``), one entry point (``video_make``)
   size (by default the smallest whole multiple of the model's size that the watermark can mark).
 
 Every request is checked before any model work (``video_request_check``), each refusal naming the
-field and the value, as the image engine does (``pipeline.generate.GenerationInputError``).
+field and the value, as the image engine does (``pipeline.errors.GenerationInputError``).
 ``mp4_encode`` writes frames as an H.264 MP4 in memory, moov atom first, and ``mp4_decode`` /
 ``mp4_clip`` read one back. ``clips_generate`` makes a batch of campaign variants whose output is
 a video, one ``Clip`` per variant (``variant_video_request`` maps a variant to its request).
@@ -37,9 +37,8 @@ import torch
 from PIL import Image, ImageOps
 
 from models import ModelManifest
-from pipeline.errors import GenerationError
+from pipeline.errors import GenerationError, GenerationInputError
 from pipeline.generate import (
-    GenerationInputError,
     ImageInput,
     batch_check,
     derived_pipeline,

@@ -79,7 +79,7 @@ def generated_manifest(
         ("watermark_value", watermark_value),
     ):
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"generated_manifest needs a non-empty {field}, got {value!r}")
+            raise SigningError(f"generated_manifest needs a non-empty {field}, got {value!r}")
     record = _json_copy(generation_record, "generation_record")
     return {
         "claim_generator_info": [_claim_generator_info()],
@@ -116,15 +116,15 @@ def rendition_manifest(*, title: str, actions: Sequence[str], watermark_value: s
     with 4:2:0 chroma subsampling often erases the mark.
     """
     if not title.strip():
-        raise ValueError("rendition_manifest needs a non-empty title")
+        raise SigningError("rendition_manifest needs a non-empty title")
     for action in actions:
         if action in ("c2pa.created", "c2pa.opened") or "." not in action:
-            raise ValueError(
+            raise SigningError(
                 f"rendition action {action!r} is not allowed: use edit actions such as "
                 "'c2pa.converted' or 'c2pa.resized' (c2pa adds c2pa.opened itself)"
             )
     if "c2pa.watermarked" in actions and not watermark_value:
-        raise ValueError(
+        raise SigningError(
             "rendition action 'c2pa.watermarked' needs watermark_value for the soft-binding "
             "assertion (c2pa-rs refuses the action without one)"
         )
@@ -218,7 +218,7 @@ def c2pa_read(data: bytes, *, mime: str, context: c2pa.Context) -> C2paReport:
     parse gives "invalid" with ``error`` set.
     """
     if not context.is_valid:
-        raise ValueError("c2pa_read was given a closed c2pa Context")
+        raise SigningError("c2pa_read was given a closed c2pa Context")
     try:
         with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
             store_json = reader.json()
@@ -293,9 +293,9 @@ def _json_copy(value: Mapping[str, object], field: str) -> dict[str, Any]:
     try:
         copied = json.loads(json.dumps(dict(value), allow_nan=False))
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{field} must be JSON-serialisable: {error}") from error
+        raise SigningError(f"{field} must be JSON-serialisable: {error}") from error
     if not isinstance(copied, dict):
-        raise ValueError(f"{field} must be a mapping")
+        raise SigningError(f"{field} must be a mapping")
     return copied
 
 

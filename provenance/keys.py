@@ -280,7 +280,7 @@ def _chain_checked(files: SigningFiles, *, now: datetime | None) -> list[x509.Ce
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None:
-        raise ValueError("signing_files_check needs a timezone-aware 'now'")
+        raise SigningError(f"signing_files_check needs a timezone-aware 'now' (now = {now!r})")
     chain = certificates_load(files.chain, "Signing certificate chain")
     anchors = certificates_load(files.trust_anchors, "Trust anchor file")
 

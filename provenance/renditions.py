@@ -14,7 +14,8 @@ import c2pa
 from PIL import Image, ImageOps
 
 from provenance.credentials import c2pa_sign, rendition_manifest
-from provenance.media import MIME, VIDEO_MIMES, WATERMARK_FRAMES, WATERMARK_MIN_SIDE
+from provenance.errors import MediaError
+from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_FRAMES, WATERMARK_MIN_SIDE
 from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
 
@@ -39,7 +40,7 @@ def image_encode(image: Image.Image, fmt: str, *, quality: int = 90) -> bytes:
     elif fmt == "webp":
         image.save(buf, format="WEBP", quality=quality, method=4)
     else:
-        raise ValueError(f"unknown image format {fmt!r} (known: png, jpeg, webp)")
+        raise MediaError(f"unknown image format {fmt!r} (known: {', '.join(IMAGE_FORMATS)})", field="format", value=fmt)
     return buf.getvalue()
 
 
@@ -114,7 +115,9 @@ def _clip_rendition(
 ) -> tuple[bytes, list[str], bool]:
     """Encoded bytes, the edit actions and whether the mark reads back, for an MP4 of a clip."""
     if master_mime not in VIDEO_MIMES:
-        raise ValueError(f"an mp4 rendition needs a video master (this one is {master_mime})")
+        raise MediaError(
+            f"an mp4 rendition needs a video master (this one is {master_mime})", field="master_mime", value=master_mime
+        )
     clip = mp4_clip(master)
     size = (request.width, request.height)
     frames = list(clip.frames)

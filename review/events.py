@@ -10,13 +10,14 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from review.audit import AuditAction
 from review.models import Asset, AuditEvent
 from review.states import transition_check
 
 
 def audit_event_build(
     asset: Asset | None,
-    action: str,
+    action: AuditAction,
     *,
     actor: User | None = None,
     from_state: str = "",
@@ -27,7 +28,9 @@ def audit_event_build(
     return AuditEvent(asset=asset, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail)
 
 
-def asset_move(asset: Asset, to_state: str, action: str, *, actor: User | None = None, **detail: Any) -> AuditEvent:
+def asset_move(
+    asset: Asset, to_state: str, action: AuditAction, *, actor: User | None = None, **detail: Any
+) -> AuditEvent:
     """Check and apply one transition in memory; the caller saves the asset and the event."""
     transition_check(serial=asset.pk, from_state=asset.state, to_state=to_state)
     event = audit_event_build(asset, action, actor=actor, from_state=asset.state, to_state=to_state, **detail)

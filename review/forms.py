@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from review.audit import audit_action_current
 from review.models import ReviewDecision
 
 
@@ -56,6 +57,10 @@ class RegenerateForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.CharField(required=False)
+    action = forms.CharField(required=False, max_length=40)
     actor = forms.CharField(required=False, max_length=150)
     serial = forms.IntegerField(required=False, min_value=1)
+
+    def clean_action(self) -> str:
+        """An older spelling ("approve", from a bookmarked link) filters as today's name."""
+        return audit_action_current(self.cleaned_data["action"])

@@ -17,6 +17,7 @@ from prompt_library.models import Campaign, PromptVersion
 from prompt_library.selectors import variants_build
 from prompt_library.specs import Variant
 from provenance.credentials import SignedManifest
+from review.audit import AuditAction
 from review.errors import AssetRebuildError, UnknownAssetsError
 from review.events import asset_move, audit_event_build
 from review.models import Asset, AuditEvent, ManifestRecord, queue_position
@@ -73,7 +74,9 @@ def assets_register(*, variants: Sequence[Variant], regenerated_from: Asset | No
                 for row in rows:
                     row.regenerated_from = regenerated_from
                 created = Asset.objects.bulk_create(rows) if rows else []
-                AuditEvent.objects.bulk_create([audit_event_build(a, "registered", to_state=a.state) for a in created])
+                AuditEvent.objects.bulk_create(
+                    [audit_event_build(a, AuditAction.REGISTERED, to_state=a.state) for a in created]
+                )
             break
         except IntegrityError:
             # Another run registered some of the same keys at the same moment: read them again.
@@ -144,8 +147,8 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         asset.file_sha256, asset.file_size, asset.generation_record = f.sha256, f.size, f.generation_record
         asset.alt_text = f.alt_text or asset.alt_text
         asset.error = ""
-        events.append(asset_move(asset, AssetState.GENERATED, "generated", sha256=f.sha256))
-        events.append(asset_move(asset, AssetState.IN_REVIEW, "submitted"))
+        events.append(asset_move(asset, AssetState.GENERATED, AuditAction.GENERATED, sha256=f.sha256))
+        events.append(asset_move(asset, AssetState.IN_REVIEW, AuditAction.SUBMITTED))
         moved.append(asset)
     fields = [
         "file_path",
@@ -182,7 +185,7 @@ def manifest_record_build(asset: Asset, manifest: SignedManifest) -> ManifestRec
 def asset_generation_fail(*, key: str, error: str) -> None:
     """Record that generating an asset failed; it stays visible and a re-run retries it."""
     asset = Asset.objects.select_for_update().get(key=key)
-    event = asset_move(asset, AssetState.FAILED, "generation_failed", error=error[:2000])
+    event = asset_move(asset, AssetState.FAILED, AuditAction.GENERATION_FAILED, error=error[:2000])
     asset.error = error[:10000]
     asset.save(update_fields=["state", "error", "updated_at"])
     event.save()

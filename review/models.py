@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
+from review.audit import audit_action_current
 from review.states import AssetState
 
 
@@ -153,6 +154,8 @@ class AuditEvent(models.Model):
 
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="events", null=True, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    # A review.audit.AuditAction; rows written before the actions were all past tense keep their
+    # older spelling (the table is append-only): read them through `action_name`.
     action = models.CharField(max_length=40)
     from_state = models.CharField(max_length=20, blank=True)
     to_state = models.CharField(max_length=20, blank=True)
@@ -163,7 +166,12 @@ class AuditEvent(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.action} asset {self.asset_id} by {self.actor or 'system'}"
+        return f"{self.action_name} asset {self.asset_id} by {self.actor or 'system'}"
+
+    @property
+    def action_name(self) -> str:
+        """The action under today's name: a row recorded as "approve" reads "approved"."""
+        return audit_action_current(self.action)
 
 
 class Publication(models.Model):

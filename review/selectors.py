@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import QuerySet
 
+from review.audit import audit_action_spellings
 from review.models import QUEUE_ORDER, Asset, AuditEvent
 from review.states import AssetState
 
@@ -78,10 +79,11 @@ def asset_get(*, serial: int, history: bool = True) -> Asset:
 
 
 def audit_event_list(*, action: str = "", actor: str = "", serial: int | None = None) -> QuerySet[AuditEvent]:
-    """The audit log, newest first, filtered by action, actor's username and asset serial."""
+    """The audit log, newest first, filtered by action (under any of its spellings: "approved"
+    finds the decisions recorded as "approve"), actor's username and asset serial."""
     qs = AuditEvent.objects.select_related("actor", "asset")
     if action:
-        qs = qs.filter(action=action)
+        qs = qs.filter(action__in=audit_action_spellings(action))
     if actor:
         qs = qs.filter(actor__username=actor)
     if serial is not None:
@@ -89,14 +91,9 @@ def audit_event_list(*, action: str = "", actor: str = "", serial: int | None = 
     return qs.order_by("-created_at", "-id")
 
 
-def audit_actions() -> list[str]:
-    """Every action the log holds, for the filter's choices."""
-    return sorted(AuditEvent.objects.values_list("action", flat=True).distinct())
-
-
-def asset_variants(*, asset: Asset) -> QuerySet[Asset]:
-    """Every asset made from the same template version and rendered prompt (other seeds),
-    including this one, for side-by-side comparison."""
+def asset_siblings(*, asset: Asset) -> QuerySet[Asset]:
+    """The asset and its siblings: every asset made from the same template version and rendered
+    prompt (other seeds), for side-by-side comparison."""
     return (
         Asset.objects.select_related("campaign", "claimed_by")
         .filter(prompt_version_id=asset.prompt_version_id, prompt=asset.prompt)

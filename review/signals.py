@@ -9,9 +9,14 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 
+from review.audit import AuditAction
 from review.models import Asset, AuditEvent
 
-_ADMIN_ACTIONS = {ADDITION: "admin_added", CHANGE: "admin_changed", DELETION: "admin_deleted"}
+_ADMIN_ACTIONS = {
+    ADDITION: AuditAction.ADMIN_ADDED,
+    CHANGE: AuditAction.ADMIN_CHANGED,
+    DELETION: AuditAction.ADMIN_DELETED,
+}
 
 
 def _client(request: HttpRequest | None) -> dict[str, str]:
@@ -21,18 +26,18 @@ def _client(request: HttpRequest | None) -> dict[str, str]:
 
 
 def logged_in(sender: type, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
-    AuditEvent.objects.create(actor=user, action="login", detail=_client(request))
+    AuditEvent.objects.create(actor=user, action=AuditAction.LOGGED_IN, detail=_client(request))
 
 
 def logged_out(sender: type, request: HttpRequest | None, user: User | None, **kwargs: Any) -> None:
     if user is not None:
-        AuditEvent.objects.create(actor=user, action="logout", detail=_client(request))
+        AuditEvent.objects.create(actor=user, action=AuditAction.LOGGED_OUT, detail=_client(request))
 
 
 def login_failed(sender: type, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
     # Django masks the password in `credentials`; only the username is kept.
     username = str(credentials.get("username", ""))[:150]
-    AuditEvent.objects.create(action="login_failed", detail={"username": username, **_client(request)})
+    AuditEvent.objects.create(action=AuditAction.LOGIN_FAILED, detail={"username": username, **_client(request)})
 
 
 def admin_logged(sender: type, instance: LogEntry, created: bool, **kwargs: Any) -> None:
@@ -51,7 +56,7 @@ def admin_logged(sender: type, instance: LogEntry, created: bool, **kwargs: Any)
     AuditEvent.objects.create(
         asset_id=asset_id,
         actor_id=instance.user_id,
-        action=_ADMIN_ACTIONS.get(instance.action_flag, "admin_action"),
+        action=_ADMIN_ACTIONS.get(instance.action_flag, AuditAction.ADMIN_LOGGED),
         detail={
             "model": f"{content_type.app_label}.{content_type.model}" if content_type is not None else "",
             "object_id": instance.object_id or "",

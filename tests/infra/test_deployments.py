@@ -7,7 +7,8 @@ from prefect.deployments.runner import RunnerDeployment
 from pydantic import ValidationError
 
 from infra.deployments import DEPLOYMENT_NAME
-from pipeline.flows import CampaignRunParams, campaign_run
+from infra.flows import campaign_run
+from pipeline.params import CampaignRunParams
 
 
 def test_the_deployment_takes_one_validated_parameter_model() -> None:

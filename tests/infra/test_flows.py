@@ -6,16 +6,21 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 
-from infra.orchestration import RunRequestError, campaign_run_local
-from models import ModelIntegrityError
+import pipeline.run
+from infra.orchestration import assets_generate_local, campaign_run_local
+from models import ModelIntegrityError, ModelManifest
 from pipeline.config import config_from_settings
+from pipeline.errors import RunFailedError, RunRequestError
 from prompt_library.services import library_load
+from prompt_library.specs import Variant
 from provenance.credentials import c2pa_read, reader_context
 from provenance.errors import SigningError
 from provenance.mp4 import mp4_decode
@@ -114,10 +119,30 @@ def test_a_missing_signing_certificate_is_refused_before_anything_is_generated(
 
 
 def test_bad_run_parameters_are_refused_before_the_flow_starts() -> None:
-    with pytest.raises(RunRequestError, match="batch_size"):
+    with pytest.raises(RunRequestError, match="batch_size") as err:
         campaign_run_local(campaign="demo-spring", batch_size=0)
-    with pytest.raises(RunRequestError, match="campaign"):
+    assert (err.value.field, err.value.value) == ("batch_size", 0)
+    with pytest.raises(RunRequestError, match="campaign") as err:
         campaign_run_local(campaign="../etc", batch_size=4)
+    assert (err.value.field, err.value.value) == ("campaign", "../etc")
+    with pytest.raises(RunRequestError, match="serials"):
+        assets_generate_local(serials=[], batch_size=4)
+
+
+def test_a_run_with_failed_assets_ends_failed_with_its_summary(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library_load()
+
+    def no_accelerator(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Any]:
+        raise RuntimeError("no accelerator")
+
+    monkeypatch.setattr(pipeline.run, "batch_generate", no_accelerator)
+    with pytest.raises(RunFailedError, match=r"first failure: batch 1/2: RuntimeError: no accelerator") as err:
+        campaign_run_local(campaign="demo-spring", batch_size=8)
+    summary = err.value.summary
+    assert (summary.variants, summary.generated, summary.failed, summary.batches) == (12, 0, 12, 2)
+    assert set(Asset.objects.values_list("state", flat=True)) == {AssetState.FAILED}
 
 
 def test_a_template_pinned_to_another_model_manifest_is_refused(
@@ -140,7 +165,7 @@ def test_a_clip_campaign_runs_through_the_flow_to_review_with_signed_watermarked
     library_load()
     # The "greenlight" loggers do not propagate (infra/settings.py): listen on the pipeline's own,
     # once importing the flows (django.setup() again, which configures logging anew) is done.
-    import pipeline.flows  # noqa: F401
+    import infra.flows  # noqa: F401
 
     pipeline_logger = logging.getLogger("greenlight.pipeline")
     pipeline_logger.addHandler(caplog.handler)

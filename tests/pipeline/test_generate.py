@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import ModelManifest, manifest_load, pipeline_load, template_load
+from models import ModelManifest, manifest_load, template_load
+from models.loading import pipeline_load
 from models.training.catalog_domain import Combo, catalog_draw, image_judge
 from pipeline.errors import GenerationError, GenerationInputError
 from pipeline.generate import (

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import MANIFESTS_DIR, ModelManifest, manifest_load, pipeline_load
+from models import MANIFESTS_DIR, ModelManifest, manifest_load
+from models.loading import pipeline_load
 from models.pin import manifest_pin
-from pipeline.generate import GenerationInputError, ImageRequest, engine_generate
+from pipeline.errors import GenerationInputError
+from pipeline.generate import ImageRequest, engine_generate
 from pipeline.video import (
     VideoProgress,
     VideoRequest,

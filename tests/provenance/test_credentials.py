@@ -201,7 +201,7 @@ def test_rewatermarked_rendition_carries_its_own_soft_binding(
 
 
 def test_rendition_claiming_a_watermark_needs_its_value() -> None:
-    with pytest.raises(ValueError, match="watermark_value"):
+    with pytest.raises(SigningError, match="watermark_value"):
         rendition_manifest(title="thumb.jpg", actions=["c2pa.resized", "c2pa.watermarked"])
 
 
@@ -214,12 +214,12 @@ def test_rendition_manifest_without_a_parent_is_refused(unsigned: dict[str, byte
 
 @pytest.mark.parametrize("action", ["c2pa.created", "resized"])
 def test_rendition_manifest_refuses_non_edit_actions(action: str) -> None:
-    with pytest.raises(ValueError, match=repr(action)):
+    with pytest.raises(SigningError, match=repr(action)):
         rendition_manifest(title="x.jpg", actions=[action])
 
 
 def test_generated_manifest_refuses_a_record_that_is_not_json() -> None:
-    with pytest.raises(ValueError, match="generation_record"):
+    with pytest.raises(SigningError, match="generation_record"):
         generated_manifest(
             title="t",
             model_name="m",

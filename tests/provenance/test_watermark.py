@@ -251,7 +251,8 @@ def test_mark_keeps_psnr_at_least_38_db_and_moves_the_channels_along_the_luma_we
 def tiny_model_images(count: int) -> list[Image.Image]:
     """``count`` 512x512 masters from the shipped tiny model, made as the pipeline makes them
     (64x64 from the model, Lanczos up to the output size)."""
-    from models import manifest_load, pipeline_load
+    from models import manifest_load
+    from models.loading import pipeline_load
     from pipeline.generate import images_generate
     from prompt_library.specs import GenerationParams, OutputSpec, Variant
 

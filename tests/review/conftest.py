@@ -7,15 +7,16 @@ import pytest
 import torch
 
 from models import manifest_load
-from pipeline.run import batch_finalize, batch_generate
+from pipeline.batches import batch_finalize, batch_generate
+from pipeline.config import config_from_settings
 from prompt_library.selectors import campaign_plan_get
 from prompt_library.services import library_load
 from prompt_library.specs import Variant
-from provenance.config import provenance_config_from_settings
 from review.intake import assets_hand_over, assets_register
-from review.models import Asset
+from review.models import Asset, Publication
+from review.services import asset_approve, asset_publish
 from review.states import AssetState
-from tests.factories import clip_campaign_write
+from tests.factories import clip_campaign_write, make_user
 from tests.fixture_types import SettingsWrapper
 
 
@@ -23,7 +24,7 @@ def _into_review(variants: Sequence[Variant]) -> list[Asset]:
     """Register, generate (the shipped model), watermark, sign, store and hand over `variants`
     with the pipeline's own steps (without Prefect, which tests/pipeline covers)."""
     refs = assets_register(variants=variants)
-    config = provenance_config_from_settings()
+    config = config_from_settings()
     media = batch_generate(manifest_load(variants[0].model_name, manifests_dir=config.models_dir), variants)
     files, failed = batch_finalize(variants, [refs[v.key].serial for v in variants], media, config)
     assert failed == []
@@ -62,3 +63,11 @@ def reviewable_clip(greenlight_settings: SettingsWrapper, library_dir: Path) -> 
     finally:
         torch.set_num_threads(threads)
     return asset
+
+
+@pytest.fixture
+def published(reviewable_assets: list[Asset], greenlight_settings: SettingsWrapper) -> tuple[Asset, list[Publication]]:
+    """The first reviewable asset, approved by vera and published by paul (web JPEG, thumb WebP)."""
+    approved = asset_approve(asset=reviewable_assets[0], reviewer=make_user(username="vera", roles=("reviewer",)))
+    publications = asset_publish(asset=approved, user=make_user(username="paul", roles=("publisher",)))
+    return Asset.objects.get(pk=approved.pk), publications

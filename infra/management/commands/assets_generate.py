@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from infra.orchestration import assets_generate_local
+from pipeline.params import MAX_SERIALS
 from review.models import Asset
 from review.states import AssetState
 
@@ -29,9 +30,10 @@ class Command(BaseCommand):
         if not serials:
             raise CommandError("name asset serials, or --pending")
         serials = list(dict.fromkeys(serials))
-        for start in range(0, len(serials), 1000):  # the flow takes up to 1,000 serials per run
+        for start in range(0, len(serials), MAX_SERIALS):  # the most one run takes
             try:
-                summary = assets_generate_local(serials=serials[start : start + 1000], batch_size=options["batch_size"])
+                chunk = serials[start : start + MAX_SERIALS]
+                summary = assets_generate_local(serials=chunk, batch_size=options["batch_size"])
             except Exception as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(self.style.SUCCESS(summary.line()))

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from review.audit import AuditAction
 from review.errors import ClaimedByOtherError
 from review.models import Asset, AuditEvent
 from review.services import LEASE, asset_approve, review_task_claim, review_task_release
@@ -34,7 +35,7 @@ def test_a_reviewer_gets_the_oldest_free_asset_and_keeps_it_until_deciding() -> 
     asset_approve(asset=first, reviewer=rita)
     following = review_task_claim(reviewer=rita)
     assert following is not None and following.pk not in (first.pk, second.pk)
-    assert AuditEvent.objects.filter(asset=first, action="claimed", actor=rita).exists()
+    assert AuditEvent.objects.filter(asset=first, action=AuditAction.CLAIMED, actor=rita).exists()
 
 
 @pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_an_expired_lease_returns_the_asset_to_the_queue() -> None:
     assert review_task_claim(reviewer=sam, now=now + LEASE - timedelta(seconds=1)) is None
     taken = review_task_claim(reviewer=sam, now=now + LEASE + timedelta(seconds=1))
     assert taken is not None and taken.pk == only.pk and taken.claimed_by == sam
-    event = AuditEvent.objects.filter(asset=only, action="claimed", actor=sam).get()
+    event = AuditEvent.objects.filter(asset=only, action=AuditAction.CLAIMED, actor=sam).get()
     assert event.detail["lease_lapsed_from_user_id"] == rita.pk
 
 

@@ -1,10 +1,12 @@
-"""Publishing: signed renditions written to object storage (a local S3-compatible endpoint),
-read back trusted, and removed again by revoke; a clip's MP4 and poster renditions on the local
-publish target, found again by `verify`."""
+"""Publication: signed renditions written to the publish target (the local folder, or object
+storage at a local S3-compatible endpoint), read back trusted, their manifests kept in the
+manifest store, and removed again by revoke; a clip's MP4 and poster renditions, found again by
+`verify`."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,15 +16,113 @@ from provenance.config import provenance_config_from_settings
 from provenance.credentials import c2pa_read, reader_context
 from provenance.errors import StorageError
 from provenance.mp4 import mp4_clip, mp4_encode
-from provenance.watermark import watermark_read_frames
-from review.models import Asset, Publication
-from review.services import asset_approve, asset_publish, asset_revoke
+from provenance.watermark import watermark_read, watermark_read_frames
+from review.errors import PublishRefusedError, ReviewInputError
+from review.models import Asset, AuditEvent, ManifestRecord, Publication
+from review.services import asset_approve, asset_publish, asset_reject, asset_revoke
 from review.states import AssetState
 from review.verify import file_verify
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
 
 pytestmark = pytest.mark.django_db
+
+
+def actions_of(asset: Asset) -> list[str]:
+    return list(asset.events.order_by("id").values_list("action", flat=True))
+
+
+def test_publishing_an_asset_in_review_is_refused_and_writes_nothing(
+    reviewable_assets: list[Asset], settings: SettingsWrapper
+) -> None:
+    asset = reviewable_assets[0]
+    with pytest.raises(
+        PublishRefusedError, match=f"Asset {asset.pk} is in_review: only approved assets can be published"
+    ):
+        asset_publish(asset=asset, user=make_user())
+    assert not Path(settings.GREENLIGHT_PUBLISH_ROOT).exists() or not any(
+        Path(settings.GREENLIGHT_PUBLISH_ROOT).rglob("*.*")
+    )
+    assert Publication.objects.count() == 0
+
+
+def test_publishing_a_rejected_asset_is_refused(reviewable_assets: list[Asset]) -> None:
+    asset = asset_reject(asset=reviewable_assets[0], reviewer=make_user(), reason="off_brand")
+    with pytest.raises(PublishRefusedError):
+        asset_publish(asset=asset, user=make_user())
+
+
+def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_as_parent(
+    reviewable_assets: list[Asset],
+    settings: SettingsWrapper,
+) -> None:
+    publisher = make_user()
+    asset = asset_approve(asset=reviewable_assets[0], reviewer=make_user())
+    publications = asset_publish(asset=asset, user=publisher)
+    assert [(p.rendition, p.mime, p.width) for p in publications] == [
+        ("web", "image/jpeg", 1024),
+        ("thumb", "image/webp", 256),
+    ]
+    config = provenance_config_from_settings()
+    with reader_context(config.signing) as context:
+        reports = {}
+        for publication in publications:
+            data = (Path(settings.GREENLIGHT_PUBLISH_ROOT) / publication.path).read_bytes()
+            reports[publication.rendition] = (data, c2pa_read(data, mime=publication.mime, context=context))
+    for publication in publications:
+        data, report = reports[publication.rendition]
+        assert report.state == "trusted", report.validation_codes
+        assert report.manifest is not None
+        assert [i.get("relationship") for i in report.manifest.get("ingredients", [])] == ["parentOf"]
+        assert "c2pa.resized" in report.actions()
+        image = Image.open(io.BytesIO(data))
+        assert image.size == (publication.width, publication.height)
+        # The watermark is claimed exactly when it reads back (lossy WebP's 4:2:0 chroma loses it).
+        found = watermark_read(image.convert("RGB")).serial == asset.pk
+        assert found == ("c2pa.watermarked" in report.actions())
+        if publication.rendition == "web":
+            assert found
+    published = Asset.objects.get(pk=asset.pk)
+    assert published.state == AssetState.PUBLISHED
+    assert actions_of(published)[-1] == "published"
+
+
+def test_revoke_removes_the_published_files_and_is_recorded(
+    reviewable_assets: list[Asset], settings: SettingsWrapper
+) -> None:
+    publisher = make_user()
+    asset = asset_approve(asset=reviewable_assets[0], reviewer=make_user())
+    publications = asset_publish(asset=asset, user=publisher)
+    files = [Path(settings.GREENLIGHT_PUBLISH_ROOT) / p.path for p in publications]
+    assert all(f.is_file() for f in files)
+    with pytest.raises(ReviewInputError, match="needs a reason") as refused:
+        asset_revoke(asset=asset, user=publisher, reason=" ")
+    assert (refused.value.field, refused.value.value) == ("reason", " ")
+    revoked = asset_revoke(asset=asset, user=publisher, reason="wrong price on the label")
+    assert revoked.state == AssetState.REVOKED
+    assert not any(f.exists() for f in files)
+    assert all(p.revoked_at is not None for p in Publication.objects.filter(asset=asset))
+    event = AuditEvent.objects.filter(asset=asset).latest("id")
+    assert (event.action, event.actor, event.detail["reason"]) == ("revoked", publisher, "wrong price on the label")
+    assert sorted(event.detail["removed"]) == sorted(p.path for p in publications)
+
+
+def test_publication_stores_each_rendition_manifest(
+    published: tuple[Asset, list[Publication]], greenlight_settings: SettingsWrapper
+) -> None:
+    asset, publications = published
+
+    kinds = list(ManifestRecord.objects.filter(asset=asset).order_by("id").values_list("kind", flat=True))
+
+    assert kinds == ["master", "thumbnail", "rendition:web", "rendition:thumb"]
+    for publication in publications:
+        record = ManifestRecord.objects.get(asset=asset, kind=f"rendition:{publication.rendition}")
+        assert record.sha256 == publication.sha256 and record.mime == publication.mime
+        master_label = ManifestRecord.objects.get(asset=asset, kind="master").label
+        assert master_label in record.store["manifests"]  # the master is the rendition's parent
+
+
+# --- Object storage and clips -----------------------------------------------------------
 
 
 def test_publishing_to_s3_writes_signed_renditions_and_revoke_removes_them(

@@ -1,119 +1,32 @@
-"""`verify` and the manifest store, on real signed assets: untouched, stripped and re-encoded,
-tampered, never made here, third-party Content Credentials, video, and the CLI."""
+"""`file_verify` on real signed assets: untouched, stripped and re-encoded, tampered, never made
+here, third-party Content Credentials, and video."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 from PIL import Image
 
 from infra.dev_certs import dev_chain_create
 from provenance.config import provenance_config_from_settings
-from provenance.credentials import c2pa_read, c2pa_sign, generated_manifest, reader_context
+from provenance.credentials import c2pa_sign, generated_manifest, reader_context
 from provenance.keys import SigningFiles, signer_create
-from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload
-from review.intake import GeneratedFile, assets_hand_over
 from review.models import Asset, ManifestRecord, Publication
-from review.services import asset_approve, asset_publish
 from review.verify import file_verify
-from tests.factories import AssetFactory, make_user
+from tests.factories import AssetFactory
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.samples import flip_image_byte, product_shot
+from tests.review.helpers import master_bytes, published_bytes, reencode
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "c2pa"
-
-
-def master_bytes(asset: Asset) -> bytes:
-    return LocalStorage(provenance_config_from_settings().storage_root).read(asset.file_path)
-
-
-def reencode(data: bytes, fmt: str, **options: object) -> bytes:
-    """Decode and save again: every metadata chunk, the manifest included, is dropped."""
-    buffer = io.BytesIO()
-    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def published(reviewable_assets: list[Asset], greenlight_settings: SettingsWrapper) -> tuple[Asset, list[Publication]]:
-    """The first reviewable asset, approved by vera and published by paul (web JPEG, thumb WebP)."""
-    approved = asset_approve(asset=reviewable_assets[0], reviewer=make_user(username="vera", roles=("reviewer",)))
-    publications = asset_publish(asset=approved, user=make_user(username="paul", roles=("publisher",)))
-    return Asset.objects.get(pk=approved.pk), publications
-
-
-def published_bytes(settings: SettingsWrapper, publication: Publication) -> bytes:
-    return (Path(settings.GREENLIGHT_PUBLISH_ROOT) / publication.path).read_bytes()
-
-
-# --- The manifest store -----------------------------------------------------------------
-
-
-def test_hand_over_stores_the_master_and_thumbnail_manifests_as_read_back(reviewable_assets: list[Asset]) -> None:
-    storage = LocalStorage(provenance_config_from_settings().storage_root)
-    with reader_context(provenance_config_from_settings().signing) as context:
-        for asset in reviewable_assets:
-            records = {r.kind: r for r in ManifestRecord.objects.filter(asset=asset)}
-            assert sorted(records) == ["master", "thumbnail"]
-            for kind, path, mime in (
-                ("master", asset.file_path, "image/png"),
-                ("thumbnail", asset.thumb_path, "image/jpeg"),
-            ):
-                data = storage.read(path)
-                report = c2pa_read(data, mime=mime, context=context)
-                record = records[kind]
-                assert record.mime == mime
-                assert record.label == report.active_label == record.store["active_manifest"]
-                assert record.store["validation_state"] == "Trusted"
-                assert record.sha256 == hashlib.sha256(data).hexdigest()
-            assert records["master"].sha256 == asset.file_sha256
-
-
-def test_handing_the_same_files_over_again_stores_nothing_more(reviewable_assets: list[Asset]) -> None:
-    asset = reviewable_assets[0]
-    record = ManifestRecord.objects.get(asset=asset, kind="master")
-    again = GeneratedFile(
-        key=asset.key,
-        file_path=asset.file_path,
-        thumb_path=asset.thumb_path,
-        mime=asset.mime,
-        sha256=asset.file_sha256,
-        size=asset.file_size or 0,
-        manifests=(),
-    )
-
-    assert assets_hand_over(files=[again]) == []
-    assert ManifestRecord.objects.filter(asset=asset).count() == 2
-    assert ManifestRecord.objects.get(asset=asset, kind="master") == record
-
-
-def test_publication_stores_each_rendition_manifest(
-    published: tuple[Asset, list[Publication]], greenlight_settings: SettingsWrapper
-) -> None:
-    asset, publications = published
-
-    kinds = list(ManifestRecord.objects.filter(asset=asset).order_by("id").values_list("kind", flat=True))
-
-    assert kinds == ["master", "thumbnail", "rendition:web", "rendition:thumb"]
-    for publication in publications:
-        record = ManifestRecord.objects.get(asset=asset, kind=f"rendition:{publication.rendition}")
-        assert record.sha256 == publication.sha256 and record.mime == publication.mime
-        master_label = ManifestRecord.objects.get(asset=asset, kind="master").label
-        assert master_label in record.store["manifests"]  # the master is the rendition's parent
-
-
-# --- Verify -----------------------------------------------------------------------------
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "c2pa"
 
 
 def test_untouched_published_file_is_trusted_and_found_with_its_whole_record(
@@ -365,57 +278,3 @@ def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[A
     tampered[signed.rindex(b"mdat") + 300] ^= 0x01
     broken = file_verify(data=bytes(tampered), filename="clip.mp4")
     assert broken.c2pa.state == "invalid" and broken.c2pa.codes == ("assertion.bmffHash.mismatch",)
-
-
-# --- The CLI ----------------------------------------------------------------------------
-
-
-def test_cli_prints_the_verdict_and_the_record(reviewable_assets: list[Asset], tmp_path: Path) -> None:
-    asset = reviewable_assets[0]
-    path = tmp_path / "master.png"
-    path.write_bytes(master_bytes(asset))
-    out = io.StringIO()
-
-    call_command("verify", str(path), stdout=out)
-
-    lines = out.getvalue().splitlines()
-    assert lines[0] == f"Content Credentials trusted; asset #{asset.pk} found"
-    assert any(line.startswith(f"  watermark    serial {asset.pk}") for line in lines)
-    assert any(f"#{asset.pk} (in_review), found by its sha256" in line for line in lines)
-
-
-def test_cli_json(reviewable_assets: list[Asset], tmp_path: Path) -> None:
-    path = tmp_path / "copy.jpg"
-    path.write_bytes(reencode(master_bytes(reviewable_assets[1]), "JPEG", quality=80))
-    out = io.StringIO()
-
-    call_command("verify", str(path), "--json", stdout=out)
-
-    data = json.loads(out.getvalue())
-    assert data["outcome"] == "recovered" and data["asset"]["serial"] == reviewable_assets[1].pk
-
-
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [(b"", "empty"), (b"just some text\n", "not_supported"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "unreadable")],
-)
-def test_cli_refuses_bad_files_with_the_reason(
-    content: bytes, reason: str, tmp_path: Path, greenlight_settings: SettingsWrapper
-) -> None:
-    path = tmp_path / "bad.png"
-    path.write_bytes(content)
-
-    with pytest.raises(CommandError, match=rf"Not verified \({reason}\)"):
-        call_command("verify", str(path))
-
-
-def test_cli_refuses_a_file_over_the_limit_before_reading_it(
-    tmp_path: Path, greenlight_settings: SettingsWrapper
-) -> None:
-    greenlight_settings.GREENLIGHT_VERIFY_MAX_BYTES = 1000
-    path = tmp_path / "big.png"
-    with path.open("wb") as handle:  # sparse: no 200 MB written
-        handle.truncate(200 * 1024 * 1024)
-
-    with pytest.raises(CommandError, match=r"too_large.*200\.0 MB"):
-        call_command("verify", str(path))
