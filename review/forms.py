@@ -2,17 +2,19 @@ from __future__ import annotations
 
 from django import forms
 
+from prompt_library.selectors import VALUE_MAX
 from review.audit import audit_action_current
 from review.models import ReviewDecision
+from review.services.comments import COMMENT_MAX
 
 
 class ApproveForm(forms.Form):
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(required=False, max_length=COMMENT_MAX, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class RejectForm(forms.Form):
     reason = forms.ChoiceField(choices=ReviewDecision.Reason.choices)
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(required=False, max_length=COMMENT_MAX, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class BulkDecisionForm(forms.Form):
@@ -20,7 +22,7 @@ class BulkDecisionForm(forms.Form):
 
     decision = forms.ChoiceField(choices=ReviewDecision.Decision.choices)
     reason = forms.ChoiceField(choices=[("", "Reason…"), *ReviewDecision.Reason.choices], required=False)
-    comment = forms.CharField(required=False, max_length=2000)
+    comment = forms.CharField(required=False, max_length=COMMENT_MAX)
     serials = forms.CharField(required=False)  # filled from the checkboxes by the view
 
     def clean(self) -> dict[str, object]:
@@ -31,7 +33,9 @@ class BulkDecisionForm(forms.Form):
 
 
 class CommentForm(forms.Form):
-    text = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Add a comment"}))
+    text = forms.CharField(
+        max_length=COMMENT_MAX, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Add a comment"})
+    )
 
 
 class RevokeForm(forms.Form):
@@ -49,7 +53,7 @@ class RegenerateForm(forms.Form):
         self.variable_names = sorted(variables)
         for name in self.variable_names:
             self.fields[f"var_{name}"] = forms.CharField(
-                label=name, max_length=200, initial=variables[name], strip=True
+                label=name, max_length=VALUE_MAX, initial=variables[name], strip=True
             )
 
     def variables(self) -> dict[str, str]:

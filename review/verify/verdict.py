@@ -34,7 +34,8 @@ def file_verify(*, data: bytes, filename: str) -> VerifyReport:
     file, c2pa, watermark, notes = examined.file, examined.c2pa, examined.watermark, list(examined.notes)
     sha256 = file.sha256
 
-    # 4. Which asset, if any: the file's hash, then its intact manifest, then its watermark.
+    # 4. (1-3 are `file_examine`.) Which asset, if any: the file's hash, then its intact manifest, then
+    # its watermark.
     by_hash = ManifestRecord.objects.filter(sha256=sha256).order_by("created_at", "id").first()
     matched_by: str | None = None
     serial: int | None = None

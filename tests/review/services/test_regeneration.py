@@ -76,8 +76,9 @@ def test_only_a_rejected_asset_can_be_regenerated(state: str) -> None:
 )
 def test_bad_variable_values_are_refused_naming_them(variables: dict[str, str], message: str) -> None:
     asset = AssetFactory.create(state=AssetState.REJECTED)
-    with pytest.raises(VariablesError, match=message):
+    with pytest.raises(ReviewInputError, match=message) as refused:
         asset_regenerate(asset=asset, user=make_user(), count=1, variables=variables)
+    assert isinstance(refused.value.__cause__, VariablesError)
     assert Asset.objects.count() == 1
 
 

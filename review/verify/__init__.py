@@ -1,0 +1,56 @@
+"""`verify`: given any file, what its Content Credentials, its watermark and our records say.
+
+One service behind the CLI (`manage.py verify`), the dashboard page (`/verify/`) and the API
+(`POST /api/verify`). The file's format comes from its bytes, never from its name; bad input is
+refused before anything expensive runs (size first, then the header's pixel count, then a full
+decode), so no upload can make it decode a decompression bomb or fill the memory.
+
+Identifying an asset, without false matches:
+1. the file's sha256 is one the manifest store holds (a file we signed, unchanged);
+2. its manifest's generation record (`org.greenlight.generation`) names a serial, and the
+   manifest was signed by a trusted signer with a validated claim signature: trusted, or invalid
+   only because the content no longer matches (tampered pixels, intact credentials);
+3. its watermark names a serial (reported only above the detector's false-positive bound).
+A serial must also be an asset in this database (and its key must match the manifest's).
+
+- report: the frozen facts and the report, and its outcomes
+- decoding: size and format checks, bounded image and video decoding
+- examination: what the file says of itself (`file_examine`, no database)
+- verdict: the lookup and the verdict (`file_verify`)
+"""
+
+from __future__ import annotations
+
+from review.verify.decoding import format_detect, size_check
+from review.verify.examination import file_examine, watermark_examine
+from review.verify.report import (
+    AssetFacts,
+    C2paFacts,
+    DecisionFacts,
+    Examination,
+    FileFacts,
+    Outcome,
+    PublicationFacts,
+    StoredManifestFacts,
+    VerifyReport,
+    WatermarkFacts,
+)
+from review.verify.verdict import file_verify
+
+__all__ = [
+    "AssetFacts",
+    "C2paFacts",
+    "DecisionFacts",
+    "Examination",
+    "FileFacts",
+    "Outcome",
+    "PublicationFacts",
+    "StoredManifestFacts",
+    "VerifyReport",
+    "WatermarkFacts",
+    "file_examine",
+    "file_verify",
+    "format_detect",
+    "size_check",
+    "watermark_examine",
+]

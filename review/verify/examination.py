@@ -1,0 +1,152 @@
+"""What a file says about itself, before any database lookup: its format and size, its Content
+Credentials as c2pa validates them with our trust anchors, and the watermark in its pixels."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import c2pa as c2pa_lib
+from PIL import Image
+
+from provenance.credentials import GENERATION_LABEL, C2paReport, c2pa_read
+from provenance.errors import WatermarkError
+from provenance.media import WATERMARK_MIN_SIDE
+from provenance.watermark import watermark_read, watermark_read_frames
+from review.errors import VerifyRefusedError
+from review.verify.decoding import FORMATS, format_detect, image_load, image_open, size_check, video_frames
+from review.verify.report import C2paFacts, Examination, FileFacts, WatermarkFacts
+
+# Failure codes that say the content changed while the credentials themselves held.
+CONTENT_BINDING_CODES = frozenset(
+    {"assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch"}
+)
+
+
+def file_examine(*, data: bytes, filename: str, context: c2pa_lib.Context) -> Examination:
+    """The database-free half of `file_verify`: refusals, format, decode, C2PA and watermark.
+
+    ``context`` is a reader context with the project's trust anchors (``reader_context``).
+    """
+    # 1. Cheap refusals on the bytes and the header; then a full decode.
+    size_check(len(data), filename=filename)
+    fmt = format_detect(data, filename=filename)
+    mime, _, extensions = FORMATS[fmt]
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    notes: list[str] = []
+    if extension and extension not in extensions:
+        notes.append(f"The name says .{extension}, but the content is {fmt.upper()}: verified as {fmt.upper()}.")
+    decode_error: VerifyRefusedError | None = None
+    if fmt == "mp4":
+        frames = video_frames(data, filename=filename)
+        width, height = frames[0].size if frames else (0, 0)
+    else:
+        image = image_open(data, fmt, filename=filename)
+        width, height = image.size
+        try:
+            frames = [image_load(image, fmt, filename=filename)]
+        except VerifyRefusedError as refused:  # a tampered file may still carry a manifest: read it first
+            frames, decode_error = [], refused
+    sha256 = hashlib.sha256(data).hexdigest()
+    file = FileFacts(filename, len(data), sha256, fmt, mime, width, height, not extension or extension in extensions)
+
+    # 2. The file's own Content Credentials, read with our trust anchors and no network.
+    c2pa = _c2pa_facts(c2pa_read(data, mime=mime, context=context))
+    # 3. The watermark, from the decoded pixels.
+    if decode_error is None:
+        watermark = _watermark_facts(frames)
+    elif c2pa.label is None:  # neither pixels nor credentials: a truncated or corrupt file
+        raise decode_error
+    else:
+        watermark = WatermarkFacts(False, None, None, "not read: the image data is truncated or corrupt")
+        notes.append("The image data cannot be decoded (truncated or corrupt); its Content Credentials were read.")
+    return Examination(file=file, c2pa=c2pa, watermark=watermark, notes=tuple(notes))
+
+
+def watermark_examine(data: bytes, *, mime: str) -> WatermarkFacts:
+    """The watermark of a file whose type is known (an asset's stored master): an image's pixels,
+    or a video's first frames read together, exactly as `file_verify` reads them. A file that
+    cannot be decoded gives a reading with the reason, not an error."""
+    fmt = next((name for name, (known, _, _) in FORMATS.items() if known == mime), None)
+    try:
+        fmt = fmt or format_detect(data)
+        if fmt == "mp4":
+            frames = video_frames(data, filename="")
+        else:
+            frames = [image_load(image_open(data, fmt, filename=""), fmt, filename="")]
+    except VerifyRefusedError as refused:
+        return WatermarkFacts(False, None, None, f"not read: {refused}")
+    return _watermark_facts(frames)
+
+
+def _c2pa_facts(report: C2paReport) -> C2paFacts:
+    manifest = report.manifest or {}
+    # A rendition's own manifest has no generation record; its parent (the master) has.
+    record = report.assertion(GENERATION_LABEL) or _parent_record(report) or {}
+    serial = record.get("serial")
+    asset_key = record.get("asset_key")
+    success = set(report.success_codes())
+    intact = (
+        report.state in ("trusted", "invalid")
+        and {"signingCredential.trusted", "claimSignature.validated"} <= success
+        and set(report.validation_codes) <= CONTENT_BINDING_CODES
+    )
+    signature = manifest.get("signature_info") or {}
+    signer = " / ".join(str(signature[k]) for k in ("issuer", "common_name") if signature.get(k)) or None
+    return C2paFacts(
+        state=report.state,
+        codes=report.validation_codes,
+        error=report.error,
+        label=report.active_label,
+        claim_generator=_claim_generator(manifest),
+        title=manifest.get("title"),
+        actions=tuple(report.actions()),
+        signer=signer,
+        ingredients=tuple(
+            f"{item.get('title') or 'untitled'} ({item.get('relationship') or 'ingredient'})"
+            for item in manifest.get("ingredients", [])
+            if isinstance(item, dict)
+        ),
+        credentials_intact=intact,
+        serial=serial if isinstance(serial, int) and not isinstance(serial, bool) and serial > 0 else None,
+        asset_key=asset_key if isinstance(asset_key, str) else None,
+    )
+
+
+def _parent_record(report: C2paReport) -> dict[str, Any] | None:
+    """The generation record of the active manifest's parentOf ingredient, if it has one."""
+    manifests = (report.store or {}).get("manifests") or {}
+    for item in (report.manifest or {}).get("ingredients", []):
+        if isinstance(item, dict) and item.get("relationship") == "parentOf":
+            parent = manifests.get(item.get("active_manifest"))
+            for assertion in (parent or {}).get("assertions", []):
+                if isinstance(assertion, dict) and assertion.get("label") == GENERATION_LABEL:
+                    data = assertion.get("data")
+                    return data if isinstance(data, dict) else None
+    return None
+
+
+def _claim_generator(manifest: dict[str, Any]) -> str | None:
+    """The claim generator as people read it: v1 manifests' string, or v2's info list."""
+    if isinstance(manifest.get("claim_generator"), str):
+        return str(manifest["claim_generator"])
+    infos = [i for i in manifest.get("claim_generator_info") or [] if isinstance(i, dict) and i.get("name")]
+    return (
+        ", ".join(f"{i['name']} {i['version']}".strip() if i.get("version") else str(i["name"]) for i in infos) or None
+    )
+
+
+def _watermark_facts(frames: list[Image.Image]) -> WatermarkFacts:
+    if not frames:
+        return WatermarkFacts(False, None, None, "not read: PyAV is not installed to decode video frames")
+    width, height = frames[0].size
+    if min(width, height) < WATERMARK_MIN_SIDE:
+        return WatermarkFacts(False, None, None, f"not read: {width}x{height} is too small to carry it")
+    try:
+        # A clip's frames are folded into one reading, decided once (the still's false-positive bound).
+        reading = watermark_read_frames(frames) if len(frames) > 1 else watermark_read(frames[0])
+    except WatermarkError as error:
+        return WatermarkFacts(False, None, None, f"not read: {error}")
+    if reading.serial is None:
+        return WatermarkFacts(False, None, reading.confidence, "no watermark found")
+    return WatermarkFacts(True, reading.serial, reading.confidence, "")

@@ -1,0 +1,146 @@
+"""What `verify` reports about a file: frozen facts, the outcome, and the one-line verdict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Outcome = Literal["authentic", "trusted_unknown", "tampered", "third_party", "recovered", "unknown_serial", "nothing"]
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """The file as given: its name, what its bytes are, and how big."""
+
+    filename: str
+    size: int
+    sha256: str
+    format: str  # png, jpeg, webp, mp4 (from the bytes)
+    mime: str
+    width: int
+    height: int
+    extension_matches: bool  # False when the name's extension names another format
+
+
+@dataclass(frozen=True)
+class C2paFacts:
+    """The file's own Content Credentials, as c2pa validated them with our trust anchors."""
+
+    state: str  # trusted, valid, invalid, none
+    codes: tuple[str, ...]  # failure codes, e.g. assertion.dataHash.mismatch
+    error: str | None
+    label: str | None
+    claim_generator: str | None
+    title: str | None
+    actions: tuple[str, ...]
+    signer: str | None  # the signing certificate's issuer / common name
+    ingredients: tuple[str, ...]  # titles and relationships of the active manifest's ingredients
+    credentials_intact: bool  # trusted signer and validated claim signature, whatever the content
+    serial: int | None  # from the generation record, if any
+    asset_key: str | None
+
+
+@dataclass(frozen=True)
+class WatermarkFacts:
+    """What the watermark detector found."""
+
+    found: bool
+    serial: int | None
+    confidence: float | None
+    note: str  # why it was not read, if it was not
+
+
+@dataclass(frozen=True)
+class Examination:
+    """What the file itself says, before any database lookup."""
+
+    file: FileFacts
+    c2pa: C2paFacts
+    watermark: WatermarkFacts
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DecisionFacts:
+    reviewer: str
+    decision: str
+    reason: str
+    comment: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PublicationFacts:
+    rendition: str
+    path: str
+    mime: str
+    sha256: str
+    published_by: str
+    at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AssetFacts:
+    """The asset's record: what made it and who let it out."""
+
+    serial: int
+    key: str
+    state: str
+    campaign: str
+    template: str
+    template_version: int
+    model_name: str
+    model_manifest_hash: str
+    seed: int
+    prompt: str
+    negative_prompt: str
+    created_at: datetime
+    has_thumbnail: bool
+    decisions: tuple[DecisionFacts, ...]
+    publications: tuple[PublicationFacts, ...]
+
+
+@dataclass(frozen=True)
+class StoredManifestFacts:
+    """A manifest from the manifest store: the one this file carries (by sha256) or the asset's
+    master manifest (by serial)."""
+
+    matched_by: str  # "sha256" or "serial"
+    kind: str
+    mime: str
+    sha256: str
+    label: str
+    created_at: datetime
+    store: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Everything `verify` found about one file, and the one-line verdict."""
+
+    outcome: Outcome
+    verdict: str
+    file: FileFacts
+    c2pa: C2paFacts
+    watermark: WatermarkFacts
+    matched_by: str | None  # how the asset was identified: sha256, manifest or watermark
+    asset: AssetFacts | None
+    stored_manifest: StoredManifestFacts | None
+    other_manifests: tuple[str, ...]  # the asset's other stored manifests, as "kind label"
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (datetimes as ISO 8601 text)."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
