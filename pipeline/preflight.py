@@ -1,0 +1,73 @@
+"""Everything a run checks before it generates anything, so a bad pin, a missing signing file or
+an impossible size stops the run before a single asset is registered or stored."""
+
+from __future__ import annotations
+
+from models import VIDEO_ROLE, ModelManifest, manifest_load
+from models.captioner import captioner_load
+from models.loading import pipeline_load
+from pipeline.config import PipelineConfig
+from pipeline.errors import GenerationError, ModelPinError, PipelineError
+from pipeline.video import video_request_build, video_request_check
+from prompt_library.models import PromptVersion
+from prompt_library.parsing import template_from_dict
+from prompt_library.specs import GenerationParams
+from provenance.keys import signing_files_check
+from provenance.media import WATERMARK_MIN_SIDE
+
+
+def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelManifest:
+    """Everything that can be checked before any generation starts, each failure naming its file:
+    the template's model pin, the model's role against the output (an image needs an image
+    model; a clip either an image model, drawn as keyframes, or a video model), the signing
+    files, the sizes and a clip's timing, the captioner if one is set, and last the model folder
+    against its manifest's hashes (verified as the worker loads it, once per process)."""
+    template = template_from_dict(version.spec)
+    params = GenerationParams(**version.params)
+    manifest = manifest_load(version.model_name, manifests_dir=config.models_dir)
+    if manifest.manifest_hash != version.model_manifest_hash:
+        raise ModelPinError(
+            template.name, version.number, manifest.name, version.model_manifest_hash, manifest.manifest_hash
+        )
+    out = template.output
+    roles = ("generator", VIDEO_ROLE) if out.is_video else ("generator",)
+    if manifest.role not in roles:
+        made = "a video output" if out.is_video else f"an image output ({out.format})"
+        raise PipelineError(
+            f"template '{template.name}' v{version.number}: model '{manifest.name}' has role "
+            f"{manifest.role!r}; {made} needs a model with role {' or '.join(map(repr, roles))}"
+            + (f" ({VIDEO_ROLE} models make mp4 outputs)" if manifest.role == VIDEO_ROLE else "")
+        )
+    signing_files_check(config.signing)
+    factor = manifest.size_multiple
+    if params.width % factor or params.height % factor:
+        raise PipelineError(
+            f"template '{template.name}' v{version.number}: generation size "
+            f"{params.width}x{params.height} is not divisible by model '{manifest.name}''s factor {factor}"
+        )
+    if min(out.width, out.height) < WATERMARK_MIN_SIDE:
+        raise PipelineError(
+            f"template '{template.name}' v{version.number}: output {out.width}x{out.height} is smaller "
+            f"than {WATERMARK_MIN_SIDE} px on a side, too small to carry the watermark"
+        )
+    if out.is_video:
+        try:
+            # The template's own prompt (placeholders and all) stands in for the variants' prompts,
+            # which are checked as each clip is made.
+            probe = video_request_build(
+                prompt=template.prompt,
+                negative_prompt=template.negative_prompt,
+                seed=0,
+                params=params,
+                output=out,
+                manifest=manifest,
+            )
+            video_request_check(manifest, probe)
+        except GenerationError as exc:
+            raise PipelineError(
+                f"template '{template.name}' v{version.number}, model '{manifest.name}': {exc}"
+            ) from exc
+    if config.captioner:  # an unknown or changed captioner is refused now, not after generation
+        captioner_load(config.captioner, manifests_dir=config.models_dir)
+    pipeline_load(manifest)
+    return manifest
