@@ -145,3 +145,12 @@ def test_a_batch_size_below_one_is_refused_naming_it(greenlight_settings: Settin
         campaign_run(campaign="demo-spring", batch_size=0, config=config_from_settings())
     assert (err.value.field, err.value.value) == ("batch_size", 0)
     assert Asset.objects.count() == 0
+
+
+def test_batches_keep_the_variants_order_and_only_the_last_is_shorter() -> None:
+    items = list(range(12))
+    chunks = run._chunked(items, 5)
+    assert [len(c) for c in chunks] == [5, 5, 2]
+    assert [i for c in chunks for i in c] == items
+    assert run._chunked(items, 12) == [items]
+    assert run._chunked([], 5) == []

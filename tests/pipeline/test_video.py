@@ -25,12 +25,11 @@ from pipeline.video import (
     VideoRequest,
     clip_frames,
     keyframe_video,
-    mp4_decode,
-    mp4_encode,
     video_generate,
     video_make,
 )
 from provenance.errors import MediaError
+from provenance.mp4 import mp4_decode, mp4_encode
 from provenance.watermark import watermark_embed, watermark_read_frames
 from tests.models import tiny_pipelines
 
