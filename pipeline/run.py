@@ -5,8 +5,8 @@ it, register it, then generate it batch by batch and hand it over to review.
 (regenerations, retries). Both go through one skeleton, `_run`. Batch i is generated in the
 caller's thread while batch i-1 is watermarked, signed and stored in one worker thread, so
 generation never waits for the CPU work. A failed batch or file is recorded on its assets and the
-run goes on; the summary counts it. Progress goes to the ``greenlight.pipeline`` log and to an
-optional callback, called in the caller's thread as each batch is done.
+run goes on; the summary counts it. Progress goes to an optional callback, called in the
+caller's thread as each batch is done, or without one to the ``greenlight.pipeline`` log.
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ def _run(work: _Work, *, batch_size: int, config: PipelineConfig, progress: Prog
         seconds=time.perf_counter() - started,
         failures=tuple(tally.failures),
     )
-    logger.info(summary.line())
+    # Returned to the caller, who reports it: logged here only for a run nobody is watching.
+    logger.log(logging.INFO if progress is None else logging.DEBUG, summary.line())
     return summary
 
 
@@ -181,8 +182,10 @@ def _batches_run(
             failed=tally.failed,
             seconds=time.perf_counter() - started,
         )
-        logger.info(report.line())
-        if progress is not None:
+        if progress is None:
+            logger.info(report.line())
+        else:  # the caller reports it (a flow run's log and progress artifact)
+            logger.debug(report.line())
             progress(report)
 
     def collect(batch: _Batch, future: Future[_Finalized]) -> None:
