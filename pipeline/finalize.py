@@ -12,11 +12,13 @@ from provenance.credentials import c2pa_sign, generated_manifest, signed_manifes
 from provenance.errors import WatermarkError
 from provenance.media import MIME, WATERMARK_FRAMES
 from provenance.mp4 import Clip, mp4_decode, mp4_encode
-from provenance.renditions import RenditionRequest, image_encode, rendition_make
+from provenance.renditions import RenditionRequest, image_encode, rendition_sign, thumbnail_render
 from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read_frames
 from review.intake import GeneratedFile
 
+# The thumbnail as asked for: 256 px, or the smallest larger size at which its serial reads back
+# (busy photographs: provenance.renditions.thumbnail_render); the generation record says which.
 THUMBNAIL = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
 # x264 CRFs a clip master is encoded at, in turn, until its frames read back the serial: 18 looks
 # lossless and keeps the mark (tests/pipeline/test_finalize.py); 10 is for the rare clip it does not.
@@ -47,9 +49,12 @@ def image_finalize(
     # 1. Watermark first: any byte changed after signing would break the hard binding.
     marked = watermark_embed(image, serial)
     png = image_encode(marked, "png")
-    # 2-4. Sign, read back, store the master and a signed thumbnail.
+    # 2-4. Sign, read back, store the master and a signed thumbnail (made from the marked pixels:
+    # the same as the signed PNG's, without decoding it again).
     record = {**variant.generation_record(), "serial": serial, "asset_key": variant.key}
-    return _master_store(variant, serial=serial, data=png, fmt="png", record=record, signing=signing, storage=storage)
+    return _master_store(
+        variant, serial=serial, data=png, fmt="png", record=record, signing=signing, storage=storage, still=marked
+    )
 
 
 def clip_finalize(
@@ -97,13 +102,22 @@ def _master_store(
     record: dict[str, object],
     signing: Signing,
     storage: LocalStorage,
-    still: Image.Image | None = None,
+    still: Image.Image,
 ) -> GeneratedFile:
     """Sign a marked master (generation record, watermark as soft binding), read its manifest
-    back for the manifest store, store it and a signed thumbnail made from ``still`` (else from
-    the master), and describe both for the hand-over."""
+    back for the manifest store, store it and a signed thumbnail made from ``still`` (the marked
+    image, or a clip's first marked frame), and describe both for the hand-over.
+
+    The thumbnail is rendered first, so that the signed generation record says at what size it
+    was made and whether it carries the serial ("own": marked at that size; "master": the
+    master's mark, resized with it; "none"). It never fails the asset: the master is marked.
+    """
     mime = MIME[fmt]
     title = f"{variant.campaign} #{serial}"
+    thumb = thumbnail_render(still, serial=serial, request=THUMBNAIL, transcoded=True)
+    # Width and height apart: c2pa stores a JSON array of numbers as a byte string (256 -> 0).
+    width, height = thumb.size
+    record = {**record, "thumbnail": {"width": width, "height": height, "watermark": thumb.mark}}
     manifest = generated_manifest(
         title=title,
         model_name=variant.model_name,
@@ -117,18 +131,20 @@ def _master_store(
     master_manifest = signed_manifest(signed, kind="master", mime=mime, context=signing.context)
     path = master_path(variant.key, fmt)
     sha256 = storage.write(path, signed)
-    thumb = rendition_make(
-        signed,
+    thumb_signed = rendition_sign(
+        thumb,
+        master=signed,
         master_mime=mime,
         serial=serial,
         request=THUMBNAIL,
         title=title,
         signer=signing.signer,
         context=signing.context,
-        still=still,
     )
-    storage.write(thumbnail_path(variant.key), thumb)
-    thumb_manifest = signed_manifest(thumb, kind="thumbnail", mime=MIME[THUMBNAIL.format], context=signing.context)
+    storage.write(thumbnail_path(variant.key), thumb_signed)
+    thumb_manifest = signed_manifest(
+        thumb_signed, kind="thumbnail", mime=MIME[THUMBNAIL.format], context=signing.context
+    )
     return GeneratedFile(
         key=variant.key,
         file_path=path,

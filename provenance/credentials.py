@@ -296,7 +296,25 @@ def _json_copy(value: Mapping[str, object], field: str) -> dict[str, Any]:
         raise SigningError(f"{field} must be JSON-serialisable: {error}") from error
     if not isinstance(copied, dict):
         raise SigningError(f"{field} must be a mapping")
+    _number_lists_refuse(copied, field)
     return copied
+
+
+def _number_lists_refuse(value: object, path: str) -> None:
+    """Refuse a list made only of numbers anywhere in ``value``: c2pa writes such a list as a byte
+    string, so ``[256, 256]`` would read back as ``"AAA="`` (each number cut to a byte) and
+    ``[1.5, 2.5]`` as ``""``. Name the parts (``{"width": 256, "height": 256}``) instead."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _number_lists_refuse(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        if value and all(isinstance(item, int | float) and not isinstance(item, bool) for item in value):
+            raise SigningError(
+                f"{path} = {value!r}: a list of numbers does not survive C2PA signing (it is stored as bytes); "
+                "give each number a name"
+            )
+        for index, item in enumerate(value):
+            _number_lists_refuse(item, f"{path}[{index}]")
 
 
 def _failure_codes(store: Mapping[str, Any]) -> tuple[str, ...]:

@@ -3,21 +3,34 @@ the master as their `parentOf` ingredient.
 
 A still rendition is made from the master image, or from a video master's first frame (a poster);
 an MP4 rendition of a video master is every frame resized, marked again and re-encoded.
+
+A thumbnail must never cost its asset: on a busy photograph a 256 px image cannot always carry
+its own mark, so ``thumbnail_render`` steps up in size until the serial reads back (marked again,
+or carrying the master's mark resized with it) and keeps an unmarked one, claiming no watermark,
+only when no size up to the master's does.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Literal
 
 import c2pa
 from PIL import Image, ImageOps
 
 from provenance.credentials import c2pa_sign, rendition_manifest
-from provenance.errors import MediaError
+from provenance.errors import MediaError, WatermarkError
 from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_FRAMES, WATERMARK_MIN_SIDE
 from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
+
+# Whose mark reads back from a still: its own (marked again at its size), the master's (resized
+# with the picture, not marked again) or none.
+MarkSource = Literal["own", "master", "none"]
+# The sizes a thumbnail steps up through, as multiples of the requested size (then the largest
+# that fits in the master): 256 px -> 320, 384, 448, 512, 640, 768, 896, 1024.
+THUMBNAIL_STEPS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0)
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,17 @@ class RenditionRequest:
     width: int
     height: int
     quality: int = 90
+
+
+@dataclass(frozen=True)
+class StillRendition:
+    """An encoded, not yet signed still: its bytes, size, edit actions, and whose mark reads back
+    from it (checked on the encoded bytes, so a claim is never made for a mark the encoder lost)."""
+
+    data: bytes
+    size: tuple[int, int]
+    actions: tuple[str, ...]
+    mark: MarkSource
 
 
 def image_encode(image: Image.Image, fmt: str, *, quality: int = 90) -> bytes:
@@ -68,8 +92,10 @@ def rendition_make(
     context: c2pa.Context,
     still: Image.Image | None = None,
 ) -> bytes:
-    """A signed rendition of a signed master: resized (cropped to the aspect), re-watermarked
-    with the same serial where it is large enough, encoded, and signed with the master as parent.
+    """A signed rendition of a signed master at the requested size: resized (cropped to the
+    aspect), re-watermarked with the same serial where it is large enough, encoded, and signed
+    with the master as parent. A still that cannot take the mark at that size raises
+    WatermarkError (thumbnails, which may grow instead, are made with ``thumbnail_render``).
 
     ``still`` is the picture to make a still from when the caller has it (a clip's first marked
     frame, before encoding); otherwise it comes from the master (``master_still``).
@@ -77,37 +103,128 @@ def rendition_make(
     mime = MIME[request.format]
     if mime in VIDEO_MIMES:
         data, actions, marked = _clip_rendition(master, master_mime=master_mime, serial=serial, request=request)
-    else:
-        image = still if still is not None else master_still(master, master_mime)
-        data, actions, marked = _still_rendition(image, serial=serial, request=request, transcoded=mime != master_mime)
+        manifest = rendition_manifest(
+            title=f"{title} ({request.name})",
+            actions=actions or ["c2pa.converted"],
+            watermark_value=watermark_payload(serial) if marked else None,
+        )
+        return c2pa_sign(
+            data, mime=mime, manifest=manifest, signer=signer, context=context, parent=(master, master_mime)
+        )
+    image = still if still is not None else master_still(master, master_mime)
+    size = (request.width, request.height)
+    rendition = _still_at(image, size, serial=serial, request=request, transcoded=mime != master_mime)
+    return rendition_sign(
+        rendition,
+        master=master,
+        master_mime=master_mime,
+        serial=serial,
+        request=request,
+        title=title,
+        signer=signer,
+        context=context,
+    )
+
+
+def thumbnail_render(image: Image.Image, *, serial: int, request: RenditionRequest, transcoded: bool) -> StillRendition:
+    """The still of ``request`` (a thumbnail or poster) at the smallest size, from the requested
+    one up (``thumbnail_sizes``), at which the serial reads back from the encoded file: marked
+    again at that size ("own") or, where it cannot carry a mark of its own, with the master's
+    mark resized along with it ("master"). Where no size up to the master's reads back, the
+    requested size unmarked ("none"). Never raises for the mark: a thumbnail is not worth its
+    asset, and its provenance is its C2PA parent, the marked master.
+
+    ``image`` is the marked master's picture (or a clip's first marked frame). The requested
+    size is tried first, exactly as before, so the common case costs nothing more.
+    """
+    for size in thumbnail_sizes(request, image.size):
+        try:
+            rendition = _still_at(image, size, serial=serial, request=request, transcoded=transcoded)
+        except WatermarkError:  # too busy or too flat at this size to take a mark of its own
+            rendition = None
+        if rendition is not None and rendition.mark == "own":
+            return rendition
+        # The master's mark, resized with the picture: read back from the encoded file.
+        plain = _still_at(image, size, serial=serial, request=request, transcoded=transcoded, remark=False)
+        if plain.mark == "master":
+            return plain
+    size = (request.width, request.height)
+    return _still_at(image, size, serial=serial, request=request, transcoded=transcoded, remark=False, check=False)
+
+
+def thumbnail_sizes(request: RenditionRequest, master: tuple[int, int]) -> list[tuple[int, int]]:
+    """The sizes ``thumbnail_render`` tries, smallest first: the requested size, then the
+    ``THUMBNAIL_STEPS`` multiples of it that fit in ``master`` (cropped to the request's
+    aspect, never enlarged), then the largest that fits."""
+    largest = min(master[0] / request.width, master[1] / request.height)
+    factors = [factor for factor in THUMBNAIL_STEPS if factor < largest] + [largest]
+    sizes = [(request.width, request.height)]
+    for factor in factors:
+        size = (round(request.width * factor), round(request.height * factor))
+        if size[0] > sizes[-1][0] and size[1] > sizes[-1][1]:
+            sizes.append(size)
+    return sizes
+
+
+def rendition_sign(
+    rendition: StillRendition,
+    *,
+    master: bytes,
+    master_mime: str,
+    serial: int,
+    request: RenditionRequest,
+    title: str,
+    signer: c2pa.Signer,
+    context: c2pa.Context,
+) -> bytes:
+    """Sign an encoded still with the signed master as its parent. The soft binding (the
+    serial's payload) is asserted whenever the serial reads back from the still; the
+    ``c2pa.watermarked`` action only where the still was marked again ("own")."""
     manifest = rendition_manifest(
         title=f"{title} ({request.name})",
-        actions=actions or ["c2pa.converted"],
-        watermark_value=watermark_payload(serial) if marked else None,
+        actions=list(rendition.actions) or ["c2pa.converted"],
+        watermark_value=watermark_payload(serial) if rendition.mark != "none" else None,
     )
-    return c2pa_sign(data, mime=mime, manifest=manifest, signer=signer, context=context, parent=(master, master_mime))
+    mime = MIME[request.format]
+    return c2pa_sign(
+        rendition.data, mime=mime, manifest=manifest, signer=signer, context=context, parent=(master, master_mime)
+    )
 
 
-def _still_rendition(
-    image: Image.Image, *, serial: int, request: RenditionRequest, transcoded: bool
-) -> tuple[bytes, list[str], bool]:
-    """Encoded bytes, the edit actions and whether the mark reads back, for a still."""
-    size = (request.width, request.height)
+def _still_at(
+    image: Image.Image,
+    size: tuple[int, int],
+    *,
+    serial: int,
+    request: RenditionRequest,
+    transcoded: bool,
+    remark: bool = True,
+    check: bool = True,
+) -> StillRendition:
+    """``image`` fitted to ``size``, marked again with ``serial`` (``remark``, where large
+    enough; watermark_embed's WatermarkError passes through), encoded as ``request`` asks, and
+    whose mark reads back from the encoded bytes (``check``): "own" if marked again, "master"
+    if not."""
     actions = []
     if image.size != size:
         image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
         actions.append("c2pa.resized")
-    marked = min(size) >= WATERMARK_MIN_SIDE
-    if marked:
+    remark = remark and min(size) >= WATERMARK_MIN_SIDE
+    if remark:
         image = watermark_embed(image, serial)
     if transcoded:
         actions.append("c2pa.transcoded")
     data = image_encode(image, request.format, quality=request.quality)
     # Claim the watermark only if it survived resizing and encoding.
-    marked = marked and watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == serial
-    if marked:
+    reads = check and min(size) >= WATERMARK_MIN_SIDE and _reads_back(data, serial)
+    mark: MarkSource = ("own" if remark else "master") if reads else "none"
+    if mark == "own":
         actions.append("c2pa.watermarked")
-    return data, actions, marked
+    return StillRendition(data=data, size=size, actions=tuple(actions), mark=mark)
+
+
+def _reads_back(data: bytes, serial: int) -> bool:
+    return watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == serial
 
 
 def _clip_rendition(

@@ -1,5 +1,6 @@
-"""Finalising a clip: every frame watermarked, H.264 that keeps the mark, C2PA-signed MP4 master,
-signed JPEG thumbnail of its first frame; real model, real signing, real files."""
+"""Finalising an image or a clip: watermarked (every frame of a clip, H.264 that keeps the mark),
+C2PA-signed master, signed JPEG thumbnail (of a clip's first frame) that never fails the asset;
+real model, real signing, real files."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from models import ModelManifest
-from pipeline.finalize import MASTER_CRFS, Signing, clip_encode, clip_finalize
+from pipeline.finalize import MASTER_CRFS, THUMBNAIL, Signing, clip_encode, clip_finalize, image_finalize
 from pipeline.video import clips_generate
 from prompt_library.expansion import campaign_expand
 from prompt_library.parsing import template_parse
@@ -20,10 +22,22 @@ from provenance.credentials import c2pa_read
 from provenance.errors import WatermarkError
 from provenance.media import WATERMARK_FRAMES
 from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
+from provenance.renditions import thumbnail_sizes
 from provenance.storage import LocalStorage
-from provenance.watermark import watermark_embed, watermark_read, watermark_read_frames
+from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
+from tests.provenance.samples import product_shot
 
 SERIAL = 4242
+# scikit-image's photographs (bundled in its wheel), at the master sizes where their 256 px
+# thumbnail could not take a mark of its own: finalising them failed the whole asset (a
+# WatermarkError from the thumbnail), although the master carried the mark.
+BUSY = [
+    ("astronaut", 512),
+    ("astronaut", 1024),
+    ("coins", 512),
+    ("stereo_motorcycle", 512),
+    ("stereo_motorcycle", 1024),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,6 +70,114 @@ def clip_variant(embedded: tuple[Any, ModelManifest]) -> Variant:
     return campaign_expand(runs, template, params=params, model_manifest_hash=manifest.manifest_hash)[0]
 
 
+def still_variant(side: int) -> Variant:
+    """A variant of a square PNG template (no model is run: the image is given)."""
+    data = {
+        "name": "still",
+        "prompt": "a {colour} mug on a wooden table",
+        "variables": ["colour"],
+        "model": "embedded",
+        "output": {"width": side, "height": side, "format": "png"},
+    }
+    template = template_parse(data, path=Path("still/v1.yaml"), number=1)
+    runs = CampaignSpec(
+        name="stills",
+        title="",
+        kind="scheduled",
+        template="still",
+        template_version=1,
+        variables=(("colour", ("red",)),),
+        seeds=(5,),
+    )
+    params = GenerationParams(steps=4, guidance=7.0, width=side, height=side)
+    return campaign_expand(runs, template, params=params, model_manifest_hash="sha256:" + "ab" * 32)[0]
+
+
+def photograph(name: str, side: int) -> Image.Image:
+    """A scikit-image photograph cropped and resized to a square generator-sized image."""
+    import skimage.data
+
+    pixels = getattr(skimage.data, name)()
+    if name == "stereo_motorcycle":
+        pixels = pixels[0]  # the left view
+    return ImageOps.fit(Image.fromarray(np.asarray(pixels)).convert("RGB"), (side, side), Image.Resampling.LANCZOS)
+
+
+def finalised_thumbnail(made: Any, storage: LocalStorage, context: Any) -> tuple[bytes, Any]:
+    """The stored thumbnail and its C2PA report, after checking what every thumbnail must be:
+    signed with the master as parent, trusted, at the size the signed record gives, claiming
+    a watermark only where the serial reads back from it (and a new one only where it was
+    marked again at that size)."""
+    master = storage.read(made.file_path)
+    master_report = c2pa_read(master, mime=made.mime, context=context)
+    assert master_report.state == "trusted", master_report.validation_codes
+    assert master_report.assertion("org.greenlight.generation") == made.generation_record
+    recorded = made.generation_record["thumbnail"]
+
+    thumb = storage.read(made.thumb_path)
+    report = c2pa_read(thumb, mime="image/jpeg", context=context)
+    assert report.state == "trusted", report.validation_codes
+    parents = [i for i in (report.manifest or {}).get("ingredients", []) if i.get("relationship") == "parentOf"]
+    assert len(parents) == 1 and parents[0]["format"] == made.mime
+    assert [m.kind for m in made.manifests] == ["master", "thumbnail"]
+    assert made.manifests[1].label == report.active_label
+
+    image = Image.open(io.BytesIO(thumb)).convert("RGB")
+    assert image.size == (recorded["width"], recorded["height"])
+    assert recorded["watermark"] in ("own", "master", "none")
+    reading = watermark_read(image).serial
+    binding = report.assertion("c2pa.soft-binding")
+    if recorded["watermark"] == "none":
+        assert binding is None and "c2pa.watermarked" not in report.actions()
+    else:
+        assert reading == SERIAL
+        assert binding is not None and binding["blocks"][0]["value"] == watermark_payload(SERIAL)
+        assert ("c2pa.watermarked" in report.actions()) == (recorded["watermark"] == "own")
+    return thumb, report
+
+
+@pytest.mark.parametrize(("name", "side"), BUSY)
+def test_a_busy_photograph_is_finalised_with_a_thumbnail_that_records_its_size_and_mark(
+    name: str, side: int, signer: Any, context: Any, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path)
+    variant = still_variant(side)
+
+    made = image_finalize(
+        variant,
+        serial=SERIAL,
+        image=photograph(name, side),
+        signing=Signing(signer=signer, context=context),
+        storage=storage,
+    )
+
+    assert made.mime == "image/png"
+    master = storage.read(made.file_path)
+    assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB")).serial == SERIAL
+    finalised_thumbnail(made, storage, context)
+    recorded = made.generation_record["thumbnail"]
+    assert (recorded["width"], recorded["height"]) in thumbnail_sizes(THUMBNAIL, (side, side))
+    # Each of these carries the serial at some size up to the master's.
+    assert recorded["watermark"] != "none"
+
+
+def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again(signer: Any, context: Any, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    made = image_finalize(
+        still_variant(512),
+        serial=SERIAL,
+        image=product_shot(7),
+        signing=Signing(signer=signer, context=context),
+        storage=storage,
+    )
+
+    assert made.generation_record["thumbnail"] == {"width": 256, "height": 256, "watermark": "own"}
+    thumb, report = finalised_thumbnail(made, storage, context)
+    assert report.actions() == ["c2pa.opened", "c2pa.resized", "c2pa.transcoded", "c2pa.watermarked"]
+    assert Image.open(io.BytesIO(thumb)).size == (256, 256)
+
+
 @pytest.fixture(scope="module")
 def clip(embedded: tuple[Any, ModelManifest], clip_variant: Variant) -> Clip:
     pipe, manifest = embedded
@@ -79,6 +201,7 @@ def test_a_clip_becomes_a_signed_watermarked_mp4_master_with_a_signed_thumbnail(
     record = made.generation_record
     assert (record["fps"], record["frames"], record["seconds"], record["keyframes"]) == (12, 12, 1.0, 2)
     assert (record["serial"], record["asset_key"], record["seed"]) == (SERIAL, key, 3)
+    assert record["thumbnail"] == {"width": 256, "height": 256, "watermark": "own"}
 
     # Credentials: trusted, created + watermarked, the record inside, a soft binding.
     report = c2pa_read(data, mime="video/mp4", context=context)

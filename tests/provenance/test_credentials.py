@@ -249,3 +249,28 @@ def test_reader_trusting_another_root_reports_valid_not_trusted(
 
 
 # --- Signing files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("record", [{"size": [256, 256]}, {"nested": {"weights": [0.5, 1.5]}}, {"rows": [{"x": [1]}]}])
+def test_a_generation_record_with_a_list_of_numbers_is_refused_naming_it(record: dict[str, object]) -> None:
+    # c2pa stores such a list as bytes: [256, 256] would read back as "AAA=".
+    with pytest.raises(SigningError, match="list of numbers"):
+        generated_manifest(
+            title="t",
+            model_name="m",
+            model_manifest_hash="h",
+            generation_record=record,
+            watermark_value=watermark_payload(SERIAL),
+        )
+
+
+def test_a_generation_record_keeps_lists_of_text_and_mixed_lists() -> None:
+    manifest = generated_manifest(
+        title="t",
+        model_name="m",
+        model_manifest_hash="h",
+        generation_record={"tags": ["a", "b"], "mixed": [1, "x"], "empty": []},
+        watermark_value=watermark_payload(SERIAL),
+    )
+    record = next(a["data"] for a in manifest["assertions"] if a["label"] == GENERATION_LABEL)
+    assert record == {"tags": ["a", "b"], "mixed": [1, "x"], "empty": []}
