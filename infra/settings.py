@@ -1,17 +1,24 @@
 """Django settings, read from the environment.
 
-Every variable has an embedded default so that `make demo` runs on one machine with nothing
-configured: a SQLite file and folders under `var/`, keys under the user's data folder. Production
-sets `DATABASE_URL` (PostgreSQL), the storage and publish roots and the signing files.
+Two profiles, chosen by `GREENLIGHT_ENV`. "development" (the default) has an embedded default for
+every variable so that `make demo` runs on one machine with nothing configured: DEBUG on, a
+development secret, a SQLite file and folders under `var/`, keys under the user's data folder.
+"production" turns DEBUG off, refuses to start without a real secret and host names, and sends
+secure cookies, HSTS and an HTTPS redirect; it also sets `DATABASE_URL` (PostgreSQL), the storage
+and publish roots and the signing files. `manage.py check --deploy` passes on it without a warning.
+Both profiles send the same security headers (Content-Security-Policy, nosniff, referrer policy,
+frame denial) and throttle logins (django-axes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,21 +28,83 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    value = value.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"{name} must be true or false (given: {value!r})")
+    return value in _TRUE
+
+
+def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number (given: {raw!r})") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum} (given: {value})")
+    return value
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _secret_key_weakness(value: str) -> str | None:
+    """Why `value` cannot sign production sessions, or None. The rule is Django's own
+    (security.W009), so a key accepted here never draws that warning from `check --deploy`."""
+    if not value:
+        return "it is not set"
+    if value == DEVELOPMENT_SECRET_KEY:
+        return "it is the development key, which is public"
+    if len(value) < 50 or len(set(value)) < 5 or value.startswith("django-insecure-"):
+        return f"it is too weak ({len(value)} characters, {len(set(value))} distinct; 50 and 5 at least)"
+    return None
 
 
 VAR_DIR = _env_path("GREENLIGHT_VAR_DIR", BASE_DIR / "var")
-DEBUG = _env_bool("GREENLIGHT_DEBUG", True)
+
+# --- Profile: development (the demo) or production ---------------------------------------------
+GREENLIGHT_ENV = os.environ.get("GREENLIGHT_ENV", "development").strip().lower() or "development"
+if GREENLIGHT_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"GREENLIGHT_ENV must be development or production (given: {GREENLIGHT_ENV!r})")
+PRODUCTION = GREENLIGHT_ENV == "production"
+DEVELOPMENT_SECRET_KEY = "greenlight-development-only-not-secret"
 SECRET_KEY = os.environ.get("GREENLIGHT_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("GREENLIGHT_SECRET_KEY must be set when GREENLIGHT_DEBUG is off")
-    SECRET_KEY = "greenlight-development-only-not-secret"
-ALLOWED_HOSTS = [h for h in os.environ.get("GREENLIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+if PRODUCTION:
+    # DEBUG would show any visitor the URL map (every unknown URL) and tracebacks with settings.
+    if _env_bool("GREENLIGHT_DEBUG", False):
+        raise ImproperlyConfigured("GREENLIGHT_DEBUG must be off when GREENLIGHT_ENV is production")
+    DEBUG = False
+    weakness = _secret_key_weakness(SECRET_KEY)
+    if weakness:
+        raise ImproperlyConfigured(
+            f"GREENLIGHT_SECRET_KEY cannot be used in production: {weakness}. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    ALLOWED_HOSTS = _env_list("GREENLIGHT_ALLOWED_HOSTS")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "GREENLIGHT_ALLOWED_HOSTS must name the host names the dashboard answers in production "
+            "(comma-separated, e.g. greenlight.example.com)"
+        )
+else:
+    DEBUG = _env_bool("GREENLIGHT_DEBUG", True)
+    if not SECRET_KEY:
+        if not DEBUG:
+            raise ImproperlyConfigured("GREENLIGHT_SECRET_KEY must be set when GREENLIGHT_DEBUG is off")
+        SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    ALLOWED_HOSTS = _env_list("GREENLIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = _env_list("GREENLIGHT_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,6 +113,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "infra",
     "prompt_library",
     "review",
@@ -51,6 +121,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "infra.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -58,7 +129,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused by the lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+if PRODUCTION:
+    # Serves /static/ from STATIC_ROOT (filled by `manage.py collectstatic`), DEBUG being off;
+    # right after SecurityMiddleware, as WhiteNoise asks. Development lets runserver serve them.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "infra.urls"
 TEMPLATES = [
@@ -82,7 +159,9 @@ ASGI_APPLICATION = "infra.asgi.application"
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'greenlight.sqlite3'}",
-        conn_max_age=int(os.environ.get("GREENLIGHT_DB_CONN_MAX_AGE", "60")),
+        conn_max_age=_env_int("GREENLIGHT_DB_CONN_MAX_AGE", 60),
+        # A kept connection is checked before each request reuses it (a restarted database).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -93,16 +172,82 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "review:queue"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Login throttling (django-axes) -------------------------------------------------------------
+# After GREENLIGHT_LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair
+# is refused (HTTP 429, the right password too) until GREENLIGHT_LOGIN_COOLOFF_MINUTES pass after
+# the last failure (0: until unlocked with `manage.py axes_reset` or in the admin). Lockouts and
+# unlocks are written to the audit log (review.signals). Both the review login and the admin's.
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = _env_int("GREENLIGHT_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+_cooloff_minutes = _env_int("GREENLIGHT_LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else None
+# By username and address together: one attacker cannot lock everyone out from one address, and
+# a user's own mistakes elsewhere do not lock out their colleagues behind the same NAT.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "infra.security.lockout_response"
+# The client's address, the same one the audit log records (see GREENLIGHT_PROXY_COUNT).
+AXES_CLIENT_IP_CALLABLE = "review.signals.client_address"
+# The audit log is the record of logins; axes keeps only the failure counters it locks out by.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Reverse proxies in front of the web process that append the client's address to
+# X-Forwarded-For: the client is the address the outermost of them saw. 0: REMOTE_ADDR itself.
+GREENLIGHT_PROXY_COUNT = _env_int("GREENLIGHT_PROXY_COUNT", 0)
+
+# --- HTTP security ------------------------------------------------------------------------------
+# Sent in every profile. The templates have no inline script or style, so the policy is strict.
+GREENLIGHT_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# A proxy that terminates TLS tells Django the request was HTTPS with a header it sets (and strips
+# from clients): "X-Forwarded-Proto" (value "https") or "Name: value".
+_proxy_ssl_header = os.environ.get("GREENLIGHT_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    _name, _, _value = _proxy_ssl_header.partition(":")
+    if not _name.strip() or any(c.isspace() for c in _name.strip()):
+        raise ImproperlyConfigured(
+            f"GREENLIGHT_PROXY_SSL_HEADER must be a header name, optionally ': value' (given: {_proxy_ssl_header!r})"
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip() or "https")
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = _env_bool("GREENLIGHT_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = _env_int("GREENLIGHT_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("GREENLIGHT_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("GREENLIGHT_HSTS_PRELOAD", True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = _env_path("GREENLIGHT_STATIC_ROOT", VAR_DIR / "static")
+# Production serves /static/ through WhiteNoise from STATIC_ROOT, filled by `manage.py
+# collectstatic`: hashed names, compressed copies, cached for a year.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -162,6 +307,12 @@ GREENLIGHT_SIGNING_CALLBACK = os.environ.get("GREENLIGHT_SIGNING_CALLBACK", "").
 # largest image by header dimensions (refused before decoding: a small PNG can claim 20000x20000).
 GREENLIGHT_VERIFY_MAX_BYTES = int(os.environ.get("GREENLIGHT_VERIFY_MAX_BYTES", str(50 * 1024 * 1024)))
 GREENLIGHT_VERIFY_MAX_PIXELS = int(os.environ.get("GREENLIGHT_VERIFY_MAX_PIXELS", "50000000"))
+# A video's frame size, refused by its stream header before decoding (default: the pipeline's
+# largest clip, 4096x4096); verifies at once in one web process (more are answered 429 with
+# Retry-After, never queued); and the seconds of work one verify may spend on the web (503 after).
+GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS = _env_int("GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS", 4096 * 4096, minimum=1)
+GREENLIGHT_VERIFY_CONCURRENCY = _env_int("GREENLIGHT_VERIFY_CONCURRENCY", 2, minimum=1)
+GREENLIGHT_VERIFY_TIMEOUT_SECONDS = _env_int("GREENLIGHT_VERIFY_TIMEOUT_SECONDS", 6, minimum=1)
 # Prefect runs in its local (ephemeral) mode unless PREFECT_API_URL points at a server; these
 # defaults must be in the environment before `prefect` is first imported.
 os.environ.setdefault("PREFECT_HOME", str(VAR_DIR / "prefect"))

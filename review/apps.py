@@ -10,9 +10,11 @@ class ReviewConfig(AppConfig):
     verbose_name = "Review"
 
     def ready(self) -> None:
+        from axes.models import AccessAttempt
+        from axes.signals import user_locked_out
         from django.contrib.admin.models import LogEntry
         from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-        from django.db.models.signals import post_migrate, post_save
+        from django.db.models.signals import post_delete, post_migrate, post_save
 
         from prompt_library.models import Campaign
         from review import signals
@@ -22,6 +24,8 @@ class ReviewConfig(AppConfig):
         user_logged_out.connect(signals.logged_out, dispatch_uid="review.audit_logout")
         user_login_failed.connect(signals.login_failed, dispatch_uid="review.audit_login_failed")
         post_save.connect(signals.admin_logged, sender=LogEntry, dispatch_uid="review.audit_admin")
+        user_locked_out.connect(signals.locked_out, dispatch_uid="review.audit_locked_out")
+        post_delete.connect(signals.lockout_cleared, sender=AccessAttempt, dispatch_uid="review.audit_unlocked")
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="review.roles_sync")
         post_save.connect(_campaign_saved, sender=Campaign, dispatch_uid="review.campaign_queue_sync")
 

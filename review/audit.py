@@ -37,6 +37,8 @@ class AuditAction(models.TextChoices):
     LOGGED_IN = "logged_in", "Logged in"
     LOGGED_OUT = "logged_out", "Logged out"
     LOGIN_FAILED = "login_failed", "Login failed"
+    LOCKED_OUT = "locked_out", "Locked out (too many failed logins)"
+    UNLOCKED = "unlocked", "Unlocked"
     ADMIN_ADDED = "admin_added", "Added in the admin"
     ADMIN_CHANGED = "admin_changed", "Changed in the admin"
     ADMIN_DELETED = "admin_deleted", "Deleted in the admin"
