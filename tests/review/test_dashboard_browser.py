@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +68,17 @@ def browser_page() -> Iterator[Page]:
             browser.close()
 
 
+def wait_until(page: Page, predicate: str, arg: object = None, *, timeout: float = 15.0) -> None:
+    """Poll a JavaScript predicate (an arrow function) until it holds. Playwright's own
+    `wait_for_function` compiles its predicate with `new Function`, which the dashboard's
+    Content-Security-Policy (no 'unsafe-eval') refuses; `evaluate` is not affected."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+        page.wait_for_timeout(50)
+
+
 def shot(page: Page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
@@ -80,6 +92,7 @@ def login(page: Page, live_server: LiveServer, username: str) -> None:
     page.fill("input[name=password]", "pw-for-tests")
     page.click("button[type=submit]")
     page.wait_for_selector(".grid")
+    page.wait_for_load_state("domcontentloaded")  # the deferred keys.js has run: shortcuts answer
 
 
 @pytest.fixture
@@ -98,8 +111,9 @@ def test_reviewer_logs_in_approves_rejects_and_publishes(
         login(page, live_server, "rita")
         assert page.locator(".tile").count() == len(reviewable_assets)
         # Every thumbnail actually loaded (naturalWidth is 0 for a broken image).
-        page.wait_for_function(
-            "Array.from(document.querySelectorAll('.tile img')).every(i => i.complete && i.naturalWidth > 0)"
+        wait_until(
+            page,
+            "() => Array.from(document.querySelectorAll('.tile img')).every(i => i.complete && i.naturalWidth > 0)",
         )
         shot(page, "queue")
 
@@ -235,7 +249,7 @@ def test_a_clip_plays_on_its_asset_page(live_server: LiveServer, reviewable_clip
         assert f"serial {clip.pk} ✓" in page.inner_text("#watermark")
         assert page.get_attribute("#player", "aria-label") == clip.alt_text
         page.evaluate("() => document.querySelector('#player').play()")  # muted: no gesture needed
-        page.wait_for_function("document.querySelector('#player').readyState >= 2")
+        wait_until(page, "() => document.querySelector('#player').readyState >= 2")
         facts = page.evaluate(
             """() => { const v = document.querySelector('#player');
                 return {duration: v.duration, width: v.videoWidth, height: v.videoHeight, error: v.error,
@@ -244,9 +258,10 @@ def test_a_clip_plays_on_its_asset_page(live_server: LiveServer, reviewable_clip
         assert facts["error"] is None and (facts["width"], facts["height"]) == (256, 256)
         assert facts["duration"] == pytest.approx(1.0, abs=0.05)
         # It plays: the clock moves (forward, or round again: it loops).
-        page.wait_for_function(
+        wait_until(
+            page,
             "t => { const now = document.querySelector('#player').currentTime; return now > t + 0.2 || now < t; }",
-            arg=facts["time"],
+            facts["time"],
         )
         shot(page, "clip")
     # Chromium asked for the clip by byte range and was answered with the range.
