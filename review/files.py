@@ -4,7 +4,8 @@ Django's FileResponse always answers 200 with the whole file. Chromium plays a s
 but a player seeks by asking for byte ranges, and Safari does not play a <video> at all from a
 server that does not answer them with 206 Partial Content. One range per request is all players
 ask for; anything else (several ranges, If-Range, a malformed header) gets the whole file, which
-RFC 9110 allows.
+RFC 9110 allows. A position is 1 to 18 ASCII digits: `\\d` would let in digits of other scripts,
+which int() reads, and int() refuses more than 4,300 digits, which a header can hold.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
-_RANGE = re.compile(r"^bytes=(?P<start>\d*)-(?P<end>\d*)$")
+_RANGE = re.compile(r"^bytes=(?P<start>[0-9]{0,18})-(?P<end>[0-9]{0,18})\Z")
 CHUNK = 64 * 1024
 
 

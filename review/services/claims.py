@@ -38,14 +38,18 @@ def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: tim
 
     A reviewer who already holds a live claim gets that asset again. Otherwise the next free
     asset is locked with SKIP LOCKED, so concurrent reviewers never get the same one: requests
-    with a deadline first (earliest deadline first), then oldest first; assets the reviewer
-    already decided on and assets under another reviewer's live lease are skipped.
+    with a deadline first (earliest deadline first), then oldest first. Skipped, in the same
+    query: assets under another reviewer's live lease, and every asset the reviewer may not
+    decide on: those they already decided on, and those of a campaign they requested
+    (segregation of duties). Leasing such an asset would hold it from every reviewer who may
+    decide on it until the lease ran out.
     """
     role_require(reviewer, REVIEW)
     now = now or timezone.now()
     held = (
         Asset.objects.select_for_update()
         .filter(state=AssetState.IN_REVIEW, claimed_by=reviewer, lease_expires_at__gt=now)
+        .exclude(campaign__requested_by=reviewer)
         .order_by("lease_expires_at")
         .first()
     )
@@ -56,6 +60,7 @@ def review_task_claim(*, reviewer: User, now: datetime | None = None, lease: tim
         .filter(state=AssetState.IN_REVIEW)
         .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lte=now))
         .exclude(decisions__reviewer=reviewer)
+        .exclude(campaign__requested_by=reviewer)
         .order_by(*QUEUE_ORDER)
         .first()
     )

@@ -3,6 +3,8 @@ or a selection), ask for new variants, publish, revoke, and comment."""
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
@@ -10,11 +12,22 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from provenance.errors import ProvenanceError, SigningError, StorageError
 from review import orchestrator, services
 from review.errors import ReviewError
-from review.forms import ApproveForm, BulkDecisionForm, CommentForm, RegenerateForm, RejectForm, RevokeForm
+from review.forms import (
+    ApproveForm,
+    BulkDecisionForm,
+    CommentForm,
+    RegenerateForm,
+    RejectForm,
+    RevokeForm,
+    form_problems,
+)
 from review.models import ReviewDecision
 from review.views import asset_or_404
+
+logger = logging.getLogger("greenlight.review")
 
 
 @permission_required("review.review_asset", raise_exception=True)
@@ -47,7 +60,7 @@ def asset_approve(request: HttpRequest, serial: int) -> HttpResponse:
     asset = asset_or_404(serial)
     form = ApproveForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Asset {serial} not approved: {form.errors.as_text()}")
+        messages.error(request, f"Asset {serial} not approved: {form_problems(form)}")
         return redirect("review:asset", serial=serial)
     try:
         services.asset_approve(asset=asset, reviewer=request.user, comment=form.cleaned_data["comment"])  # type: ignore[arg-type]
@@ -64,7 +77,7 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
     asset = asset_or_404(serial)
     form = RejectForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Asset {serial} not rejected: choose a reason ({form.errors.as_text()})")
+        messages.error(request, f"Asset {serial} not rejected: choose a reason ({form_problems(form)})")
         return redirect("review:asset", serial=serial)
     try:
         services.asset_reject(
@@ -85,16 +98,14 @@ def asset_reject(request: HttpRequest, serial: int) -> HttpResponse:
 def assets_bulk(request: HttpRequest) -> HttpResponse:
     """Approve or reject the assets selected in the grid."""
     form = BulkDecisionForm(request.POST)
-    serials = [int(s) for s in request.POST.getlist("serials") if s.isdigit()]
-    if not serials:
+    if not request.POST.getlist("serials"):
         messages.error(request, "Select at least one asset first.")
     elif not form.is_valid():
-        problems = " ".join(str(e) for e in form.non_field_errors()) or form.errors.as_text()
-        messages.error(request, f"Nothing decided: {problems}")
+        messages.error(request, f"Nothing decided: {form_problems(form)}")
     else:
         try:
             result = services.assets_decide_bulk(
-                serials=serials,
+                serials=form.cleaned_data["serials"],
                 reviewer=request.user,  # type: ignore[arg-type]
                 decision=form.cleaned_data["decision"],
                 reason=form.cleaned_data["reason"],
@@ -119,7 +130,7 @@ def asset_regenerate(request: HttpRequest, serial: int) -> HttpResponse:
     asset = asset_or_404(serial)
     form = RegenerateForm(request.POST, variables=asset.variables)
     if not form.is_valid():
-        messages.error(request, f"Nothing regenerated: {form.errors.as_text()}")
+        messages.error(request, f"Nothing regenerated: {form_problems(form)}")
         return redirect("review:asset", serial=serial)
     try:
         serials = services.asset_regenerate(
@@ -157,6 +168,9 @@ def asset_publish(request: HttpRequest, serial: int) -> HttpResponse:
     except ReviewError as exc:
         messages.error(request, str(exc))
         return redirect("review:asset", serial=serial)
+    except ProvenanceError as exc:  # its master missing from storage, signing files unusable, ...
+        messages.error(request, _provenance_failure(serial, "published", exc))
+        return redirect("review:asset", serial=serial)
     messages.success(request, f"Published asset {serial}: {', '.join(p.path for p in publications)}")
     return redirect("review:asset", serial=serial)
 
@@ -166,15 +180,31 @@ def asset_publish(request: HttpRequest, serial: int) -> HttpResponse:
 def asset_revoke(request: HttpRequest, serial: int) -> HttpResponse:
     form = RevokeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a reason to revoke the asset.")
+        messages.error(request, f"Give a reason to revoke the asset ({form_problems(form)}).")
         return redirect("review:asset", serial=serial)
     try:
         services.asset_revoke(asset=asset_or_404(serial), user=request.user, reason=form.cleaned_data["reason"])  # type: ignore[arg-type]
     except ReviewError as exc:
         messages.error(request, str(exc))
+    except ProvenanceError as exc:  # the publish target could not be written to
+        messages.error(request, _provenance_failure(serial, "revoked", exc))
     else:
         messages.success(request, f"Revoked asset {serial}: its published files were removed.")
     return redirect("review:asset", serial=serial)
+
+
+# What a provenance failure is, in a message a publisher reads; the details (paths on the
+# server, the signing files) go to the log, which the people who can fix them read.
+PROVENANCE_FAILURES: dict[type[ProvenanceError], str] = {
+    StorageError: "a stored or published file could not be read or written",
+    SigningError: "the signing files could not be used",
+}
+
+
+def _provenance_failure(serial: int, verb: str, exc: ProvenanceError) -> str:
+    logger.error("asset %s not %s: %s", serial, verb, exc, exc_info=exc)
+    problem = next((text for kind, text in PROVENANCE_FAILURES.items() if isinstance(exc, kind)), str(exc))
+    return f"Asset {serial} not {verb}: {problem} (the server log has the details)."
 
 
 @permission_required("review.view_asset", raise_exception=True)
@@ -182,7 +212,7 @@ def asset_revoke(request: HttpRequest, serial: int) -> HttpResponse:
 def asset_comment(request: HttpRequest, serial: int) -> HttpResponse:
     form = CommentForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Comment not saved: {form.errors.as_text()}")
+        messages.error(request, f"Comment not saved: {form_problems(form)}")
         return redirect("review:asset", serial=serial)
     try:
         services.asset_comment(asset=asset_or_404(serial), user=request.user, text=form.cleaned_data["text"])  # type: ignore[arg-type]

@@ -134,3 +134,29 @@ def test_a_campaign_given_a_deadline_later_moves_its_assets_ahead() -> None:
     assert (late.queue_priority, late.queue_deadline) == (0, request.deadline)
     claimed = review_task_claim(reviewer=reviewer)
     assert claimed is not None and claimed.pk == late.pk
+
+
+@pytest.mark.django_db
+def test_a_requester_who_also_reviews_is_never_handed_assets_of_their_own_request() -> None:
+    requester = make_user(username="rosa", roles=("reviewer", "requester"))
+    own = AssetFactory.create(campaign=CampaignFactory.create(kind="request", requested_by=requester))
+    other = AssetFactory.create()  # later, and with no deadline: behind `own` in claim order
+    claimed = review_task_claim(reviewer=requester)
+    assert claimed is not None and claimed.pk == other.pk
+    # Not leased to the requester, so a reviewer who may decide on it gets it at once.
+    sam = make_user(username="sam")
+    taken = review_task_claim(reviewer=sam)
+    assert taken is not None and taken.pk == own.pk
+    asset_approve(asset=taken, reviewer=sam)
+    asset_approve(asset=claimed, reviewer=requester)
+    assert review_task_claim(reviewer=requester) is None
+
+
+@pytest.mark.django_db
+def test_a_requester_with_only_their_own_assets_waiting_gets_nothing_and_holds_nothing() -> None:
+    requester = make_user(roles=("reviewer", "requester"))
+    own = AssetFactory.create(campaign=CampaignFactory.create(kind="request", requested_by=requester))
+    assert review_task_claim(reviewer=requester) is None
+    own.refresh_from_db()
+    assert own.claimed_by is None and own.lease_expires_at is None
+    assert not AuditEvent.objects.filter(asset=own, action=AuditAction.CLAIMED).exists()

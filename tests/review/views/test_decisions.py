@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from review.models import Asset
 from review.states import AssetState
-from tests.factories import AssetFactory, make_user
+from tests.factories import AssetFactory, CampaignFactory, make_user
+from tests.fixture_types import SettingsWrapper
 
 pytestmark = pytest.mark.django_db
 
@@ -145,3 +146,69 @@ def test_a_comment_the_service_refuses_is_reported_not_saved(
     response = reviewer_client.post(reverse("review:comment", args=[asset.pk]), {"text": "far too long"}, follow=True)
     assert "Comment not saved: comment length must be at most 5 characters (got 12)" in response.content.decode()
     assert not asset.events.exists()
+
+
+def _arabic_indic(number: int) -> str:
+    """`number` in ARABIC-INDIC digits: str.isdigit() is true and int() reads it back."""
+    return "".join(chr(0x660 + int(d)) for d in str(number))
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param("²", id="superscript-two"),  # isdigit(), but int() refuses it: was a 500
+        pytest.param("arabic-indic", id="arabic-indic"),  # int() reads it: was taken as the serial
+        pytest.param("9" * 19, id="past-bigint"),
+        pytest.param("-1", id="negative"),
+        pytest.param("1\x00", id="nul"),
+    ],
+)
+def test_bulk_refuses_serials_not_written_in_ascii_digits_naming_the_value(reviewer_client: Client, sent: str) -> None:
+    asset = AssetFactory.create()
+    value = _arabic_indic(asset.pk) if sent == "arabic-indic" else sent
+    response = reviewer_client.post(
+        reverse("review:bulk"), {"decision": "approve", "serials": [str(asset.pk), value]}, follow=True
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Nothing decided: serials" in html and "digits 0-9" in html
+    assert repr(value)[1:-1] in html  # the value sent, quoted back
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.IN_REVIEW  # none of the selection decided
+
+
+def test_bulk_refuses_more_serials_than_a_decision_takes(reviewer_client: Client) -> None:
+    from review.forms import BULK_MAX
+
+    response = reviewer_client.post(
+        reverse("review:bulk"),
+        {"decision": "approve", "serials": [str(n) for n in range(1, BULK_MAX + 2)]},
+        follow=True,
+    )
+    assert f"at most {BULK_MAX} assets at once" in response.content.decode()
+
+
+def test_a_requester_who_reviews_is_shown_why_they_cannot_decide_and_review_next_passes_over_it(
+    client: Client,
+) -> None:
+    requester = make_user(username="rosa", roles=("reviewer", "requester"))
+    own = AssetFactory.create(campaign=CampaignFactory.create(kind="request", requested_by=requester))
+    client.force_login(requester)
+    html = client.get(reverse("review:asset", args=[own.pk])).content.decode()
+    assert 'id="requested-by-me"' in html and 'id="approve"' not in html
+    nothing = client.post(reverse("review:claim"), follow=True)
+    assert "Nothing is waiting for your review." in nothing.content.decode()
+    assert Asset.objects.get(pk=own.pk).claimed_by is None
+
+
+def test_publishing_an_asset_whose_master_is_missing_from_storage_says_so(
+    client: Client, greenlight_settings: SettingsWrapper, caplog: pytest.LogCaptureFixture
+) -> None:
+    asset = AssetFactory.create(state=AssetState.APPROVED, file_path="masters/gone.png", mime="image/png")
+    client.force_login(make_user(roles=("publisher",)))
+    response = client.post(reverse("review:publish", args=[asset.pk]), follow=True)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"Asset {asset.pk} not published: a stored or published file could not be read or written" in html
+    assert str(greenlight_settings.GREENLIGHT_STORAGE_ROOT) not in html  # the server's paths stay in its log
+    assert Asset.objects.get(pk=asset.pk).state == AssetState.APPROVED
+    assert any("gone.png" in r.getMessage() for r in caplog.records if r.name == "greenlight.review")

@@ -3,14 +3,19 @@ who may see them, what they show, and how many queries they cost."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 from pytest_django.fixtures import DjangoAssertNumQueries
 
+from provenance.storage import LocalStorage
 from review.models import Asset
 from review.states import AssetState
-from tests.factories import make_user
+from tests.factories import AssetFactory, make_user
+from tests.fixture_types import SettingsWrapper
 from tests.review.helpers import body
 
 pytestmark = pytest.mark.django_db
@@ -216,3 +221,93 @@ def test_a_clip_is_served_as_mp4_whole_or_by_byte_range(reviewer_client: Client,
     # Several ranges at once are not something players ask for: the whole file answers them.
     several = reviewer_client.get(url, headers={"Range": "bytes=0-1,5-9"})
     assert several.status_code == 200 and body(several) == data
+
+
+# --- input it cannot read, files missing from storage -----------------------------------------
+
+
+@pytest.mark.parametrize("page", ["١", "²", "0", "-1", "9" * 19, "9" * 5000, "1.5", "2\x00"])
+def test_a_page_number_not_written_in_ascii_digits_is_refused_naming_it(reviewer_client: Client, page: str) -> None:
+    AssetFactory.create()
+    response = reviewer_client.get(reverse("review:queue"), {"page": page})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="filter-problems"' in html and "Not understood: page" in html
+    assert repr(page)[1:-1][:18] in html
+    assert "Showing page 1 of in review" in html
+
+
+def test_an_unknown_state_is_refused_naming_it(reviewer_client: Client) -> None:
+    response = reviewer_client.get(reverse("review:queue"), {"state": "lost"})
+    assert response.status_code == 400 and "state &#x27;lost&#x27;" in response.content.decode()
+
+
+def test_a_page_number_past_the_last_page_is_not_refused(reviewer_client: Client) -> None:
+    response = reviewer_client.get(reverse("review:queue"), {"page": "9" * 18})
+    assert response.status_code == 200 and 'id="filter-problems"' not in response.content.decode()
+
+
+@pytest.fixture
+def stored_files_gone(greenlight_settings: SettingsWrapper) -> Asset:
+    """An asset in review whose master and thumbnail were recorded but are not in storage."""
+    asset: Asset = AssetFactory.create(file_path="masters/gone.png", thumb_path="thumbs/gone.jpg", mime="image/png")
+    return asset
+
+
+def test_an_asset_whose_master_is_missing_from_storage_is_shown_as_such_and_logged(
+    reviewer_client: Client, stored_files_gone: Asset, caplog: pytest.LogCaptureFixture
+) -> None:
+    asset = stored_files_gone
+    with caplog.at_level(logging.WARNING, logger="greenlight.review"):
+        response = reviewer_client.get(reverse("review:asset", args=[asset.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="master-problem"' in html and "master missing from storage" in html
+    assert "thumbnail missing from storage" in html
+    assert reverse("review:file", args=[asset.pk, "master"]) not in html  # no broken image
+    assert asset.prompt in html and 'id="approve"' in html  # the rest of the page, and the decision
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"asset {asset.pk}: its master 'masters/gone.png' is missing from storage" in logged
+    assert f"asset {asset.pk}: its thumbnail 'thumbs/gone.jpg' is missing from storage" in logged
+
+
+@pytest.mark.parametrize("kind", ["master", "thumbnail"])
+def test_a_file_missing_from_storage_answers_404(reviewer_client: Client, stored_files_gone: Asset, kind: str) -> None:
+    response = reviewer_client.get(reverse("review:file", args=[stored_files_gone.pk, kind]))
+    assert response.status_code == 404
+
+
+def test_a_stored_path_outside_the_storage_root_answers_404_and_is_shown_as_such(
+    reviewer_client: Client, greenlight_settings: SettingsWrapper
+) -> None:
+    asset = AssetFactory.create(file_path="../../etc/passwd", mime="image/png")
+    assert reviewer_client.get(reverse("review:file", args=[asset.pk, "master"])).status_code == 404
+    html = reviewer_client.get(reverse("review:asset", args=[asset.pk])).content.decode()
+    assert "master outside the storage root" in html
+
+
+@pytest.fixture
+def stored_master(greenlight_settings: SettingsWrapper) -> tuple[Asset, bytes]:
+    """An asset whose master is a stored file of 1,000 known bytes."""
+    data = bytes(range(256)) * 3 + bytes(232)
+    LocalStorage(Path(greenlight_settings.GREENLIGHT_STORAGE_ROOT)).write("masters/known.bin", data)
+    asset: Asset = AssetFactory.create(file_path="masters/known.bin", mime="image/png")
+    return asset, data
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("bytes=" + "9" * 5000 + "-", id="past-int-digit-limit"),  # int() raised: was a 500
+        pytest.param("bytes=-" + "9" * 5000, id="suffix-past-int-digit-limit"),
+        pytest.param("bytes=١٠-", id="arabic-indic"),  # int() reads it: was a 206 from byte 10
+        pytest.param("bytes=1٠-2٠", id="mixed-digits"),
+        pytest.param("bytes=10-20\n", id="trailing-newline"),
+    ],
+)
+def test_a_range_not_written_in_ascii_digits_gets_the_whole_file(
+    reviewer_client: Client, stored_master: tuple[Asset, bytes], header: str
+) -> None:
+    asset, data = stored_master
+    response = reviewer_client.get(reverse("review:file", args=[asset.pk, "master"]), headers={"Range": header})
+    assert response.status_code == 200 and body(response) == data
