@@ -10,8 +10,8 @@ from PIL import Image
 from prompt_library.specs import Variant
 from provenance.credentials import c2pa_sign, generated_manifest, signed_manifest
 from provenance.errors import WatermarkError
-from provenance.media import MIME, WATERMARK_FRAMES
-from provenance.mp4 import Clip, mp4_decode, mp4_encode
+from provenance.media import MIME
+from provenance.mp4 import Clip, mp4_encode, mp4_watermark_frames
 from provenance.renditions import RenditionRequest, image_encode, rendition_sign, thumbnail_render
 from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read_frames
@@ -80,11 +80,11 @@ def clip_finalize(
 
 
 def clip_encode(frames: list[Image.Image], fps: int, *, serial: int) -> bytes:
-    """The marked frames as an MP4 whose first ``WATERMARK_FRAMES`` decoded frames read back
-    ``serial`` (what `verify` reads), at the first of ``MASTER_CRFS`` that keeps it."""
+    """The marked frames as an MP4 whose first decoded frames read back ``serial``
+    (``mp4_watermark_frames``: what `verify` reads), at the first of ``MASTER_CRFS`` that keeps it."""
     for crf in MASTER_CRFS:
         data = mp4_encode(frames, fps, crf=crf)
-        reading = watermark_read_frames(mp4_decode(data, limit=WATERMARK_FRAMES))
+        reading = watermark_read_frames(mp4_watermark_frames(data))  # exactly the frames verify reads
         if reading.serial == serial:
             return data
     raise WatermarkError(

@@ -21,8 +21,8 @@ from PIL import Image, ImageOps
 
 from provenance.credentials import c2pa_sign, rendition_manifest
 from provenance.errors import MediaError, WatermarkError
-from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_FRAMES, WATERMARK_MIN_SIDE
-from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode
+from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_MIN_SIDE
+from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode, mp4_watermark_frames
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
 
 # Whose mark reads back from a still: its own (marked again at its size), the master's (resized
@@ -248,7 +248,7 @@ def _clip_rendition(
     # Always re-encoded (at the rendition's quality), so always transcoded.
     actions.append("c2pa.transcoded")
     data = mp4_encode(frames, clip.fps, crf=mp4_crf(request.quality))
-    marked = marked and watermark_read_frames(mp4_decode(data, limit=WATERMARK_FRAMES)).serial == serial
+    marked = marked and watermark_read_frames(mp4_watermark_frames(data)).serial == serial  # as verify reads it
     if marked:
         actions.append("c2pa.watermarked")
     return data, actions, marked

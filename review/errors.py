@@ -103,10 +103,11 @@ class RegenerateRefusedError(ReviewError):
 
 
 class VerifyRefusedError(ReviewError):
-    """A file `verify` refuses before examining it; ``reason`` is a stable code for the web
-    status (``too_large`` is HTTP 413, ``not_supported`` 415, the others 400)."""
+    """A file `verify` refuses before examining it, or stops examining; ``reason`` is a stable
+    code for the web status (``too_large`` is HTTP 413, ``not_supported`` 415, ``busy``: every
+    verify slot taken, 429, ``timeout``: its time budget spent, 503, the others 400)."""
 
-    REASONS = ("empty", "too_large", "not_supported", "unreadable", "too_many_pixels")
+    REASONS = ("empty", "too_large", "not_supported", "unreadable", "too_many_pixels", "busy", "timeout")
 
     def __init__(self, reason: str, message: str, *, filename: str = "") -> None:
         if reason not in self.REASONS:

@@ -2,8 +2,10 @@
 
 One service behind the CLI (`manage.py verify`), the dashboard page (`/verify/`) and the API
 (`POST /api/verify`). The file's format comes from its bytes, never from its name; bad input is
-refused before anything expensive runs (size first, then the header's pixel count, then a full
-decode), so no upload can make it decode a decompression bomb or fill the memory.
+refused before anything expensive runs (size first, then the header's pixel count, then a
+decode: a video's only as far as its watermark is read), so no upload can make it decode a
+decompression bomb or fill the memory. On the web each verify also has a time budget, and the
+process runs only a few at once (`limits`).
 
 Identifying an asset, without false matches:
 1. the file's sha256 is one the manifest store holds (a file we signed, unchanged);
@@ -15,6 +17,7 @@ A serial must also be an asset in this database (and its key must match the mani
 
 - report: the frozen facts and the report, and its outcomes
 - decoding: size and format checks, bounded image and video decoding
+- limits: the time budget (`Deadline`) and the process's verify slots (`verify_slot`)
 - examination: what the file says of itself (`file_examine`, no database)
 - verdict: the lookup and the verdict (`file_verify`)
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from review.verify.decoding import format_detect, size_check
 from review.verify.examination import file_examine, watermark_examine
+from review.verify.limits import Deadline, verify_slot
 from review.verify.report import (
     AssetFacts,
     C2paFacts,
@@ -40,6 +44,7 @@ from review.verify.verdict import file_verify
 __all__ = [
     "AssetFacts",
     "C2paFacts",
+    "Deadline",
     "DecisionFacts",
     "Examination",
     "FileFacts",
@@ -52,5 +57,6 @@ __all__ = [
     "file_verify",
     "format_detect",
     "size_check",
+    "verify_slot",
     "watermark_examine",
 ]

@@ -1,23 +1,30 @@
 """Reading an untrusted file within limits: its size first, then its format from its magic
-numbers, then the pixel count its header claims, and only then a full decode, so no upload can
-make `verify` decode a decompression bomb or fill the memory. Formats and limits come from
-`provenance.media`; the byte and pixel limits from the settings."""
+numbers, then the pixel count its header claims, and only then a decode, so no upload can make
+`verify` decode a decompression bomb or fill the memory. A video is decoded as a stream of only
+the frames its watermark is read from (`provenance.mp4.mp4_watermark_frames`: a pixel budget, one
+decoder thread), its frame size refused from the stream header first. Formats and limits come
+from `provenance.media`; the byte and pixel limits from the settings."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import warnings
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from provenance.media import EXTENSIONS_READ, MIME, WATERMARK_FRAMES
+from provenance.errors import MediaError
+from provenance.media import EXTENSIONS_READ, MAX_VIDEO_SIDE, MIME
+from provenance.mp4 import mp4_watermark_frames
 from review.errors import VerifyRefusedError
+from review.verify.limits import Deadline
 
-try:  # MP4 frames for the watermark (C2PA reads MP4 without it)
-    import av
-except ImportError:  # pragma: no cover - PyAV is a declared dependency
-    av = None  # type: ignore[assignment]
+# MP4 frames for the watermark need PyAV (C2PA reads MP4 without it).
+_HAVE_PYAV = importlib.util.find_spec("av") is not None
+# The largest square of a still its watermark is read from (`watermark_still`): the pipeline's
+# largest frame side.
+STILL_READ_SIDE = MAX_VIDEO_SIDE
 
 # Format name -> (mime, PIL format name, extensions that name it).
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "mp4": ""}
@@ -81,49 +88,64 @@ def image_load(image: Image.Image, fmt: str, *, filename: str) -> Image.Image:
     """Decode the opened image fully, as RGB; truncated or corrupt pixel data is refused."""
     try:
         image.load()
-        return image.convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")  # no second copy of an RGB image
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise VerifyRefusedError(
             "unreadable", f"The {fmt.upper()} image data is truncated or corrupt ({error}).", filename=filename
         ) from None
 
 
-def video_frames(data: bytes, *, filename: str) -> list[Image.Image]:
-    """The first WATERMARK_FRAMES frames of an MP4 as RGB images (for the watermark); the frame
-    size is checked against the pixel limit before anything is decoded."""
-    if av is None:  # pragma: no cover
+def watermark_still(image: Image.Image) -> Image.Image:
+    """The part of a decoded still its watermark is read from: all of it, or its central
+    STILL_READ_SIDE x STILL_READ_SIDE when it is larger. The mark is tiled, so a crop only shifts
+    the tile (which the reader finds) and keeps its scale; it bounds the reader's memory and time
+    (it holds several float copies of what it reads) at what the pipeline's largest frame costs."""
+    width, height = image.size
+    if width <= STILL_READ_SIDE and height <= STILL_READ_SIDE:
+        return image
+    left, top = (width - min(width, STILL_READ_SIDE)) // 2, (height - min(height, STILL_READ_SIDE)) // 2
+    return image.crop((left, top, left + min(width, STILL_READ_SIDE), top + min(height, STILL_READ_SIDE)))
+
+
+def video_frames(data: bytes, *, filename: str, deadline: Deadline | None = None) -> list[Image.Image]:
+    """The frames of an MP4 its watermark is read from, as luma ("L") images: the first
+    WATERMARK_FRAMES, fewer when they are larger than 720p (``mp4_watermark_frames``).
+
+    The frame size is refused by the stream header, before any packet is decoded, when it is
+    above GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS (or GREENLIGHT_VERIFY_MAX_PIXELS, if lower), and
+    again by the first decoded frame's, in case the header lied. ``deadline`` is checked before
+    each packet.
+    """
+    if not _HAVE_PYAV:  # pragma: no cover - PyAV is a declared dependency
         return []
-    max_pixels = int(settings.GREENLIGHT_VERIFY_MAX_PIXELS)
-    frames: list[Image.Image] = []
+    limit = min(int(settings.GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS), int(settings.GREENLIGHT_VERIFY_MAX_PIXELS))
+
+    def size_check(width: int, height: int) -> None:
+        if width * height > limit:
+            raise _too_many_pixels((width, height), limit, filename, what="video's frames are")
+
+    def step() -> None:
+        if deadline is not None:
+            deadline.check("decoding the video")
+
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.video:
-                raise VerifyRefusedError("unreadable", "The MP4 file has no video stream.", filename=filename)
-            stream = container.streams.video[0]
-            width, height = stream.codec_context.width, stream.codec_context.height
-            if width * height > max_pixels:
-                raise _too_many_pixels((width, height), max_pixels, filename)
-            for frame in container.decode(stream):
-                frames.append(frame.to_image().convert("RGB"))
-                if len(frames) >= WATERMARK_FRAMES:
-                    break
-    except av.FFmpegError as error:
-        if not frames:
-            raise VerifyRefusedError(
-                "unreadable", f"The MP4 file cannot be decoded ({error}).", filename=filename
-            ) from None
-    if not frames:
-        raise VerifyRefusedError("unreadable", "The MP4 file holds no decodable frame.", filename=filename)
-    return frames
+        return mp4_watermark_frames(data, size_check=size_check, step=step)
+    except MediaError as error:
+        raise VerifyRefusedError("unreadable", f"The MP4 file cannot be read: {error}.", filename=filename) from None
 
 
-def _too_many_pixels(size: tuple[int, int] | None, limit: int, filename: str) -> VerifyRefusedError:
-    said = f"{size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP)" if size else "more pixels than PIL allows"
+def _too_many_pixels(
+    size: tuple[int, int] | None, limit: int, filename: str, *, what: str = "image's header says"
+) -> VerifyRefusedError:
+    said = f"{size[0]}x{size[1]} ({_megapixels(size[0] * size[1])})" if size else "more pixels than PIL allows"
     return VerifyRefusedError(
-        "too_many_pixels",
-        f"The image's header says {said}; verify decodes at most {limit / 1e6:.0f} MP.",
-        filename=filename,
+        "too_many_pixels", f"The {what} {said}; verify decodes at most {_megapixels(limit)}.", filename=filename
     )
+
+
+def _megapixels(pixels: int) -> str:
+    value = pixels / 1e6
+    return f"{value:.0f} MP" if value >= 10 else f"{value:.2g} MP"
 
 
 def _megabytes(size: int) -> str:

@@ -14,7 +14,16 @@ from provenance.errors import WatermarkError
 from provenance.media import WATERMARK_MIN_SIDE
 from provenance.watermark import watermark_read, watermark_read_frames
 from review.errors import VerifyRefusedError
-from review.verify.decoding import FORMATS, format_detect, image_load, image_open, size_check, video_frames
+from review.verify.decoding import (
+    FORMATS,
+    format_detect,
+    image_load,
+    image_open,
+    size_check,
+    video_frames,
+    watermark_still,
+)
+from review.verify.limits import Deadline
 from review.verify.report import C2paFacts, Examination, FileFacts, WatermarkFacts
 
 # Failure codes that say the content changed while the credentials themselves held.
@@ -23,10 +32,13 @@ CONTENT_BINDING_CODES = frozenset(
 )
 
 
-def file_examine(*, data: bytes, filename: str, context: c2pa_lib.Context) -> Examination:
+def file_examine(
+    *, data: bytes, filename: str, context: c2pa_lib.Context, deadline: Deadline | None = None
+) -> Examination:
     """The database-free half of `file_verify`: refusals, format, decode, C2PA and watermark.
 
-    ``context`` is a reader context with the project's trust anchors (``reader_context``).
+    ``context`` is a reader context with the project's trust anchors (``reader_context``);
+    ``deadline``, a time budget checked while a video is decoded and between the steps.
     """
     # 1. Cheap refusals on the bytes and the header; then a full decode.
     size_check(len(data), filename=filename)
@@ -38,21 +50,26 @@ def file_examine(*, data: bytes, filename: str, context: c2pa_lib.Context) -> Ex
         notes.append(f"The name says .{extension}, but the content is {fmt.upper()}: verified as {fmt.upper()}.")
     decode_error: VerifyRefusedError | None = None
     if fmt == "mp4":
-        frames = video_frames(data, filename=filename)
+        frames = video_frames(data, filename=filename, deadline=deadline)
         width, height = frames[0].size if frames else (0, 0)
     else:
         image = image_open(data, fmt, filename=filename)
         width, height = image.size
         try:
-            frames = [image_load(image, fmt, filename=filename)]
+            frames = [watermark_still(image_load(image, fmt, filename=filename))]
         except VerifyRefusedError as refused:  # a tampered file may still carry a manifest: read it first
             frames, decode_error = [], refused
+        del image  # the watermark needs only its part (`watermark_still`): free the whole decoded image
     sha256 = hashlib.sha256(data).hexdigest()
     file = FileFacts(filename, len(data), sha256, fmt, mime, width, height, not extension or extension in extensions)
 
     # 2. The file's own Content Credentials, read with our trust anchors and no network.
+    if deadline is not None:
+        deadline.check("reading the Content Credentials")
     c2pa = _c2pa_facts(c2pa_read(data, mime=mime, context=context))
     # 3. The watermark, from the decoded pixels.
+    if deadline is not None:
+        deadline.check("reading the watermark")
     if decode_error is None:
         watermark = _watermark_facts(frames)
     elif c2pa.label is None:  # neither pixels nor credentials: a truncated or corrupt file
@@ -73,7 +90,7 @@ def watermark_examine(data: bytes, *, mime: str) -> WatermarkFacts:
         if fmt == "mp4":
             frames = video_frames(data, filename="")
         else:
-            frames = [image_load(image_open(data, fmt, filename=""), fmt, filename="")]
+            frames = [watermark_still(image_load(image_open(data, fmt, filename=""), fmt, filename=""))]
     except VerifyRefusedError as refused:
         return WatermarkFacts(False, None, None, f"not read: {refused}")
     return _watermark_facts(frames)

@@ -8,6 +8,7 @@ from provenance.config import provenance_config_from_settings
 from provenance.credentials import reader_context
 from review.models import Asset, ManifestRecord
 from review.verify.examination import file_examine
+from review.verify.limits import Deadline
 from review.verify.report import (
     AssetFacts,
     C2paFacts,
@@ -20,17 +21,18 @@ from review.verify.report import (
 )
 
 
-def file_verify(*, data: bytes, filename: str) -> VerifyReport:
+def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None) -> VerifyReport:
     """Examine any file: C2PA state, watermark, the asset they lead to and its stored manifest.
 
     Raises VerifyRefusedError (with a reason code) for input it will not examine: empty, larger
     than GREENLIGHT_VERIFY_MAX_BYTES, not PNG/JPEG/WebP/MP4 by content, more pixels than
-    GREENLIGHT_VERIFY_MAX_PIXELS (checked on the header, before decoding), or truncated or
-    corrupt with no readable manifest either (a tampered file whose pixels no longer decode is
-    still reported, with its manifest's verdict).
+    GREENLIGHT_VERIFY_MAX_PIXELS (a video's frames: GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS; checked on
+    the header, before decoding), or truncated or corrupt with no readable manifest either (a
+    tampered file whose pixels no longer decode is still reported, with its manifest's verdict);
+    and when ``deadline`` (a time budget, `review.verify.limits.Deadline`) is spent (``timeout``).
     """
     with reader_context(provenance_config_from_settings().signing) as context:
-        examined = file_examine(data=data, filename=filename, context=context)
+        examined = file_examine(data=data, filename=filename, context=context, deadline=deadline)
     file, c2pa, watermark, notes = examined.file, examined.c2pa, examined.watermark, list(examined.notes)
     sha256 = file.sha256
 

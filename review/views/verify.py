@@ -1,11 +1,14 @@
 """The verify page and API: any uploaded file in, its verify report out. Uploads are read through
-a bounded in-memory handler, refused by their Content-Length before any of the body is read."""
+a bounded in-memory handler, refused by their Content-Length before any of the body is read. Only
+GREENLIGHT_VERIFY_CONCURRENCY verifies run at once in the process (taken before the body is read,
+so refused requests hold no upload either): another one is answered 429 with Retry-After at
+once; each has GREENLIGHT_VERIFY_TIMEOUT_SECONDS of work, after which it is answered 503."""
 
 from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required, permission_required
@@ -18,10 +21,13 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from review import verify
 from review.errors import VerifyRefusedError
-from review.verify import VerifyReport
+from review.verify import Deadline, VerifyReport, verify_slot
+from review.verify.limits import RETRY_AFTER_SECONDS
+
+_Response = TypeVar("_Response", bound=HttpResponse)
 
 VERIFY_ENVELOPE = 64 * 1024  # room for the multipart headers and boundaries around the file
-VERIFY_STATUS = {"too_large": 413, "not_supported": 415}  # other refusals: 400
+VERIFY_STATUS = {"too_large": 413, "not_supported": 415, "busy": 429, "timeout": 503}  # other refusals: 400
 
 
 class BoundedUploadHandler(FileUploadHandler):
@@ -89,7 +95,10 @@ def _verify_read(request: HttpRequest, handler: BoundedUploadHandler) -> VerifyR
         raise VerifyRefusedError("too_large", f"The file is larger than {limit:.1f} MB, the most verify takes.")
     if upload is None:
         raise VerifyRefusedError("empty", "No file was uploaded (send it as the multipart field 'file').")
-    return verify.file_verify(data=upload.read(), filename=upload.name or "")
+    data = upload.read()
+    upload.close()  # the handler's buffer: the bytes are now held once, not twice
+    # The time budget is for the work, from here: the upload's own pace is the server's to bound.
+    return verify.file_verify(data=data, filename=upload.name or "", deadline=Deadline.from_settings())
 
 
 @csrf_exempt  # the upload handler must be installed before CSRF reads the body; `_verify_post` checks CSRF
@@ -99,9 +108,10 @@ def verify_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             handler = _verify_prepare(request)
+            with verify_slot():
+                return _verify_post(request, handler)
         except VerifyRefusedError as refused:
             return _verify_refused(request, refused)
-        return _verify_post(request, handler)
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "POST"])
     return _verify_render(request, report=None, error=None, status=200)
@@ -117,7 +127,14 @@ def _verify_post(request: HttpRequest, handler: BoundedUploadHandler) -> HttpRes
 
 
 def _verify_refused(request: HttpRequest, refused: VerifyRefusedError) -> HttpResponse:
-    return _verify_render(request, report=None, error=str(refused), status=VERIFY_STATUS.get(refused.reason, 400))
+    response = _verify_render(request, report=None, error=str(refused), status=VERIFY_STATUS.get(refused.reason, 400))
+    return _retry_after(response, refused)
+
+
+def _retry_after(response: _Response, refused: VerifyRefusedError) -> _Response:
+    if refused.reason == "busy":
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _verify_render(
@@ -152,9 +169,12 @@ def verify_api(request: HttpRequest) -> JsonResponse:
         response["Allow"] = "POST"
         return response
     try:
-        report = _verify_read(request, _verify_prepare(request))
+        handler = _verify_prepare(request)
+        with verify_slot():
+            report = _verify_read(request, handler)
     except VerifyRefusedError as refused:
-        return JsonResponse(
+        response = JsonResponse(
             {"error": refused.reason, "detail": str(refused)}, status=VERIFY_STATUS.get(refused.reason, 400)
         )
+        return _retry_after(response, refused)
     return JsonResponse(report.to_dict())

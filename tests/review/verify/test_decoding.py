@@ -1,5 +1,6 @@
 """Reading an untrusted file within limits: size, format by magic numbers, and the pixel count
-a header claims, each refused with its reason code before anything is decoded."""
+a header claims, each refused with its reason code before anything is decoded; a video decoded
+only as far as its watermark frames, within a time budget; a large still read from its centre."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import io
 import pytest
 from PIL import Image
 
+from provenance.media import WATERMARK_FRAMES
+from provenance.mp4 import mp4_encode
+from provenance.watermark import watermark_embed, watermark_read_frames
 from review.errors import VerifyRefusedError
-from review.verify import format_detect, size_check
-from review.verify.decoding import image_load, image_open
+from review.verify import Deadline, decoding, format_detect, size_check, watermark_examine
+from review.verify.decoding import image_load, image_open, video_frames, watermark_still
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.samples import product_shot
 
 
 def encoded(fmt: str, size: tuple[int, int] = (8, 8)) -> bytes:
@@ -56,3 +61,73 @@ def test_truncated_pixel_data_is_refused_as_unreadable() -> None:
     with pytest.raises(VerifyRefusedError) as refused:
         image_load(image, "png", filename="cut.png")
     assert refused.value.reason == "unreadable"
+
+
+# --- Video: a stream of only the frames the watermark needs, within a frame-size cap and a budget
+
+
+class CountingClock:
+    """A clock for `Deadline` that advances ``tick`` seconds each time it is read: the budget's
+    checks are counted, and spent, without any real time passing."""
+
+    def __init__(self, tick: float = 0.0) -> None:
+        self.reads = 0
+        self.tick = tick
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.reads * self.tick
+
+
+@pytest.fixture(scope="module")
+def long_clip() -> bytes:
+    """Ten seconds (240 frames) of a marked 256x256 frame, slowly turning."""
+    marked = watermark_embed(product_shot(4).resize((256, 256)), 4242)
+    return mp4_encode([marked.rotate(i * 0.05, resample=Image.Resampling.BILINEAR) for i in range(240)], 24)
+
+
+def test_a_video_whose_frames_are_over_the_cap_is_refused_by_its_header_before_decoding(
+    long_clip: bytes, settings: SettingsWrapper
+) -> None:
+    settings.GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS = 256 * 256 - 1
+    clock = CountingClock()
+
+    with pytest.raises(VerifyRefusedError, match=r"clip\.mp4: The video's frames are 256x256 \(0\.066 MP\)") as refused:
+        video_frames(long_clip, filename="clip.mp4", deadline=Deadline(60, clock=clock))
+
+    assert refused.value.reason == "too_many_pixels"
+    assert clock.reads == 1  # the deadline was started, never checked: no packet was demuxed
+
+
+def test_only_the_watermark_frames_of_a_long_clip_are_decoded(long_clip: bytes) -> None:
+    clock = CountingClock()
+
+    frames = video_frames(long_clip, filename="clip.mp4", deadline=Deadline(60, clock=clock))
+
+    assert len(frames) == WATERMARK_FRAMES and frames[0].size == (256, 256)
+    packets = clock.reads - 1  # one check before each packet demuxed
+    assert WATERMARK_FRAMES <= packets <= WATERMARK_FRAMES + 8  # of 240
+    assert watermark_read_frames(frames).serial == 4242
+
+
+def test_a_spent_time_budget_stops_the_decoding_between_packets(long_clip: bytes) -> None:
+    clock = CountingClock(tick=1.0)  # each check finds one more second spent
+
+    with pytest.raises(VerifyRefusedError, match=r"stopped after 6\.0 s while decoding the video") as refused:
+        video_frames(long_clip, filename="clip.mp4", deadline=Deadline(5, clock=clock))
+
+    assert refused.value.reason == "timeout"
+    assert clock.reads == 7  # started, then five packets within the budget, and the sixth refused
+
+
+def test_a_still_larger_than_the_read_square_is_read_from_its_centre(monkeypatch: pytest.MonkeyPatch) -> None:
+    marked = watermark_embed(product_shot(6).resize((640, 640)), 4242)
+    monkeypatch.setattr(decoding, "STILL_READ_SIDE", 320)
+    buffer = io.BytesIO()
+    marked.save(buffer, "PNG")
+
+    assert watermark_still(marked).size == (320, 320)
+    assert watermark_still(marked.crop((0, 0, 640, 100))).size == (320, 100)
+    small = marked.resize((300, 300))
+    assert watermark_still(small) is small
+    assert watermark_examine(buffer.getvalue(), mime="image/png").serial == 4242  # found in the centre alone

@@ -1,9 +1,12 @@
-"""The verify page and API: login and permission, CSRF, reports, and every kind of bad input
-answered with a clear 4xx within 2 s."""
+"""The verify page and API: login and permission, CSRF, reports, every kind of bad input
+answered with a clear 4xx within 2 s, and bounded work: a few verifies at once (429 beyond), each
+within a time budget (503 past it)."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
 import struct
 import time
 import zlib
@@ -14,13 +17,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
+from pytest_django.live_server_helper import LiveServer
 
 from provenance.config import provenance_config_from_settings
+from provenance.mp4 import mp4_encode
 from provenance.storage import LocalStorage
 from review.models import Asset
+from review.verify import verify_slot
+from review.verify.limits import verify_slots_in_use
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.samples import product_shot
+from tests.provenance.test_mp4 import unknown_codec
 
 pytestmark = pytest.mark.django_db
 
@@ -158,6 +166,8 @@ BAD_INPUTS: list[tuple[str, Callable[[], bytes], str, int, str]] = [
     ("png-header-only", lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "broken.png", 400, "unreadable"),
     ("bomb-20000x20000", lambda: png_claiming(20_000, 20_000), "bomb.png", 400, "too_many_pixels"),
     ("bomb-8000x8000", lambda: png_claiming(8_000, 8_000), "bomb.png", 400, "too_many_pixels"),
+    ("mp4-unknown-codec", lambda: unknown_codec(small_clip()), "clip.mp4", 400, "unreadable"),
+    ("mp4-header-only", lambda: small_clip()[:300], "clip.mp4", 400, "unreadable"),
 ]
 
 
@@ -257,3 +267,114 @@ def test_a_small_real_image_is_answered_in_time(viewer: Client) -> None:
 
     assert time.perf_counter() - started < BAD_INPUT_SECONDS
     assert response.json()["watermark"]["note"] == "not read: 64x64 is too small to carry it"
+
+
+# --- Bounded work: a few verifies at once, each within a time budget ---------------------
+
+
+def small_clip() -> bytes:
+    """Half a second of a 256x256 product shot at 24 fps."""
+    frame = product_shot(8).resize((256, 256))
+    return mp4_encode([frame.rotate(i * 0.1) for i in range(12)], 24)
+
+
+@pytest.mark.parametrize("url", [API, "/verify/"])
+def test_a_verify_beyond_the_concurrency_limit_is_answered_429_with_retry_after(
+    viewer: Client, greenlight_settings: SettingsWrapper, url: str
+) -> None:
+    greenlight_settings.GREENLIGHT_VERIFY_CONCURRENCY = 1
+    started = time.perf_counter()
+
+    with verify_slot():  # another request's verify, under way
+        busy = viewer.post(url, upload(encoded("PNG"), "a.png"))
+
+    assert time.perf_counter() - started < BAD_INPUT_SECONDS  # answered at once, not queued
+    assert busy.status_code == 429 and busy["Retry-After"] == "2"
+    message = "Verify is busy: this server verifies 1 file at a time and all are taken."
+    if url == API:
+        assert busy.json()["error"] == "busy" and busy.json()["detail"].startswith(message)
+    else:
+        assert message in busy.content.decode()
+    assert verify_slots_in_use() == 0
+    assert viewer.post(url, upload(encoded("PNG"), "a.png")).status_code == 200  # the slot is free again
+
+
+def test_the_default_limit_lets_two_verifies_run_and_refuses_a_third(viewer: Client) -> None:
+    with verify_slot():
+        assert viewer.post(API, upload(encoded("PNG"), "a.png")).status_code == 200
+        with verify_slot():
+            assert viewer.post(API, upload(encoded("PNG"), "a.png")).status_code == 429
+
+
+@pytest.mark.parametrize("url", [API, "/verify/"])
+def test_a_verify_past_its_time_budget_is_answered_503_and_frees_its_slot(
+    viewer: Client, greenlight_settings: SettingsWrapper, url: str
+) -> None:
+    greenlight_settings.GREENLIGHT_VERIFY_TIMEOUT_SECONDS = 1e-9  # spent before the first packet is read
+
+    response = viewer.post(url, upload(small_clip(), "clip.mp4"))
+
+    assert response.status_code == 503 and "Retry-After" not in response
+    message = "while decoding the video: it spends at most 1e-09 s on a file"
+    if url == API:
+        assert response.json()["error"] == "timeout" and message in response.json()["detail"]
+    else:
+        assert message in response.content.decode()
+    assert verify_slots_in_use() == 0
+
+
+def test_a_clip_within_its_budget_is_verified(viewer: Client) -> None:
+    response = viewer.post(API, upload(small_clip(), "clip.mp4"))
+
+    assert response.status_code == 200
+    assert response.json()["file"]["format"] == "mp4" and response.json()["file"]["width"] == 256
+
+
+def test_a_video_whose_frames_are_over_the_cap_is_refused_by_its_header(
+    viewer: Client, greenlight_settings: SettingsWrapper
+) -> None:
+    greenlight_settings.GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS = 200 * 200
+
+    response = viewer.post(API, upload(small_clip(), "clip.mp4"))
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "too_many_pixels",
+        "detail": "clip.mp4: The video's frames are 256x256 (0.066 MP); verify decodes at most 0.04 MP.",
+    }
+
+
+def test_over_http_a_busy_verify_is_refused_without_holding_its_upload(
+    live_server: LiveServer, greenlight_settings: SettingsWrapper
+) -> None:
+    greenlight_settings.GREENLIGHT_VERIFY_CONCURRENCY = 1
+    session = Client()
+    session.force_login(make_user(username="vic", roles=("reviewer",)))
+    cookie = f"sessionid={session.cookies['sessionid'].value}"
+    host, port = live_server.url.removeprefix("http://").split(":")
+
+    def post(data: bytes) -> tuple[int, dict[str, str], bytes]:
+        boundary = "greenlight-test-boundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": cookie}
+            connection.request("POST", API, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    large = encoded("PNG") + b"\x00" * (8 * 2**20)  # 8 MB: more than the sockets buffer
+    with verify_slot():
+        status, headers, body = post(large)
+    assert (status, headers["Retry-After"], json.loads(body)["error"]) == (429, "2", "busy")
+    status, _, body = post(encoded("PNG"))
+    assert status == 200 and json.loads(body)["outcome"] == "nothing"
