@@ -65,3 +65,9 @@ def flip_image_byte(data: bytes, mime: str) -> bytes:
     tampered = bytearray(data)
     tampered[index] ^= 0x01
     return bytes(tampered)
+
+
+def unknown_codec(clip: bytes) -> bytes:
+    """The clip with its sample entry's codec renamed to one FFmpeg does not know."""
+    entry = clip.index(b"avc1", clip.index(b"stsd"))
+    return clip[:entry] + b"zzzz" + clip[entry + 4 :]

@@ -27,8 +27,7 @@ from review.verify import verify_slot
 from review.verify.limits import verify_slots_in_use
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
-from tests.provenance.samples import product_shot
-from tests.provenance.test_mp4 import unknown_codec
+from tests.provenance.samples import product_shot, unknown_codec
 
 pytestmark = pytest.mark.django_db
 
