@@ -54,7 +54,18 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 @admin.register(Publication)
 class PublicationAdmin(admin.ModelAdmin):
-    list_display = ["asset", "rendition", "path", "width", "height", "published_by", "created_at"]
+    list_display = [
+        "asset",
+        "rendition",
+        "path",
+        "state",
+        "width",
+        "height",
+        "published_by",
+        "created_at",
+        "revoked_at",
+    ]
+    list_filter = ["state"]
     list_select_related = ["asset", "published_by"]
     readonly_fields = [f.name for f in Publication._meta.fields]
 

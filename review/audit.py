@@ -31,6 +31,7 @@ class AuditAction(models.TextChoices):
     # Publishers.
     PUBLISHED = "published", "Published"
     REVOKED = "revoked", "Revoked"
+    PUBLICATION_ROLLED_BACK = "publication_rolled_back", "Publication rolled back"
     WEBHOOK_DELIVERED = "webhook_delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook_failed", "Webhook failed"
     # Sessions and Django's admin (review.signals).
@@ -43,6 +44,8 @@ class AuditAction(models.TextChoices):
     ADMIN_CHANGED = "admin_changed", "Changed in the admin"
     ADMIN_DELETED = "admin_deleted", "Deleted in the admin"
     ADMIN_LOGGED = "admin_logged", "Other admin action"
+    # Housekeeping: a sweep of crash leftovers (infra.sweep), its report in the detail.
+    SWEPT = "swept", "Crash leftovers swept"
 
 
 # Names the log held before every action was a past tense, and what they mean today.

@@ -5,6 +5,8 @@ ReviewError                  anything refused by a review service
 ├── IllegalTransitionError   an asset cannot move from its state to the one asked for
 ├── AlreadyDecidedError      this reviewer has already decided on this asset
 ├── PublishRefusedError      publishing an asset that is not approved
+├── PublishInProgressError   publishing an asset whose publication is still being written
+├── PublicationRolledBackError a publication rolled back (or revoked) while its files were written
 ├── ClaimedByOtherError      another reviewer holds a live lease on the asset
 ├── RoleRequiredError        the user lacks the role (permission) the action needs
 ├── SegregationOfDutiesError a requester deciding on assets of their own request
@@ -57,6 +59,24 @@ class PublishRefusedError(ReviewError):
         self.serial = serial
         self.state = state
         super().__init__(f"Asset {serial} is {state}: only approved assets can be published")
+
+
+class PublishInProgressError(ReviewError):
+    def __init__(self, serial: int, since: str) -> None:
+        self.serial = serial
+        self.since = since
+        super().__init__(f"Asset {serial} is being published (since {since}): wait for that publication to finish")
+
+
+class PublicationRolledBackError(ReviewError):
+    def __init__(self, serial: int, removed: list[str]) -> None:
+        self.serial = serial
+        self.removed = removed
+        super().__init__(
+            f"Asset {serial}'s publication was rolled back or revoked while its files were being written; "
+            f"its files were removed ({', '.join(removed) or 'none were left'}): "
+            "publish it again if it is still approved"
+        )
 
 
 class UnknownAssetsError(ReviewError):

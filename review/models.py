@@ -175,7 +175,19 @@ class AuditEvent(models.Model):
 
 
 class Publication(models.Model):
-    """A signed rendition of an approved asset, written to the publish target."""
+    """A signed rendition of an approved asset, written to the publish target.
+
+    The row is the publication's intent, committed before its file is written: `writing` while
+    the file is being written, `published` once every rendition of the publication is written
+    (one transaction completes them all, with the asset's move to published), `rolled_back` when
+    its files were removed instead (a write failed, or the sweeper found it abandoned by a
+    process that died). So no published file is ever unknown to this table.
+    """
+
+    class State(models.TextChoices):
+        WRITING = "writing", "Writing"
+        PUBLISHED = "published", "Published"
+        ROLLED_BACK = "rolled_back", "Rolled back"
 
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="publications")
     rendition = models.CharField(max_length=50)
@@ -188,9 +200,14 @@ class Publication(models.Model):
     published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices)
 
     class Meta:
         ordering = ["created_at", "rendition"]
+        indexes = [
+            # The sweeper's question: which publications are still being written, oldest first.
+            models.Index(fields=["created_at"], name="publication_writing", condition=models.Q(state="writing"))
+        ]
 
     def __str__(self) -> str:
         return f"{self.rendition} of asset {self.asset_id}: {self.path}"

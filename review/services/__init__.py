@@ -7,7 +7,8 @@ field and the value. The pipeline's own door into review is `review.intake`, not
 
 - claims: a reviewer leases the next asset to review (`review_task_claim`), or gives it back
 - decisions: approve, reject (one or many), with the campaign's quorum
-- publication: signed renditions to the publish target, the publish webhook, revocation
+- publication: signed renditions to the publish target (recorded before they are written), the
+  publish webhook, revocation, and the sweeper that rolls back publications a dead process left
 - comments: remarks kept in an asset's history
 - regeneration: new variants of a rejected asset
 """
@@ -17,14 +18,22 @@ from __future__ import annotations
 from review.services.claims import LEASE, campaign_queue_sync, review_task_claim, review_task_release
 from review.services.comments import COMMENT_MAX, asset_comment
 from review.services.decisions import BulkResult, asset_approve, asset_reject, assets_decide_bulk
-from review.services.publication import asset_publish, asset_revoke
+from review.services.publication import (
+    PUBLISH_GRACE,
+    PublicationSweep,
+    asset_publish,
+    asset_revoke,
+    publications_sweep,
+)
 from review.services.regeneration import REGENERATE_MAX, asset_regenerate
 
 __all__ = [
     "COMMENT_MAX",
     "LEASE",
+    "PUBLISH_GRACE",
     "REGENERATE_MAX",
     "BulkResult",
+    "PublicationSweep",
     "asset_approve",
     "asset_comment",
     "asset_publish",
@@ -33,6 +42,7 @@ __all__ = [
     "asset_revoke",
     "assets_decide_bulk",
     "campaign_queue_sync",
+    "publications_sweep",
     "review_task_claim",
     "review_task_release",
 ]

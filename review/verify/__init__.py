@@ -11,9 +11,14 @@ Identifying an asset, without false matches:
 1. the file's sha256 is one the manifest store holds (a file we signed, unchanged);
 2. its manifest's generation record (`org.greenlight.generation`) names a serial, and the
    manifest was signed by a trusted signer with a validated claim signature: trusted, or invalid
-   only because the content no longer matches (tampered pixels, intact credentials);
+   only because the content no longer matches (tampered pixels, intact credentials) and the
+   watermark names the same serial;
 3. its watermark names a serial (reported only above the detector's false-positive bound).
-A serial must also be an asset in this database (and its key must match the manifest's).
+A serial must also be an asset in this database (and its key must match the manifest's). A
+manifest whose content does not match is evidence of the asset it was signed for, not of the
+pixels it is attached to: when the watermark names another asset (a manifest copied from another
+file) or cannot be read, the report names the manifest's asset as such (`manifest_asset`), never
+as the file's.
 
 - report: the frozen facts and the report, and its outcomes
 - decoding: size and format checks, bounded image and video decoding

@@ -126,7 +126,11 @@ class VerifyReport:
     c2pa: C2paFacts
     watermark: WatermarkFacts
     matched_by: str | None  # how the asset was identified: sha256, manifest or watermark
-    asset: AssetFacts | None
+    asset: AssetFacts | None  # the asset this file is: its bytes, its intact manifest, or its pixels' watermark
+    # The asset the file's manifest names when that is not this file's asset: the content does not
+    # match the manifest, and the watermark names another asset or cannot be read (a manifest
+    # copied from another file, or pixels changed beyond their mark). Never equal to `asset`.
+    manifest_asset: int | None
     stored_manifest: StoredManifestFacts | None
     other_manifests: tuple[str, ...]  # the asset's other stored manifests, as "kind label"
     notes: tuple[str, ...]

@@ -1,6 +1,7 @@
 """Which asset a file leads to, and the verdict: `file_verify` examines the file, looks up the
 asset by the file's hash, then its intact manifest, then its watermark, and retrieves its stored
-manifest."""
+manifest. A manifest whose content no longer matches names an asset only where the watermark
+agrees; otherwise the report names it as the manifest's asset (`manifest_asset`), not the file's."""
 
 from __future__ import annotations
 
@@ -37,28 +38,40 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
     sha256 = file.sha256
 
     # 4. (1-3 are `file_examine`.) Which asset, if any: the file's hash, then its intact manifest, then
-    # its watermark.
+    # its watermark. A manifest whose content no longer matches (intact credentials, a content-binding
+    # failure) says which asset it was signed for, not which asset these pixels are: a manifest copied
+    # from another file reads exactly so. Then the pixels' own mark decides, and the manifest is
+    # taken only where the watermark confirms it.
     by_hash = ManifestRecord.objects.filter(sha256=sha256).order_by("created_at", "id").first()
+    named = c2pa.serial if c2pa.credentials_intact else None  # the serial the manifest's record names
+    content_matches = c2pa.state == "trusted"
     matched_by: str | None = None
     serial: int | None = None
     if by_hash is not None:
         matched_by, serial = "sha256", by_hash.asset_id
-    elif c2pa.credentials_intact and c2pa.serial is not None:
-        matched_by, serial = "manifest", c2pa.serial
+    elif named is not None and (content_matches or watermark.serial == named):
+        matched_by, serial = "manifest", named
     elif watermark.serial is not None:
         matched_by, serial = "watermark", watermark.serial
     asset = _asset_load(serial) if serial is not None else None
     if serial is not None and asset is None:
         notes.append(f"Serial {serial} ({matched_by}) is not an asset in this database.")
-    if asset is not None and matched_by == "manifest" and c2pa.asset_key and c2pa.asset_key != asset.key:
+    if asset is not None and matched_by == "manifest" and not _key_matches(c2pa, asset.key):
         notes.append(f"The manifest's asset key does not match asset #{serial}'s: another installation's file?")
         asset = None
-    for source, other in (
-        ("manifest", c2pa.serial if c2pa.credentials_intact else None),
-        ("watermark", watermark.serial),
-    ):
-        if other is not None and serial is not None and other != serial:
-            notes.append(f"The {source} names serial {other}, not {serial}.")
+    manifest_asset: int | None = None
+    if by_hash is not None and named is not None and named != serial:
+        notes.append(f"The manifest names serial {named}, not {serial}.")
+    elif named is not None and named != serial:  # content changed, and the pixels do not confirm the manifest
+        key = Asset.objects.filter(pk=named).values_list("key", flat=True).first()
+        if key is None:
+            notes.append(f"The manifest names serial {named}, which is not an asset in this database.")
+        elif not _key_matches(c2pa, key):
+            notes.append(f"The manifest's asset key does not match asset #{named}'s: another installation's file?")
+        else:
+            manifest_asset = named
+    if watermark.serial is not None and serial is not None and watermark.serial != serial:
+        notes.append(f"The watermark names serial {watermark.serial}, not {serial}.")
 
     # 5. The stored manifest: this very file's, else the asset's master.
     stored = by_hash
@@ -85,7 +98,7 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
         others = tuple(f"{kind} {label}" for kind, label in rows.values_list("kind", "label"))
 
     asset_facts = _asset_facts(asset) if asset is not None else None
-    outcome, verdict = _verdict(c2pa, watermark, asset_facts, stored_facts, matched_by)
+    outcome, verdict = _verdict(c2pa, watermark, asset_facts, stored_facts, matched_by, manifest_asset)
     return VerifyReport(
         outcome=outcome,
         verdict=verdict,
@@ -94,6 +107,7 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
         watermark=watermark,
         matched_by=matched_by if asset_facts else None,
         asset=asset_facts,
+        manifest_asset=manifest_asset,
         stored_manifest=stored_facts,
         other_manifests=others,
         notes=tuple(notes),
@@ -108,6 +122,11 @@ def _asset_load(serial: int) -> Asset | None:
         .filter(pk=serial)
         .first()
     )
+
+
+def _key_matches(c2pa: C2paFacts, key: str) -> bool:
+    """Whether the manifest's record, if it names an asset key, names this one (not another installation's)."""
+    return not c2pa.asset_key or c2pa.asset_key == key
 
 
 def _asset_facts(asset: Asset) -> AssetFacts:
@@ -134,6 +153,7 @@ def _asset_facts(asset: Asset) -> AssetFacts:
                 p.rendition, p.path, p.mime, p.sha256, p.published_by.get_username(), p.created_at, p.revoked_at
             )
             for p in asset.publications.all()
+            if p.state == p.State.PUBLISHED  # not one being written, nor one rolled back
         ),
     )
 
@@ -144,6 +164,7 @@ def _verdict(
     asset: AssetFacts | None,
     stored: StoredManifestFacts | None,
     matched_by: str | None,
+    manifest_asset: int | None,
 ) -> tuple[Outcome, str]:
     found = f"asset #{asset.serial} found" if asset else ""
     if c2pa.state == "trusted":
@@ -152,8 +173,22 @@ def _verdict(
         return "trusted_unknown", "Content Credentials trusted, but no asset in this database matches"
     if c2pa.state == "invalid":
         detail = ", ".join(c2pa.codes) or c2pa.error or "no reason given"
+        head = f"tampered: manifest invalid ({detail})"
+        if manifest_asset is not None:  # the manifest is another asset's, or its asset is not proven
+            copied = f"asset #{manifest_asset}'s manifest (a manifest copied from another file)"
+            if asset:
+                return "tampered", f"{head}; this file carries asset #{asset.serial}'s watermark but {copied}"
+            if watermark.serial is not None:
+                return "tampered", (
+                    f"{head}; this file carries watermark serial {watermark.serial} (not an asset in this "
+                    f"database) but {copied}"
+                )
+            return "tampered", (
+                f"{head}; manifest of asset #{manifest_asset}, but the content does not match it; "
+                "the pixels' asset is unknown"
+            )
         suffix = f"; it names asset #{asset.serial} ({matched_by})" if asset else ""
-        return "tampered", f"tampered: manifest invalid ({detail}){suffix}"
+        return "tampered", f"{head}{suffix}"
     if c2pa.state == "valid":
         who = c2pa.claim_generator or "an unknown claim generator"
         suffix = f"; {found} by its {matched_by}" if asset else ""

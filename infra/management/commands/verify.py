@@ -50,6 +50,8 @@ def report_lines(report: VerifyReport) -> list[str]:
             f"               claim generator {c.claim_generator or '-'}; title {c.title or '-'}",
             f"               signed by {c.signer or '-'}; actions {', '.join(c.actions) or '-'}",
         ]
+    if report.manifest_asset is not None:
+        lines.append(f"  manifest of  asset #{report.manifest_asset}, not this file's (the content does not match it)")
     if w.found:
         confidence = f" (confidence {w.confidence:.1f})" if w.confidence is not None else ""
         lines.append(f"  watermark    serial {w.serial}{confidence}")

@@ -85,6 +85,7 @@ def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_a
     published = Asset.objects.get(pk=asset.pk)
     assert published.state == AssetState.PUBLISHED
     assert actions_of(published)[-1] == "published"
+    assert set(Publication.objects.filter(asset=asset).values_list("state", flat=True)) == {"published"}
 
 
 def test_revoke_removes_the_published_files_and_is_recorded(
@@ -168,7 +169,10 @@ def test_an_unreachable_publish_target_publishes_nothing_and_keeps_the_asset_app
     with pytest.raises(StorageError, match="cannot write s3://bucket-that-does-not-exist/"):
         asset_publish(asset=asset, user=make_user(roles=("publisher",)))
     assert Asset.objects.get(pk=asset.pk).state == AssetState.APPROVED
-    assert not Publication.objects.exists()
+    # The intent was recorded before the write, and rolled back when the write failed.
+    assert not Publication.objects.exclude(state=Publication.State.ROLLED_BACK).exists()
+    assert Publication.objects.filter(asset=asset).count() == 2
+    assert actions_of(asset)[-1] == "publication_rolled_back"
 
 
 def test_publishing_a_clip_writes_its_signed_mp4_and_poster_and_verify_finds_it_from_either(

@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 from review.models import Asset
 from tests.fixture_types import SettingsWrapper
 from tests.review.helpers import master_bytes, reencode
+from tests.review.verify.transplant import png_manifest_transplant
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,25 @@ def test_cli_json(reviewable_assets: list[Asset], tmp_path: Path) -> None:
 
     data = json.loads(out.getvalue())
     assert data["outcome"] == "recovered" and data["asset"]["serial"] == reviewable_assets[1].pk
+
+
+def test_cli_names_a_copied_manifests_asset_apart_from_the_files(
+    reviewable_assets: list[Asset], tmp_path: Path
+) -> None:
+    donor, owner = reviewable_assets[0], reviewable_assets[1]
+    path = tmp_path / "master.png"
+    path.write_bytes(png_manifest_transplant(donor=master_bytes(donor), target=master_bytes(owner)))
+    out = io.StringIO()
+
+    call_command("verify", str(path), stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith(
+        f"this file carries asset #{owner.pk}'s watermark but asset #{donor.pk}'s manifest "
+        "(a manifest copied from another file)"
+    )
+    assert f"  manifest of  asset #{donor.pk}, not this file's (the content does not match it)" in lines
+    assert any(f"#{owner.pk} (in_review), found by its watermark" in line for line in lines)
 
 
 @pytest.mark.parametrize(

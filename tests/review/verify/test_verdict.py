@@ -1,5 +1,5 @@
-"""`file_verify` on real signed assets: untouched, stripped and re-encoded, tampered, never made
-here, third-party Content Credentials, and video."""
+"""`file_verify` on real signed assets: untouched, stripped and re-encoded, tampered, carrying a
+manifest copied from another file, never made here, third-party Content Credentials, and video."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from provenance.credentials import c2pa_sign, generated_manifest, reader_context
 from provenance.keys import SigningFiles, signer_create
 from provenance.watermark import watermark_embed, watermark_payload
 from review.models import Asset, ManifestRecord, Publication
-from review.verify import file_verify
-from tests.factories import AssetFactory
+from review.services import asset_approve, asset_publish
+from review.verify import VerifyReport, file_verify
+from tests.factories import AssetFactory, make_user
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.samples import flip_image_byte, product_shot
 from tests.review.helpers import master_bytes, published_bytes, reencode
+from tests.review.verify.transplant import jpeg_manifest_transplant, png_manifest_transplant
 
 pytestmark = pytest.mark.django_db
 
@@ -99,13 +101,17 @@ def test_one_flipped_byte_in_the_image_data_is_reported_tampered(reviewable_asse
     assert report.outcome == "tampered"
     assert report.c2pa.state == "invalid"
     assert report.c2pa.codes == ("assertion.dataHash.mismatch",)
-    assert (
-        report.verdict
-        == f"tampered: manifest invalid (assertion.dataHash.mismatch); it names asset #{asset.pk} (manifest)"
+    assert report.verdict == (
+        f"tampered: manifest invalid (assertion.dataHash.mismatch); manifest of asset #{asset.pk}, "
+        "but the content does not match it; the pixels' asset is unknown"
     )
-    # The credentials themselves held (trusted signer, valid claim signature): their record is ours.
-    assert report.c2pa.credentials_intact and report.asset is not None and report.asset.serial == asset.pk
-    assert report.stored_manifest is not None and report.stored_manifest.matched_by == "serial"
+    # The credentials themselves held (trusted signer, valid claim signature): the manifest is
+    # asset #N's. But the flipped byte leaves pixels that no longer decode, so no watermark
+    # confirms that these pixels are that asset's: the manifest's asset is not named the file's.
+    assert report.c2pa.credentials_intact and report.c2pa.serial == asset.pk
+    assert not report.watermark.found
+    assert report.manifest_asset == asset.pk
+    assert report.asset is None and report.matched_by is None and report.stored_manifest is None
 
 
 def test_flipped_byte_in_a_published_jpeg_is_tampered_and_names_its_asset(
@@ -127,6 +133,98 @@ def test_flipped_byte_in_a_published_jpeg_is_tampered_and_names_its_asset(
     assert report.asset is not None and report.asset.serial == asset.pk
     # The flipped bit garbles the rest of the JPEG scan: the pixels changed, their hash no longer matches.
     assert report.stored_manifest is not None and report.stored_manifest.matched_by == "serial"
+    # The pixels' watermark confirms the manifest's asset: nothing is reported as another asset's.
+    assert report.watermark.serial == asset.pk and report.manifest_asset is None
+
+
+# --- A manifest copied from another file --------------------------------------------------------
+
+
+def test_a_png_carrying_another_assets_manifest_is_named_by_its_watermark(reviewable_assets: list[Asset]) -> None:
+    donor, owner = reviewable_assets[0], reviewable_assets[1]
+    swapped = png_manifest_transplant(donor=master_bytes(donor), target=master_bytes(owner))
+
+    report = file_verify(data=swapped, filename="master.png")
+
+    assert_transplant_reported(report, pixels=owner, manifest=donor)
+    master = ManifestRecord.objects.get(asset=owner, kind="master")
+    assert report.stored_manifest is not None
+    assert (report.stored_manifest.matched_by, report.stored_manifest.sha256) == ("serial", master.sha256)
+    decoded = json.loads(json.dumps(report.to_dict()))
+    assert (decoded["asset"]["serial"], decoded["manifest_asset"]) == (owner.pk, donor.pk)
+
+
+def test_a_published_jpeg_carrying_another_assets_manifest_is_named_by_its_watermark(
+    published: tuple[Asset, list[Publication]], reviewable_assets: list[Asset], greenlight_settings: SettingsWrapper
+) -> None:
+    donor, donor_publications = published
+    owner = asset_approve(asset=reviewable_assets[1], reviewer=make_user(username="rita", roles=("reviewer",)))
+    owner_publications = asset_publish(asset=owner, user=make_user(username="pete", roles=("publisher",)))
+    web_of = {p.asset_id: p for p in [*donor_publications, *owner_publications] if p.rendition == "web"}
+    swapped = jpeg_manifest_transplant(
+        donor=published_bytes(greenlight_settings, web_of[donor.pk]),
+        target=published_bytes(greenlight_settings, web_of[owner.pk]),
+    )
+
+    report = file_verify(data=swapped, filename="web.jpg")
+
+    assert_transplant_reported(report, pixels=owner, manifest=donor)
+
+
+def assert_transplant_reported(report: VerifyReport, *, pixels: Asset, manifest: Asset) -> None:
+    """The report of ``pixels``' file carrying ``manifest``'s manifest: the pixels' asset, found by
+    its watermark, and the manifest reported as another asset's."""
+    assert (report.outcome, report.c2pa.state, report.c2pa.codes) == (
+        "tampered",
+        "invalid",
+        ("assertion.dataHash.mismatch",),
+    )
+    assert report.c2pa.credentials_intact and report.c2pa.serial == manifest.pk  # a real manifest of ours
+    assert report.watermark.serial == pixels.pk
+    assert report.matched_by == "watermark"
+    assert report.asset is not None and report.asset.serial == pixels.pk
+    assert report.manifest_asset == manifest.pk
+    assert report.verdict == (
+        f"tampered: manifest invalid (assertion.dataHash.mismatch); this file carries asset #{pixels.pk}'s "
+        f"watermark but asset #{manifest.pk}'s manifest (a manifest copied from another file)"
+    )
+
+
+def test_another_assets_manifest_on_an_unmarked_image_is_not_named_the_files_asset(
+    reviewable_assets: list[Asset],
+) -> None:
+    donor = reviewable_assets[0]
+    swapped = png_manifest_transplant(donor=master_bytes(donor), target=png_bytes(product_shot(7)))
+
+    report = file_verify(data=swapped, filename="pasted.png")
+
+    assert (report.outcome, report.c2pa.codes) == ("tampered", ("assertion.dataHash.mismatch",))
+    assert report.c2pa.credentials_intact and report.c2pa.serial == donor.pk
+    assert not report.watermark.found
+    assert report.asset is None and report.matched_by is None and report.stored_manifest is None
+    assert report.manifest_asset == donor.pk
+    assert report.verdict == (
+        f"tampered: manifest invalid (assertion.dataHash.mismatch); manifest of asset #{donor.pk}, "
+        "but the content does not match it; the pixels' asset is unknown"
+    )
+
+
+def test_another_assets_manifest_on_pixels_marked_with_a_serial_not_here_names_no_asset(
+    reviewable_assets: list[Asset],
+) -> None:
+    donor, stranger = reviewable_assets[0], 0x7FFF_FFF1
+    marked = png_bytes(watermark_embed(product_shot(7), stranger))
+    swapped = png_manifest_transplant(donor=master_bytes(donor), target=marked)
+
+    report = file_verify(data=swapped, filename="pasted.png")
+
+    assert report.outcome == "tampered" and report.watermark.serial == stranger
+    assert report.asset is None and report.manifest_asset == donor.pk
+    assert report.verdict == (
+        f"tampered: manifest invalid (assertion.dataHash.mismatch); this file carries watermark serial {stranger} "
+        f"(not an asset in this database) but asset #{donor.pk}'s manifest (a manifest copied from another file)"
+    )
+    assert report.notes == (f"Serial {stranger} (watermark) is not an asset in this database.",)
 
 
 @pytest.fixture

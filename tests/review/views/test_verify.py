@@ -28,6 +28,7 @@ from review.verify.limits import verify_slots_in_use
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.samples import product_shot, unknown_codec
+from tests.review.verify.transplant import png_manifest_transplant
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +146,21 @@ def test_api_answers_the_report_as_json(viewer: Client, reviewable_assets: list[
     assert report["c2pa"]["state"] == "trusted"
     assert report["asset"]["serial"] == asset.pk and report["asset"]["campaign"] == "demo-spring"
     assert report["stored_manifest"]["kind"] == "thumbnail"
+
+
+def test_page_names_a_copied_manifests_asset_apart_from_the_files(
+    viewer: Client, reviewable_assets: list[Asset]
+) -> None:
+    donor, owner = reviewable_assets[0], reviewable_assets[1]
+    storage = LocalStorage(provenance_config_from_settings().storage_root)
+    data = png_manifest_transplant(donor=storage.read(donor.file_path), target=storage.read(owner.file_path))
+
+    html = viewer.post(reverse("review:verify"), upload(data, "master.png")).content.decode()
+
+    assert 'data-outcome="tampered"' in html
+    assert f"this file carries asset #{owner.pk}&#x27;s watermark but asset #{donor.pk}&#x27;s manifest" in html
+    assert f'href="{reverse("review:asset", args=[owner.pk])}" id="asset-link"' in html
+    assert f'id="verify-manifest-asset"><a href="{reverse("review:asset", args=[donor.pk])}">' in html
 
 
 def test_a_file_never_made_here_is_answered_nothing_found(viewer: Client) -> None:
