@@ -156,12 +156,24 @@ WSGI_APPLICATION = "infra.wsgi.application"
 ASGI_APPLICATION = "infra.asgi.application"
 
 # PostgreSQL when DATABASE_URL is set (tests always set it); a SQLite file otherwise.
+# How long a connection outlives its request. Django keeps one connection per thread, so a kept
+# connection is only worth it in a server that reuses its threads: gunicorn's gthread workers
+# (`make serve`, the production profile: 60 s, at most workers x threads connections per
+# machine). runserver (`make demo`) answers each HTTP connection in a new thread, never reused: a
+# connection kept past its request stays open after its browser has gone, one more for every
+# reviewer who signs in, so the development profile closes it after each request. Behind a
+# transaction-pooling PgBouncer (GREENLIGHT_DB_TRANSACTION_POOLING) the pooler keeps the
+# connections: 0 here, and no server-side cursors (they outlive a transaction, which such a
+# pooler does not allow). docs/deploy.md sizes the connections.
+DB_TRANSACTION_POOLING = _env_bool("GREENLIGHT_DB_TRANSACTION_POOLING", False)
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'greenlight.sqlite3'}",
-        conn_max_age=_env_int("GREENLIGHT_DB_CONN_MAX_AGE", 60),
-        # A kept connection is checked before each request reuses it (a restarted database).
-        conn_health_checks=True,
+        conn_max_age=_env_int("GREENLIGHT_DB_CONN_MAX_AGE", 60 if PRODUCTION and not DB_TRANSACTION_POOLING else 0),
+        # A kept connection is checked before each request reuses it (a restarted database,
+        # a connection the server or a firewall dropped): the request gets a new one, not an error.
+        conn_health_checks=_env_bool("GREENLIGHT_DB_CONN_HEALTH_CHECKS", True),
+        disable_server_side_cursors=DB_TRANSACTION_POOLING,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
