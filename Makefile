@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/greenlight
 DEMO_ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: demo test lint typecheck check-imports install postgres chromium screenshots lock clean
+.PHONY: demo serve test lint typecheck check-imports install postgres chromium screenshots lock clean
 
 install: $(STAMP)
 
@@ -24,9 +24,20 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py sweep
 	$(PY) manage.py demo --address http://$(DEMO_ADDRESS)
 	@echo "Serving the review dashboard at http://$(DEMO_ADDRESS)/ -- login: reviewer / $${GREENLIGHT_DEMO_PASSWORD:-greenlight-demo} (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(DEMO_ADDRESS) --noreload
+
+# The dashboard in production: migrate, collect the static files, then gunicorn (infra/gunicorn.conf.py)
+# with the production profile. Needs GREENLIGHT_SECRET_KEY, GREENLIGHT_ALLOWED_HOSTS, DATABASE_URL and
+# the signing files (docs/security.md); GREENLIGHT_WEB_BIND, _WORKERS and _THREADS size it (docs/deploy.md).
+serve: export GREENLIGHT_ENV = production
+serve: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(PY) manage.py sweep
+	exec $(VENV)/bin/gunicorn -c infra/gunicorn.conf.py
 
 # PostgreSQL must answer on 127.0.0.1:5432; start the local cluster if it is down.
 postgres:

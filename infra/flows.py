@@ -1,6 +1,8 @@
 """The Prefect flows, next to their deployments: each builds the pipeline's config, runs the plain
 run function (`pipeline.run`) with a progress callback (a Prefect progress artifact and the flow
-run's log) and returns its summary. A run with failed assets ends Failed (`RunFailedError`).
+run's log) and returns its summary. A run with failed assets ends Failed (`RunFailedError`). Each
+labels its flow run with its process first (`infra.liveness`), so that a run killed with its
+process is marked Crashed by the next sweep instead of staying Running.
 
 Prefect workers import this module as the deployments' entrypoint, so it sets up Django first.
 """
@@ -15,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 import infra.django_boot  # noqa: F401  (sets up Django before the pipeline imports the review models)
+from infra.liveness import ASSETS_FLOW, CAMPAIGN_FLOW, flow_run_label
 from pipeline import run
 from pipeline.config import config_from_settings
 from pipeline.errors import RunFailedError
@@ -22,9 +25,10 @@ from pipeline.params import AssetsGenerateParams, CampaignRunParams
 from pipeline.summary import RunProgress, RunSummary
 
 
-@flow(name="campaign-run", validate_parameters=True)
+@flow(name=CAMPAIGN_FLOW, validate_parameters=True)
 def campaign_run(params: CampaignRunParams) -> RunSummary:
     """Expand a campaign, generate what is missing in batches, sign it and queue it for review."""
+    flow_run_label()  # which process runs it: a run whose process dies is swept (infra.sweep)
     summary = run.campaign_run(
         campaign=params.campaign,
         batch_size=params.batch_size,
@@ -34,10 +38,11 @@ def campaign_run(params: CampaignRunParams) -> RunSummary:
     return _summary_checked(summary)
 
 
-@flow(name="assets-generate", validate_parameters=True)
+@flow(name=ASSETS_FLOW, validate_parameters=True)
 def assets_generate(params: AssetsGenerateParams) -> RunSummary:
     """Generate registered assets that are still pending or failed (regenerations, retries),
     each from its own template version, and queue them for review."""
+    flow_run_label()
     summary = run.assets_generate(
         serials=params.serials,
         batch_size=params.batch_size,

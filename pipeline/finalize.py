@@ -33,12 +33,18 @@ class Signing:
     context: c2pa.Context
 
 
+# The folders under the storage root that hold what a run stores, each file named by its asset's
+# key (infra.sweep removes those no asset row references).
+MASTERS_DIR = "masters"
+THUMBNAILS_DIR = "thumbnails"
+
+
 def master_path(key: str, fmt: str = "png") -> str:
-    return f"masters/{key[:2]}/{key}.{fmt}"
+    return f"{MASTERS_DIR}/{key[:2]}/{key}.{fmt}"
 
 
 def thumbnail_path(key: str) -> str:
-    return f"thumbnails/{key[:2]}/{key}.jpg"
+    return f"{THUMBNAILS_DIR}/{key[:2]}/{key}.jpg"
 
 
 def image_finalize(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from review.audit import audit_action_spellings
-from review.models import QUEUE_ORDER, Asset, AuditEvent
+from review.audit import AuditAction, audit_action_spellings
+from review.models import QUEUE_ORDER, Asset, AuditEvent, Publication
 from review.states import AssetState
 
 # The queue's tabs, the reviewer's first: every state but `generated`, which lasts only inside
@@ -99,3 +101,42 @@ def asset_siblings(*, asset: Asset) -> QuerySet[Asset]:
         .filter(prompt_version_id=asset.prompt_version_id, prompt=asset.prompt)
         .order_by("seed", "id")
     )
+
+
+# An asset still pending this long after it was registered was most likely left by a run that
+# died (the next run of its campaign, or `manage.py assets_generate --pending`, generates it).
+PENDING_STALE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class HealthCounts:
+    """What the health page counts now: assets pending for more than `PENDING_STALE`, failed
+    assets, publications still being written (and the oldest one's start), each capped."""
+
+    pending_stale: StateCount
+    failed: StateCount
+    writing: StateCount
+    oldest_writing: datetime | None
+
+
+def health_counts(*, now: datetime | None = None, cap: int = COUNT_CAP) -> HealthCounts:
+    """The health page's counts, each on an index and stopped at `cap` + 1 (four queries)."""
+    cutoff = (now or timezone.now()) - PENDING_STALE
+
+    def capped(state: str, qs: QuerySet[Asset] | QuerySet[Publication]) -> StateCount:
+        n = qs[: cap + 1].count()
+        return StateCount(state=state, n=min(n, cap), capped=n > cap)
+
+    writing = Publication.objects.filter(state=Publication.State.WRITING)
+    return HealthCounts(
+        pending_stale=capped(AssetState.PENDING, Asset.objects.filter(state=AssetState.PENDING, created_at__lt=cutoff)),
+        failed=capped(AssetState.FAILED, Asset.objects.filter(state=AssetState.FAILED)),
+        writing=capped(Publication.State.WRITING, writing),
+        oldest_writing=writing.order_by("created_at").values_list("created_at", flat=True).first(),
+    )
+
+
+def sweep_reports(*, limit: int = 10) -> list[AuditEvent]:
+    """The latest sweeps of crash leftovers (`swept` audit events, the report in their detail),
+    newest first."""
+    return list(AuditEvent.objects.filter(action=AuditAction.SWEPT).order_by("-created_at", "-id")[:limit])

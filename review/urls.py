@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from review.views import audit, decisions, queue, verify
+from review.views import audit, decisions, health, queue, verify
 
 app_name = "review"
 urlpatterns = [
@@ -21,5 +21,6 @@ urlpatterns = [
     path("audit/", audit.audit_log, name="audit"),
     path("audit.csv", audit.audit_csv, name="audit_csv"),
     path("verify/", verify.verify_page, name="verify"),
+    path("health/", health.health, name="health"),
     path("assets/<int:serial>/<str:kind>", queue.asset_file, name="file"),
 ]
