@@ -23,7 +23,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,6 +34,7 @@ from infra.errors import SweepRefusedError
 from infra.liveness import LABEL_HOST, LABEL_PID, SWEPT_FLOWS, process_alive
 from pipeline.finalize import MASTERS_DIR, THUMBNAILS_DIR
 from review.models import Asset
+from review.services import PUBLISH_GRACE, publications_sweep
 
 FILES_GRACE = timedelta(hours=6)  # longer than any batch takes from storing a file to handing it over
 FILES_GRACE_MIN = timedelta(minutes=10)
@@ -134,9 +135,9 @@ class SweepReport:
         else:
             pub = self.publications
             out.append(
-                f"publications: rolled back {len(pub.get('rolled_back', ()))} of {len(pub.get('assets', ()))} "
-                f"asset(s), removed {len(pub.get('removed', ()))} file(s); busy {len(pub.get('busy', ()))}, "
-                f"failed {len(pub.get('failed', ()))}"
+                f"publications: rolled back {len(pub.get('rolled_back', ()))} rendition row(s) of "
+                f"{len(pub.get('assets', ()))} asset(s), removed {len(pub.get('removed', ()))} file(s); "
+                f"busy {len(pub.get('busy', ()))}, failed {len(pub.get('failed', ()))}"
             )
         out += [f"error in {part}: {text}" for part, text in self.errors.items()]
         return out
@@ -442,10 +443,7 @@ def sweep(
 
 
 def _publications(grace: timedelta | None, now: datetime | None) -> dict[str, Any]:
-    from review.services import PUBLISH_GRACE, publications_sweep
-
-    done = publications_sweep(grace=grace or PUBLISH_GRACE, now=now)
-    return asdict(done) if is_dataclass(done) and not isinstance(done, type) else {"result": str(done)}
+    return asdict(publications_sweep(grace=PUBLISH_GRACE if grace is None else grace, now=now))
 
 
 def _part(errors: dict[str, str], name: str, work: Any) -> Any:
