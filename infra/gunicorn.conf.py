@@ -26,32 +26,25 @@ docs/deploy.md sizes PostgreSQL for it.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
+# gunicorn loads this file by path: the project root is not necessarily on the import path yet.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a whole number (given: {raw!r})") from None
-    if value < minimum:
-        raise SystemExit(f"{name} must be at least {minimum} (given: {value})")
-    return value
-
+from infra.env import env_int
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
 wsgi_app = "infra.wsgi:application"
 bind = [b.strip() for b in os.environ.get("GREENLIGHT_WEB_BIND", "127.0.0.1:8000").split(",") if b.strip()]
 worker_class = "gthread"
-workers = _env_int("GREENLIGHT_WEB_WORKERS", 2, 1)
-threads = _env_int("GREENLIGHT_WEB_THREADS", 4, 1)
-max_requests = _env_int("GREENLIGHT_WEB_MAX_REQUESTS", 1000, 0)
-max_requests_jitter = _env_int("GREENLIGHT_WEB_MAX_REQUESTS_JITTER", 100, 0)
-timeout = _env_int("GREENLIGHT_WEB_TIMEOUT", 60, 1)
-graceful_timeout = _env_int("GREENLIGHT_WEB_GRACEFUL_TIMEOUT", 30, 1)
-keepalive = _env_int("GREENLIGHT_WEB_KEEPALIVE", 5, 0)
+workers = env_int("GREENLIGHT_WEB_WORKERS", 2, minimum=1)
+threads = env_int("GREENLIGHT_WEB_THREADS", 4, minimum=1)
+max_requests = env_int("GREENLIGHT_WEB_MAX_REQUESTS", 1000, minimum=0)
+max_requests_jitter = env_int("GREENLIGHT_WEB_MAX_REQUESTS_JITTER", 100, minimum=0)
+timeout = env_int("GREENLIGHT_WEB_TIMEOUT", 60, minimum=1)
+graceful_timeout = env_int("GREENLIGHT_WEB_GRACEFUL_TIMEOUT", 30, minimum=1)
+keepalive = env_int("GREENLIGHT_WEB_KEEPALIVE", 5, minimum=0)
 # Each worker imports Django itself after the fork: nothing opened in the master (a database
 # connection above all) is ever shared by two processes.
 preload_app = False

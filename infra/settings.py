@@ -20,43 +20,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from infra.env import env_bool, env_int, env_list, env_path
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else default
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    value = value.strip().lower()
-    if value not in _TRUE | _FALSE:
-        raise ImproperlyConfigured(f"{name} must be true or false (given: {value!r})")
-    return value in _TRUE
-
-
-def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number (given: {raw!r})") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum} (given: {value})")
-    return value
-
-
-def _env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def _secret_key_weakness(value: str) -> str | None:
@@ -71,7 +37,7 @@ def _secret_key_weakness(value: str) -> str | None:
     return None
 
 
-VAR_DIR = _env_path("GREENLIGHT_VAR_DIR", BASE_DIR / "var")
+VAR_DIR = env_path("GREENLIGHT_VAR_DIR", BASE_DIR / "var")
 
 # --- Profile: development (the demo) or production ---------------------------------------------
 GREENLIGHT_ENV = os.environ.get("GREENLIGHT_ENV", "development").strip().lower() or "development"
@@ -82,7 +48,7 @@ DEVELOPMENT_SECRET_KEY = "greenlight-development-only-not-secret"
 SECRET_KEY = os.environ.get("GREENLIGHT_SECRET_KEY", "")
 if PRODUCTION:
     # DEBUG would show any visitor the URL map (every unknown URL) and tracebacks with settings.
-    if _env_bool("GREENLIGHT_DEBUG", False):
+    if env_bool("GREENLIGHT_DEBUG", False):
         raise ImproperlyConfigured("GREENLIGHT_DEBUG must be off when GREENLIGHT_ENV is production")
     DEBUG = False
     weakness = _secret_key_weakness(SECRET_KEY)
@@ -91,20 +57,20 @@ if PRODUCTION:
             f"GREENLIGHT_SECRET_KEY cannot be used in production: {weakness}. Generate one with: "
             "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
-    ALLOWED_HOSTS = _env_list("GREENLIGHT_ALLOWED_HOSTS")
+    ALLOWED_HOSTS = env_list("GREENLIGHT_ALLOWED_HOSTS")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
             "GREENLIGHT_ALLOWED_HOSTS must name the host names the dashboard answers in production "
             "(comma-separated, e.g. greenlight.example.com)"
         )
 else:
-    DEBUG = _env_bool("GREENLIGHT_DEBUG", True)
+    DEBUG = env_bool("GREENLIGHT_DEBUG", True)
     if not SECRET_KEY:
         if not DEBUG:
             raise ImproperlyConfigured("GREENLIGHT_SECRET_KEY must be set when GREENLIGHT_DEBUG is off")
         SECRET_KEY = DEVELOPMENT_SECRET_KEY
-    ALLOWED_HOSTS = _env_list("GREENLIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost")
-CSRF_TRUSTED_ORIGINS = _env_list("GREENLIGHT_CSRF_TRUSTED_ORIGINS")
+    ALLOWED_HOSTS = env_list("GREENLIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("GREENLIGHT_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -165,14 +131,14 @@ ASGI_APPLICATION = "infra.asgi.application"
 # transaction-pooling PgBouncer (GREENLIGHT_DB_TRANSACTION_POOLING) the pooler keeps the
 # connections: 0 here, and no server-side cursors (they outlive a transaction, which such a
 # pooler does not allow). docs/deploy.md sizes the connections.
-DB_TRANSACTION_POOLING = _env_bool("GREENLIGHT_DB_TRANSACTION_POOLING", False)
+DB_TRANSACTION_POOLING = env_bool("GREENLIGHT_DB_TRANSACTION_POOLING", False)
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'greenlight.sqlite3'}",
-        conn_max_age=_env_int("GREENLIGHT_DB_CONN_MAX_AGE", 60 if PRODUCTION and not DB_TRANSACTION_POOLING else 0),
+        conn_max_age=env_int("GREENLIGHT_DB_CONN_MAX_AGE", 60 if PRODUCTION and not DB_TRANSACTION_POOLING else 0),
         # A kept connection is checked before each request reuses it (a restarted database,
         # a connection the server or a firewall dropped): the request gets a new one, not an error.
-        conn_health_checks=_env_bool("GREENLIGHT_DB_CONN_HEALTH_CHECKS", True),
+        conn_health_checks=env_bool("GREENLIGHT_DB_CONN_HEALTH_CHECKS", True),
         disable_server_side_cursors=DB_TRANSACTION_POOLING,
     )
 }
@@ -199,8 +165,8 @@ LOGOUT_REDIRECT_URL = "login"
 # the last failure (0: until unlocked with `manage.py axes_reset` or in the admin). Lockouts and
 # unlocks are written to the audit log (review.signals). Both the review login and the admin's.
 AXES_ENABLED = True
-AXES_FAILURE_LIMIT = _env_int("GREENLIGHT_LOGIN_FAILURE_LIMIT", 5, minimum=1)
-_cooloff_minutes = _env_int("GREENLIGHT_LOGIN_COOLOFF_MINUTES", 15)
+AXES_FAILURE_LIMIT = env_int("GREENLIGHT_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+_cooloff_minutes = env_int("GREENLIGHT_LOGIN_COOLOFF_MINUTES", 15)
 AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes else None
 # By username and address together: one attacker cannot lock everyone out from one address, and
 # a user's own mistakes elsewhere do not lock out their colleagues behind the same NAT.
@@ -214,7 +180,7 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 # Reverse proxies in front of the web process that append the client's address to
 # X-Forwarded-For: the client is the address the outermost of them saw. 0: REMOTE_ADDR itself.
-GREENLIGHT_PROXY_COUNT = _env_int("GREENLIGHT_PROXY_COUNT", 0)
+GREENLIGHT_PROXY_COUNT = env_int("GREENLIGHT_PROXY_COUNT", 0)
 
 # --- HTTP security ------------------------------------------------------------------------------
 # Sent in every profile. The templates have no inline script or style, so the policy is strict.
@@ -239,17 +205,17 @@ if _proxy_ssl_header:
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = _env_bool("GREENLIGHT_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = _env_int("GREENLIGHT_HSTS_SECONDS", 365 * 24 * 3600)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("GREENLIGHT_HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = _env_bool("GREENLIGHT_HSTS_PRELOAD", True)
+    SECURE_SSL_REDIRECT = env_bool("GREENLIGHT_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("GREENLIGHT_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GREENLIGHT_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("GREENLIGHT_HSTS_PRELOAD", True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = _env_path("GREENLIGHT_STATIC_ROOT", VAR_DIR / "static")
+STATIC_ROOT = env_path("GREENLIGHT_STATIC_ROOT", VAR_DIR / "static")
 # Production serves /static/ through WhiteNoise from STATIC_ROOT, filled by `manage.py
 # collectstatic`: hashed names, compressed copies, cached for a year.
 STORAGES = {
@@ -270,11 +236,11 @@ LOGGING = {
 
 # --- Greenlight -------------------------------------------------------------------------------
 # Where generated masters and thumbnails are stored, and where published renditions go.
-GREENLIGHT_STORAGE_ROOT = _env_path("GREENLIGHT_STORAGE_ROOT", VAR_DIR / "storage")
-GREENLIGHT_PUBLISH_ROOT = _env_path("GREENLIGHT_PUBLISH_ROOT", VAR_DIR / "published")
+GREENLIGHT_STORAGE_ROOT = env_path("GREENLIGHT_STORAGE_ROOT", VAR_DIR / "storage")
+GREENLIGHT_PUBLISH_ROOT = env_path("GREENLIGHT_PUBLISH_ROOT", VAR_DIR / "published")
 # The prompt library's files (templates and campaigns) and the model manifests.
-GREENLIGHT_LIBRARY_DIR = _env_path("GREENLIGHT_LIBRARY_DIR", BASE_DIR / "prompt_library" / "library")
-GREENLIGHT_MODELS_DIR = _env_path("GREENLIGHT_MODELS_DIR", BASE_DIR / "models" / "manifests")
+GREENLIGHT_LIBRARY_DIR = env_path("GREENLIGHT_LIBRARY_DIR", BASE_DIR / "prompt_library" / "library")
+GREENLIGHT_MODELS_DIR = env_path("GREENLIGHT_MODELS_DIR", BASE_DIR / "models" / "manifests")
 # Optional: a URL told of every publication (JSON POST signed with HMAC-SHA256 of this secret).
 # Publish to object storage instead of GREENLIGHT_PUBLISH_ROOT: an fsspec URL (s3://bucket/prefix)
 # and its filesystem's options as JSON (for S3: endpoint_url, key, secret, client_kwargs...).
@@ -307,10 +273,10 @@ GREENLIGHT_RUN_SUBMIT = "infra.orchestration.assets_generate_submit"
 # Signing files: kept outside the repository. The development chain is written here by
 # `manage.py signing_keys_create`; production points the three files at its own certificate.
 _data_home = Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser()
-GREENLIGHT_KEYS_DIR = _env_path("GREENLIGHT_KEYS_DIR", _data_home / "greenlight" / "keys")
-GREENLIGHT_SIGNING_CHAIN = _env_path("GREENLIGHT_SIGNING_CHAIN", GREENLIGHT_KEYS_DIR / "chain.pem")
-GREENLIGHT_SIGNING_KEY = _env_path("GREENLIGHT_SIGNING_KEY", GREENLIGHT_KEYS_DIR / "signer.key")
-GREENLIGHT_TRUST_ANCHORS = _env_path("GREENLIGHT_TRUST_ANCHORS", GREENLIGHT_KEYS_DIR / "root.pem")
+GREENLIGHT_KEYS_DIR = env_path("GREENLIGHT_KEYS_DIR", _data_home / "greenlight" / "keys")
+GREENLIGHT_SIGNING_CHAIN = env_path("GREENLIGHT_SIGNING_CHAIN", GREENLIGHT_KEYS_DIR / "chain.pem")
+GREENLIGHT_SIGNING_KEY = env_path("GREENLIGHT_SIGNING_KEY", GREENLIGHT_KEYS_DIR / "signer.key")
+GREENLIGHT_TRUST_ANCHORS = env_path("GREENLIGHT_TRUST_ANCHORS", GREENLIGHT_KEYS_DIR / "root.pem")
 # A key held in a KMS or HSM: the import path "package.module:function" of a callable
 # (data: bytes) -> signature bytes. When set, the signer uses it and GREENLIGHT_SIGNING_KEY is
 # never read; the certificate chain still comes from GREENLIGHT_SIGNING_CHAIN.
@@ -322,9 +288,9 @@ GREENLIGHT_VERIFY_MAX_PIXELS = int(os.environ.get("GREENLIGHT_VERIFY_MAX_PIXELS"
 # A video's frame size, refused by its stream header before decoding (default: the pipeline's
 # largest clip, 4096x4096); verifies at once in one web process (more are answered 429 with
 # Retry-After, never queued); and the seconds of work one verify may spend on the web (503 after).
-GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS = _env_int("GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS", 4096 * 4096, minimum=1)
-GREENLIGHT_VERIFY_CONCURRENCY = _env_int("GREENLIGHT_VERIFY_CONCURRENCY", 2, minimum=1)
-GREENLIGHT_VERIFY_TIMEOUT_SECONDS = _env_int("GREENLIGHT_VERIFY_TIMEOUT_SECONDS", 6, minimum=1)
+GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS = env_int("GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS", 4096 * 4096, minimum=1)
+GREENLIGHT_VERIFY_CONCURRENCY = env_int("GREENLIGHT_VERIFY_CONCURRENCY", 2, minimum=1)
+GREENLIGHT_VERIFY_TIMEOUT_SECONDS = env_int("GREENLIGHT_VERIFY_TIMEOUT_SECONDS", 6, minimum=1)
 # Prefect runs in its local (ephemeral) mode unless PREFECT_API_URL points at a server; these
 # defaults must be in the environment before `prefect` is first imported.
 os.environ.setdefault("PREFECT_HOME", str(VAR_DIR / "prefect"))
