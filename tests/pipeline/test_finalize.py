@@ -8,9 +8,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 from models import ModelManifest
 from pipeline.finalize import MASTER_CRFS, THUMBNAIL, Signing, clip_encode, clip_finalize, image_finalize
@@ -25,19 +24,9 @@ from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
 from provenance.renditions import thumbnail_sizes
 from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
-from tests.provenance.samples import product_shot
+from tests.provenance.samples import BUSY, photograph, product_shot
 
 SERIAL = 4242
-# scikit-image's photographs (bundled in its wheel), at the master sizes where their 256 px
-# thumbnail could not take a mark of its own: finalising them failed the whole asset (a
-# WatermarkError from the thumbnail), although the master carried the mark.
-BUSY = [
-    ("astronaut", 512),
-    ("astronaut", 1024),
-    ("coins", 512),
-    ("stereo_motorcycle", 512),
-    ("stereo_motorcycle", 1024),
-]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,16 +80,6 @@ def still_variant(side: int) -> Variant:
     )
     params = GenerationParams(steps=4, guidance=7.0, width=side, height=side)
     return campaign_expand(runs, template, params=params, model_manifest_hash="sha256:" + "ab" * 32)[0]
-
-
-def photograph(name: str, side: int) -> Image.Image:
-    """A scikit-image photograph cropped and resized to a square generator-sized image."""
-    import skimage.data
-
-    pixels = getattr(skimage.data, name)()
-    if name == "stereo_motorcycle":
-        pixels = pixels[0]  # the left view
-    return ImageOps.fit(Image.fromarray(np.asarray(pixels)).convert("RGB"), (side, side), Image.Resampling.LANCZOS)
 
 
 def finalised_thumbnail(made: Any, storage: LocalStorage, context: Any) -> tuple[bytes, Any]:

@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from provenance.credentials import generated_manifest
 from provenance.watermark import watermark_payload
@@ -71,3 +71,25 @@ def unknown_codec(clip: bytes) -> bytes:
     """The clip with its sample entry's codec renamed to one FFmpeg does not know."""
     entry = clip.index(b"avc1", clip.index(b"stsd"))
     return clip[:entry] + b"zzzz" + clip[entry + 4 :]
+
+
+# scikit-image's photographs, at the master sizes where their 256 px thumbnail could not take a
+# mark of its own (watermark_embed refused it even at 32 dB): the asset failed over its thumbnail.
+BUSY = [
+    ("astronaut", 512),
+    ("astronaut", 1024),
+    ("coins", 512),
+    ("stereo_motorcycle", 512),
+    ("stereo_motorcycle", 1024),
+]
+
+
+def photograph(name: str, side: int) -> Image.Image:
+    """One of scikit-image's bundled photographs (shipped in the wheel) cropped and resized to a
+    square generator-sized master."""
+    import skimage.data
+
+    pixels = getattr(skimage.data, name)()
+    if name == "stereo_motorcycle":
+        pixels = pixels[0]  # the left view
+    return ImageOps.fit(Image.fromarray(np.asarray(pixels)).convert("RGB"), (side, side), Image.Resampling.LANCZOS)

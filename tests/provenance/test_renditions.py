@@ -6,36 +6,15 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 from provenance.credentials import c2pa_read, c2pa_sign
 from provenance.renditions import RenditionRequest, rendition_sign, thumbnail_render, thumbnail_sizes
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read
-from tests.provenance.samples import SERIAL, encode, manifest_for, product_shot
+from tests.provenance.samples import BUSY, SERIAL, encode, manifest_for, photograph, product_shot
 
 THUMB = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
-# scikit-image's photographs, at the master sizes where their 256 px thumbnail could not take a
-# mark of its own (watermark_embed refused it even at 32 dB): the asset failed over its thumbnail.
-BUSY = [
-    ("astronaut", 512),
-    ("astronaut", 1024),
-    ("coins", 512),
-    ("stereo_motorcycle", 512),
-    ("stereo_motorcycle", 1024),
-]
-
-
-def photograph(name: str, side: int) -> Image.Image:
-    """One of scikit-image's bundled photographs (shipped in the wheel) cropped and resized to a
-    square generator-sized master."""
-    import skimage.data
-
-    pixels = getattr(skimage.data, name)()
-    if name == "stereo_motorcycle":
-        pixels = pixels[0]  # the left view
-    return ImageOps.fit(Image.fromarray(np.asarray(pixels)).convert("RGB"), (side, side), Image.Resampling.LANCZOS)
 
 
 def decoded(data: bytes) -> Image.Image:
