@@ -28,6 +28,12 @@ def audit_event_build(
     return AuditEvent(asset=asset, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail)
 
 
+def audit_event_unmoved(asset: Asset, action: AuditAction, *, actor: User | None = None, **detail: Any) -> AuditEvent:
+    """An unsaved audit event for something that happened to an asset without moving it (a
+    comment, a vote short of the quorum, a webhook): its state before and after is its state now."""
+    return audit_event_build(asset, action, actor=actor, from_state=asset.state, to_state=asset.state, **detail)
+
+
 def asset_move(
     asset: Asset, to_state: str, action: AuditAction, *, actor: User | None = None, **detail: Any
 ) -> AuditEvent:

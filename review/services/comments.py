@@ -7,7 +7,7 @@ from django.db import transaction
 
 from review.audit import AuditAction
 from review.errors import ReviewInputError
-from review.events import audit_event_build
+from review.events import audit_event_unmoved
 from review.models import Asset, AuditEvent
 from review.roles import VIEW, role_require
 
@@ -24,8 +24,6 @@ def asset_comment(*, asset: Asset, user: User, text: str) -> AuditEvent:
     if len(stripped) > COMMENT_MAX:
         raise ReviewInputError("comment length", len(stripped), f"must be at most {COMMENT_MAX} characters")
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
-    event = audit_event_build(
-        locked, AuditAction.COMMENTED, actor=user, from_state=locked.state, to_state=locked.state, comment=stripped
-    )
+    event = audit_event_unmoved(locked, AuditAction.COMMENTED, actor=user, comment=stripped)
     event.save()
     return event

@@ -18,7 +18,7 @@ from review.errors import (
     ReviewInputError,
     SegregationOfDutiesError,
 )
-from review.events import asset_move, audit_event_build
+from review.events import asset_move, audit_event_unmoved
 from review.models import Asset, ReviewDecision
 from review.roles import REVIEW, role_require
 from review.states import AssetState, transition_check
@@ -54,16 +54,7 @@ def _decide(*, asset: Asset, reviewer: User, decision: str, to_state: str, reaso
     if votes >= needed:
         event = asset_move(locked, to_state, action, actor=reviewer, reason=reason, comment=comment, **quorum)
     else:
-        event = audit_event_build(
-            locked,
-            action,
-            actor=reviewer,
-            from_state=locked.state,
-            to_state=locked.state,
-            reason=reason,
-            comment=comment,
-            **quorum,
-        )
+        event = audit_event_unmoved(locked, action, actor=reviewer, reason=reason, comment=comment, **quorum)
     locked.claimed_by = None
     locked.lease_expires_at = None
     locked.save(update_fields=["state", "claimed_by", "lease_expires_at", "updated_at"])

@@ -47,7 +47,7 @@ from review.errors import (
     PublishRefusedError,
     ReviewInputError,
 )
-from review.events import asset_move, audit_event_build
+from review.events import asset_move, audit_event_unmoved
 from review.intake import manifest_record_build
 from review.models import Asset, AuditEvent, ManifestRecord, Publication
 from review.roles import PUBLISH, role_require
@@ -313,12 +313,10 @@ def _rows_mark_rolled_back(
     asset: Asset, rows: list[Publication], *, actor: User | None, removed: list[str], reason: str
 ) -> None:
     Publication.objects.filter(pk__in=[r.pk for r in rows]).update(state=ROLLED_BACK)
-    audit_event_build(
+    audit_event_unmoved(
         asset,
         AuditAction.PUBLICATION_ROLLED_BACK,
         actor=actor,
-        from_state=asset.state,
-        to_state=asset.state,
         publications=[r.pk for r in rows],
         removed=removed,
         reason=reason,
@@ -364,9 +362,7 @@ def _webhook_notify(asset: Asset, payload: dict[str, Any]) -> None:
     if not delivered:
         logger.warning("publish webhook for asset %s failed: %s", asset.pk, detail)
     action = AuditAction.WEBHOOK_DELIVERED if delivered else AuditAction.WEBHOOK_FAILED
-    AuditEvent.objects.create(
-        asset=asset, action=action, from_state=asset.state, to_state=asset.state, detail={"result": detail}
-    )
+    audit_event_unmoved(asset, action, result=detail).save()
 
 
 # --- The renditions ------------------------------------------------------------------------

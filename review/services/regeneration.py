@@ -12,7 +12,7 @@ from prompt_library.errors import VariablesError
 from prompt_library.selectors import VALUE_MAX, variants_build
 from review.audit import AuditAction
 from review.errors import RegenerateRefusedError, ReviewInputError, RoleRequiredError
-from review.events import audit_event_build
+from review.events import audit_event_unmoved
 from review.intake import assets_register
 from review.models import Asset
 from review.roles import REQUEST, REVIEW
@@ -49,12 +49,10 @@ def asset_regenerate(*, asset: Asset, user: User, count: int, variables: dict[st
     refs = assets_register(variants=variants, regenerated_from=locked)
     serials = [refs[v.key].serial for v in variants]
     changed = {k: v for k, v in values.items() if locked.variables.get(k) != v}
-    audit_event_build(
+    audit_event_unmoved(
         locked,
         AuditAction.REGENERATION_REQUESTED,
         actor=user,
-        from_state=locked.state,
-        to_state=locked.state,
         serials=serials,
         seeds=seeds,
         variables=changed,
