@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/greenlight
 DEMO_ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: demo serve test lint typecheck check-imports install postgres chromium screenshots lock clean
+.PHONY: demo serve up test lint typecheck check-imports install postgres chromium screenshots lock clean
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py sweep
 	$(PY) manage.py demo --address http://$(DEMO_ADDRESS)
-	@echo "Serving the review dashboard at http://$(DEMO_ADDRESS)/ -- login: reviewer / $${GREENLIGHT_DEMO_PASSWORD:-greenlight-demo} (Ctrl-C to stop)"
+	@echo "Serving the review dashboard at http://$(DEMO_ADDRESS)/ -- login: reviewer / $${GREENLIGHT_DEMO_PASSWORD:-greenlight-demo}, requests: marketing / $${GREENLIGHT_DEMO_PASSWORD:-greenlight-demo} (Ctrl-C to stop)"
 	$(PY) manage.py runserver $(DEMO_ADDRESS) --noreload
 
 # The dashboard in production: migrate, collect the static files, then gunicorn (infra/gunicorn.conf.py)
@@ -38,6 +38,13 @@ serve: $(STAMP)
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py sweep
 	exec $(VENV)/bin/gunicorn -c infra/gunicorn.conf.py
+
+# The production topology on this machine (infra/up.py): a Prefect server on its own PostgreSQL
+# database, the coordinator service, GREENLIGHT_WORKERS generation workers (default 2) and the web
+# app under gunicorn with WhiteNoise; prints where each one is. docs/deploy.md maps it to many machines.
+up: $(STAMP) postgres
+	$(PY) manage.py signing_keys_create
+	exec $(PY) -m infra.up --workers $${GREENLIGHT_WORKERS:-2}
 
 # PostgreSQL must answer on 127.0.0.1:5432; start the local cluster if it is down.
 postgres:

@@ -31,7 +31,8 @@ from prompt_library.parsing import campaign_parse, template_parse
 from provenance.credentials import c2pa_read, c2pa_sign, generated_manifest, reader_context
 from provenance.keys import signer_create
 from provenance.renditions import image_encode, rendition_make
-from provenance.watermark import watermark_embed, watermark_payload, watermark_read
+from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_payload, watermark_read
+from provenance.watermark_keys import WatermarkKey
 
 LIBRARY = Path(__file__).resolve().parent.parent / "prompt_library" / "library"
 
@@ -99,6 +100,7 @@ def main() -> None:
                         signed,
                         master_mime="image/png",
                         serial=serial,
+                        mark_key=WatermarkKey(key_id="wk-0123456789ab", secret=DEFAULT_KEY),
                         request=THUMBNAIL,
                         title="bench",
                         signer=signer,

@@ -171,10 +171,12 @@ def files_attach(var_dir: Path, count: int) -> list[int]:
     from provenance.credentials import reader_context
     from provenance.keys import signer_create
     from provenance.storage import LocalStorage
+    from provenance.watermark_keys import watermark_keys_ensure
     from review.models import Asset
 
     dev_chain_create(var_dir / "keys")
     config = provenance_config_from_settings()
+    mark_key = watermark_keys_ensure(config.watermark_keys)[0].current
     plan = campaign_plan_get(name="demo-spring")
     serials = list(Asset.objects.filter(state="in_review").order_by("id").values_list("id", flat=True)[:count])
     storage = LocalStorage(config.storage_root)
@@ -187,7 +189,12 @@ def files_attach(var_dir: Path, count: int) -> list[int]:
             image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
             ImageDraw.Draw(image).ellipse((120, 140, 390, 420), fill=(60 + 9 * n, 90, 160))
             done = image_finalize(
-                variant, serial=serial, image=image, signing=Signing(signer, context), storage=storage
+                variant,
+                serial=serial,
+                mark_id=Asset.objects.values_list("mark_id", flat=True).get(pk=serial),
+                image=image,
+                signing=Signing(signer, context, mark_key),
+                storage=storage,
             )
             Asset.objects.filter(pk=serial).update(
                 file_path=done.file_path, thumb_path=done.thumb_path, file_sha256=done.sha256, file_size=done.size

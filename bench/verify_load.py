@@ -77,14 +77,17 @@ def clip_make(*, width: int, height: int, seconds: int, fps: int, keys: Path) ->
     from provenance.keys import signer_create
     from provenance.mp4 import mp4_encode
     from provenance.watermark import watermark_embed, watermark_payload
+    from provenance.watermark_keys import WatermarkKeyFiles, watermark_keys_ensure
     from review.intake import assets_register
 
     call_command("migrate", verbosity=0)
     library_load()
     variant = campaign_plan_get(name="demo-clips").variants[0]
-    serial = assets_register(variants=[variant])[variant.key].serial
+    ref = assets_register(variants=[variant])[variant.key]
+    serial = ref.serial
+    mark_key = watermark_keys_ensure(WatermarkKeyFiles(directory=keys / "watermark"))[0].current  # as the server reads
     shot = product_shot(serial, max(width, height)).crop((0, 0, width, height))
-    marked = np.asarray(watermark_embed(shot, serial), dtype=np.int16)
+    marked = np.asarray(watermark_embed(shot, ref.mark_id, key=mark_key.secret), dtype=np.int16)
     rng = np.random.default_rng(serial)
     frames = [
         Image.fromarray(np.clip(marked + rng.integers(-2, 3, marked.shape), 0, 255).astype(np.uint8))
@@ -96,7 +99,8 @@ def clip_make(*, width: int, height: int, seconds: int, fps: int, keys: Path) ->
         model_name=variant.model_name,
         model_manifest_hash=variant.model_manifest_hash,
         generation_record={"serial": serial, "asset_key": variant.key, "fps": fps, "frames": len(frames)},
-        watermark_value=watermark_payload(serial),
+        watermark_value=watermark_payload(ref.mark_id),
+        watermark_key_id=mark_key.key_id,
     )
     files = dev_chain_create(keys)
     with signer_create(files) as signer, reader_context(files) as context:

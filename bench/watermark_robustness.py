@@ -1,12 +1,19 @@
 """How well the watermark survives everyday edits, how visible it is and what it costs, on one core.
 
-    OMP_NUM_THREADS=1 python -m bench.watermark_robustness [--quick] [--count 32] [--videos 20]
+    OMP_NUM_THREADS=1 python -m bench.watermark_robustness [--quick] [--count 32] [--videos 20] [--unmarked 2000]
 
 Marks varied images at 512x512 and 1024x1024 (generated product shots, gradients, textures and
 patterns, and crops of scikit-image's bundled photographs), puts every marked image through each
 attack and reports, per attack, the share of images whose serial reads back exactly (detection),
 the mean share of the 56 decoded payload bits that are right, and the mean confidence (z-score;
-the detection threshold is ``Z_THRESHOLD``). Then PSNR and embed/detect times per image.
+the detection threshold is ``Z_THRESHOLD``). The attacks include mirror images, quarter turns,
+changes of aspect ratio (one axis resized by 10%) and small rotations. Then the detection time
+per attack as CPU time of this process (one thread: a fair figure on a busy machine), PSNR and
+embed/detect times per image.
+
+Then unmarked images (``--unmarked``, default 2,000, at 512x512, 1024x1024, 640x480 and 256x256
+in turn; the same kinds of content): each read walks the whole geometry search, and none may
+be detected.
 
 Then video: short clips (a pan across a photograph, a zoom into one, shapes moving over a
 gradient; 24-48 frames at 512x512 and 512x288) with every frame marked with the clip's serial,
@@ -14,7 +21,8 @@ encoded to H.264 with PyAV (libx264, yuv420p, CRF 23), decoded and read with
 ``watermark_read_frames`` from the first 24 frames (what ``review.verify`` decodes): the
 frames share one decision, so the false-positive bound is the single image's. Also after a
 second encode at CRF 28 and after halving the frame size, and the same clips unmarked.
-``--quick`` uses fewer images (only 512x512) and 4 clips, for a check in seconds rather than minutes.
+``--quick`` uses fewer images (only 512x512), 4 clips and 200 unmarked images, for a check in a
+minute or two rather than many.
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from provenance.errors import WatermarkError
 from provenance.watermark import (
+    FALSE_POSITIVE_BOUND,
+    HYPOTHESES,
     SERIAL_MAX,
     Z_THRESHOLD,
     watermark_embed,
@@ -165,6 +175,11 @@ def resized(image: Image.Image, factor: float) -> Image.Image:
     return image.resize(size, Image.Resampling.BICUBIC)
 
 
+def stretched(image: Image.Image, width: float, height: float) -> Image.Image:
+    """Resized by ``width`` and ``height`` apart: a change of aspect ratio."""
+    return image.resize((round(image.width * width), round(image.height * height)), Image.Resampling.BICUBIC)
+
+
 def centre_crop(image: Image.Image, share: float) -> Image.Image:
     """Cut ``share`` of the width and of the height away, half on each side."""
     dx, dy = round(image.width * share / 2), round(image.height * share / 2)
@@ -198,8 +213,29 @@ CASES = (
         lambda im: encoded(resized(centre_crop(im, 0.10), 0.75), "JPEG", quality=80),
         0.95,
     ),
-    Case("rotate 2 degrees", lambda im: im.rotate(2, Image.Resampling.BICUBIC), None),
+    # Geometry: mirrors, quarter turns, aspect-ratio changes (one axis resized) and small
+    # rotations (PIL's rotate: same size, black corners).
+    Case("mirror (horizontal)", ImageOps.mirror, 0.95),
+    Case("aspect +10% (wider)", lambda im: stretched(im, 1.1, 1.0), 0.95),
+    Case("aspect -10% (narrower)", lambda im: stretched(im, 0.9, 1.0), 0.95),
+    Case("aspect +10% (taller)", lambda im: stretched(im, 1.0, 1.1), None),
+    Case("rotate 90", lambda im: im.transpose(Image.Transpose.ROTATE_90), 0.95),
+    Case("rotate 180", lambda im: im.transpose(Image.Transpose.ROTATE_180), 0.95),
+    Case("rotate 270", lambda im: im.transpose(Image.Transpose.ROTATE_270), 0.95),
+    Case("rotate +2 degrees", lambda im: im.rotate(2, Image.Resampling.BICUBIC), 0.95),
+    Case("rotate -2 degrees", lambda im: im.rotate(-2, Image.Resampling.BICUBIC), 0.95),
+    Case("rotate +5 degrees", lambda im: im.rotate(5, Image.Resampling.BICUBIC), 0.95),
+    Case("rotate -5 degrees", lambda im: im.rotate(-5, Image.Resampling.BICUBIC), 0.95),
+    Case(
+        "mirror + crop 10% + 0.75x + JPEG",
+        lambda im: encoded(resized(centre_crop(ImageOps.mirror(im), 0.10), 0.75), "JPEG", quality=80),
+        None,
+    ),
+    Case(
+        "rotate 3 + aspect -10% + JPEG", lambda im: encoded(stretched(im.rotate(3), 0.9, 1.0), "JPEG", quality=80), None
+    ),
 )
+GEOMETRY = tuple(case.name for case in CASES if case.name.startswith(("mirror", "aspect", "rotate")))
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -222,7 +258,7 @@ def run_size(side: int, count: int, seed: int) -> dict[str, list[float]]:
         samples[f"{case.name}|hit"], samples[f"{case.name}|bits"], samples[f"{case.name}|z"] = [], [], []
     for kind, image in image_set(count, side, seed):
         serial = int(rng.integers(0, SERIAL_MAX + 1))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             marked = watermark_embed(image, serial)
         except WatermarkError as error:  # refused: a miss under every attack
@@ -232,24 +268,70 @@ def run_size(side: int, count: int, seed: int) -> dict[str, list[float]]:
                 samples[f"{case.name}|hit"].append(0.0)
             continue
         samples["embed"].append((time.perf_counter() - start) * 1000)
+        samples.setdefault("embed_cpu", []).append((time.process_time() - cpu) * 1000)
         samples["psnr"].append(psnr(image, marked))
         if samples["psnr"][-1] < 38.0:  # marked more strongly: the image did not read back at the default
             samples.setdefault("strong", []).append(samples["psnr"][-1])
             print(f"  marked more strongly ({kind}, {side}x{side}): PSNR {samples['psnr'][-1]:.2f} dB")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         watermark_read(marked)
         samples["detect"].append((time.perf_counter() - start) * 1000)
+        samples.setdefault("detect_cpu", []).append((time.process_time() - cpu) * 1000)
         expected = watermark_payload(serial)
         for case in CASES:
             attacked = case.attack(marked)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             reading = watermark_read(attacked)
+            samples.setdefault(f"{case.name}|cpu", []).append((time.process_time() - cpu) * 1000)
             if case.name == "crop 10% + 0.75x + JPEG q80":
                 samples["detect_search"].append((time.perf_counter() - start) * 1000)
             samples[f"{case.name}|hit"].append(float(reading.serial == serial))
             samples[f"{case.name}|bits"].append(bit_accuracy(reading.bits, expected))
             samples[f"{case.name}|z"].append(reading.confidence)
     return samples
+
+
+# --- unmarked images ----------------------------------------------------------------------
+
+UNMARKED_SIZES = ((512, 512), (1024, 1024), (640, 480), (256, 256))
+
+
+def run_unmarked(count: int, seed: int) -> dict[str, list[float]]:
+    """Read ``count`` unmarked images (the marked set's kinds, other crops and seeds) in turn at
+    the ``UNMARKED_SIZES``: each walks the whole geometry search."""
+    samples: dict[str, list[float]] = {"z": [], "hit": []}
+    for index in range(count):
+        width, height = UNMARKED_SIZES[index % len(UNMARKED_SIZES)]
+        _, square = image_set(1 + index % 3, max(width, height), seed + 1000 * index)[-1]
+        image = square.crop((0, 0, width, height))
+        start = time.process_time()
+        reading = watermark_read(image)
+        samples.setdefault(f"cpu {width}x{height}", []).append((time.process_time() - start) * 1000)
+        samples["z"].append(reading.confidence)
+        samples["hit"].append(float(reading.serial is not None))
+        if reading.serial is not None:
+            print(f"  FALSE DETECTION (unmarked image {index}, {width}x{height}): serial {reading.serial}")
+    return samples
+
+
+def report_unmarked(samples: dict[str, list[float]]) -> None:
+    count = len(samples["hit"])
+    sizes = ", ".join(f"{w}x{h}" for w, h in UNMARKED_SIZES)
+    print(
+        f"unmarked images: {int(sum(samples['hit']))} of {count} detected ({sizes} in turn; a third generated, "
+        f"the rest crops of photographs); confidence mean {statistics.mean(samples['z']):.2f}, 99th percentile "
+        f"{_percentile(samples['z'], 0.99):.2f}, max {max(samples['z']):.2f} (threshold {Z_THRESHOLD})"
+    )
+    times = "; ".join(
+        f"{w}x{h} median {statistics.median(samples[f'cpu {w}x{h}']):.0f} ms, max {max(samples[f'cpu {w}x{h}']):.0f} ms"
+        for w, h in UNMARKED_SIZES
+        if samples.get(f"cpu {w}x{h}")
+    )
+    print(f"unmarked images: read CPU time (the whole search) {times}")
+    print(
+        f"false-positive bound: {HYPOTHESES:,} hypotheses (lattice, orientation, shift) x 2^40 serials at z >= "
+        f"{Z_THRESHOLD}: {FALSE_POSITIVE_BOUND:.1e} per image read"
+    )
 
 
 # --- video --------------------------------------------------------------------------------
@@ -480,9 +562,10 @@ def report_videos(samples: dict[str, list[float]], count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="12 images at 512x512 only")
+    parser.add_argument("--quick", action="store_true", help="12 images at 512x512 only, 4 clips, 200 unmarked images")
     parser.add_argument("--count", type=int, default=51, help="images per size (default 51; 0: none)")
     parser.add_argument("--videos", type=int, default=20, help="video clips (default 20; 0: none)")
+    parser.add_argument("--unmarked", type=int, default=2000, help="unmarked images read (default 2000; 0: none)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -491,8 +574,13 @@ def main() -> None:
     videos = min(args.videos, 4) if args.quick else args.videos
     results = {side: run_size(side, count, args.seed + side) for side in sides} if count > 0 else None
     video_results = run_videos(videos, args.seed) if videos > 0 else None
+    unmarked = min(args.unmarked, 200) if args.quick else args.unmarked
+    unmarked_results = run_unmarked(unmarked, args.seed + 99) if unmarked > 0 else None
     if results is not None:
         report_images(results, sides, count)
+    if unmarked_results is not None:
+        print()
+        report_unmarked(unmarked_results)
     if video_results is not None:
         if results is not None:
             print()
@@ -518,6 +606,15 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
         goal = f">= {case.goal:.0%}" if case.goal is not None else "measured"
         print(f"{case.name:30}{cells} | {goal}")
     print()
+    header = "".join(f" | {f'{s}: median    max':>20}" for s in sides)
+    print(f"{'detect CPU ms, one core':30}{header}")
+    for name in ("unedited", *GEOMETRY, "crop 10% + 0.75x + JPEG q80"):
+        cells = ""
+        for side in sides:
+            times = results[side]["detect_cpu" if name == "unedited" else f"{name}|cpu"]
+            cells += f" | {statistics.median(times):>12.1f} {max(times):6.1f}"
+        print(f"{name:30}{cells}")
+    print()
     for side in sides:
         samples = results[side]
         print(
@@ -528,7 +625,8 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
             f"{side}x{side}: PSNR mean {statistics.mean(samples['psnr']):.2f} dB, min {min(samples['psnr']):.2f} dB "
             f"(goal >= 38); embed median {statistics.median(samples['embed']):.1f} ms, "
             f"90th percentile {_percentile(samples['embed'], 0.9):.1f} ms, "
-            f"max {max(samples['embed']):.1f} ms{' (goal <= 40)' if side == 1024 else ''}; "
+            f"max {max(samples['embed']):.1f} ms{' (goal <= 40)' if side == 1024 else ''} (CPU median "
+            f"{statistics.median(samples['embed_cpu']):.1f} ms); "
             f"detect median {statistics.median(samples['detect']):.1f} ms unedited, "
             f"{statistics.median(samples['detect_search']):.1f} ms (max {max(samples['detect_search']):.1f}) "
             f"with the scale search{' (goal <= 60)' if side == 1024 else ''}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from prefect import Flow
-from prefect.deployments.runner import RunnerDeployment
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
 DEPLOYMENT_NAME = "campaign-run"
 ENTRYPOINT = "infra/flows.py:campaign_run"
@@ -54,6 +54,66 @@ def main(argv: list[str] | None = None) -> None:
         for name, entrypoint in ((DEPLOYMENT_NAME, ENTRYPOINT), (ASSETS_DEPLOYMENT_NAME, ASSETS_ENTRYPOINT)):
             flow = cast(Flow[..., Any], Flow.from_source(source=str(root), entrypoint=entrypoint))
             flow.deploy(name=name, work_pool_name=args.pool)
+
+
+COORDINATE_DEPLOYMENT_NAME = "campaign-coordinate"
+
+
+def campaign_schedule_deployments() -> list[RunnerDeployment]:
+    """One deployment of the `campaign-scheduled` flow per campaign with a schedule in its file
+    (`schedule: {cron, timezone}`), named after the campaign, paused when the file says
+    `active: false`."""
+    from prefect.schedules import Cron
+
+    from infra.coordinator import campaign_scheduled
+    from prompt_library.models import Campaign
+
+    made = []
+    for row in Campaign.objects.exclude(schedule_cron="").order_by("name"):
+        made.append(
+            cast(
+                RunnerDeployment,
+                campaign_scheduled.to_deployment(
+                    name=row.name,
+                    schedules=[Cron(row.schedule_cron, timezone=row.schedule_timezone or "UTC")],
+                    paused=not row.schedule_active,
+                    parameters={"campaign": row.name},
+                    tags=["campaign", f"priority-{row.priority}"],
+                    entrypoint_type=EntrypointType.MODULE_PATH,
+                ),
+            )
+        )
+    return made
+
+
+def schedules_sync() -> list[str]:
+    """Create or update each scheduled campaign's deployment (its cron, time zone, paused) on the
+    Prefect server; returns the deployments' names. Called when the library is loaded."""
+    names = []
+    for deployment in campaign_schedule_deployments():
+        deployment.apply()
+        names.append(f"campaign-scheduled/{deployment.name}")
+    return names
+
+
+def serve_all() -> None:
+    """Serve the coordinator deployment and every campaign's scheduled deployment from this
+    process (the `coordinator` service of `make up`)."""
+    from prefect import serve as prefect_serve
+
+    from infra.coordinator import campaign_coordinate
+
+    prefect_serve(
+        cast(
+            RunnerDeployment,
+            # Loaded as `infra.coordinator` (not by file path): what its batches carry to the task
+            # workers (the run context) must unpickle there under the same module name.
+            campaign_coordinate.to_deployment(
+                name=COORDINATE_DEPLOYMENT_NAME, entrypoint_type=EntrypointType.MODULE_PATH
+            ),
+        ),
+        *campaign_schedule_deployments(),
+    )
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 For the demo, the tests and a first install only: production points the signing files at the
 organisation's own certificate (and its key in a KMS or HSM). `manage.py signing_keys_create`
-writes one.
+writes one; `--rotate` (``dev_chain_rotate``) replaces it with a new one and keeps every earlier
+root in the trust anchors, so that files signed before stay trusted.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provenance.errors import SigningError
-from provenance.keys import SigningFiles, private_key_pem
+from provenance.keys import RETIRED_DIR, SigningFiles, private_key_pem
 
 
 def dev_chain_create(
@@ -26,11 +28,14 @@ def dev_chain_create(
     organisation: str = "Greenlight development",
     days: int = 365,
     overwrite: bool = False,
+    signer_expires: datetime | None = None,
 ) -> SigningFiles:
     """Create a development chain (root -> intermediate -> signer, ECDSA P-256).
 
     Writes chain.pem, signer.key (mode 0600) and root.pem into ``directory``,
     creating it; refuses to replace existing files unless ``overwrite``.
+    ``signer_expires`` ends the signer's certificate sooner than ``days`` (tests of what
+    `verify` says once a certificate has expired).
     """
     if days < 1:
         raise SigningError(f"A development chain lasts at least 1 day (days = {days!r})")
@@ -78,7 +83,7 @@ def dev_chain_create(
             intermediate_name,
             signer_key.public_key(),
             not_before,
-            not_after,
+            min(not_after, signer_expires) if signer_expires is not None else not_after,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
@@ -95,6 +100,39 @@ def dev_chain_create(
     files.chain.write_bytes(signer.public_bytes(pem) + intermediate.public_bytes(pem))
     _private_write(files.key, private_key_pem(signer_key))
     return files
+
+
+def dev_chain_rotate(directory: Path, *, organisation: str = "Greenlight development", days: int = 365) -> SigningFiles:
+    """Replace the development chain in ``directory`` by a new one (new root, intermediate and
+    signer), keeping every root trusted before as a trust anchor beside the new one.
+
+    The old chain is kept under ``retired/<UTC time>/chain.pem`` (so `verify` can name which key
+    signed a file); the old signer's private key is deleted: nothing signs with it again.
+    """
+    current = SigningFiles(
+        chain=directory / "chain.pem", key=directory / "signer.key", trust_anchors=directory / "root.pem"
+    )
+    missing = [str(path) for path in (current.chain, current.trust_anchors) if not path.exists()]
+    if missing:
+        raise SigningError(f"Nothing to rotate: {', '.join(missing)} missing (create a chain first)", path=directory)
+    earlier = x509.load_pem_x509_certificates(current.trust_anchors.read_bytes())
+    retired = directory / RETIRED_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    retired.mkdir(parents=True)
+    shutil.copy2(current.chain, retired / "chain.pem")
+    shutil.copy2(current.trust_anchors, retired / "root.pem")
+    created = dev_chain_create(directory, organisation=organisation, days=days, overwrite=True)
+    new_roots = x509.load_pem_x509_certificates(created.trust_anchors.read_bytes())
+    pem = serialization.Encoding.PEM
+    anchors: dict[bytes, x509.Certificate] = {}
+    for cert in (*new_roots, *earlier):  # the new root first: the one that issues the chain
+        anchors.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+    created.trust_anchors.write_bytes(b"".join(cert.public_bytes(pem) for cert in anchors.values()))
+    return created
+
+
+def retired_chains(directory: Path) -> list[Path]:
+    """The chains retired by ``dev_chain_rotate`` in ``directory``, oldest first."""
+    return sorted((directory / RETIRED_DIR).glob("*/chain.pem"))
 
 
 def _private_write(path: Path, data: bytes) -> None:

@@ -77,3 +77,65 @@ def assets_generate_submit(*, serials: Sequence[int]) -> str:
 
     threading.Thread(target=work, name=f"assets-generate-{serials[0]}", daemon=True).start()
     return "a background run in the dashboard's process"
+
+
+COORDINATE_DEPLOYMENT = "campaign-coordinate/campaign-coordinate"
+
+
+def run_coordinate_local(*, run_id: int, batch_size: int | None = None, max_in_flight: int = 0) -> str:
+    """Coordinate a campaign run in this thread, without a flow run around it (tests, `inline`):
+    batches go to task workers when PREFECT_API_URL is set, else are made here. Returns its line."""
+    from infra.coordinator import coordinate, dispatch_choose, in_flight_default
+
+    dispatch, _ = dispatch_choose()
+    outcome = coordinate(
+        run_id=run_id,
+        batch_size=batch_size or settings.GREENLIGHT_BATCH_SIZE,
+        dispatch=dispatch,
+        max_in_flight=max_in_flight or in_flight_default(),
+    )
+    return outcome.line()
+
+
+def run_submit(*, run_id: int, priority: int) -> str:
+    """Start a campaign run's coordinator the way GREENLIGHT_ORCHESTRATOR says, without waiting
+    (except "inline"); returns a line saying where it runs. The run stays queued until then:
+    `manage.py runs resume <id>` starts it again if it never did."""
+    mode = settings.GREENLIGHT_ORCHESTRATOR
+    if mode == "inline":
+        return run_coordinate_local(run_id=run_id)
+    if mode == "deployment":
+        from prefect.client.schemas.objects import FlowRun
+        from prefect.deployments import run_deployment
+
+        started = run_deployment(
+            name=COORDINATE_DEPLOYMENT,
+            parameters={"run_id": run_id, "batch_size": settings.GREENLIGHT_BATCH_SIZE},
+            timeout=0,
+            tags=[f"priority-{priority}"],
+        )
+        flow_run = cast(FlowRun, started)
+        return f"flow run {flow_run.name} ({flow_run.id}) on deployment {COORDINATE_DEPLOYMENT}"
+
+    def work() -> None:
+        try:
+            from prefect.settings import PREFECT_API_URL
+
+            if PREFECT_API_URL.value():  # a flow run on the server: seen in the Prefect UI
+                from infra.coordinator import campaign_coordinate
+
+                campaign_coordinate(run_id=run_id, batch_size=settings.GREENLIGHT_BATCH_SIZE)
+            else:  # no server: coordinate and make the batches in this process
+                run_coordinate_local(run_id=run_id)
+        except Exception:  # recorded on the run; the thread must not die silently
+            logger.exception("coordinating run %s failed", run_id)
+            from review.intake import run_fail
+
+            run_fail(run_id=run_id, error="its coordinator failed: see the log")
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    threading.Thread(target=work, name=f"run-coordinate-{run_id}", daemon=True).start()
+    return "a background coordinator in this process"

@@ -83,6 +83,10 @@ INSTALLED_APPS = [
     "infra",
     "prompt_library",
     "review",
+    "review.requests",
+    # The REST API (/api/v1/); "ninja" serves its Swagger UI from these static files, not a CDN.
+    "ninja",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -255,6 +259,12 @@ GREENLIGHT_PUBLISH_WEBHOOK_URL = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_URL"
 GREENLIGHT_PUBLISH_WEBHOOK_SECRET = os.environ.get("GREENLIGHT_PUBLISH_WEBHOOK_SECRET", "")
 if GREENLIGHT_PUBLISH_WEBHOOK_URL and not GREENLIGHT_PUBLISH_WEBHOOK_SECRET:
     raise RuntimeError("GREENLIGHT_PUBLISH_WEBHOOK_SECRET must be set with GREENLIGHT_PUBLISH_WEBHOOK_URL")
+# Optional: a URL told of every webhook event (asset.published, asset.decided, run.finished), signed
+# with this secret; each delivery is recorded and retried with backoff (review/webhooks.py).
+GREENLIGHT_WEBHOOK_URL = os.environ.get("GREENLIGHT_WEBHOOK_URL", "")
+GREENLIGHT_WEBHOOK_SECRET = os.environ.get("GREENLIGHT_WEBHOOK_SECRET", "")
+if GREENLIGHT_WEBHOOK_URL and not GREENLIGHT_WEBHOOK_SECRET:
+    raise RuntimeError("GREENLIGHT_WEBHOOK_SECRET must be set with GREENLIGHT_WEBHOOK_URL")
 GREENLIGHT_BATCH_SIZE = int(os.environ.get("GREENLIGHT_BATCH_SIZE", "8"))
 # A captioning model (models/manifests/captioners/<name>.yaml) whose caption is added to every
 # generated asset's alt text; unset: the template's description alone.
@@ -270,6 +280,14 @@ if GREENLIGHT_ORCHESTRATOR not in ("thread", "deployment", "inline"):
     )
 # The function review calls to start a run (review/orchestrator.py); it follows GREENLIGHT_ORCHESTRATOR.
 GREENLIGHT_RUN_SUBMIT = "infra.orchestration.assets_generate_submit"
+# The function a campaign run is started with (review.services.runs -> review/orchestrator.py):
+# "thread" and "inline" coordinate the run in this process, "deployment" triggers the
+# `campaign-coordinate` deployment; the batches go to the generation workers (infra/workers.py).
+GREENLIGHT_CAMPAIGN_RUN_SUBMIT = "infra.orchestration.run_submit"
+# Generation workers: how many `make up` starts, how long a batch's lease lasts without a
+# heartbeat (a worker killed mid-batch loses it after this long, and another worker remakes it).
+GREENLIGHT_WORKERS = env_int("GREENLIGHT_WORKERS", 2, minimum=1)
+GREENLIGHT_LEASE_SECONDS = env_int("GREENLIGHT_LEASE_SECONDS", 30, minimum=2)
 # Signing files: kept outside the repository. The development chain is written here by
 # `manage.py signing_keys_create`; production points the three files at its own certificate.
 _data_home = Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")).expanduser()
@@ -281,6 +299,14 @@ GREENLIGHT_TRUST_ANCHORS = env_path("GREENLIGHT_TRUST_ANCHORS", GREENLIGHT_KEYS_
 # (data: bytes) -> signature bytes. When set, the signer uses it and GREENLIGHT_SIGNING_KEY is
 # never read; the certificate chain still comes from GREENLIGHT_SIGNING_CHAIN.
 GREENLIGHT_SIGNING_CALLBACK = os.environ.get("GREENLIGHT_SIGNING_CALLBACK", "").strip()
+# The installation's secret watermark keys (provenance.watermark_keys): a folder of key files
+# (one per key id, and `current`), made by `manage.py signing_keys_create`; or a KMS/HSM callback
+# "package.module:function" returning (current_id, {id: key bytes}).
+GREENLIGHT_WATERMARK_KEYS_DIR = env_path("GREENLIGHT_WATERMARK_KEYS_DIR", GREENLIGHT_KEYS_DIR / "watermark")
+GREENLIGHT_WATERMARK_KEY_CALLBACK = os.environ.get("GREENLIGHT_WATERMARK_KEY_CALLBACK", "").strip()
+# An RFC 3161 timestamp authority: when set, every manifest is timestamped, and stays valid after
+# the signing certificate expires. Empty (the default, and the demo): no timestamp, no network.
+GREENLIGHT_TSA_URL = os.environ.get("GREENLIGHT_TSA_URL", "").strip()
 # `verify` (CLI, /verify/ page, POST /api/verify): the largest file accepted, in bytes, and the
 # largest image by header dimensions (refused before decoding: a small PNG can claim 20000x20000).
 GREENLIGHT_VERIFY_MAX_BYTES = int(os.environ.get("GREENLIGHT_VERIFY_MAX_BYTES", str(50 * 1024 * 1024)))
@@ -297,3 +323,20 @@ os.environ.setdefault("PREFECT_HOME", str(VAR_DIR / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+# Marketing asset requests (review.requests): the most variants one brief, or one "ask for more",
+# may make; a larger brief is refused before anything is registered.
+GREENLIGHT_REQUEST_MAX_VARIANTS = env_int("GREENLIGHT_REQUEST_MAX_VARIANTS", 48, minimum=1)
+# Notifications (review.notifications) go out through Django's e-mail backend: printed on the
+# console unless GREENLIGHT_EMAIL_HOST names an SMTP server (README, "Notifications").
+EMAIL_HOST = os.environ.get("GREENLIGHT_EMAIL_HOST", "").strip()
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("GREENLIGHT_EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = os.environ.get("GREENLIGHT_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("GREENLIGHT_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("GREENLIGHT_EMAIL_TLS", True)
+EMAIL_TIMEOUT = env_int("GREENLIGHT_EMAIL_TIMEOUT_SECONDS", 10, minimum=1)
+DEFAULT_FROM_EMAIL = os.environ.get("GREENLIGHT_EMAIL_FROM", "greenlight@localhost")
+# The dashboard's address as people reach it, for links in notification e-mails.
+GREENLIGHT_SITE_URL = os.environ.get("GREENLIGHT_SITE_URL", "http://127.0.0.1:8000")

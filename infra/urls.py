@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
 
+from api import views as api_views
+from api.urls import api_urls
 from review.views import verify as verify_views
 
 urlpatterns = [
@@ -19,5 +21,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/verify", verify_views.verify_api, name="api_verify"),
+    path("api/v1/", api_urls()),
+    path("tokens/", api_views.tokens, name="api_tokens"),
+    path("tokens/<str:prefix>/revoke", api_views.token_revoke, name="api_token_revoke"),
     path("", include("review.urls")),
 ]

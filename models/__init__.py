@@ -23,6 +23,7 @@ from models.errors import (
     ModelNotFoundError,
     SchedulerError,
 )
+from models.families import SOURCE_FAMILIES
 from models.integrity import manifest_verify
 from models.manifest import VIDEO_ROLE, MemoryOptions, ModelManifest
 from models.registry import MANIFESTS_DIR, manifest_load, template_load
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_SCHEDULER",
     "MANIFESTS_DIR",
     "SCHEDULERS",
+    "SOURCE_FAMILIES",
     "VIDEO_ROLE",
     "DeviceError",
     "ManifestError",

@@ -107,3 +107,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
         ),
     }
 )
+
+
+# The families that draw from a source image too (image-to-image, inpainting: diffusers' AutoPipelines
+# for them build on the loaded components) and take weighted prompts (compel).
+SOURCE_FAMILIES = ("stable-diffusion", "stable-diffusion-xl")

@@ -12,11 +12,13 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.adapters import AdapterManifest, adapter_verify
 from models.device import PipelineSetup, device_choose, pipeline_prepare
 from models.errors import ManifestError, SchedulerError, display_path
 from models.integrity import manifest_pins_check, manifest_verify, model_index_check
@@ -61,6 +63,16 @@ def pipeline_cache_clear() -> None:
     """Forget every pipeline loaded in this process (for tests)."""
     with _PIPELINES_LOCK:
         _PIPELINES.clear()
+
+
+def pipeline_forget(manifest: ModelManifest) -> int:
+    """Drop every pipeline of ``manifest`` this process holds (on any device), so its memory can be
+    freed; returns how many were dropped. A later ``pipeline_load`` loads it again."""
+    with _PIPELINES_LOCK:
+        keys = [key for key in _PIPELINES if key[0] == manifest.manifest_hash and key[1] == manifest.folder]
+        for key in keys:
+            del _PIPELINES[key]
+    return len(keys)
 
 
 def pipeline_load(manifest: ModelManifest, *, device: str | None = None) -> DiffusionPipeline:
@@ -148,3 +160,83 @@ def scheduler_build(name: str, model_scheduler: Any) -> Any:
     # the new class's own default; the spacing decides where sampling starts, so it is carried over.
     carried = {"timestep_spacing": config["timestep_spacing"]} if "timestep_spacing" in config else {}
     return cls.from_config(config, **carried, **dict(settings))
+
+
+_ADAPTERS: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_ADAPTERS_LOCK = threading.Lock()
+
+
+def adapter_key(manifest: AdapterManifest) -> str:
+    """The name an adapter is loaded under in a pipeline: its weights' hash, so new weights under
+    an old name load anew (and the name suits peft, which forbids dots)."""
+    return f"a{manifest.manifest_hash[:20]}"
+
+
+def adapters_apply(pipe: Any, adapters: Sequence[tuple[AdapterManifest, float]]) -> None:
+    """Make ``pipe`` (and the pipelines derived from it, which share its modules) draw with exactly
+    ``adapters`` at their scales; no adapters switches every loaded one off.
+
+    Each adapter is verified against its manifest and loaded once per pipeline in this process;
+    later batches only set the scales. A batch is one pipeline call, so set it before the call.
+    """
+    with _ADAPTERS_LOCK:
+        loaded = _ADAPTERS.setdefault(pipe, set())
+        for manifest, _ in adapters:
+            key = adapter_key(manifest)
+            if key in loaded:
+                continue
+            adapter_verify(manifest)
+            with _loading_quietly():
+                pipe.load_lora_weights(str(manifest.folder), weight_name=manifest.weight_name, adapter_name=key)
+            loaded.add(key)
+            logger.info("loaded adapter %s (%s) into model pipeline", manifest.name, key)
+        if adapters:
+            pipe.enable_lora()
+            _adapters_activate(pipe, [(adapter_key(m), scale) for m, scale in adapters])
+        elif loaded:
+            pipe.disable_lora()
+
+
+def _adapters_activate(pipe: Any, chosen: Sequence[tuple[str, float]]) -> None:
+    """Activate ``chosen`` adapters at their scales in each component that holds them.
+
+    What ``pipe.set_adapters`` does, less its per-block scale expansion, which fails on a UNet with
+    a different number of layers per block (the embedded model's (1, 2, 1)); one scale per adapter
+    needs none of it.
+    """
+    from diffusers.utils.peft_utils import set_weights_and_activate_adapters
+
+    for name in ("unet", "transformer", "text_encoder", "text_encoder_2"):
+        component = getattr(pipe, name, None)
+        present = getattr(component, "peft_config", None) or {}
+        here = [(key, scale) for key, scale in chosen if key in present]
+        if here:
+            set_weights_and_activate_adapters(component, [key for key, _ in here], [scale for _, scale in here])
+
+
+_CONTROLNETS: dict[tuple[str, Path, str, str], Any] = {}
+
+
+def controlnet_load(manifest: AdapterManifest, *, pipe: Any) -> Any:
+    """A pinned ControlNet, verified and loaded once per process for ``pipe``'s device and dtype."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import diffusers
+
+    if manifest.kind != "controlnet":
+        raise ManifestError(manifest.path, f"field 'kind' is {manifest.kind!r}; a ControlNet is kind 'controlnet'")
+    device, dtype = _execution_device(pipe), pipe.unet.dtype
+    key = (manifest.manifest_hash, manifest.folder, str(device), str(dtype))
+    with _ADAPTERS_LOCK:
+        if key not in _CONTROLNETS:
+            adapter_verify(manifest)
+            with _loading_quietly():
+                model = diffusers.ControlNetModel.from_pretrained(
+                    manifest.folder, torch_dtype=dtype, local_files_only=True, use_safetensors=True
+                )
+            _CONTROLNETS[key] = model.to(device).eval()
+            logger.info("loaded ControlNet %s", manifest.name)
+        return _CONTROLNETS[key]
+
+
+def _execution_device(pipe: Any) -> Any:
+    return getattr(pipe, "_execution_device", None) or pipe.device

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 import c2pa
 from PIL import Image
 
+from pipeline.sources import source_ingredients
 from prompt_library.specs import Variant
 from provenance.credentials import c2pa_sign, generated_manifest, signed_manifest
 from provenance.errors import WatermarkError
+from provenance.fingerprint import image_fingerprint
 from provenance.media import MIME
 from provenance.mp4 import Clip, mp4_encode, mp4_watermark_frames
 from provenance.renditions import RenditionRequest, image_encode, rendition_sign, thumbnail_render
 from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read_frames
+from provenance.watermark_keys import WatermarkKey
 from review.intake import GeneratedFile
 
 # The thumbnail as asked for: 256 px, or the smallest larger size at which its serial reads back
@@ -27,10 +30,12 @@ MASTER_CRFS = (18, 10)
 
 @dataclass(frozen=True)
 class Signing:
-    """A signer and the trust context it signs with, opened once per batch."""
+    """A signer and the trust context it signs with, opened once per batch, and the
+    installation's current watermark key (``provenance.watermark_keys``)."""
 
     signer: c2pa.Signer
     context: c2pa.Context
+    watermark: WatermarkKey
 
 
 # The folders under the storage root that hold what a run stores, each file named by its asset's
@@ -48,30 +53,39 @@ def thumbnail_path(key: str) -> str:
 
 
 def image_finalize(
-    variant: Variant, *, serial: int, image: Image.Image, signing: Signing, storage: LocalStorage
+    variant: Variant, *, serial: int, mark_id: int, image: Image.Image, signing: Signing, storage: LocalStorage
 ) -> GeneratedFile:
-    """Watermark the image with its serial, sign it as a PNG master, store it and a signed
-    thumbnail, and describe the result (with both manifests) for the review hand-over."""
+    """Watermark the image with its mark id (the installation's key), sign it as a PNG master,
+    store it and a signed thumbnail, and describe the result (with both manifests) for the
+    review hand-over."""
     # 1. Watermark first: any byte changed after signing would break the hard binding.
-    marked = watermark_embed(image, serial)
+    marked = watermark_embed(image, mark_id, key=signing.watermark.secret)
     png = image_encode(marked, "png")
     # 2-4. Sign, read back, store the master and a signed thumbnail (made from the marked pixels:
     # the same as the signed PNG's, without decoding it again).
     record = {**variant.generation_record(), "serial": serial, "asset_key": variant.key}
     return _master_store(
-        variant, serial=serial, data=png, fmt="png", record=record, signing=signing, storage=storage, still=marked
+        variant,
+        serial=serial,
+        mark_id=mark_id,
+        data=png,
+        fmt="png",
+        record=record,
+        signing=signing,
+        storage=storage,
+        still=marked,
     )
 
 
 def clip_finalize(
-    variant: Variant, *, serial: int, clip: Clip, signing: Signing, storage: LocalStorage
+    variant: Variant, *, serial: int, mark_id: int, clip: Clip, signing: Signing, storage: LocalStorage
 ) -> GeneratedFile:
     """Watermark every frame of the clip with its serial, encode it as an H.264 MP4 master that
     still reads back the serial, sign and store it and a signed JPEG thumbnail of its first
     frame, and describe the result for the review hand-over."""
     # 1. Watermark every frame, then encode; the mark must survive the encoder to be claimed.
-    marked = [watermark_embed(frame, serial) for frame in clip.frames]
-    mp4 = clip_encode(marked, clip.fps, serial=serial)
+    marked = [watermark_embed(frame, mark_id, key=signing.watermark.secret) for frame in clip.frames]
+    mp4 = clip_encode(marked, clip.fps, serial=mark_id, mark_key=signing.watermark)
     # 2-4. Sign (the record says how many frames at what rate), read back, store.
     record = {
         **variant.generation_record(),
@@ -81,16 +95,25 @@ def clip_finalize(
         "asset_key": variant.key,
     }
     return _master_store(
-        variant, serial=serial, data=mp4, fmt="mp4", record=record, signing=signing, storage=storage, still=marked[0]
+        variant,
+        serial=serial,
+        mark_id=mark_id,
+        data=mp4,
+        fmt="mp4",
+        record=record,
+        signing=signing,
+        storage=storage,
+        still=marked[0],
     )
 
 
-def clip_encode(frames: list[Image.Image], fps: int, *, serial: int) -> bytes:
-    """The marked frames as an MP4 whose first decoded frames read back ``serial``
-    (``mp4_watermark_frames``: what `verify` reads), at the first of ``MASTER_CRFS`` that keeps it."""
+def clip_encode(frames: list[Image.Image], fps: int, *, serial: int, mark_key: WatermarkKey) -> bytes:
+    """The marked frames as an MP4 whose first decoded frames read back ``serial`` (a mark id,
+    with ``mark_key``; ``mp4_watermark_frames``: what `verify` reads), at the first of
+    ``MASTER_CRFS`` that keeps it."""
     for crf in MASTER_CRFS:
         data = mp4_encode(frames, fps, crf=crf)
-        reading = watermark_read_frames(mp4_watermark_frames(data))  # exactly the frames verify reads
+        reading = watermark_read_frames(mp4_watermark_frames(data), key=mark_key.secret)  # as verify reads
         if reading.serial == serial:
             return data
     raise WatermarkError(
@@ -103,6 +126,7 @@ def _master_store(
     variant: Variant,
     *,
     serial: int,
+    mark_id: int,
     data: bytes,
     fmt: str,
     record: dict[str, object],
@@ -120,7 +144,7 @@ def _master_store(
     """
     mime = MIME[fmt]
     title = f"{variant.campaign} #{serial}"
-    thumb = thumbnail_render(still, serial=serial, request=THUMBNAIL, transcoded=True)
+    thumb = thumbnail_render(still, serial=mark_id, mark_key=signing.watermark, request=THUMBNAIL, transcoded=True)
     # Width and height apart: c2pa stores a JSON array of numbers as a byte string (256 -> 0).
     width, height = thumb.size
     record = {**record, "thumbnail": {"width": width, "height": height, "watermark": thumb.mark}}
@@ -129,9 +153,18 @@ def _master_store(
         model_name=variant.model_name,
         model_manifest_hash=variant.model_manifest_hash,
         generation_record=record,
-        watermark_value=watermark_payload(serial),
+        watermark_value=watermark_payload(mark_id),
+        watermark_key_id=signing.watermark.key_id,
+        edit_actions=variant.edit_actions(),  # the resize from the model's size to the output's
     )
-    signed = c2pa_sign(data, mime=mime, manifest=manifest, signer=signing.signer, context=signing.context)
+    signed = c2pa_sign(
+        data,
+        mime=mime,
+        manifest=manifest,
+        signer=signing.signer,
+        context=signing.context,
+        ingredients=source_ingredients(variant),  # the source photo it was drawn from, if any
+    )
     # Read the manifest back (about 1 ms) for the manifest store: what `verify` retrieves when a
     # copy of the file has lost its own.
     master_manifest = signed_manifest(signed, kind="master", mime=mime, context=signing.context)
@@ -141,7 +174,8 @@ def _master_store(
         thumb,
         master=signed,
         master_mime=mime,
-        serial=serial,
+        serial=mark_id,
+        mark_key=signing.watermark,
         request=THUMBNAIL,
         title=title,
         signer=signing.signer,
@@ -160,4 +194,5 @@ def _master_store(
         size=len(signed),
         generation_record=record,
         manifests=(master_manifest, thumb_manifest),
+        fingerprint=image_fingerprint(still),  # the content check verify makes before a watermark claim
     )

@@ -3,10 +3,10 @@
 Modes: text-to-image, image-to-image (an init image and a ``strength``) and inpainting (an init
 image and a mask: white is repainted; black is kept, the photo's own pixels put back), with
 negative prompts, guidance, steps, a sampler chosen by name (``models.schedulers``) and the size
-from the output spec. Prompt weighting takes the common syntax, ``(word:1.3)``, ``(word)`` (x1.1)
-and ``[word]`` (/1.1): it is rewritten to compel's syntax and compel builds the weighted
-embeddings (Stable Diffusion and SDXL families; other families refuse weighted prompts rather
-than read the brackets as words).
+from the output spec. Prompt weighting takes the common syntax, ``(word:1.3)``, ``(word)`` (x1.1),
+``[word]`` (/1.1) and ``[word:0.5]`` (``prompt_library.weighting``): it is rewritten to compel's
+syntax and compel builds the weighted embeddings (Stable Diffusion and SDXL families; other
+families refuse weighted prompts rather than read the brackets as words).
 
 Batching: a batch shares model and parameters (it is one pipeline call); every image gets its own
 ``torch.Generator`` seeded with its seed, and on a CPU the loaded model's layers are batch-invariant
@@ -21,7 +21,6 @@ not suit the model's noise schedule.
 from __future__ import annotations
 
 import io
-import re
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -33,11 +32,13 @@ import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from models import DEFAULT_SCHEDULER, SCHEDULERS, ModelManifest, scheduler_names, scheduler_refusal
-from models.loading import scheduler_build
+from models.adapters import CONTROLNET_FAMILIES
+from models.loading import adapters_apply, scheduler_build
 from pipeline.errors import GenerationError, GenerationInputError
-from prompt_library.specs import Variant
+from pipeline.sources import SourceInput, canny_edges, variant_adapters, variant_controlnet, variant_sources
+from prompt_library.specs import MODES, TEXT_TO_IMAGE, Variant
+from prompt_library.weighting import compel_syntax, is_weighted
 
-MODES = ("text-to-image", "image-to-image", "inpainting")
 MAX_STEPS = 500
 MAX_GUIDANCE = 50.0
 _FEATHER = 1.0  # px of blur on the mask's edge when the kept pixels are put back
@@ -67,10 +68,24 @@ class ImageRequest:
     init_image: ImageInput | None = field(default=None, compare=False)
     mask: ImageInput | None = field(default=None, compare=False)
     key: str | None = None  # the variant this request makes, for error messages
+    # Structure control: a loaded ControlNetModel, its control image (canny edges, say) and scale.
+    controlnet: Any = field(default=None, compare=False)
+    control_image: ImageInput | None = field(default=None, compare=False)
+    control_scale: float = 1.0
 
     def batch_signature(self) -> tuple[object, ...]:
         """What must be equal across one batch (one pipeline call)."""
-        return (self.steps, self.guidance, self.width, self.height, self.mode, self.strength, self.scheduler)
+        return (
+            self.steps,
+            self.guidance,
+            self.width,
+            self.height,
+            self.mode,
+            self.strength,
+            self.scheduler,
+            id(self.controlnet),
+            self.control_scale,
+        )
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -202,32 +217,9 @@ def is_number(value: object) -> TypeGuard[int | float]:
 
 # --- prompt weighting ------------------------------------------------------------------------
 
-_WEIGHTED_RE = re.compile(r"(?<!\\)[()\[\]]")
-_EXPLICIT_RE = re.compile(r"(?<!\\)\(([^()\[\]]*?):\s*(-?\d+(?:\.\d+)?)\)")
-_PLAIN_RE = re.compile(r"(?<!\\)\(([^()\[\]:]*)(?<!\\)\)")
-_LOWER_RE = re.compile(r"(?<!\\)\[([^()\[\]]*)(?<!\\)\]")
-_OPEN, _CLOSE = "\x01", "\x02"  # converted groups, so an outer pass does not read them again
-
 
 def _weighted(*prompts: str) -> bool:
-    return any(_WEIGHTED_RE.search(p or "") for p in prompts)
-
-
-def compel_syntax(prompt: str) -> str:
-    """Rewrite ``(word:1.3)``, ``(word)`` and ``[word]`` (nestable) into compel's ``(word)1.3``.
-
-    Innermost groups first; ``\\(`` and ``\\[`` stay literal. Unbalanced brackets are left to
-    compel, which reads them as text.
-    """
-    text = prompt
-    while True:
-        rewritten = _EXPLICIT_RE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}{float(m.group(2)):g}", text)
-        rewritten = _PLAIN_RE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}1.1", rewritten)
-        rewritten = _LOWER_RE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}0.9091", rewritten)
-        if rewritten == text:
-            break
-        text = rewritten
-    return text.replace(_OPEN, "(").replace(_CLOSE, ")")
+    return is_weighted(*prompts)
 
 
 _compel_cache: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -297,25 +289,30 @@ def prompt_arguments(pipe: Any, prompts: Sequence[str], negatives: Sequence[str]
 _derived: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = weakref.WeakKeyDictionary()
 
 
-def derived_pipeline(pipe: Any, class_name: str = "", *, scheduler: str = DEFAULT_SCHEDULER) -> Any:
+def derived_pipeline(
+    pipe: Any, class_name: str = "", *, scheduler: str = DEFAULT_SCHEDULER, controlnet: Any = None
+) -> Any:
     """Another pipeline class (a diffusers name; "" for the loaded one's own) and sampler on the
-    loaded pipeline's components: image-to-image, inpainting, image-to-video.
+    loaded pipeline's components: image-to-image, inpainting, image-to-video, or a ControlNet
+    pipeline with ``controlnet`` added.
 
-    Built once per (pipeline, class, sampler) with ``from_pipe``: no weights are loaded or copied,
-    and the loaded pipeline's own scheduler is never swapped under another caller.
+    Built once per (pipeline, class, sampler, ControlNet) with ``from_pipe``: no weights are
+    loaded or copied, and the loaded pipeline's own scheduler is never swapped under another caller.
     """
     if not class_name and scheduler == DEFAULT_SCHEDULER:
         return pipe
     with _lock:
         cache = _derived.setdefault(pipe, {})
-        derived = cache.get((class_name, scheduler))
+        key = (class_name, scheduler) if controlnet is None else (class_name, f"{scheduler}+{id(controlnet)}")
+        derived = cache.get(key)
         if derived is None:
             import diffusers
 
             cls = getattr(diffusers, class_name) if class_name else type(pipe)
-            derived = cls.from_pipe(pipe, scheduler=scheduler_build(scheduler, pipe.scheduler))
+            extra = {} if controlnet is None else {"controlnet": controlnet}
+            derived = cls.from_pipe(pipe, scheduler=scheduler_build(scheduler, pipe.scheduler), **extra)
             derived.set_progress_bar_config(disable=True)
-            cache[(class_name, scheduler)] = derived
+            cache[key] = derived
         return derived
 
 
@@ -361,7 +358,22 @@ def engine_generate(
         arguments["strength"] = first.strength
         if first.mode == "inpainting":
             arguments["mask_image"] = [mask.resize(size, Image.Resampling.NEAREST) for _, mask in inputs if mask]
-    runner = derived_pipeline(pipe, _AUTO_PIPELINES.get(first.mode, ""), scheduler=first.scheduler)
+    if first.controlnet is not None:  # the structure of each request's control image
+        controls = [
+            image_open(r.control_image, field_name="control_image", variant_key=r.key).convert("RGB")
+            for r in requests
+            if r.control_image is not None
+        ]
+        if len(controls) != len(requests):
+            raise GenerationInputError(
+                "control_image", None, "a ControlNet needs a control image", variant_key=first.key
+            )
+        controls = [c.resize((first.width, first.height), Image.Resampling.BILINEAR) for c in controls]
+        arguments["controlnet_conditioning_scale"] = first.control_scale
+        arguments["control_image" if first.mode == "image-to-image" else "image"] = controls
+    runner = derived_pipeline(
+        pipe, _pipeline_class(manifest, first), scheduler=first.scheduler, controlnet=first.controlnet
+    )
     with torch.inference_mode():
         arguments |= prompt_arguments(
             runner, [r.prompt for r in requests], [r.negative_prompt for r in requests], guided=guided
@@ -376,6 +388,25 @@ def engine_generate(
             for image, init, mask in zip(images, arguments["image"], arguments["mask_image"], strict=True)
         ]
     return images
+
+
+_CONTROLNET_PIPELINES = {"text-to-image": "{}ControlNetPipeline", "image-to-image": "{}ControlNetImg2ImgPipeline"}
+
+
+def _pipeline_class(manifest: ModelManifest, request: ImageRequest) -> str:
+    """The diffusers class a request runs on: the loaded one's own, an AutoPipeline for the image
+    modes, or the family's ControlNet pipeline for the mode."""
+    if request.controlnet is None:
+        return _AUTO_PIPELINES.get(request.mode, "")
+    prefix = CONTROLNET_FAMILIES.get(manifest.family)
+    if prefix is None or request.mode not in _CONTROLNET_PIPELINES:
+        raise GenerationInputError(
+            "controlnet",
+            request.mode,
+            f"ControlNet draws text-to-image and image-to-image for {', '.join(CONTROLNET_FAMILIES)} models",
+            variant_key=request.key,
+        )
+    return _CONTROLNET_PIPELINES[request.mode].format(prefix)
 
 
 # --- variants --------------------------------------------------------------------------------
@@ -395,10 +426,16 @@ def batch_check(variants: Sequence[Variant]) -> None:
             )
 
 
-def variant_request(variant: Variant) -> ImageRequest:
-    """The engine request that makes ``variant``'s image at the model's native size."""
+def variant_request(variant: Variant, sources: SourceInput | None = None, *, controlnet: Any = None) -> ImageRequest:
+    """The engine request that makes ``variant``'s image at the model's native size (from
+    ``sources``, its photo and mask, in image-to-image and inpainting, and the ControlNet's
+    control image made from the photo)."""
     params = variant.params
+    controlled = controlnet is not None and sources is not None and bool(params.controlnet)
     return ImageRequest(
+        controlnet=controlnet if controlled else None,
+        control_image=canny_edges(sources.photo) if controlled and sources is not None else None,
+        control_scale=params.controlnet[3] if params.controlnet else 1.0,
         prompt=variant.prompt,
         negative_prompt=variant.negative_prompt,
         seed=variant.seed,
@@ -407,6 +444,10 @@ def variant_request(variant: Variant) -> ImageRequest:
         width=params.width,
         height=params.height,
         scheduler=params.scheduler,
+        mode=variant.mode,
+        strength=variant.strength if variant.strength is not None else 0.75,
+        init_image=sources.photo if sources and variant.mode != TEXT_TO_IMAGE else None,
+        mask=sources.mask if sources else None,
         key=variant.key,
     )
 
@@ -415,9 +456,22 @@ def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Varia
     """Generate one image per variant in a single pipeline call, at the output spec's size.
 
     The model draws at its native size; the result is resampled to the output size (Lanczos),
-    cropped at the centre where the aspect ratios differ (never stretched).
+    cropped at the centre where the aspect ratios differ (never stretched). In inpainting, what
+    the mask keeps is then the source photo's own pixels at the output size, not the model's
+    small drawing of them.
     """
     batch_check(variants)
-    images = engine_generate(pipe, manifest, [variant_request(v) for v in variants], call_options=manifest.call_options)
+    loaded: dict[tuple[str, str], SourceInput | None] = {}  # a batch shares its template's source
+    sources = [loaded.setdefault((v.source_image, v.mask), variant_sources(v)) for v in variants]
+    controlnet = variant_controlnet(manifest, variants[0], pipe)
+    requests = [variant_request(v, source, controlnet=controlnet) for v, source in zip(variants, sources, strict=True)]
+    adapters_apply(pipe, variant_adapters(manifest, variants[0]))
+    images = engine_generate(pipe, manifest, requests, call_options=manifest.call_options)
     size = (variants[0].output.width, variants[0].output.height)
-    return [image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS) for image in images]
+    fitted = [image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS) for image in images]
+    return [
+        Image.composite(image, source.photo, source.mask.filter(ImageFilter.GaussianBlur(_FEATHER)))
+        if source is not None and source.mask is not None
+        else image
+        for image, source in zip(fitted, sources, strict=True)
+    ]

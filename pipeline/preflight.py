@@ -3,17 +3,23 @@ an impossible size stops the run before a single asset is registered or stored."
 
 from __future__ import annotations
 
-from models import VIDEO_ROLE, ModelManifest, manifest_load
+from models import SOURCE_FAMILIES, VIDEO_ROLE, ModelError, ModelManifest, manifest_load
+from models.adapters import adapter_verify
 from models.captioner import captioner_load
 from models.loading import pipeline_load
 from pipeline.config import PipelineConfig
 from pipeline.errors import GenerationError, ModelPinError, PipelineError
+from pipeline.sources import variant_adapters
 from pipeline.video import video_request_build, video_request_check
+from prompt_library.errors import SourceImageError
 from prompt_library.models import PromptVersion
 from prompt_library.parsing import template_from_dict
-from prompt_library.specs import GenerationParams
+from prompt_library.sources import ALPHA_MASK, source_image_bytes
+from prompt_library.specs import TEXT_TO_IMAGE, GenerationParams, TemplateSpec, Variant
+from provenance.errors import StorageError
 from provenance.keys import signing_files_check
 from provenance.media import WATERMARK_MIN_SIDE
+from provenance.watermark_keys import watermark_keys_load
 
 
 def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelManifest:
@@ -39,6 +45,7 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
             + (f" ({VIDEO_ROLE} models make mp4 outputs)" if manifest.role == VIDEO_ROLE else "")
         )
     signing_files_check(config.signing)
+    watermark_keys_load(config.watermark_keys)  # no batch is generated that could not be marked
     factor = manifest.size_multiple
     if params.width % factor or params.height % factor:
         raise PipelineError(
@@ -67,7 +74,44 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
             raise PipelineError(
                 f"template '{template.name}' v{version.number}, model '{manifest.name}': {exc}"
             ) from exc
+    if template.mode != TEXT_TO_IMAGE:  # the source photo (and mask) are where the variants need them
+        if manifest.family not in SOURCE_FAMILIES:
+            raise PipelineError(
+                f"template '{template.name}' v{version.number}: mode {template.mode!r} needs a model of the "
+                f"{' or '.join(SOURCE_FAMILIES)} family; model '{manifest.name}' is {manifest.family}"
+            )
+        for name in ("source_image", "mask"):
+            value = getattr(template, name)
+            if value and value != ALPHA_MASK:
+                try:
+                    source_image_bytes(sha256=value, field=name)
+                except (SourceImageError, StorageError) as exc:
+                    raise PipelineError(f"template '{template.name}' v{version.number}: {exc}") from exc
+    try:  # each adapter still pinned as the version was loaded, and its files unchanged
+        for adapter, _ in variant_adapters(manifest, probe_variant(template, version, params)):
+            adapter_verify(adapter)
+    except (GenerationError, ModelError) as exc:
+        raise PipelineError(f"template '{template.name}' v{version.number}: {exc}") from exc
     if config.captioner:  # an unknown or changed captioner is refused now, not after generation
         captioner_load(config.captioner, manifests_dir=config.models_dir)
     pipeline_load(manifest)
     return manifest
+
+
+def probe_variant(template: TemplateSpec, version: PromptVersion, params: GenerationParams) -> Variant:
+    """A stand-in variant of the version (its template's text, seed 0) for checks made before any
+    variant is registered."""
+    return Variant(
+        campaign="",
+        template=template.name,
+        template_version=version.number,
+        template_hash=version.content_hash,
+        variables=(),
+        prompt=template.prompt,
+        negative_prompt=template.negative_prompt,
+        seed=0,
+        params=params,
+        output=template.output,
+        model_name=version.model_name,
+        model_manifest_hash=version.model_manifest_hash,
+    )

@@ -2,16 +2,22 @@
 it, register it, then generate it batch by batch and hand it over to review.
 
 `campaign_run` makes a campaign's missing variants; `assets_generate` makes registered assets
-(regenerations, retries). Both go through one skeleton, `_run`. Batch i is generated in the
-caller's thread while batch i-1 is watermarked, signed and stored in one worker thread, so
-generation never waits for the CPU work. A failed batch or file is recorded on its assets and the
-run goes on; the summary counts it. Progress goes to an optional callback, called in the
-caller's thread as each batch is done, or without one to the ``greenlight.pipeline`` log.
+(regenerations, retries). Both go through one skeleton, `_run`. Batches are generated in the
+caller's thread; how their post-processing (watermark, sign, store) shares the machine is the
+plan of ``pipeline.batches.finalize_plan``: on an accelerator, or a CPU with cores the model does
+not use, batch i-1 is finalised on the other cores while batch i generates, so generation never
+waits for the CPU work; on a CPU whose cores all run the model, each batch is finalised on every
+core between two batches, so post-processing never starves generation. A failed batch or file is
+recorded on its assets and the run goes on; the summary counts it. Progress goes to an optional
+callback, called in the caller's thread as each batch is done, or without one to the
+``greenlight.pipeline`` log.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from models import ModelManifest
-from pipeline.batches import batch_finalize, batch_generate, error_text
+from models.loading import pipeline_setup
+from pipeline.batches import FinalizePlan, Media, batch_finalize, batch_generate, error_text, finalize_plan
 from pipeline.config import PipelineConfig
 from pipeline.errors import RunRequestError
 from pipeline.preflight import version_preflight
@@ -44,7 +51,12 @@ _T = TypeVar("_T")
 
 
 def campaign_run(
-    *, campaign: str, batch_size: int, config: PipelineConfig, progress: ProgressCallback | None = None
+    *,
+    campaign: str,
+    batch_size: int,
+    config: PipelineConfig,
+    progress: ProgressCallback | None = None,
+    finalize: FinalizePlan | None = None,
 ) -> RunSummary:
     """Expand a campaign from its pinned template version and make the variants not made yet:
     generated in batches, signed and queued for review. A second run finds nothing left to make."""
@@ -57,7 +69,7 @@ def campaign_run(
         asked=len(plan.variants),
         groups=[(plan.version, todo)] if todo else [],
     )
-    return _run(work, batch_size=batch_size, config=config, progress=progress)
+    return _run(work, batch_size=batch_size, config=config, progress=progress, finalize=finalize)
 
 
 def assets_generate(
@@ -93,6 +105,7 @@ class _Batch:
     manifest: ModelManifest
     variants: Sequence[Variant]
     serials: Sequence[int]
+    mark_ids: Sequence[int]  # what each asset's watermark carries (`Asset.mark_id`)
 
 
 @dataclass
@@ -105,7 +118,14 @@ class _Tally:
     failures: list[str] = field(default_factory=list)
 
 
-def _run(work: _Work, *, batch_size: int, config: PipelineConfig, progress: ProgressCallback | None) -> RunSummary:
+def _run(
+    work: _Work,
+    *,
+    batch_size: int,
+    config: PipelineConfig,
+    progress: ProgressCallback | None,
+    finalize: FinalizePlan | None = None,
+) -> RunSummary:
     """The skeleton both runs share: preflight, register, batches, summary."""
     if batch_size < 1:
         raise RunRequestError(
@@ -116,13 +136,15 @@ def _run(work: _Work, *, batch_size: int, config: PipelineConfig, progress: Prog
     if work.groups:
         # 1. Check every pin, the signing files, the sizes and the model folders before writing anything.
         manifests = [version_preflight(version, config) for version, _ in work.groups]
-        # 2. Register (idempotent; each row's id is its watermark serial). Another run may have
-        # made some of them since they were looked up: those are left out.
+        # 2. Register (idempotent; each row gets its serial and its random watermark mark id). Another
+        # run may have made some of them since they were looked up: those are left out.
         refs = assets_register(variants=[v for _, variants in work.groups for v in variants])
         for manifest, (_, variants) in zip(manifests, work.groups, strict=True):
             todo = [v for v in variants if refs[v.key].to_generate]
             for chunk in _chunked(todo, batch_size):
-                batches.append(_Batch(manifest, chunk, [refs[v.key].serial for v in chunk]))
+                batches.append(
+                    _Batch(manifest, chunk, [refs[v.key].serial for v in chunk], [refs[v.key].mark_id for v in chunk])
+                )
         logger.info(
             "%s: %d variants, %d to generate in %d batch(es) of up to %d on %s",
             work.label,
@@ -133,7 +155,9 @@ def _run(work: _Work, *, batch_size: int, config: PipelineConfig, progress: Prog
             ", ".join(sorted({m.name for m in manifests})),
         )
     # 3. Generate, watermark, sign, store and hand over, batch by batch.
-    tally = _batches_run(batches, config=config, label=work.label, progress=progress, started=started)
+    tally = _batches_run(
+        batches, config=config, label=work.label, progress=progress, started=started, finalize=finalize
+    )
     summary = RunSummary(
         label=work.label,
         campaign=work.campaign,
@@ -157,14 +181,23 @@ def _batches_run(
     label: str,
     progress: ProgressCallback | None,
     started: float,
+    finalize: FinalizePlan | None = None,
 ) -> _Tally:
-    """Generate batch i while batch i-1 is finalised in the worker; hand each over to review as
-    it is done, recording failures on their assets, and report progress after each batch."""
+    """Generate batch i while batch i-1 is finalised in the worker, or finalise each batch right
+    after it is generated, as the post-processing plan says (``finalize``, else
+    ``pipeline.batches.finalize_plan`` for the model's device); hand each over to review as it
+    is done, recording failures on their assets, and report progress after each batch."""
     tally = _Tally()
     total = len(batches)
 
-    def done(files: Sequence[GeneratedFile], failures: Sequence[tuple[str, str]], *, batch_error: str = "") -> None:
-        handed = assets_hand_over(files=files) if files else []
+    def done(
+        files: Sequence[GeneratedFile],
+        failures: Sequence[tuple[str, str]],
+        *,
+        batch_error: str = "",
+        generation_seconds: float | None = None,
+    ) -> None:
+        handed = assets_hand_over(files=files, generation_seconds=generation_seconds) if files else []
         for key, error in failures:
             asset_generation_fail(key=key, error=error)
         tally.batches_done += 1
@@ -188,7 +221,7 @@ def _batches_run(
             logger.debug(report.line())
             progress(report)
 
-    def collect(batch: _Batch, future: Future[_Finalized]) -> None:
+    def collect(batch: _Batch, future: Future[_Finalized], seconds_each: float | None = None) -> None:
         try:
             files, failures = future.result()
         except Exception as exc:  # the batch as a whole (a signer that would not open): all its assets
@@ -196,11 +229,24 @@ def _batches_run(
             error = error_text(exc)
             done([], [(v.key, error) for v in batch.variants], batch_error=error.splitlines()[0])
             return
-        done(files, failures)
+        done(files, failures, generation_seconds=seconds_each)
+
+    plan = finalize or (finalize_plan(device=pipeline_setup(batches[0].manifest).plan.device) if batches else None)
+    if plan is not None:
+        logger.info("%s: post-processing plan: %s", label, plan.reason or plan)
+
+    def finalize_batch(batch: _Batch, media: list[Media]) -> _Finalized:
+        assert plan is not None
+        if plan.nice:
+            _thread_nice(plan.nice)
+        return batch_finalize(
+            batch.variants, batch.serials, media, config, mark_ids=batch.mark_ids, threads=plan.threads
+        )
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-finalize") as worker:
-        pending: tuple[_Batch, Future[_Finalized]] | None = None
+        pending: tuple[_Batch, Future[_Finalized], float] | None = None
         for index, batch in enumerate(batches):
+            generate_started = time.perf_counter()
             try:
                 media = batch_generate(batch.manifest, batch.variants)
             except Exception as exc:
@@ -211,13 +257,37 @@ def _batches_run(
                 error = error_text(exc)
                 done([], [(v.key, error) for v in batch.variants], batch_error=error.splitlines()[0])
                 continue
-            future = worker.submit(batch_finalize, batch.variants, batch.serials, media, config)
+            # Each asset's share of the batch's generation time, for the dashboard's cost figures.
+            seconds_each = (time.perf_counter() - generate_started) / max(1, len(batch.variants))
+            if plan is not None and not plan.overlap:  # the model had the machine; now the batch has it
+                collect(batch, _now(finalize_batch, batch, media), seconds_each)
+                continue
+            future = worker.submit(finalize_batch, batch, media)
             if pending is not None:
                 collect(*pending)
-            pending = (batch, future)
+            pending = (batch, future, seconds_each)
         if pending is not None:
             collect(*pending)
     return tally
+
+
+def _now(function: Callable[..., _T], *args: object) -> Future[_T]:
+    """``function(*args)`` run in this thread, its result or exception in a done Future."""
+    future: Future[_T] = Future()
+    try:
+        future.set_result(function(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+def _thread_nice(nice: int) -> None:
+    """Lower the calling thread's priority by ``nice`` (Linux schedules threads apart; elsewhere a
+    no-op), so that it runs on what generation leaves."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the plan still holds, unniced
+        logger.debug("could not lower the finalising thread's priority by %d", nice)
 
 
 def _chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:

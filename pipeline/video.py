@@ -11,7 +11,9 @@ Two paths, one request type (``VideoRequest``), one entry point (``video_make``)
   starting noises lie on a spherical path between seeds derived from the request's seed, so
   consecutive keyframes are related; optical flow (OpenCV DIS) then warps both neighbours toward
   each in-between time and blends them, up to ``frames`` frames, upscaled (Lanczos) to the output
-  size (by default the smallest whole multiple of the model's size that the watermark can mark).
+  size (by default the smallest whole multiple of the model's size whose short side is at least
+  ``CLIP_MIN_SIDE``, 512 px: twice what the watermark needs, so a copy re-encoded at half size,
+  as sharing sites do, still carries it).
 
 Every request is checked before any model work (``video_request_check``), each refusal naming the
 field and the value, as the image engine does (``pipeline.errors.GenerationInputError``).
@@ -81,8 +83,8 @@ class VideoRequest:
 
     ``width`` and ``height`` are the size the model draws at; ``output_width`` and
     ``output_height`` the size of the frames returned (None: the drawn size for a video model; for
-    an image model the drawn size times the smallest whole factor that reaches the watermark's
-    256 px on both sides). ``frames`` at ``fps`` fix the duration (``clip_frames`` computes
+    an image model the drawn size times the smallest whole factor that reaches ``CLIP_MIN_SIDE``,
+    512 px, on both sides: a copy shared at half the size keeps the watermark's 256 px). ``frames`` at ``fps`` fix the duration (``clip_frames`` computes
     ``frames`` from seconds). ``init_image`` (an image, encoded bytes or a path) makes it
     image-to-video. ``keyframes`` and ``motion`` only shape the keyframe path of image models:
     ``motion`` is how far each keyframe's starting noise moves along the path of seeds (0.25: a
@@ -185,13 +187,18 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
     return None
 
 
+# The least short side of a keyframe clip's frames by default: twice the watermark's minimum, so
+# that a copy shared at half the size still carries the mark. A video model draws at its own size.
+CLIP_MIN_SIDE = 2 * WATERMARK_MIN_SIDE
+
+
 def output_size(manifest: ModelManifest, request: VideoRequest) -> tuple[int, int]:
     """The (width, height) of the frames a request returns (see ``VideoRequest``)."""
     width, height = request.width, request.height
     if request.output_width is not None and request.output_height is not None:
         return request.output_width, request.output_height
     if not manifest.is_video:
-        scale = max(1, math.ceil(WATERMARK_MIN_SIDE / min(width, height)))
+        scale = max(1, math.ceil(CLIP_MIN_SIDE / min(width, height)))
         width, height = width * scale, height * scale
     if request.output_width is not None:  # one side given: keep the drawn aspect, even sides
         return request.output_width, _even(request.output_width * height / width)

@@ -6,7 +6,9 @@ PromptLibraryError                 anything wrong with templates, versions or ca
 ├── VariablesError                 variable values that do not fit a template version
 ├── VersionChangedError            a published template version's file was edited in place
 ├── TemplateVersionNotFoundError   a campaign names a template version that does not exist
-└── CampaignNotFoundError          no campaign of that name has been loaded
+├── CampaignNotFoundError          no campaign of that name has been loaded
+├── CampaignExistsError            a new campaign's name is taken
+└── SourceImageError               a source image (photo or mask) that cannot be used
 """
 
 from __future__ import annotations
@@ -97,3 +99,21 @@ class CampaignNotFoundError(PromptLibraryError):
             f"campaign '{name}' does not exist (loaded: {', '.join(known) or 'none'}; "
             "run `manage.py library_load` after adding its file)"
         )
+
+
+class SourceImageError(PromptLibraryError, ValueError):
+    """A source image (a product photo or a mask) that cannot be used: names the field and value."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field} = {str(value)[:80]!r}: {problem}")
+
+
+class CampaignExistsError(PromptLibraryError):
+    """A new campaign (made through the API) whose name another campaign has."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"campaign '{name}' already exists: choose another name")

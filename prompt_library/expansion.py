@@ -101,6 +101,10 @@ def campaign_expand(
                     model_name=template.model_name,
                     model_manifest_hash=model_manifest_hash,
                     alt=alt,
+                    mode=template.mode,
+                    strength=template.strength,
+                    source_image=template.source_image,
+                    mask=template.mask,
                 )
             )
     return variants

@@ -35,6 +35,12 @@ class PromptVersion(models.Model):
     # The version as authored (TemplateSpec); `content_hash` is its hash.
     spec = models.JSONField(default=dict)
     source_file = models.CharField(max_length=300, blank=True)
+    # Who made the version (None when it was loaded from the library's files).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="prompt_versions"
+    )
+    # The styles and negative presets the version included, pinned: {"style": ["house", 2], ...}.
+    parts = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -71,6 +77,13 @@ class Campaign(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="requests"
     )
+    # Generation order among campaign runs: lower first (requests with a deadline run at 0).
+    priority = models.PositiveSmallIntegerField(default=5)
+    # A schedule as data (the campaign file's `schedule: {cron, timezone}` and `active`): loading
+    # the library turns it into the schedule of the campaign's deployment.
+    schedule_cron = models.CharField(max_length=100, blank=True)
+    schedule_timezone = models.CharField(max_length=64, blank=True, default="UTC")
+    schedule_active = models.BooleanField(default=True)
     source_file = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -80,3 +93,52 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PromptPart(models.Model):
+    """A reusable, versioned piece of prompt a template includes by name: a house style added to
+    the prompt, or a negative preset added to the negative prompt. Versions are immutable."""
+
+    class Kind(models.TextChoices):
+        STYLE = "style", "Style"
+        NEGATIVE = "negative", "Negative preset"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    name = models.SlugField(max_length=100)
+    number = models.PositiveIntegerField()
+    text = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="prompt_parts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "name", "number"]
+        constraints = [models.UniqueConstraint(fields=["kind", "name", "number"], name="prompt_part_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} v{self.number}"
+
+
+class SourceImage(models.Model):
+    """A product or reference photo (or a mask) that templates and briefs generate from: stored
+    once under its sha256 and never changed, so an asset's key and generation record can name it."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)  # the uploaded or library file's name
+    file_path = models.CharField(max_length=300)  # under the storage root
+    mime = models.CharField(max_length=50)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    has_alpha = models.BooleanField(default=False)  # transparency: an inpainting mask can be made from it
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="source_images"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"

@@ -6,24 +6,30 @@ a TemplateSpec as it is stored with its version row. Media limits come from `pro
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from models import SCHEDULERS
 from prompt_library.errors import LibraryFileError, UnknownVariableError
 from prompt_library.specs import (
     DEFAULT_KEYFRAMES,
+    DEFAULT_STRENGTH,
     MAX_SEED,
     MAX_SIDE,
+    MODES,
+    SOURCE_FIELDS,
+    TEXT_TO_IMAGE,
     VIDEO_FIELDS,
     CampaignSpec,
     OutputSpec,
     RenditionSpec,
     TemplateSpec,
 )
+from prompt_library.weighting import WeightingError, weighting_check
 from provenance.media import (
     IMAGE_FORMATS,
     MASTER_FORMATS,
@@ -36,6 +42,40 @@ from provenance.media import (
     MIN_VIDEO_SIDE,
     VIDEO_FORMATS,
 )
+
+# The keys each mapping of a library file may hold: any other key is refused by name, so a typo or
+# a feature this version does not have is never silently ignored.
+TEMPLATE_KEYS = frozenset(
+    {"name", "description", "prompt", "negative_prompt", "variables", "alt_text", "model", "params", "output"}
+    | set(SOURCE_FIELDS)
+    | {"lora", "controlnet"}
+)
+CONTROLNET_KEYS = frozenset({"name", "conditioning", "scale"})
+CONDITIONINGS = ("canny",)  # how the control image is made from the source photo
+LORA_KEYS = frozenset({"name", "scale"})
+MAX_LORA_SCALE = 4.0
+MODEL_KEYS = frozenset({"name", "manifest_hash"})
+PARAMS_KEYS = ("steps", "guidance", "width", "height", "scheduler")
+OUTPUT_KEYS = frozenset({"width", "height", "format", "renditions", *VIDEO_FIELDS})
+RENDITION_KEYS = frozenset({"name", "format", "width", "height", "quality"})
+CAMPAIGN_KEYS = frozenset(
+    {"name", "title", "kind", "template", "template_version", "variables", "seeds", "deadline", "review"}
+    | {"schedule", "priority", "active"}  # a campaign's run order and its schedule as data
+)
+REVIEW_KEYS = frozenset({"approvals", "on_reject"})
+
+
+def keys_check(data: Mapping[str, Any], known: frozenset[str] | tuple[str, ...], *, where: str, path: Path) -> None:
+    """Refuse a key that ``known`` does not list, naming it, where it is and what is known."""
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        field = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise LibraryFileError(
+            path,
+            f"unknown key '{field}'"
+            + (f" (and {', '.join(repr(u) for u in unknown[1:])})" if unknown[1:] else "")
+            + f"; known{' in ' + repr(where) if where else ''}: {', '.join(sorted(known))}",
+        )
 
 
 def _require(data: Mapping[str, Any], field: str, kind: type | tuple[type, ...], path: Path) -> Any:
@@ -79,6 +119,7 @@ def _placeholders(text: str, field: str, path: Path) -> list[str]:
 def _output_parse(data: object, path: Path) -> OutputSpec:
     if not isinstance(data, Mapping):
         raise LibraryFileError(path, f"field 'output' must be a mapping (got {data!r})")
+    keys_check(data, OUTPUT_KEYS, where="output", path=path)
     fmt = data.get("format", "png")
     if fmt not in MASTER_FORMATS:
         raise LibraryFileError(
@@ -102,6 +143,7 @@ def _output_parse(data: object, path: Path) -> OutputSpec:
         where = f"output.renditions[{i}]"
         if not isinstance(item, Mapping):
             raise LibraryFileError(path, f"field '{where}' must be a mapping")
+        keys_check(item, RENDITION_KEYS, where=where, path=path)
         rfmt = item.get("format")
         if rfmt not in formats:
             hint = "" if video or rfmt not in VIDEO_FORMATS else " (mp4 renditions need a video master, format: mp4)"
@@ -188,7 +230,12 @@ def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:
     if output.get("seconds") is not None:  # a JSON store may give 2.0 back as 2: the hash needs 2.0
         output["seconds"] = float(output["seconds"])
     fields = dict(data)
+    if fields.get("strength") is not None:  # as the seconds: 1.0 may come back as 1
+        fields["strength"] = float(fields["strength"])
     fields["variables"] = tuple(fields["variables"])
+    fields["lora"] = tuple((str(n), float(s)) for n, s in fields.get("lora", ()))
+    control = fields.get("controlnet") or ()
+    fields["controlnet"] = (str(control[0]), str(control[1]), float(control[2])) if control else ()
     fields["output"] = OutputSpec(**output)
     return TemplateSpec(**fields)
 
@@ -197,6 +244,7 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
     """Check one template version file's parsed YAML; every problem names the file and field."""
     if not isinstance(data, Mapping):
         raise LibraryFileError(path, "a template file must be a YAML mapping")
+    keys_check(data, TEMPLATE_KEYS, where="", path=path)
     name = _require(data, "name", str, path)
     prompt = _require(data, "prompt", str, path)
     if not prompt.strip():
@@ -215,22 +263,25 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         + _placeholders(negative, "negative_prompt", path)
         + _placeholders(alt_text, "alt_text", path)
     )
+    for field, text in (("prompt", prompt), ("negative_prompt", negative)):
+        try:
+            weighting_check(text)
+        except WeightingError as exc:
+            raise LibraryFileError(
+                path, f"field '{field}' has weighting that cannot be read: {exc} (got {text!r})"
+            ) from exc
     unknown = sorted({u for u in used if u not in declared})
     if unknown:
         raise UnknownVariableError(path, name, unknown, list(declared))
     model = _require(data, "model", (str, dict), path)
+    if isinstance(model, Mapping):
+        keys_check(model, MODEL_KEYS, where="model", path=path)
     model_name = model if isinstance(model, str) else _require(model, "name", str, path)
     pin = None if isinstance(model, str) else model.get("manifest_hash")
     params = data.get("params", {}) or {}
     if not isinstance(params, Mapping):
         raise LibraryFileError(path, f"field 'params' must be a mapping (got {params!r})")
-    unknown_params = sorted(set(params) - {"steps", "guidance", "width", "height", "scheduler"})
-    if unknown_params:
-        raise LibraryFileError(
-            path,
-            f"field 'params' has unknown key(s) {', '.join(unknown_params)} "
-            "(known: steps, guidance, width, height, scheduler)",
-        )
+    keys_check(params, PARAMS_KEYS, where="params", path=path)
     if "scheduler" in params and params["scheduler"] not in SCHEDULERS:
         raise LibraryFileError(
             path, f"field 'params.scheduler' must be one of {', '.join(SCHEDULERS)} (got {params['scheduler']!r})"
@@ -249,6 +300,9 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         raise LibraryFileError(
             path, "field 'params.scheduler' is not supported for video output: clips use the model's own sampler"
         )
+    controlnet = _controlnet_parse(data.get("controlnet"), data, path)
+    mode, strength, source_image, mask = _source_parse(data, output, path, controlled=bool(controlnet))
+    lora = _lora_parse(data.get("lora", []), output, path)
     return TemplateSpec(
         name=name,
         number=number,
@@ -261,13 +315,133 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         params=dict(params),
         output=output,
         alt_text=alt_text,
+        mode=mode,
+        strength=strength,
+        source_image=source_image,
+        mask=mask,
+        lora=lora,
+        controlnet=controlnet,
     )
+
+
+def _controlnet_parse(value: object, data: Mapping[str, Any], path: Path) -> tuple[str, str, float] | tuple[()]:
+    """A template's ControlNet: {name, conditioning, scale}; its control image comes from the
+    template's source image (text-to-image or image-to-image)."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise LibraryFileError(
+            path, f"field 'controlnet' must be a mapping {{name, conditioning, scale}} (got {value!r})"
+        )
+    keys_check(value, CONTROLNET_KEYS, where="controlnet", path=path)
+    name = _require(value, "name", str, path)
+    conditioning = value.get("conditioning", "canny")
+    if conditioning not in CONDITIONINGS:
+        raise LibraryFileError(
+            path, f"field 'controlnet.conditioning' must be one of {', '.join(CONDITIONINGS)} (got {conditioning!r})"
+        )
+    scale = value.get("scale", 1.0)
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 <= scale <= MAX_LORA_SCALE:
+        raise LibraryFileError(
+            path, f"field 'controlnet.scale' must be a number from 0 to {MAX_LORA_SCALE:g} (got {scale!r})"
+        )
+    if "source_image" not in data:
+        raise LibraryFileError(path, "field 'controlnet' needs a 'source_image' to take the structure from")
+    if data.get("mode") == "inpainting":
+        raise LibraryFileError(path, "field 'controlnet' is for text-to-image and image-to-image, not inpainting")
+    return (name, str(conditioning), float(scale))
+
+
+def _lora_parse(value: object, output: OutputSpec, path: Path) -> tuple[tuple[str, float], ...]:
+    """A template's brand adapters: a list of {name, scale}, each name once, scales 0 to 4."""
+    if value in (None, []):
+        return ()
+    if not isinstance(value, list):
+        raise LibraryFileError(path, f"field 'lora' must be a list of {{name, scale}} (got {value!r})")
+    if output.is_video:
+        raise LibraryFileError(path, "field 'lora' is for stills: clips draw with the model alone")
+    adapters = []
+    for i, item in enumerate(value):
+        where = f"lora[{i}]"
+        if not isinstance(item, Mapping):
+            raise LibraryFileError(path, f"field '{where}' must be a mapping {{name, scale}} (got {item!r})")
+        keys_check(item, LORA_KEYS, where=where, path=path)
+        name = _require(item, "name", str, path)
+        scale = item.get("scale", 1.0)
+        if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 <= scale <= MAX_LORA_SCALE:
+            raise LibraryFileError(
+                path, f"field '{where}.scale' must be a number from 0 to {MAX_LORA_SCALE:g} (got {scale!r})"
+            )
+        adapters.append((name, float(scale)))
+    names = [n for n, _ in adapters]
+    if len(set(names)) != len(names):
+        raise LibraryFileError(path, f"field 'lora' names an adapter twice ({', '.join(names)})")
+    return tuple(adapters)
+
+
+def _source_parse(
+    data: Mapping[str, Any], output: OutputSpec, path: Path, *, controlled: bool = False
+) -> tuple[str, float | None, str, str]:
+    """A template's mode and what it draws from: (mode, strength, source image, mask). A source
+    or mask is a file under the library folder (resolved to its sha256 when the library is
+    loaded) or the sha256 of an uploaded source image."""
+    mode = data.get("mode", TEXT_TO_IMAGE)
+    if mode not in MODES:
+        raise LibraryFileError(path, f"field 'mode' must be one of {', '.join(MODES)} (got {mode!r})")
+    if mode == TEXT_TO_IMAGE:
+        if controlled:  # drawn from text; the source photo gives the ControlNet its structure
+            for name in ("strength", "mask"):
+                if name in data:
+                    raise LibraryFileError(
+                        path, f"field '{name}' is only for image-to-image and inpainting (mode: {TEXT_TO_IMAGE})"
+                    )
+            return mode, None, source_reference(data.get("source_image"), "source_image", path), ""
+        for name in SOURCE_FIELDS[1:]:
+            if name in data:
+                raise LibraryFileError(
+                    path, f"field '{name}' is only for image-to-image and inpainting (mode: {TEXT_TO_IMAGE})"
+                )
+        return mode, None, "", ""
+    if output.is_video:
+        raise LibraryFileError(
+            path,
+            f"field 'mode' is {mode!r} but the output is a clip: no model family here animates a source image "
+            "(image-to-video); use mode: text-to-image for clips",
+        )
+    source = source_reference(data.get("source_image"), "source_image", path)
+    strength = data.get("strength", DEFAULT_STRENGTH[mode])
+    if not isinstance(strength, int | float) or isinstance(strength, bool) or not 0 < strength <= 1:
+        raise LibraryFileError(path, f"field 'strength' must be a number above 0 and at most 1 (got {strength!r})")
+    if mode == "image-to-image":
+        if "mask" in data:
+            raise LibraryFileError(path, "field 'mask' is only for inpainting (mode: image-to-image redraws all of it)")
+        return mode, float(strength), source, ""
+    mask = data.get("mask", "alpha")
+    return mode, float(strength), source, "alpha" if mask == "alpha" else source_reference(mask, "mask", path)
+
+
+def source_reference(value: object, field: str, path: Path) -> str:
+    """A source image as a template names it: an uploaded image's sha256, or a relative path of
+    a file under the library folder (no '..', not absolute)."""
+    if not isinstance(value, str) or not value.strip():
+        raise LibraryFileError(
+            path,
+            f"field '{field}' must name an image: a file under the library folder or an uploaded "
+            f"image's sha256 (got {value!r})",
+        )
+    if re.fullmatch(r"[0-9a-f]{64}", value):
+        return value
+    parts = PurePosixPath(value).parts
+    if value.startswith("/") or ".." in parts or "\\" in value:
+        raise LibraryFileError(path, f"field '{field}' must be a path inside the library folder (got {value!r})")
+    return value
 
 
 def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
     """Check one campaign file's parsed YAML; every problem names the file and field."""
     if not isinstance(data, Mapping):
         raise LibraryFileError(path, "a campaign file must be a YAML mapping")
+    keys_check(data, CAMPAIGN_KEYS, where="", path=path)
     name = _require(data, "name", str, path)
     kind = data.get("kind", "scheduled")
     if kind not in ("scheduled", "request"):
@@ -293,10 +467,12 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
     review = data.get("review", {}) or {}
     if not isinstance(review, Mapping):
         raise LibraryFileError(path, f"field 'review' must be a mapping (got {review!r})")
+    keys_check(review, REVIEW_KEYS, where="review", path=path)
     approvals = _positive_int(review.get("approvals", 1), "review.approvals", path, limit=10)
     on_reject = review.get("on_reject", "reject")
     if on_reject not in ("reject", "return"):
         raise LibraryFileError(path, f"field 'review.on_reject' must be 'reject' or 'return' (got {on_reject!r})")
+    cron, zone, active, priority = campaign_schedule_parse(data, path=path)
     return CampaignSpec(
         name=name,
         title=str(data.get("title", "")),
@@ -308,4 +484,51 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
         deadline=deadline,
         approvals_required=approvals,
         on_reject=on_reject,
+        priority=priority,
+        schedule_cron=cron,
+        schedule_timezone=zone,
+        schedule_active=active,
     )
+
+
+SCHEDULE_KEYS = frozenset({"cron", "timezone"})
+PRIORITY_MAX = 9
+
+
+def campaign_schedule_parse(data: Mapping[str, Any], *, path: Path) -> tuple[str, str, bool, int]:
+    """A campaign file's `schedule: {cron, timezone}`, `active` and `priority`, checked: a
+    five-field cron expression, an IANA time zone, a boolean, a whole number from 0 to 9."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from cronsim import CronSim, CronSimError
+
+    schedule = data.get("schedule") or {}
+    if not isinstance(schedule, Mapping):
+        raise LibraryFileError(path, f"field 'schedule' must be a mapping with cron and timezone (got {schedule!r})")
+    keys_check(schedule, SCHEDULE_KEYS, where="schedule", path=path)
+    cron = schedule.get("cron", "")
+    zone = schedule.get("timezone", "UTC")
+    if schedule and (not isinstance(cron, str) or len(cron.split()) != 5):
+        raise LibraryFileError(path, f"field 'schedule.cron' must be a five-field cron expression (got {cron!r})")
+    if cron:
+        try:
+            CronSim(cron, datetime(2000, 1, 1))
+        except CronSimError as exc:
+            raise LibraryFileError(
+                path, f"field 'schedule.cron' is not a cron expression: {exc} (got {cron!r})"
+            ) from exc
+    if not isinstance(zone, str) or not zone:
+        raise LibraryFileError(path, f"field 'schedule.timezone' must be an IANA time zone name (got {zone!r})")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise LibraryFileError(path, f"field 'schedule.timezone' is not a known time zone (got {zone!r})") from exc
+    active = data.get("active", True)
+    if not isinstance(active, bool):
+        raise LibraryFileError(path, f"field 'active' must be true or false (got {active!r})")
+    priority = data.get("priority", 5)
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= PRIORITY_MAX:
+        raise LibraryFileError(
+            path, f"field 'priority' must be a whole number from 0 to {PRIORITY_MAX} (got {priority!r})"
+        )
+    return cron, zone, active, priority

@@ -21,6 +21,15 @@ MAX_SEED = 2**63 - 1
 MAX_SIDE = 8192
 DEFAULT_KEYFRAMES = 4
 VIDEO_FIELDS = ("fps", "seconds", "keyframes")  # an output spec's fields that only a video master has
+TEXT_TO_IMAGE = "text-to-image"
+MODES = (TEXT_TO_IMAGE, "image-to-image", "inpainting")  # what a template draws from
+# How a drawing is brought to the output's size: Lanczos, cropped at the centre where the aspect
+# ratios differ (pipeline.generate); recorded as c2pa.resized with this method.
+UPSCALE_METHOD = "lanczos"
+DEFAULT_STRENGTH = {"image-to-image": 0.75, "inpainting": 1.0}
+# A template's fields that say what it draws from: in its content hash only when written, so
+# versions from before modes existed keep their hashes.
+SOURCE_FIELDS = ("mode", "strength", "source_image", "mask")
 
 
 def canonical_hash(value: object) -> str:
@@ -80,13 +89,29 @@ class GenerationParams:
     width: int
     height: int
     scheduler: str = ""  # a sampler named in models.schedulers; "" for the model's own
+    # Brand adapters (LoRA) drawn with, each (name, adapter manifest hash, scale), pinned at load.
+    adapters: tuple[tuple[str, str, float], ...] = ()
+    # Structure control: (name, ControlNet manifest hash, conditioning, scale), or () for none.
+    controlnet: tuple[str, str, str, float] | tuple[()] = ()
+
+    def __post_init__(self) -> None:  # a JSON store gives lists back: the key needs tuples
+        object.__setattr__(self, "adapters", tuple((str(n), str(h), float(s)) for n, h, s in self.adapters))
+        if self.controlnet:
+            name, pinned, conditioning, scale = self.controlnet
+            object.__setattr__(self, "controlnet", (str(name), str(pinned), str(conditioning), float(scale)))
+        else:
+            object.__setattr__(self, "controlnet", ())
 
     def identity(self) -> dict[str, object]:
-        """The parameters as they enter an asset's key: ``scheduler`` only when one is chosen,
-        so the keys of assets made before it existed do not change."""
+        """The parameters as they enter an asset's key: ``scheduler`` and ``adapters`` only when
+        chosen, so the keys of assets made before they existed do not change."""
         values = asdict(self)
         if not self.scheduler:
             del values["scheduler"]
+        if not self.adapters:
+            del values["adapters"]
+        if not self.controlnet:
+            del values["controlnet"]
         return values
 
 
@@ -105,16 +130,33 @@ class TemplateSpec:
     params: Mapping[str, Any]
     output: OutputSpec
     alt_text: str = ""  # the description for screen readers, over the same variables; "" for the prompt
+    # What it draws from: text alone, or a source image (sha256 of a stored `SourceImage`) redrawn
+    # with a strength (image-to-image) or repainted where a mask says (inpainting; the mask is
+    # "alpha", made from the source's transparency, or the sha256 of a stored mask image).
+    mode: str = TEXT_TO_IMAGE
+    strength: float | None = None
+    source_image: str = ""
+    mask: str = ""
+    lora: tuple[tuple[str, float], ...] = ()  # brand adapters by manifest name, with their scales
+    controlnet: tuple[str, str, float] | tuple[()] = ()  # (name, conditioning, scale) from the source image
 
     @property
     def content_hash(self) -> str:
         """Hash of the authored content; a published version's file must keep it.
 
-        ``alt_text`` and the output's video fields count only when they are written, so versions
-        from before they existed keep their hash."""
+        ``alt_text``, the source fields and the output's video fields count only when they are
+        written, so versions from before they existed keep their hash."""
         content = asdict(self)
         if not self.alt_text:
             del content["alt_text"]
+        defaults = {"mode": TEXT_TO_IMAGE, "strength": None, "source_image": "", "mask": ""}
+        for name in SOURCE_FIELDS:
+            if self.mode == TEXT_TO_IMAGE and content[name] == defaults[name]:
+                del content[name]
+        if not self.lora:
+            del content["lora"]
+        if not self.controlnet:
+            del content["controlnet"]
         content["output"] = self.output.identity()
         return canonical_hash(content)
 
@@ -141,6 +183,11 @@ class CampaignSpec:
     deadline: datetime | None = None
     approvals_required: int = 1
     on_reject: str = "reject"
+    # Run order (lower first) and the schedule as data: `schedule: {cron, timezone}`, `active`.
+    priority: int = 5
+    schedule_cron: str = ""
+    schedule_timezone: str = "UTC"
+    schedule_active: bool = True
 
     @property
     def variant_count(self) -> int:
@@ -167,6 +214,20 @@ class Variant:
     model_name: str
     model_manifest_hash: str
     alt: str = ""  # the template's rendered alt text, if it has one (not part of the key)
+    mode: str = TEXT_TO_IMAGE
+    strength: float | None = None
+    source_image: str = ""  # sha256 of the stored source image ("" for text-to-image)
+    mask: str = ""  # "alpha", or sha256 of the stored mask (inpainting only)
+
+    def source_identity(self) -> dict[str, object]:
+        """What the image is drawn from, as it enters the key and the record: {} for text alone
+        (a ControlNet's source photo is named too, as its structure comes from it)."""
+        if self.mode == TEXT_TO_IMAGE:
+            return {"source_image": self.source_image} if self.source_image else {}
+        identity: dict[str, object] = {"mode": self.mode, "strength": self.strength, "source_image": self.source_image}
+        if self.mask:
+            identity["mask"] = self.mask
+        return identity
 
     @property
     def key(self) -> str:
@@ -179,6 +240,7 @@ class Variant:
                 "seed": self.seed,
                 "params": self.params.identity(),
                 "output": self._output_identity(),
+                **self.source_identity(),
             }
         )
 
@@ -198,6 +260,25 @@ class Variant:
         text = self.alt or self.prompt
         return text[:1].upper() + text[1:]
 
+    def resize(self) -> dict[str, object]:
+        """How the model's drawing became the output's size (an image; {} when it is drawn at it)."""
+        drawn, out = (self.params.width, self.params.height), (self.output.width, self.output.height)
+        if self.output.is_video or drawn == out:
+            return {}
+        # Width and height apart: c2pa stores a JSON array of numbers as a byte string.
+        return {
+            "method": UPSCALE_METHOD,
+            "from_width": drawn[0],
+            "from_height": drawn[1],
+            "to_width": out[0],
+            "to_height": out[1],
+        }
+
+    def edit_actions(self) -> tuple[dict[str, object], ...]:
+        """The C2PA actions of what was done to the drawing before it was marked: the resize."""
+        resize = self.resize()
+        return ({"action": "c2pa.resized", "parameters": resize},) if resize else ()
+
     def generation_record(self) -> dict[str, object]:
         """What made this image or clip, as recorded in its C2PA manifest and the asset row (a
         clip's frames and real duration are added when it is made: they depend on the model)."""
@@ -216,10 +297,27 @@ class Variant:
             "height": self.params.height,
             **({"scheduler": self.params.scheduler} if self.params.scheduler else {}),
             **(
+                {"adapters": [{"name": n, "manifest_hash": h, "scale": s} for n, h, s in self.params.adapters]}
+                if self.params.adapters
+                else {}
+            ),
+            **(
+                {
+                    "controlnet": dict(
+                        zip(("name", "manifest_hash", "conditioning", "scale"), self.params.controlnet, strict=True)
+                    )
+                }
+                if self.params.controlnet
+                else {}
+            ),
+            **(
                 {"format": self.output.format, "fps": self.output.fps, "keyframes": self.output.keyframes}
                 if self.output.is_video
                 else {}
             ),
             "model": self.model_name,
             "model_manifest_hash": self.model_manifest_hash,
+            "alt_text": self.alt_text,  # signed with the file: its description travels with it
+            **({"resized": self.resize()} if self.resize() else {}),
+            **self.source_identity(),
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.keys import SigningFiles
+from provenance.watermark_keys import WatermarkKeyFiles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,6 +17,7 @@ class ProvenanceConfig:
     storage_root: Path  # signed masters and thumbnails
     publish_root: Path  # published renditions, unless publish_url is set
     signing: SigningFiles
+    watermark_keys: WatermarkKeyFiles  # the installation's secret watermark keys
     publish_url: str = ""  # an fsspec URL (s3://bucket/prefix) instead of publish_root
     publish_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -32,6 +34,11 @@ def provenance_settings() -> dict[str, Any]:
             key=Path(settings.GREENLIGHT_SIGNING_KEY),
             trust_anchors=Path(settings.GREENLIGHT_TRUST_ANCHORS),
             callback=settings.GREENLIGHT_SIGNING_CALLBACK,
+            tsa_url=settings.GREENLIGHT_TSA_URL,
+        ),
+        "watermark_keys": WatermarkKeyFiles(
+            directory=Path(settings.GREENLIGHT_WATERMARK_KEYS_DIR),
+            callback=settings.GREENLIGHT_WATERMARK_KEY_CALLBACK,
         ),
         "publish_url": settings.GREENLIGHT_PUBLISH_URL,
         "publish_options": settings.GREENLIGHT_PUBLISH_STORAGE_OPTIONS,

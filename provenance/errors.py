@@ -2,6 +2,7 @@
 
     ProvenanceError
      ├── SigningError       signing files or a C2PA signing step (.path, .problem)
+     │    └── WatermarkKeyError  the installation's watermark keys (.path; never the key)
      ├── WatermarkError     an image that cannot take or give up the watermark
      ├── MediaError         a clip or file that cannot be encoded or decoded (.field, .value)
      └── StorageError       writing or reading a stored or published file
@@ -30,6 +31,11 @@ class SigningError(ProvenanceError):
         super().__init__(problem)
         self.problem = problem
         self.path = path
+
+
+class WatermarkKeyError(SigningError):
+    """The installation's watermark keys are missing or unusable. The message names the folder,
+    file or key id, never key material."""
 
 
 class WatermarkError(ProvenanceError):

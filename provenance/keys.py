@@ -9,8 +9,10 @@ The private key sits behind one interface, ``SigningKey``, with two implementati
 HSM: a callable that returns the signature of the bytes it is given, named by
 ``SigningFiles.callback``). Neither keeps key material in its repr, its errors or its logs.
 
-Offline: the signer has no timestamp authority (``ta_url`` None). Close the Signer you get from
-``signer_create`` with ``with``; one Signer serves any number of signs.
+Timestamps: with ``SigningFiles.tsa_url`` set (GREENLIGHT_TSA_URL, an RFC 3161 timestamp
+authority), c2pa asks it for a timestamp at each sign, so a manifest stays valid after its
+certificate expires; without it (the default, the demo, the tests) nothing leaves the machine.
+Close the Signer you get from ``signer_create`` with ``with``; one Signer serves any number of signs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import c2pa
 from cryptography import x509
@@ -59,6 +62,7 @@ class SigningFiles:
     key: Path  # end-entity private key (unused with a callback)
     trust_anchors: Path  # root CA that readers trust
     callback: str = ""  # import path of a signing callable for a key held in a KMS/HSM
+    tsa_url: str = ""  # an RFC 3161 timestamp authority's http(s) URL; "" signs without a timestamp
 
 
 def signing_files_check(files: SigningFiles, *, now: datetime | None = None) -> None:
@@ -76,17 +80,19 @@ def signing_files_check(files: SigningFiles, *, now: datetime | None = None) -> 
 
 
 def signer_create(files: SigningFiles) -> c2pa.Signer:
-    """A c2pa Signer for these files (key file or KMS/HSM callback), without a timestamp authority.
+    """A c2pa Signer for these files (key file or KMS/HSM callback), timestamped by
+    ``files.tsa_url`` when it is set.
 
     Checks the files first. Reusable for any number of signs; close it
     (``with signer_create(files) as signer:``).
     """
+    tsa_url = tsa_url_check(files.tsa_url)
     chain = _chain_checked(files, now=None)
     key = signing_key(files)
     key.check(chain[0], files.chain)
     chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
     try:
-        return key.signer(chain_pem, _algorithm(chain[0], files.chain))
+        return key.signer(chain_pem, _algorithm(chain[0], files.chain), tsa_url)
     except c2pa.C2paError as error:
         raise SigningError(
             f"c2pa refused the signing chain {files.chain} with {key.describe()}: {error}",
@@ -108,8 +114,8 @@ class SigningKey(Protocol):
         """Raise SigningError unless this key belongs to ``end_entity`` and can sign."""
         ...
 
-    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg) -> c2pa.Signer:
-        """A c2pa Signer using this key and the PEM chain (no timestamp authority)."""
+    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg, tsa_url: str | None = None) -> c2pa.Signer:
+        """A c2pa Signer using this key and the PEM chain, timestamped by ``tsa_url`` if given."""
         ...
 
 
@@ -128,12 +134,12 @@ class KeyFileKey:
     def check(self, end_entity: x509.Certificate, chain_path: Path) -> None:
         self._load_checked(end_entity, chain_path)
 
-    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg) -> c2pa.Signer:
+    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg, tsa_url: str | None = None) -> c2pa.Signer:
         if alg != c2pa.C2paSigningAlg.ES256:
             raise SigningError(f"Signing key {self.path} signs ES256 only, not {alg.name}", path=self.path)
         end_entity = x509.load_pem_x509_certificates(chain_pem)[0]
         key = self._load_checked(end_entity, self.path)
-        info = c2pa.C2paSignerInfo(alg, chain_pem, private_key_pem(key), None)
+        info = c2pa.C2paSignerInfo(alg, chain_pem, private_key_pem(key), tsa_url.encode("ascii") if tsa_url else None)
         return c2pa.Signer.from_info(info)
 
     def _load_checked(self, end_entity: x509.Certificate, chain_path: Path) -> PrivateKeyTypes:
@@ -181,7 +187,7 @@ class CallbackKey:
                 path=chain_path,
             )
 
-    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg) -> c2pa.Signer:
+    def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg, tsa_url: str | None = None) -> c2pa.Signer:
         def sign(data: bytes) -> bytes:
             try:
                 return self._call(data)
@@ -190,7 +196,7 @@ class CallbackKey:
                 # c2pa logs this message and turns it into a signing failure.
                 raise RuntimeError(error.problem) from None
 
-        return c2pa.Signer.from_callback(sign, alg, chain_pem.decode("ascii"), None)
+        return c2pa.Signer.from_callback(sign, alg, chain_pem.decode("ascii"), tsa_url or None)
 
     def _call(self, data: bytes) -> bytes:
         try:
@@ -209,6 +215,35 @@ def signing_key(files: SigningFiles) -> SigningKey:
     if not files.callback:
         return KeyFileKey(files.key)
     return CallbackKey(name=files.callback, sign=callback_import(files.callback))
+
+
+RETIRED_DIR = "retired"  # beside the chain: `signing_keys_create --rotate` keeps each earlier chain here
+
+
+def signing_certificates_known(files: SigningFiles) -> dict[str, str]:
+    """This installation's signing certificates by serial number (decimal, as c2pa reports it):
+    the current end-entity certificate ("current") and each one retired by a rotation ("earlier,
+    retired <time>"). Unreadable files are left out: this names signers, it does not check them."""
+    known: dict[str, str] = {}
+    retired = sorted((files.chain.parent / RETIRED_DIR).glob("*/chain.pem"))
+    for path, label in [*((p, f"earlier, retired {p.parent.name}") for p in retired), (files.chain, "current")]:
+        try:
+            certificate = x509.load_pem_x509_certificates(path.read_bytes())[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        known[str(certificate.serial_number)] = label
+    return known
+
+
+def tsa_url_check(url: str) -> str | None:
+    """The timestamp authority's URL, or None without one; refuses anything but an http(s) URL
+    with a host (naming the value)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise SigningError(f"GREENLIGHT_TSA_URL = {url!r} is not an http(s) URL of an RFC 3161 timestamp authority")
+    return url
 
 
 def callback_import(path: str) -> Callable[[bytes], bytes]:
@@ -284,12 +319,8 @@ def _chain_checked(files: SigningFiles, *, now: datetime | None) -> list[x509.Ce
     chain = certificates_load(files.chain, "Signing certificate chain")
     anchors = certificates_load(files.trust_anchors, "Trust anchor file")
 
-    for path, label, certs in (
-        (files.chain, "Signing certificate", chain),
-        (files.trust_anchors, "Trust anchor", anchors),
-    ):
-        for index, cert in enumerate(certs, start=1):
-            _validity_check(cert, path=path, label=label, which=f"{index} of {len(certs)}", now=now)
+    for index, cert in enumerate(chain, start=1):
+        _validity_check(cert, path=files.chain, label="Signing certificate", which=f"{index} of {len(chain)}", now=now)
 
     _end_entity_check(chain[0], files.chain)
     for index, (child, issuer) in enumerate(itertools.pairwise(chain), start=1):
@@ -300,13 +331,20 @@ def _chain_checked(files: SigningFiles, *, now: datetime | None) -> list[x509.Ce
                 f"({certificate_subject(issuer)}); list the end-entity certificate first, then its issuer",
                 path=files.chain,
             )
-    if not any(_issued_by(chain[-1], anchor) for anchor in anchors):
+    issuers = [anchor for anchor in anchors if _issued_by(chain[-1], anchor)]
+    if not issuers:
         raise SigningError(
             f"Trust anchor file {files.trust_anchors} holds no issuer of the last certificate "
             f"in {files.chain} ({certificate_subject(chain[-1])}); readers would report 'valid', "
             "not 'trusted'",
             path=files.trust_anchors,
         )
+    # Only the root that issues the chain must be valid now: the file also keeps every earlier root
+    # (`signing_keys_create --rotate`), so that files signed before a rotation stay trusted.
+    index = anchors.index(issuers[0]) + 1
+    _validity_check(
+        issuers[0], path=files.trust_anchors, label="Trust anchor", which=f"{index} of {len(anchors)}", now=now
+    )
     return chain
 
 

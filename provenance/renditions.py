@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 import c2pa
-from PIL import Image, ImageOps
+from PIL import Image
 
 from provenance.credentials import c2pa_sign, rendition_manifest
 from provenance.errors import MediaError, WatermarkError
 from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_MIN_SIDE
 from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode, mp4_watermark_frames
+from provenance.png import COLOUR_TYPES, png_encode
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
+from provenance.watermark_keys import WatermarkKey
 
 # Whose mark reads back from a still: its own (marked again at its size), the master's (resized
 # with the picture, not marked again) or none.
@@ -54,9 +56,16 @@ class StillRendition:
 
 
 def image_encode(image: Image.Image, fmt: str, *, quality: int = 90) -> bytes:
-    """Encode an RGB image; PNG is lossless, JPEG and WebP use `quality`."""
+    """Encode an RGB image; PNG is lossless, JPEG and WebP use `quality`.
+
+    PNG goes through ``provenance.png`` (ISA-L deflate, Up filter): 7.8 ms for a 1024 px master
+    against 176 ms for Pillow's zlib level 6, for a file 3% larger, same pixels. Other modes
+    (palette, 16-bit) keep Pillow's writer.
+    """
     buf = io.BytesIO()
     if fmt == "png":
+        if image.mode in COLOUR_TYPES:
+            return png_encode(image)
         image.save(buf, format="PNG", compress_level=6)
     elif fmt == "jpeg":
         # 4:4:4: chroma subsampling would blur the U channel that carries the watermark.
@@ -86,6 +95,7 @@ def rendition_make(
     *,
     master_mime: str,
     serial: int,
+    mark_key: WatermarkKey,
     request: RenditionRequest,
     title: str,
     signer: c2pa.Signer,
@@ -98,27 +108,34 @@ def rendition_make(
     WatermarkError (thumbnails, which may grow instead, are made with ``thumbnail_render``).
 
     ``still`` is the picture to make a still from when the caller has it (a clip's first marked
-    frame, before encoding); otherwise it comes from the master (``master_still``).
+    frame, before encoding); otherwise it comes from the master (``master_still``). ``serial`` is
+    the asset's mark id, marked and read with the installation's watermark key ``mark_key``.
     """
     mime = MIME[request.format]
     if mime in VIDEO_MIMES:
-        data, actions, marked = _clip_rendition(master, master_mime=master_mime, serial=serial, request=request)
+        data, actions, marked = _clip_rendition(
+            master, master_mime=master_mime, serial=serial, mark_key=mark_key, request=request
+        )
         manifest = rendition_manifest(
             title=f"{title} ({request.name})",
             actions=actions or ["c2pa.converted"],
             watermark_value=watermark_payload(serial) if marked else None,
+            watermark_key_id=mark_key.key_id,
         )
         return c2pa_sign(
             data, mime=mime, manifest=manifest, signer=signer, context=context, parent=(master, master_mime)
         )
     image = still if still is not None else master_still(master, master_mime)
     size = (request.width, request.height)
-    rendition = _still_at(image, size, serial=serial, request=request, transcoded=mime != master_mime)
+    rendition = _still_at(
+        image, size, serial=serial, mark_key=mark_key, request=request, transcoded=mime != master_mime
+    )
     return rendition_sign(
         rendition,
         master=master,
         master_mime=master_mime,
         serial=serial,
+        mark_key=mark_key,
         request=request,
         title=title,
         signer=signer,
@@ -126,7 +143,9 @@ def rendition_make(
     )
 
 
-def thumbnail_render(image: Image.Image, *, serial: int, request: RenditionRequest, transcoded: bool) -> StillRendition:
+def thumbnail_render(
+    image: Image.Image, *, serial: int, mark_key: WatermarkKey, request: RenditionRequest, transcoded: bool
+) -> StillRendition:
     """The still of ``request`` (a thumbnail or poster) at the smallest size, from the requested
     one up (``thumbnail_sizes``), at which the serial reads back from the encoded file: marked
     again at that size ("own") or, where it cannot carry a mark of its own, with the master's
@@ -139,17 +158,38 @@ def thumbnail_render(image: Image.Image, *, serial: int, request: RenditionReque
     """
     for size in thumbnail_sizes(request, image.size):
         try:
-            rendition = _still_at(image, size, serial=serial, request=request, transcoded=transcoded)
+            rendition = _still_at(
+                image, size, serial=serial, mark_key=mark_key, request=request, transcoded=transcoded, fast=True
+            )
         except WatermarkError:  # too busy or too flat at this size to take a mark of its own
             rendition = None
         if rendition is not None and rendition.mark == "own":
             return rendition
         # The master's mark, resized with the picture: read back from the encoded file.
-        plain = _still_at(image, size, serial=serial, request=request, transcoded=transcoded, remark=False)
+        plain = _still_at(
+            image,
+            size,
+            serial=serial,
+            mark_key=mark_key,
+            request=request,
+            transcoded=transcoded,
+            remark=False,
+            fast=True,
+        )
         if plain.mark == "master":
             return plain
     size = (request.width, request.height)
-    return _still_at(image, size, serial=serial, request=request, transcoded=transcoded, remark=False, check=False)
+    return _still_at(
+        image,
+        size,
+        serial=serial,
+        mark_key=mark_key,
+        request=request,
+        transcoded=transcoded,
+        remark=False,
+        check=False,
+        fast=True,
+    )
 
 
 def thumbnail_sizes(request: RenditionRequest, master: tuple[int, int]) -> list[tuple[int, int]]:
@@ -172,6 +212,7 @@ def rendition_sign(
     master: bytes,
     master_mime: str,
     serial: int,
+    mark_key: WatermarkKey,
     request: RenditionRequest,
     title: str,
     signer: c2pa.Signer,
@@ -184,6 +225,7 @@ def rendition_sign(
         title=f"{title} ({request.name})",
         actions=list(rendition.actions) or ["c2pa.converted"],
         watermark_value=watermark_payload(serial) if rendition.mark != "none" else None,
+        watermark_key_id=mark_key.key_id,
     )
     mime = MIME[request.format]
     return c2pa_sign(
@@ -196,39 +238,61 @@ def _still_at(
     size: tuple[int, int],
     *,
     serial: int,
+    mark_key: WatermarkKey,
     request: RenditionRequest,
     transcoded: bool,
     remark: bool = True,
     check: bool = True,
+    fast: bool = False,
 ) -> StillRendition:
     """``image`` fitted to ``size``, marked again with ``serial`` (``remark``, where large
     enough; watermark_embed's WatermarkError passes through), encoded as ``request`` asks, and
     whose mark reads back from the encoded bytes (``check``): "own" if marked again, "master"
-    if not."""
+    if not. ``fast`` resamples as thumbnails do (``image_fit``)."""
     actions = []
     if image.size != size:
-        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+        image = image_fit(image, size, fast=fast)
         actions.append("c2pa.resized")
     remark = remark and min(size) >= WATERMARK_MIN_SIDE
     if remark:
-        image = watermark_embed(image, serial)
+        image = watermark_embed(image, serial, key=mark_key.secret)
     if transcoded:
         actions.append("c2pa.transcoded")
     data = image_encode(image, request.format, quality=request.quality)
     # Claim the watermark only if it survived resizing and encoding.
-    reads = check and min(size) >= WATERMARK_MIN_SIDE and _reads_back(data, serial)
+    reads = check and min(size) >= WATERMARK_MIN_SIDE and _reads_back(data, serial, mark_key)
     mark: MarkSource = ("own" if remark else "master") if reads else "none"
     if mark == "own":
         actions.append("c2pa.watermarked")
     return StillRendition(data=data, size=size, actions=tuple(actions), mark=mark)
 
 
-def _reads_back(data: bytes, serial: int) -> bool:
-    return watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == serial
+def image_fit(image: Image.Image, size: tuple[int, int], *, fast: bool = False) -> Image.Image:
+    """``image`` cropped at the centre to the aspect of ``size`` and resampled to it with Lanczos
+    (what ``ImageOps.fit`` does), shrinking by whole factors first where it is at least twice as
+    large (Pillow's ``reducing_gap`` 2: documented as indistinguishable from fair resampling).
+
+    ``fast`` (thumbnails, made for every asset) shrinks by the whole factor with an area average
+    (reducing_gap 1) and uses Lanczos only for what is left: measured 256 px from a 1024 px master
+    in 0.6 ms against 5.5 ms (gap 2) and 10.8 ms (plain Lanczos), from 512 px 0.2 ms against 2.8 ms.
+    An area average is the exact box filter at whole factors: a little softer, no ringing."""
+    width, height = image.size
+    target = size[0] / size[1]
+    if width / height > target:  # too wide: crop the sides
+        crop = height * target
+        box = ((width - crop) / 2, 0.0, (width + crop) / 2, float(height))
+    else:  # too tall (or exact): crop top and bottom
+        crop = width / target
+        box = (0.0, (height - crop) / 2, float(width), (height + crop) / 2)
+    return image.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=1.0 if fast else 2.0)
+
+
+def _reads_back(data: bytes, serial: int, mark_key: WatermarkKey) -> bool:
+    return watermark_read(Image.open(io.BytesIO(data)).convert("RGB"), key=mark_key.secret).serial == serial
 
 
 def _clip_rendition(
-    master: bytes, *, master_mime: str, serial: int, request: RenditionRequest
+    master: bytes, *, master_mime: str, serial: int, mark_key: WatermarkKey, request: RenditionRequest
 ) -> tuple[bytes, list[str], bool]:
     """Encoded bytes, the edit actions and whether the mark reads back, for an MP4 of a clip."""
     if master_mime not in VIDEO_MIMES:
@@ -240,15 +304,16 @@ def _clip_rendition(
     frames = list(clip.frames)
     actions = []
     if clip.size != size:
-        frames = [ImageOps.fit(frame, size, Image.Resampling.LANCZOS) for frame in frames]
+        frames = [image_fit(frame, size) for frame in frames]
         actions.append("c2pa.resized")
     marked = min(size) >= WATERMARK_MIN_SIDE
     if marked:
-        frames = [watermark_embed(frame, serial) for frame in frames]
+        frames = [watermark_embed(frame, serial, key=mark_key.secret) for frame in frames]
     # Always re-encoded (at the rendition's quality), so always transcoded.
     actions.append("c2pa.transcoded")
     data = mp4_encode(frames, clip.fps, crf=mp4_crf(request.quality))
-    marked = marked and watermark_read_frames(mp4_watermark_frames(data)).serial == serial  # as verify reads it
+    reading = watermark_read_frames(mp4_watermark_frames(data), key=mark_key.secret)  # as verify reads it
+    marked = marked and reading.serial == serial
     if marked:
         actions.append("c2pa.watermarked")
     return data, actions, marked

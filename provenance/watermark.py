@@ -35,41 +35,61 @@ Design ("greenlight.tiled-ss.v2"), numpy and OpenCV only:
 * **Reading.** Luma is prefiltered: local mean subtracted, divided by the local residual
   energy, clipped, and weighted by the amplitude the mask would have given that spot (a
   matched filter). The tiling makes the result periodic: its autocorrelation peaks on the
-  tile lattice, which gives the scale and a small rotation (a crop only moves the origin).
-  For each lattice hypothesis the luma is resampled so that a tile is 64x64 px (half the
-  embedding scale; 8 px chips lose nothing) and *folded*: all tiles, partial ones
-  included, are summed into one. A crop becomes a cyclic shift of that tile, found by FFT
-  circular cross-correlation with the pilot over all 64x64 shifts. The 4x4 cell sums at
-  the best shifts are the soft chips: descrambled, soft-Viterbi-decoded, CRC-checked.
-  Scale 1 is tried first (the common case, and the cheap one), then the usual resizes
-  0.5, 2/3 and 0.75 as they are (the autocorrelation of a busy photograph often misses
-  them); then up to 3 lattices from the autocorrelation, and the best refined by +-0.4% and
-  +-0.2% in scale.
+  tile lattice (a crop only moves the origin). For each lattice hypothesis the luma is
+  resampled so that a tile is 64x64 px (half the embedding scale; 8 px chips lose nothing)
+  and *folded*: all tiles, partial ones included, are summed into one. A crop becomes a
+  cyclic shift of that tile, found by FFT circular cross-correlation with the pilot over all
+  64x64 shifts. The 4x4 cell sums at the best shifts are the soft chips: descrambled,
+  soft-Viterbi-decoded, CRC-checked.
+* **Geometry.** A mirror image or a quarter turn of the image is a mirror or a quarter turn
+  of the folded tile (up to a cyclic shift): every fold is decided in the 8 orientations of
+  the square (``ORIENTATIONS``), which costs one FFT of the fold and one batched inverse FFT
+  per key (the codebook's cells are moved, not the fold: ``_oriented``). A change of aspect
+  ratio or a small rotation turns the square lattice into a general 2x2 one:
+  ``provenance.watermark_lattice`` finds its two basis vectors in the autocorrelation (peaks
+  in a ring of lags, pairs that could span the lattice, a least-squares fit through every
+  lattice point in reach), and the luma is resampled onto the canonical lattice before
+  folding. The search, stopping at the first detection: scale 1 (unedited copies, mirrors
+  and quarter turns); the autocorrelation's lattices and the usual resizes 0.5, 2/3 and 0.75
+  as they are (the autocorrelation of a busy photograph can miss them; below 640 px these
+  go first), the best autocorrelation lattice refined by +-0.4% and +-0.2% in scale; then a
+  grid at scale 1 of rotations (+-0.8 to +-4.8 degrees) and of one axis stretched or
+  squeezed (+-1.5% to +-10.5%), ordered by how strongly the autocorrelation peaks on each
+  (the pilot, a matched filter, finds a busy 512 px photograph's lattice where its
+  autocorrelation cannot), the strongest grid fold refined by a third and a sixth of a step.
+  Lattices near scale 1 are folded from one whitened half-size canvas, warped.
 
 Confidence and the false-positive bound. ``confidence`` is a z-score of all 256 cells of
 the folded tile at the chosen hypothesis against the signs they would have if the decoded
 word were embedded: ``z = sum_c s_c X_c / sqrt(sum_c X_c^2)``, where ``X_c`` is the cell's
 sum and ``s_c`` the pilot sign or the scrambled re-encoded bit (at most sqrt(256) = 16).
-A serial is reported only when the CRC matches *and* ``z >= Z_THRESHOLD`` (11.0). For an
+A serial is reported only when the CRC matches *and* ``z >= Z_THRESHOLD`` (11.25). For an
 unmarked image, i.e. one that does not depend on the key, take the key as random:
 
-1. Fix one hypothesis (lattice, shift) and one CRC-valid word (2^40 of them, one per
-   serial: the CRC cuts the 2^56 possible decoder outputs to 2^40). The ``X_c`` are then
-   fixed numbers and the ``s_c`` independent random signs (pilot signs, and code bits
+1. Fix one hypothesis (lattice, orientation, shift) and one CRC-valid word (2^40 of them,
+   one per serial: the CRC cuts the 2^56 possible decoder outputs to 2^40). The ``X_c`` are
+   then fixed numbers and the ``s_c`` independent random signs (pilot signs, and code bits
    XORed with the random scrambler), so by Hoeffding ``P(z >= t) <= exp(-t^2 / 2)`` for
    any image: no assumption about image statistics.
-2. A read can fold under at most ``MAX_GEOMETRIES`` = 31 lattices (scale 1, the 3 fixed
-   scales, 3 from the autocorrelation, and the 2 + 6 scale refinements each of those 3 could
-   lead to), each with 64 x 64 = 4096 shifts: ``HYPOTHESES`` = 126,976. A video read folds all its frames into
-   the same hypotheses. The union bound over hypotheses and valid words:
+2. A read can fold under at most ``MAX_GEOMETRIES`` = 55 lattices (scale 1, the 3 fixed
+   scales, 3 from the autocorrelation, 2 + 2 scale refinements, 40 grid lattices, 2 + 2
+   grid refinements), each in 8 orientations with 64 x 64 = 4096 shifts: ``HYPOTHESES`` =
+   1,802,240. A video read folds all its frames into the same hypotheses. The union bound
+   over hypotheses and valid words:
 
        P(false positive) <= HYPOTHESES * 2^40 * exp(-Z_THRESHOLD^2 / 2)
-                          = 126976 * 1.10e12 * exp(-60.5) = 7.4e-10   (<= 1e-9)
+                          = 1802240 * 1.10e12 * exp(-63.28) = 6.5e-10   (<= 1e-9)
+
+   A read with k keys (``keys=``) runs over k times the hypotheses and needs
+   ``z_threshold(k)`` (11.3 for 2 keys, 11.5 for 16), which keeps the bound.
 
 ``FALSE_POSITIVE_BOUND`` is that figure; the module refuses to import if the constants
-break it, and a read never folds under more than ``MAX_GEOMETRIES`` lattices. Unmarked
-images typically score 7-9.5 (the decoder picks the best-fitting word), marked ones 12-16.
-A wrong key sees noise, so it reads nothing rather than another serial.
+break it, and a read never folds under more than ``MAX_GEOMETRIES`` lattices (a test counts
+them). Unmarked images typically score 7-10 (the decoder picks the best-fitting word),
+marked ones 12-16. A wrong key sees noise, so it reads nothing rather than another serial.
+The embedder reads its mark back at ``Z_THRESHOLD`` with a margin of 0.5; the threshold was
+11.0 (31 lattices, one orientation) before mirrors, quarter turns, aspect changes and
+rotations were searched, and marks made then read as they did.
 
 ``watermark_payload`` (the value of the C2PA soft-binding assertion) is the 56-bit word,
 serial then CRC-16, as "0"/"1" text; a detected reading's ``bits`` equals it.
@@ -90,6 +110,7 @@ from PIL import Image
 
 from provenance.errors import WatermarkError
 from provenance.media import WATERMARK_MIN_SIDE
+from provenance.watermark_lattice import lattice_candidates, lattice_score
 
 ALGORITHM = "greenlight.tiled-ss.v2"  # name recorded in the C2PA soft-binding assertion
 SERIAL_BITS = 40
@@ -113,14 +134,41 @@ _AUTO_CANDIDATES = 3  # lattices taken from the autocorrelation
 # 1024 -> 768), which the autocorrelation of a busy photograph can miss.
 _FIXED_SCALES = (0.5, 2 / 3, 0.75)
 _REFINE_STEPS = (0.004, 0.002)  # relative scale steps tried around the best of them
-# Lattices a read can fold under: scale 1; each autocorrelation candidate; the 2 lattices one
-# step away from it; the 2 lattices a second step away from any of those 3.
-MAX_GEOMETRIES = 1 + len(_FIXED_SCALES) + _AUTO_CANDIDATES * (1 + 2 + 3 * 2)  # 31
-HYPOTHESES = MAX_GEOMETRIES * WORK_TILE * WORK_TILE  # 126,976 (lattice, shift) pairs
-Z_THRESHOLD = 11.0  # z-score of all 256 cells against the decoded word needed to report a serial
+# Rotations and aspect-ratio changes tried last, each as it is at scale 1 (the autocorrelation
+# finds them in most images, but not in a busy 512 px photograph, whose own texture outweighs
+# the mark's peaks; the pilot, a matched filter, still sees it). A fold reads within about 0.4
+# degrees and 0.7% of its lattice, so the steps are 0.8 degrees (to 5.2) and 1.5% (to 11%);
+# the grid fold whose pilot shows most is then refined by a third and a sixth of a step.
+_GRID_ROTATION_STEP = 0.8  # degrees
+_GRID_ASPECT_STEP = 0.015  # of one axis
+_GRID_ROTATIONS = tuple(sign * _GRID_ROTATION_STEP * step for step in range(1, 7) for sign in (1, -1))
+_GRID_ASPECTS = tuple(1 + sign * _GRID_ASPECT_STEP * step for step in range(1, 8) for sign in (1, -1))
+_GRID_REFINE = (1 / 3, 1 / 6)
+# A small image (``_COARSE_SIDE``) folds few tiles and reads about twice as far from its
+# lattice: there the grid takes about twice the steps.
+_COARSE_ROTATIONS = tuple(sign * _GRID_ROTATION_STEP * step for step in (1, 3, 5, 6.5) for sign in (1, -1))
+_COARSE_ASPECTS = tuple(1 + sign * _GRID_ASPECT_STEP * step for step in (1, 3, 5, 7) for sign in (1, -1))
+# Lattices a read can fold under: scale 1; the fixed scales; the autocorrelation's candidates;
+# 2 lattices per refinement step of the best of those; the grid; 2 per refinement step of the
+# grid's best.
+MAX_GEOMETRIES = (
+    1
+    + len(_FIXED_SCALES)
+    + _AUTO_CANDIDATES
+    + 2 * len(_REFINE_STEPS)
+    + len(_GRID_ROTATIONS)
+    + 2 * len(_GRID_ASPECTS)
+    + 2 * len(_GRID_REFINE)
+)  # 55
+# Each fold is decided in its 8 orientations (a mirror or a quarter turn of the image is one of
+# the folded tile, up to a cyclic shift): the dihedral group of the square.
+ORIENTATIONS = 8
+HYPOTHESES = MAX_GEOMETRIES * ORIENTATIONS * WORK_TILE * WORK_TILE  # 1,802,240 (lattice, orientation, shift)
+Z_THRESHOLD = 11.25  # z-score of all 256 cells against the decoded word needed to report a serial
 FALSE_POSITIVE_BOUND = HYPOTHESES * 2.0**SERIAL_BITS * math.exp(-(Z_THRESHOLD**2) / 2)
 if FALSE_POSITIVE_BOUND > 1e-9:  # pragma: no cover - guards edits to the constants
     raise RuntimeError(f"watermark false-positive bound {FALSE_POSITIVE_BOUND:.2e} exceeds 1e-9")
+MAX_KEYS = 16  # keys one read may try at once (each multiplies the hypotheses: ``z_threshold``)
 
 DEFAULT_KEY = ALGORITHM
 # PSNR levels (dB) tried in turn until the mark reads back at scale 1 with ``_EMBED_MARGIN`` to
@@ -128,7 +176,7 @@ DEFAULT_KEY = ALGORITHM
 # change equal-RGB marking made at 37.5), more only for busy or small images whose own texture
 # drowns the mark in the detector's cells.
 _PSNR_LEVELS = (38.8, 38.0, 37.0, 35.5, 34.0, 33.0, 32.0)
-_EMBED_MARGIN = 0.5
+_EMBED_MARGIN = 0.5  # over Z_THRESHOLD, for the read-backs at scale 1 and brightened
 _CROP_CHECK = 0.10  # share of each side cut off for the crop check (``_survives_crop``)
 _BRIGHTEN = 1.2  # brightness factor of the highlight check (``_survives_brightening``)
 _BRIGHTEN_MIN_SHARE = 0.10  # share of pixels that must clip for that check to run (below it: z lost <= 0.07)
@@ -145,6 +193,10 @@ _PRE_SIDE = 512  # the autocorrelation runs on luma shrunk to about this short s
 _SHORTLIST = 3  # best pilot shifts decoded per fold
 _DECODE_GATE = 4.5  # pilot z a shift needs to be decoded (unmarked images: max about 4.5)
 _REFINE_GATE = 4.0  # pilot z an autocorrelation lattice needs to be refined in scale
+_SMALL_SIDE = 640  # up to this short side (px) the fixed scales are tried before the autocorrelation
+_COARSE_SIDE = 384  # up to this short side (px) the grid has twice the steps (``_GRID_COARSE``)
+_NEAR_ONE = (0.85, 1.2)  # lattice scales folded from the whitened half-size canvas (no new prefilter)
+_EARLY_SYNC = 6.0  # pilot z at which a grid fold is decoded at once (unmarked: about 1 fold in 30,000)
 _CLIP = 3.0  # whitened values are clipped to +-this
 _ENERGY_CELLS = 2.25  # local energy window, in chips
 _NORM_FLOOR = 0.5  # added to the local residual energy (grey levels)
@@ -165,15 +217,19 @@ class WatermarkReading:
     """What ``watermark_read`` found.
 
     ``serial`` is None unless the mark was detected: ``check_ok`` and ``confidence >=
-    Z_THRESHOLD`` (11.0). ``confidence`` is the z-score of all 256 cells against the decoded
+    Z_THRESHOLD`` (11.25; more with several keys). ``confidence`` is the z-score of all 256 cells against the decoded
     word (at most 16; unmarked images score about 7-9.5, marked ones 12-16; the module
     docstring derives the false-positive bound). ``sync`` is the pilot's own z-score at the
     chosen shift (at most sqrt(70), about 8.4). ``bits`` is the decoded 56-bit word (serial
     then CRC) at the best hypothesis, equal to ``watermark_payload(serial)`` when detected.
-    ``scale`` is image px per embedding px (1.0 as embedded, 0.5 after halving),
-    ``rotation`` in degrees, ``offset`` where the image's top-left corner sits in the tile
-    (x, y), in embedding px on a 2 px grid: a crop of 26 px from the left gives x = 26.
-    ``frames`` is how many frames were combined.
+    ``scale`` is image px per embedding px (1.0 as embedded, 0.5 after halving; the mean
+    of the two axes after a change of aspect ratio), ``rotation`` in degrees counter-clockwise
+    as seen (PIL's ``rotate``), applied after a horizontal mirror where ``mirrored``;
+    ``offset`` where the image's top-left corner sits in the tile (x, y), in embedding px on a
+    2 px grid: a crop of 26 px from the left gives x = 26 (of the turned tile where the image
+    was mirrored or turned). ``key_index`` is the index of the key that matched among the
+    keys read with (0 with one key), None unless detected. ``frames`` is how many frames were
+    combined.
     """
 
     serial: int | None
@@ -184,6 +240,8 @@ class WatermarkReading:
     scale: float = 1.0
     rotation: float = 0.0
     offset: tuple[int, int] = (0, 0)
+    mirrored: bool = False
+    key_index: int | None = None
     frames: int = field(default=1, compare=False)
 
 
@@ -222,7 +280,7 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
         values = _cell_values(host, amplitude, signs, cancel=cancel)
         marked = _embed_rgb(host, amplitude, values, psnr=psnr, spill=spill)
         luma = cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        reading = _decide(_fold(luma, _IDENTITY), codebook, _IDENTITY)
+        reading = _embed_read(luma, codebook)
         if reading.serial == serial:
             if (
                 reading.confidence >= Z_THRESHOLD + _EMBED_MARGIN
@@ -243,19 +301,31 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
     )
 
 
-def watermark_read(image: Image.Image, *, key: str = DEFAULT_KEY) -> WatermarkReading:
-    """Find the mark in ``image`` (any mode) at any crop, scale 0.4-2x and a small rotation."""
+def watermark_read(
+    image: Image.Image, *, key: str | None = None, keys: Sequence[str] | None = None
+) -> WatermarkReading:
+    """Find the mark in ``image`` (any mode): any crop, scale 0.4-2x, mirror images, quarter
+    turns, aspect-ratio changes of +-10% and rotations of up to 5 degrees (further where the
+    autocorrelation sees the lattice).
+
+    ``key`` (default ``DEFAULT_KEY``) selects the pilot and scrambler; ``keys`` tries several
+    at once (at most ``MAX_KEYS``) with one geometry search, and ``key_index`` in the reading
+    says which one matched. Each key multiplies the hypotheses, so a read with several keys
+    needs ``z_threshold(len(keys))``.
+    """
     _size_check(image)
-    return watermark_read_frames([image], key=key)
+    return watermark_read_frames([image], key=key, keys=keys)
 
 
-def watermark_read_frames(frames: Sequence[Image.Image], *, key: str = DEFAULT_KEY) -> WatermarkReading:
+def watermark_read_frames(
+    frames: Sequence[Image.Image], *, key: str | None = None, keys: Sequence[str] | None = None
+) -> WatermarkReading:
     """Read one mark from video frames of one size by summing their folded soft chips.
 
     Every frame is folded under the same lattice hypotheses (estimated from the sum of
     the frames' power spectra), the folds are added and decoded once: frames each too
     weakly marked to read alone still decode together. The false-positive bound is the
-    same as for one image (same hypotheses).
+    same as for one image (same hypotheses). ``key`` and ``keys`` as for ``watermark_read``.
     """
     if not frames:
         raise WatermarkError("No frames to read a watermark from")
@@ -264,37 +334,169 @@ def watermark_read_frames(frames: Sequence[Image.Image], *, key: str = DEFAULT_K
         raise WatermarkError(f"Video frames must share one size, got {sorted(sizes)}")
     for frame in frames[:1]:
         _size_check(frame)
-    lumas = [_luma(frame) for frame in frames]
-    codebook = _codebook(key)
+    chosen = _keys_check(key, keys)
+    reading = _search([_luma(frame) for frame in frames], chosen)
+    return reading if len(frames) == 1 else WatermarkReading(**{**reading.__dict__, "frames": len(frames)})
 
-    def read_at(lattice: npt.NDArray[np.float64]) -> WatermarkReading:
-        folded: FloatArray = np.sum([_fold(luma, lattice) for luma in lumas], axis=0, dtype=np.float32)
-        return _decide(folded, codebook, lattice)
+
+def z_threshold(keys: int = 1) -> float:
+    """The confidence a read with ``keys`` keys needs: ``Z_THRESHOLD`` for one, more for several.
+
+    With k keys the union bound runs over k times ``HYPOTHESES``; the threshold is raised (to
+    the next 0.05) so that it stays at or under 1e-9.
+    """
+    if isinstance(keys, bool) or not isinstance(keys, int) or not 1 <= keys <= MAX_KEYS:
+        raise WatermarkError(f"Watermark key count must be 1 to {MAX_KEYS}, got {keys!r}")
+    needed = math.sqrt(2 * math.log(keys * HYPOTHESES * 2.0**SERIAL_BITS / 1e-9))
+    return max(Z_THRESHOLD, math.ceil(needed * 20) / 20)
+
+
+def _keys_check(key: str | None, keys: Sequence[str] | None) -> list[str]:
+    if key is not None and keys is not None:
+        raise WatermarkError("Give the watermark either key or keys, not both")
+    if keys is None:
+        return [DEFAULT_KEY if key is None else key]
+    chosen = list(keys)
+    if not 1 <= len(chosen) <= MAX_KEYS:
+        raise WatermarkError(f"Watermark keys: give 1 to {MAX_KEYS}, got {len(chosen)}")
+    for index, one in enumerate(chosen):
+        if not isinstance(one, str) or not one:
+            raise WatermarkError(f"Watermark keys[{index}] must be a non-empty string, got {type(one).__name__}")
+    return chosen
+
+
+def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReading:
+    """Fold under each lattice hypothesis in turn, sync each fold in its 8 orientations for
+    every key, decode the promising shifts, and stop at the first detection."""
+    threshold = z_threshold(len(keys))
+    keyring = _keyring(tuple(keys))
+    canvases = [_work_canvas(luma) for luma in lumas]
+
+    def fold(lattice: npt.NDArray[np.float64]) -> FloatArray:
+        parts = []
+        for luma, canvas in zip(lumas, canvases, strict=True):
+            if lattice is _IDENTITY and bool(np.all(canvas[1] == 0.5)):  # even sides: _fold's own canvas
+                parts.append(_fold_plain(canvas[0]))
+            elif lattice is not _IDENTITY and _NEAR_ONE[0] <= _lattice_scale(lattice) <= _NEAR_ONE[1]:
+                parts.append(_fold_canvas(canvas, lattice))
+            else:
+                parts.append(_fold(luma, lattice))
+        return np.sum(parts, axis=0, dtype=np.float32)
+
+    def read_at(lattice: npt.NDArray[np.float64]) -> tuple[WatermarkReading, npt.NDArray[np.float64]]:
+        return _decide(fold(lattice), keyring, lattice, threshold=threshold), lattice
 
     def rank(pair: tuple[WatermarkReading, npt.NDArray[np.float64]]) -> tuple[bool, float]:
         return _rank(pair[0])
 
-    # 1. Scale 1 first: cheap, and what unresized copies need; then the usual resizes.
-    best = (read_at(_IDENTITY), _IDENTITY)
-    for factor in _FIXED_SCALES:
+    # 1. Scale 1 first: cheap, and what unresized copies need (mirrors and quarter turns included).
+    best = read_at(_IDENTITY)
+    if best[0].serial is not None:
+        return best[0]
+    # 2. Lattices from the autocorrelation (resizes, aspect changes, rotations) and the usual
+    # resizes as they are (the autocorrelation of a busy photograph can miss them), then the
+    # best autocorrelation lattice refined in scale if its pilot shows. A small image tries the
+    # fixed resizes first (there they cost less than the autocorrelation); a larger one the
+    # autocorrelation's lattices, a fixed resize in the place of one near it, then the others.
+    small = min(lumas[0].shape) <= _SMALL_SIDE
+    for factor in _FIXED_SCALES if small else ():
+        best = max([best, read_at(_IDENTITY * factor)], key=rank)
         if best[0].serial is not None:
+            return best[0]
+    auto = _autocorrelation(lumas)
+    fixed = [] if small else [_IDENTITY * factor for factor in _FIXED_SCALES]
+    tried: list[tuple[WatermarkReading, npt.NDArray[np.float64]]] = []
+    for lattice in _lattice_candidates(auto, fixed):
+        pair = read_at(lattice)
+        if any(lattice is one for one in fixed):
+            fixed = [one for one in fixed if one is not lattice]
+            best = max([best, pair], key=rank)
+        else:
+            tried.append(pair)
+        if pair[0].serial is not None:
+            return pair[0]
+    for lattice in fixed:
+        best = max([best, read_at(lattice)], key=rank)
+        if best[0].serial is not None:
+            return best[0]
+    if tried and max(pair[0].sync for pair in tried) >= _REFINE_GATE:
+        found = max(tried, key=rank)
+        for step in _REFINE_STEPS:
+            centre = found[1]
+            found = max([found, *(read_at(centre * factor) for factor in (1 - step, 1 + step))], key=rank)
+            if found[0].serial is not None:
+                return found[0]
+        best = max([best, found], key=rank)
+    # 3. Small rotations and aspect-ratio changes at scale 1, those the autocorrelation favours
+    # first. A fold whose pilot stands out is decoded at once; of the others, the strongest
+    # few are decoded at the end.
+    grid = _GRID_COARSE if min(lumas[0].shape) <= _COARSE_SIDE else _GRID
+    if auto is not None:
+        grid = sorted(grid, key=lambda lattice: -lattice_score(auto[0], lattice / auto[1]))
+    pending: list[_Synced] = []
+    for lattice in grid:
+        synced = _Synced(fold(lattice), keyring, lattice)
+        if synced.sync < _EARLY_SYNC:
+            pending.append(synced)
+            continue
+        reading = synced.decode([entry for entry in synced.shortlist if entry[0] >= _DECODE_GATE], threshold)
+        best = max([best, (reading, lattice)], key=rank)
+        if reading.serial is not None:
+            return reading
+    ranked = sorted(pending, key=lambda one: -one.sync)
+    for synced in ranked[:_SHORTLIST]:
+        if synced.sync < _DECODE_GATE:
             break
-        best = max([best, (read_at(_IDENTITY * factor), _IDENTITY * factor)], key=rank)
-    if best[0].serial is None:
-        # 2. Lattices from the autocorrelation; the best refined in scale if its pilot shows.
-        tried = [(read_at(lattice), lattice) for lattice in _lattice_candidates(lumas)]
-        if tried:
-            found = max(tried, key=rank)
-            if found[0].serial is None and max(pair[0].sync for pair in tried) >= _REFINE_GATE:
-                for step in _REFINE_STEPS:
-                    if found[0].serial is not None:
-                        break
-                    centre = found[1]
-                    steps = [(read_at(centre * factor), centre * factor) for factor in (1 - step, 1 + step)]
-                    found = max([found, *steps], key=rank)
-            best = max([best, found], key=rank)
-    reading = best[0]
-    return reading if len(frames) == 1 else WatermarkReading(**{**reading.__dict__, "frames": len(frames)})
+        best = max([best, (synced.decode(synced.shortlist[:1], threshold), synced.lattice)], key=rank)
+        if best[0].serial is not None:
+            return best[0]
+    # 4. The grid fold whose pilot shows most, refined to a third and a sixth of a grid step.
+    if ranked and ranked[0].sync >= _REFINE_GATE:
+        found = (ranked[0].decode(ranked[0].shortlist[:1], threshold), ranked[0].lattice)
+        for fraction in _GRID_REFINE:
+            centre = found[1]
+            found = max([found, *(read_at(lattice) for lattice in _grid_neighbours(centre, fraction))], key=rank)
+            if found[0].serial is not None:
+                return found[0]
+        best = max([best, found], key=rank)
+    return best[0]
+
+
+def _grid_neighbours(lattice: npt.NDArray[np.float64], fraction: float) -> list[npt.NDArray[np.float64]]:
+    """The two lattices ``fraction`` of a grid step either side of a grid lattice: turned by
+    that share of ``_GRID_ROTATION_STEP``, or its stretched axis by that share of ``_GRID_ASPECT_STEP``."""
+    if lattice[0, 1] != 0.0:  # a rotation
+        turn = math.radians(_GRID_ROTATION_STEP * fraction)
+        return [_rotation(math.atan2(lattice[0, 1], lattice[0, 0]) + sign * turn) for sign in (-1, 1)]
+    axis = 0 if lattice[0, 0] != TILE else 1
+    neighbours = []
+    for sign in (-1, 1):
+        moved = lattice.copy()
+        moved[axis, axis] *= 1 + sign * _GRID_ASPECT_STEP * fraction
+        neighbours.append(moved)
+    return neighbours
+
+
+def _rotation(radians: float) -> npt.NDArray[np.float64]:
+    """The tile lattice of an image turned counter-clockwise (as seen; y points down) by ``radians``."""
+    cos, sin = math.cos(radians), math.sin(radians)
+    return TILE * np.array([[cos, sin], [-sin, cos]])
+
+
+def _lattice_scale(lattice: npt.NDArray[np.float64]) -> float:
+    return float(np.sqrt(abs(np.linalg.det(lattice)))) / TILE
+
+
+def _grid_lattices(rotations: Sequence[float], aspects: Sequence[float]) -> list[npt.NDArray[np.float64]]:
+    """The lattices of step 3: each rotation (degrees), then each aspect factor on either axis,
+    interleaved (one rotation, two aspects) in the order given."""
+    turned = [_rotation(math.radians(degrees)) for degrees in rotations]
+    stretched = [TILE * np.diag(pair) for factor in aspects for pair in ((factor, 1.0), (1.0, factor))]
+    merged: list[npt.NDArray[np.float64]] = []
+    for index in range(max(len(turned), -(-len(stretched) // 2))):
+        merged.extend(turned[index : index + 1])
+        merged.extend(stretched[2 * index : 2 * index + 2])
+    return merged
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -398,9 +600,9 @@ class _Codebook:
     pilot_signs: npt.NDArray[np.float32]
     payload_cells: npt.NDArray[np.intp]  # (186, 2), in coded-bit order
     scrambler: npt.NDArray[np.float32]  # +-1 per coded bit
-    pilot_spectrum: npt.NDArray[np.complex64]  # conj FFT of the pilot pattern at working scale
-    comb_spectrum: npt.NDArray[np.complex64]  # conj FFT of the pilot cells' corners
-    box_spectrum: npt.NDArray[np.complex64]  # conj FFT of one working-scale cell
+    pilot_spectrum: npt.NDArray[np.complex64]  # conj real FFT of the pilot pattern at working scale
+    comb_spectrum: npt.NDArray[np.complex64]  # conj real FFT of the pilot cells' corners
+    box_spectrum: npt.NDArray[np.complex64]  # conj real FFT of one working-scale cell
 
 
 @lru_cache(maxsize=8)
@@ -411,6 +613,12 @@ def _codebook(key: str) -> _Codebook:
     cells = np.stack([order // GRID, order % GRID], axis=1)
     pilot_signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), PILOT_CELLS)
     scrambler = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), CODED_BITS)
+    return _codebook_from(cells, pilot_signs, scrambler)
+
+
+def _codebook_from(
+    cells: npt.NDArray[np.intp], pilot_signs: npt.NDArray[np.float32], scrambler: npt.NDArray[np.float32]
+) -> _Codebook:
     pilot = np.zeros((WORK_TILE, WORK_TILE), dtype=np.float32)
     comb = np.zeros_like(pilot)
     for (row, col), sign in zip(cells[:PILOT_CELLS], pilot_signs, strict=True):
@@ -423,10 +631,53 @@ def _codebook(key: str) -> _Codebook:
         pilot_signs=pilot_signs,
         payload_cells=cells[PILOT_CELLS:],
         scrambler=scrambler,
-        pilot_spectrum=np.conj(np.fft.fft2(pilot)).astype(np.complex64),
-        comb_spectrum=np.conj(np.fft.fft2(comb)).astype(np.complex64),
-        box_spectrum=np.conj(np.fft.fft2(box)).astype(np.complex64),
+        pilot_spectrum=np.conj(np.fft.rfft2(pilot)).astype(np.complex64),
+        comb_spectrum=np.conj(np.fft.rfft2(comb)).astype(np.complex64),
+        box_spectrum=np.conj(np.fft.rfft2(box)).astype(np.complex64),
     )
+
+
+@lru_cache(maxsize=8)
+def _oriented(key: str) -> tuple[_Codebook, ...]:
+    """The key's codebook as seen in each of the 8 orientations of a fold (index as ``_orient``).
+
+    A quarter turn or a mirror of the 64x64 fold maps 4 px cells onto cells, so deciding
+    ``_orient(fold, o)`` with the codebook is deciding the fold itself with the codebook
+    whose cells were moved back by that orientation (up to a cyclic shift, which the shift
+    search covers): one FFT of the fold serves all eight.
+    """
+    base = _codebook(key)
+    order = np.concatenate([base.pilot_cells, base.payload_cells])  # canonical cell of each code position
+    index = np.arange(GRID * GRID).reshape(GRID, GRID)
+    codebooks = []
+    for orientation in range(ORIENTATIONS):
+        # The turned fold's cell (r, c) is the fold's cell ``source[r, c]``.
+        source = _orient(index.astype(np.float32), orientation).astype(np.intp).ravel()
+        moved = np.stack(np.divmod(source[order[:, 0] * GRID + order[:, 1]], GRID), axis=1)
+        codebooks.append(_codebook_from(moved, base.pilot_signs, base.scrambler))
+    return tuple(codebooks)
+
+
+@dataclass(frozen=True)
+class _Keyring:
+    """The codebooks one read syncs with (each key in each orientation, key-major), stacked."""
+
+    codebooks: tuple[_Codebook, ...]
+    orientations: int
+    pilots: npt.NDArray[np.complex64]  # (codebooks, 64, 33)
+    combs: npt.NDArray[np.complex64]
+
+    @classmethod
+    def of(cls, codebooks: Sequence[_Codebook], orientations: int) -> _Keyring:
+        pilots = np.stack([codebook.pilot_spectrum for codebook in codebooks])
+        combs = np.stack([codebook.comb_spectrum for codebook in codebooks])
+        return cls(tuple(codebooks), orientations, pilots, combs)
+
+
+@lru_cache(maxsize=8)
+def _keyring(keys: tuple[str, ...]) -> _Keyring:
+    """Every key of a read in all ``ORIENTATIONS`` orientations."""
+    return _Keyring.of([codebook for key in keys for codebook in _oriented(key)], ORIENTATIONS)
 
 
 @lru_cache(maxsize=64)
@@ -477,7 +728,7 @@ def _survives_crop(luma: FloatArray, serial: int, codebook: _Codebook) -> bool:
         return True
     dy, dx = round(height * _CROP_CHECK / 2), round(width * _CROP_CHECK / 2)
     cropped = np.ascontiguousarray(luma[dy : height - dy, dx : width - dx])
-    return _decide(_fold(cropped, _IDENTITY), codebook, _IDENTITY).serial == serial
+    return _embed_read(cropped, codebook).serial == serial
 
 
 def _survives_brightening(marked: RgbArray, serial: int, codebook: _Codebook) -> bool:
@@ -490,7 +741,7 @@ def _survives_brightening(marked: RgbArray, serial: int, codebook: _Codebook) ->
     """
     brighter = cv2.convertScaleAbs(marked, alpha=_BRIGHTEN)  # x1.2, rounded, saturated at 255
     luma = cv2.cvtColor(brighter, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    reading = _decide(_fold(luma, _IDENTITY), codebook, _IDENTITY)
+    reading = _embed_read(luma, codebook)
     return reading.serial == serial and reading.confidence >= Z_THRESHOLD + _EMBED_MARGIN
 
 
@@ -652,24 +903,42 @@ def _fold(luma: FloatArray, lattice: npt.NDArray[np.float64]) -> FloatArray:
         size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
         luma = np.asarray(cv2.resize(luma, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
         per_px = per_px * np.array([[size[0] / width], [size[1] / height]])
-        height, width = luma.shape
-    if np.allclose(per_px, np.eye(2), atol=2e-4):
-        canvas = luma
-    else:
-        inverse = np.linalg.inv(per_px)
-        corners = inverse @ np.array([[0, width, 0, width], [0, 0, height, height]], dtype=np.float64)
-        low = corners.min(axis=1)
-        extent = np.ceil(corners.max(axis=1) - low).astype(int)
-        matrix = np.hstack([per_px, (per_px @ low)[:, None]])
-        warped = cv2.warpAffine(
-            luma,
-            matrix,
-            (int(extent[0]), int(extent[1])),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        canvas = np.asarray(warped, dtype=np.float32)
+    canvas = luma if np.allclose(per_px, np.eye(2), atol=2e-4) else _warp(luma, per_px, cv2.BORDER_REPLICATE)
     return _fold_plain(_whiten(canvas, WORK_CELL))
+
+
+def _work_canvas(luma: FloatArray) -> tuple[FloatArray, npt.NDArray[np.float64]]:
+    """Luma halved and whitened (what an unresized image is folded from), with the map from
+    image px to its px."""
+    height, width = luma.shape
+    size = (max(1, round(width / 2)), max(1, round(height / 2)))
+    small = np.asarray(cv2.resize(luma, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
+    return _whiten(small, WORK_CELL), np.array([[size[0] / width], [size[1] / height]])
+
+
+def _fold_canvas(canvas: tuple[FloatArray, npt.NDArray[np.float64]], lattice: npt.NDArray[np.float64]) -> FloatArray:
+    """Fold a whitened ``_work_canvas`` under a lattice near scale 1 (a rotation or an aspect
+    change): resampled, not whitened again; outside the image counts as 0."""
+    white, to_canvas = canvas
+    return _fold_plain(_warp(white, lattice / WORK_TILE * to_canvas, cv2.BORDER_CONSTANT))
+
+
+def _warp(image: FloatArray, per_px: npt.NDArray[np.float64], border: int) -> FloatArray:
+    """``image`` resampled so that ``per_px`` (image px per output px, 2x2) becomes the identity."""
+    height, width = image.shape
+    inverse = np.linalg.inv(per_px)
+    corners = inverse @ np.array([[0, width, 0, width], [0, 0, height, height]], dtype=np.float64)
+    low = corners.min(axis=1)
+    extent = np.ceil(corners.max(axis=1) - low).astype(int)
+    matrix = np.hstack([per_px, (per_px @ low)[:, None]])
+    warped = cv2.warpAffine(
+        image,
+        matrix,
+        (int(extent[0]), int(extent[1])),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=border,
+    )
+    return np.asarray(warped, dtype=np.float32)
 
 
 def _fold_plain(image: FloatArray) -> FloatArray:
@@ -681,29 +950,73 @@ def _fold_plain(image: FloatArray) -> FloatArray:
     return folded
 
 
-def _decide(folded: FloatArray, codebook: _Codebook, lattice: npt.NDArray[np.float64]) -> WatermarkReading:
-    """Sync on the pilot over all 4096 shifts of one fold, decode the best few, keep the best.
+def _embed_read(luma: FloatArray, codebook: _Codebook) -> WatermarkReading:
+    """The embedder's read-back: scale 1, as embedded (one orientation), at its own threshold."""
+    return _decide(_fold(luma, _IDENTITY), _Keyring.of([codebook], 1), _IDENTITY, threshold=Z_THRESHOLD)
+
+
+def _orient(folded: FloatArray, index: int) -> FloatArray:
+    """Orientation ``index`` (0-7) of a folded tile: ``index % 4`` quarter turns, then a mirror from 4 on."""
+    turned = np.rot90(folded, index % 4)
+    return np.ascontiguousarray(turned[:, ::-1] if index >= 4 else turned)
+
+
+def _decide(
+    folded: FloatArray, keyring: _Keyring, lattice: npt.NDArray[np.float64], *, threshold: float
+) -> WatermarkReading:
+    """Sync on the pilot over all 4096 shifts of one fold in each orientation and for each
+    key, decode the best few, keep the best.
 
     Only shifts whose pilot z reaches ``_DECODE_GATE`` are decoded (a mark that can reach
-    Z_THRESHOLD has a pilot z well above it); if none does, the best shift is decoded anyway
-    so that the reading reports its bits. Gating only removes detections, so the bound holds.
+    the threshold has a pilot z well above it); if none does, the best shift is decoded
+    anyway so that the reading reports its bits. Gating only removes detections, so the
+    bound holds.
     """
-    spectrum = np.fft.fft2(folded)
-    correlation = np.fft.ifft2(spectrum * codebook.pilot_spectrum).real
-    cell_sums = np.fft.ifft2(spectrum * codebook.box_spectrum).real.astype(np.float32)
-    energy = np.fft.ifft2(np.fft.fft2(cell_sums**2) * codebook.comb_spectrum).real
-    z = (correlation / np.sqrt(np.maximum(energy, 1e-12))).ravel()
-    top = np.argpartition(z, -_SHORTLIST)[-_SHORTLIST:]
-    top = top[np.argsort(z[top])[::-1]]
-    chosen = [int(flat) for flat in top if z[flat] >= _DECODE_GATE] or [int(top[0])]
-    best: WatermarkReading | None = None
-    for flat in chosen:
-        dy, dx = divmod(flat, WORK_TILE)
-        reading = _decode_at(cell_sums, codebook, dy, dx, lattice, sync=float(z[flat]))
-        if best is None or _rank(reading) > _rank(best):
-            best = reading
-    assert best is not None
-    return best
+    synced = _Synced(folded, keyring, lattice)
+    chosen = [entry for entry in synced.shortlist if entry[0] >= _DECODE_GATE] or synced.shortlist[:1]
+    return synced.decode(chosen, threshold)
+
+
+class _Synced:
+    """One fold's pilot sync: its cell sums, and its best shifts by pilot z over every
+    orientation and key (``_oriented``: one FFT of the fold serves all eight orientations)."""
+
+    def __init__(self, folded: FloatArray, keyring: _Keyring, lattice: npt.NDArray[np.float64]) -> None:
+        shape = (WORK_TILE, WORK_TILE)
+        spectrum = np.fft.rfft2(folded)
+        self.cell_sums = np.fft.irfft2(spectrum * keyring.codebooks[0].box_spectrum, s=shape).astype(np.float32)
+        squares = np.fft.rfft2(self.cell_sums**2)
+        self.lattice = lattice
+        self.keyring = keyring
+        correlation = np.fft.irfft2(spectrum * keyring.pilots, s=shape)
+        energy = np.fft.irfft2(squares * keyring.combs, s=shape)
+        z = (correlation / np.sqrt(np.maximum(energy, 1e-12))).reshape(-1, WORK_TILE)
+        # The best few of all shifts: they lie in the rows with the highest maxima.
+        rows = np.argpartition(z.max(axis=1), -_SHORTLIST)[-_SHORTLIST:]
+        within = z[rows].ravel()
+        top = np.argpartition(within, -_SHORTLIST)[-_SHORTLIST:]
+        flats = rows[top // WORK_TILE] * WORK_TILE + top % WORK_TILE
+        self.shortlist = sorted(((float(within[t]), int(f)) for t, f in zip(top, flats, strict=True)), reverse=True)
+        self.sync = self.shortlist[0][0]
+
+    def decode(self, chosen: Sequence[tuple[float, int]], threshold: float) -> WatermarkReading:
+        best: WatermarkReading | None = None
+        for sync, flat in chosen:
+            which, rest = divmod(flat, WORK_TILE * WORK_TILE)
+            reading = _decode_at(
+                self.cell_sums,
+                self.keyring.codebooks[which],
+                divmod(rest, WORK_TILE),
+                self.lattice,
+                sync=sync,
+                orientation=which % self.keyring.orientations,
+                key_index=which // self.keyring.orientations,
+                threshold=threshold,
+            )
+            if best is None or _rank(reading) > _rank(best):
+                best = reading
+        assert best is not None
+        return best
 
 
 def _rank(reading: WatermarkReading) -> tuple[bool, float]:
@@ -711,9 +1024,18 @@ def _rank(reading: WatermarkReading) -> tuple[bool, float]:
 
 
 def _decode_at(
-    cell_sums: FloatArray, codebook: _Codebook, dy: int, dx: int, lattice: npt.NDArray[np.float64], *, sync: float
+    cell_sums: FloatArray,
+    codebook: _Codebook,
+    shift: tuple[int, int],
+    lattice: npt.NDArray[np.float64],
+    *,
+    sync: float,
+    orientation: int,
+    key_index: int,
+    threshold: float,
 ) -> WatermarkReading:
     """Read the soft chips at one shift, Viterbi-decode, check the CRC, score all cells."""
+    dy, dx = shift
     rows = (codebook.payload_cells[:, 0] * WORK_CELL + dy) % WORK_TILE
     cols = (codebook.payload_cells[:, 1] * WORK_CELL + dx) % WORK_TILE
     payload = cell_sums[rows, cols]
@@ -731,9 +1053,15 @@ def _decode_at(
     agreement = float(pilot @ codebook.pilot_signs + soft @ (1 - 2 * coded))
     energy = float(pilot @ pilot + payload @ payload)
     z = agreement / math.sqrt(max(energy, 1e-12))
-    detected = check_ok and z >= Z_THRESHOLD
-    scale = float(np.sqrt(abs(np.linalg.det(lattice)))) / TILE
-    rotation = math.degrees(math.atan2(lattice[1, 0], lattice[0, 0]))
+    detected = check_ok and z >= threshold
+    scale = _lattice_scale(lattice)
+    # The fold was turned by ``orientation % 4`` quarter turns (counter-clockwise as an array
+    # is shown) to match: the image was turned the other way. The lattice's own angle, with
+    # y pointing down, is clockwise as seen.
+    mirrored = orientation >= 4
+    turned = -90.0 * (orientation % 4) - math.degrees(math.atan2(lattice[1, 0], lattice[0, 0]))
+    rotation = turned % 360.0
+    rotation = rotation - 360.0 if rotation > 180.0 else rotation  # (-180, 180]
     step = TILE // WORK_TILE
     return WatermarkReading(
         serial=serial if detected else None,
@@ -742,13 +1070,16 @@ def _decode_at(
         confidence=round(z, 3),
         sync=round(sync, 3),
         scale=round(scale, 4),
-        rotation=round(rotation, 2),
+        rotation=round(rotation, 2) + 0.0,
         offset=((WORK_TILE - dx) % WORK_TILE * step, (WORK_TILE - dy) % WORK_TILE * step),
+        mirrored=mirrored,
+        key_index=key_index if detected else None,
     )
 
 
-def _lattice_candidates(lumas: Sequence[FloatArray]) -> list[npt.NDArray[np.float64]]:
-    """Up to three tile lattices (2x2, image px) from peaks of the whitened autocorrelation."""
+def _autocorrelation(lumas: Sequence[FloatArray]) -> tuple[npt.NDArray[np.float64], float] | None:
+    """The whitened luma's autocorrelation (summed over frames, normalised), on luma shrunk to
+    about ``_PRE_SIDE`` px, with that shrink factor; None for a flat image."""
     height, width = lumas[0].shape
     shrink = max(1.0, min(height, width) / _PRE_SIDE)
     size = (round(width / shrink), round(height / shrink))
@@ -762,54 +1093,37 @@ def _lattice_candidates(lumas: Sequence[FloatArray]) -> list[npt.NDArray[np.floa
         frame_power = spectrum.real**2 + spectrum.imag**2
         power = frame_power if power is None else power + frame_power
     assert power is not None
-    auto = np.fft.irfft2(power, s=(size[1], size[0]))
+    auto: npt.NDArray[np.float64] = np.fft.irfft2(power, s=(size[1], size[0]))
     if auto[0, 0] <= 0:  # a flat image: nothing periodic to find
+        return None
+    return auto / auto[0, 0], shrink
+
+
+def _lattice_candidates(
+    found: tuple[npt.NDArray[np.float64], float] | None, fixed: Sequence[npt.NDArray[np.float64]]
+) -> list[npt.NDArray[np.float64]]:
+    """Up to three tile lattices (2x2, image px) from the autocorrelation
+    (``provenance.watermark_lattice``), other than scale 1, best first; one within 1% of a
+    ``fixed`` lattice is given as that very lattice (and does not count)."""
+    if found is None:
         return []
-    auto /= auto[0, 0]
-    low = max(8, math.ceil(TILE * _SCALE_RANGE[0] / shrink))
-    high = min(math.floor(TILE * _SCALE_RANGE[1] / shrink), min(size) // 2 - 2)
-    if high <= low:
-        return []
-    lags = np.arange(low, high + 1)
-    score = auto[0, lags] + auto[lags, 0]
-    peaks = [i for i in range(1, len(lags) - 1) if score[i] >= score[i - 1] and score[i] >= score[i + 1]]
-    peaks.sort(key=lambda i: -score[i])
+    auto, shrink = found
+    low, high = TILE * _SCALE_RANGE[0] / shrink, TILE * _SCALE_RANGE[1] / shrink
     candidates: list[npt.NDArray[np.float64]] = []
-    for index in peaks:
-        lag = lags[index] + _parabola(score[index - 1], score[index], score[index + 1])
-        angle = _lattice_angle(auto, lag, size)
-        cos, sin = math.cos(angle), math.sin(angle)
-        lattice = lag * shrink * np.array([[cos, -sin], [sin, cos]])
-        tried = [_IDENTITY * factor for factor in (1.0, *_FIXED_SCALES)]
-        if not any(np.allclose(lattice, other, rtol=0.004, atol=0.5) for other in [*tried, *candidates]):
-            candidates.append(lattice)
-        if len(candidates) == _AUTO_CANDIDATES:
-            break
+    own = 0
+    for lattice in lattice_candidates(auto, low=low, high=high, count=_AUTO_CANDIDATES + 1 + len(fixed)):
+        scaled = lattice * shrink
+        if np.allclose(scaled, _IDENTITY, rtol=0.004, atol=0.5):
+            continue
+        near = [one for one in fixed if np.allclose(scaled, one, rtol=0.01, atol=1.0)]
+        if near:
+            if not any(near[0] is other for other in candidates):
+                candidates.append(near[0])
+        elif own < _AUTO_CANDIDATES:
+            candidates.append(scaled)
+            own += 1
     return candidates
 
 
-def _lattice_angle(auto: npt.NDArray[np.float64], lag: float, size: tuple[int, int]) -> float:
-    """The lattice's rotation (radians) from where the peaks near (lag, 0) and (0, lag) sit.
-
-    Zero unless both peaks agree, within 1.5 degrees, on an angle of at most 5 degrees.
-    """
-    width, height = size
-    reach = math.ceil(lag * math.tan(math.radians(5))) + 1
-    across = np.arange(-reach, reach + 1)
-    along = np.arange(round(lag) - 2, round(lag) + 3)
-    angles = []
-    for window in (auto[np.ix_(across % height, along % width)], auto[np.ix_(along % height, across % width)].T):
-        i, j = np.unravel_index(int(np.argmax(window)), window.shape)
-        offset = float(across[i])
-        if 0 < i < len(across) - 1:
-            offset += _parabola(window[i - 1, j], window[i, j], window[i + 1, j])
-        angles.append(math.atan2(offset, lag))
-    first, second = angles[0], -angles[1]
-    if abs(first - second) > math.radians(1.5) or abs(first + second) / 2 > math.radians(5):
-        return 0.0
-    return (first + second) / 2
-
-
-def _parabola(left: float, centre: float, right: float) -> float:
-    denominator = left - 2 * centre + right
-    return 0.0 if denominator >= 0 else float(np.clip(0.5 * (left - right) / denominator, -0.5, 0.5))
+_GRID = _grid_lattices(_GRID_ROTATIONS, _GRID_ASPECTS)
+_GRID_COARSE = _grid_lattices(_COARSE_ROTATIONS, _COARSE_ASPECTS)

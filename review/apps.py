@@ -28,6 +28,17 @@ class ReviewConfig(AppConfig):
         post_delete.connect(signals.lockout_cleared, sender=AccessAttempt, dispatch_uid="review.audit_unlocked")
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="review.roles_sync")
         post_save.connect(_campaign_saved, sender=Campaign, dispatch_uid="review.campaign_queue_sync")
+        from review.models import AuditEvent
+
+        post_save.connect(_audit_event_saved, sender=AuditEvent, dispatch_uid="review.webhooks")
+        from prompt_library.authoring import prompt_part_created, prompt_version_created
+        from review.services import library as library_audit
+
+        prompt_version_created.connect(library_audit.version_audited, dispatch_uid="review.audit_prompt_version")
+        prompt_part_created.connect(library_audit.part_audited, dispatch_uid="review.audit_prompt_part")
+        from prompt_library.matrix import campaign_variables_saved
+
+        campaign_variables_saved.connect(library_audit.matrix_audited, dispatch_uid="review.audit_matrix")
 
 
 def _campaign_saved(sender: type, instance: object, created: bool, **kwargs: object) -> None:
@@ -36,3 +47,12 @@ def _campaign_saved(sender: type, instance: object, created: bool, **kwargs: obj
 
     if not created:
         campaign_queue_sync(campaign=instance)  # type: ignore[arg-type]
+
+
+def _audit_event_saved(sender: type, instance: object, created: bool, **kwargs: object) -> None:
+    """An audit event that is a webhook event (a decision that moved an asset, a publication, a
+    run's end): record its deliveries in the same transaction (review.webhooks)."""
+    from review.webhooks import webhook_for_event
+
+    if created:
+        webhook_for_event(instance)  # type: ignore[arg-type]

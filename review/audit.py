@@ -44,8 +44,27 @@ class AuditAction(models.TextChoices):
     ADMIN_CHANGED = "admin_changed", "Changed in the admin"
     ADMIN_DELETED = "admin_deleted", "Deleted in the admin"
     ADMIN_LOGGED = "admin_logged", "Other admin action"
+    # The prompt library, authored in the browser or through the API (prompt_library.authoring).
+    PROMPT_VERSION_CREATED = "prompt_version_created", "Prompt version created"
+    PROMPT_PART_CREATED = "prompt_part_created", "Style or negative preset created"
+    CAMPAIGN_VARIABLES_IMPORTED = "campaign_variables_imported", "Campaign variables imported"
     # Housekeeping: a sweep of crash leftovers (infra.sweep), its report in the detail.
     SWEPT = "swept", "Crash leftovers swept"
+    # Campaign runs (review.services.runs): the run's id in the detail; an asset's own event when
+    # a cancel or a resume moves it.
+    RUN_STARTED = "run_started", "Run started"
+    RUN_PAUSED = "run_paused", "Run paused"
+    RUN_RESUMED = "run_resumed", "Run resumed"
+    RUN_CANCELLED = "run_cancelled", "Run cancelled"
+    RUN_FINISHED = "run_finished", "Run finished"
+    GENERATION_CANCELLED = "generation_cancelled", "Generation cancelled"
+    REQUEUED = "requeued", "Queued for generation again"
+    # Asset requests (review.requests): the request and its campaign in the detail.
+    REQUEST_CREATED = "request_created", "Request created"
+    REQUEST_EXTENDED = "request_extended", "More asked of a request"
+    REQUEST_CANCELLED = "request_cancelled", "Request cancelled"
+    REQUEST_DOWNLOADED = "request_downloaded", "Request's approved assets downloaded"
+    NOTIFIED = "notified", "Notification sent"
 
 
 # Names the log held before every action was a past tense, and what they mean today.

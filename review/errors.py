@@ -13,6 +13,7 @@ ReviewError                  anything refused by a review service
 ├── UnknownAssetsError       a hand-over names assets that were never registered
 ├── AssetRebuildError        a registered asset its template version no longer rebuilds
 ├── RegenerateRefusedError   regenerating from an asset that is not rejected
+├── RunRefusedError          a run cannot do what was asked in its state (.run_id, .state)
 └── VerifyRefusedError       a file `verify` will not examine (.reason: empty, too_large,
                              not_supported, unreadable, too_many_pixels)
 """
@@ -120,6 +121,13 @@ class RegenerateRefusedError(ReviewError):
         self.serial = serial
         self.state = state
         super().__init__(f"Asset {serial} is {state}: only a rejected asset can be regenerated")
+
+
+class RunRefusedError(ReviewError):
+    def __init__(self, run_id: int, state: str, problem: str) -> None:
+        self.run_id = run_id
+        self.state = state
+        super().__init__(f"Run {run_id} is {state}: {problem}")
 
 
 class VerifyRefusedError(ReviewError):

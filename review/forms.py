@@ -106,7 +106,8 @@ class ApproveForm(forms.Form):
 
 
 class RejectForm(forms.Form):
-    reason = forms.ChoiceField(choices=ReviewDecision.Reason.choices)
+    # No reason is pre-selected: a rejection names its reason on purpose, or is refused.
+    reason = forms.ChoiceField(choices=[("", "Choose a reason…"), *ReviewDecision.Reason.choices])
     comment = forms.CharField(required=False, max_length=COMMENT_MAX, widget=forms.Textarea(attrs={"rows": 2}))
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
 from prompt_library.selectors import variants_build
@@ -20,7 +23,7 @@ from provenance.credentials import SignedManifest
 from review.audit import AuditAction
 from review.errors import AssetRebuildError, UnknownAssetsError
 from review.events import asset_move, audit_event_build
-from review.models import Asset, AuditEvent, ManifestRecord, queue_position
+from review.models import Asset, AuditEvent, ManifestRecord, Run, WorkerHeartbeat, queue_position
 from review.states import AssetState
 
 # States a run (re)generates: registered and never made, or made and failed.
@@ -41,15 +44,17 @@ class GeneratedFile:
     # The manifests signed for it (master, thumbnail), as read back: kept in the manifest store.
     manifests: tuple[SignedManifest, ...] = ()
     alt_text: str = ""  # with a captioning model: the description and its caption; "" keeps the variant's
+    fingerprint: str = ""  # the master's content descriptor (`provenance.fingerprint`), checked by verify
 
 
 @dataclass(frozen=True)
 class AssetRef:
-    """An asset's serial and state, as the pipeline needs them."""
+    """An asset's serial, mark id (what its watermark carries) and state, as the pipeline needs them."""
 
     key: str
     serial: int
     state: str
+    mark_id: int
 
     @property
     def to_generate(self) -> bool:
@@ -60,8 +65,9 @@ class AssetRef:
 def assets_register(*, variants: Sequence[Variant], regenerated_from: Asset | None = None) -> dict[str, AssetRef]:
     """Create a pending asset for each variant not yet known, idempotent on the asset key.
 
-    The row's primary key becomes the asset's serial (the watermark payload), so it has to exist
-    before the image is watermarked. `regenerated_from` links new rows to the asset they replace.
+    Each row gets its serial (its primary key) and a random 40-bit mark id (``Asset.mark_id``,
+    what its watermark carries), so it has to exist before the image is watermarked.
+    `regenerated_from` links new rows to the asset they replace.
     """
     keys = [v.key for v in variants]
     for attempt in range(2):
@@ -82,8 +88,8 @@ def assets_register(*, variants: Sequence[Variant], regenerated_from: Asset | No
             # Another run registered some of the same keys at the same moment: read them again.
             if attempt:
                 raise
-    assets = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state")}
-    return {k: AssetRef(key=k, serial=a.pk, state=a.state) for k, a in assets.items()}
+    assets = {a.key: a for a in Asset.objects.filter(key__in=keys).only("id", "key", "state", "mark_id")}
+    return {k: AssetRef(key=k, serial=a.pk, state=a.state, mark_id=a.mark_id) for k, a in assets.items()}
 
 
 def _lookups(variants: Sequence[Variant]) -> dict[tuple[str, str, int], tuple[Campaign, int]]:
@@ -125,8 +131,11 @@ def _asset_row(v: Variant, ids: dict[tuple[str, str, int], tuple[Campaign, int]]
 
 
 @transaction.atomic
-def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
+def assets_hand_over(*, files: Sequence[GeneratedFile], generation_seconds: float | None = None) -> list[int]:
     """Record stored files and put their assets in the review queue (idempotent).
+
+    `generation_seconds` is each asset's share of its batch's generation time (the batch's seconds
+    over its assets), kept with the hand-over time for the production dashboard's cost figures.
 
     Assets that are already past generation are left alone, so handing the same batch over twice
     changes nothing. Each file's signed manifests go into the manifest store in the same
@@ -139,6 +148,7 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         raise UnknownAssetsError(missing)
     events: list[AuditEvent] = []
     moved: list[Asset] = []
+    handed_at = timezone.now()
     for asset in assets:
         if asset.state not in (AssetState.PENDING, AssetState.FAILED):
             continue
@@ -146,7 +156,9 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         asset.file_path, asset.thumb_path, asset.mime = f.file_path, f.thumb_path, f.mime
         asset.file_sha256, asset.file_size, asset.generation_record = f.sha256, f.size, f.generation_record
         asset.alt_text = f.alt_text or asset.alt_text
+        asset.fingerprint = f.fingerprint
         asset.error = ""
+        asset.generated_at, asset.generation_seconds = handed_at, generation_seconds
         events.append(asset_move(asset, AssetState.GENERATED, AuditAction.GENERATED, sha256=f.sha256))
         events.append(asset_move(asset, AssetState.IN_REVIEW, AuditAction.SUBMITTED))
         moved.append(asset)
@@ -158,7 +170,10 @@ def assets_hand_over(*, files: Sequence[GeneratedFile]) -> list[int]:
         "file_size",
         "generation_record",
         "alt_text",
+        "fingerprint",
         "error",
+        "generated_at",
+        "generation_seconds",
         "state",
         "updated_at",
     ]
@@ -219,3 +234,261 @@ def assets_pending_variants(*, serials: Sequence[int]) -> list[tuple[int, Varian
             raise AssetRebuildError(row.pk, variant.key)
         out.append((row.pk, variant))
     return out
+
+
+# Campaign runs made by many workers (see review.services.runs for start, pause, resume, cancel).
+# A worker takes a batch's assets under a lease that its heartbeat renews; another worker may
+# take them only once the lease has run out, so a batch whose worker died is made again, and a
+# batch whose worker lives is never made twice.
+
+RUN_GOING = ("queued", "running")  # Run.State values in which batches are handed out
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """A batch of a run to hand to a worker: the assets' serials, all on one model."""
+
+    run_id: int
+    model_name: str
+    serials: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What a run's coordinator needs to know between batches."""
+
+    run_id: int
+    state: str
+    priority: int
+    pending: int  # assets of the run still to be made
+    unleased: int  # of those, how many no live worker holds
+
+
+def run_begin(*, run_id: int, flow_run_id: str = "") -> RunStatus:
+    """A coordinator starts (or resumes) the run: queued becomes running, the first start time and
+    the flow run are recorded. Returns the run's status; only a going run hands out batches."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.state in RUN_GOING:
+            run.state = Run.State.RUNNING
+            run.started_at = run.started_at or timezone.now()
+            run.flow_run_id = flow_run_id or run.flow_run_id
+            run.save(update_fields=["state", "started_at", "flow_run_id"])
+    return run_status(run_id=run_id)
+
+
+def run_status(*, run_id: int, now: datetime | None = None) -> RunStatus:
+    run = Run.objects.only("state", "priority").get(pk=run_id)
+    now = now or timezone.now()
+    pending = Asset.objects.filter(run_id=run_id, state=AssetState.PENDING)
+    unleased = pending.filter(Q(gen_lease_until__isnull=True) | Q(gen_lease_until__lt=now))
+    return RunStatus(run_id, run.state, run.priority, pending.count(), unleased.count())
+
+
+def run_batches_plan(*, run_id: int, batch_size: int, serials: Sequence[int] | None = None) -> list[RunBatch]:
+    """The run's pending assets (or those of `serials` still pending) that no live worker holds,
+    in batches of at most `batch_size` sharing a model, oldest first."""
+    now = timezone.now()
+    rows = Asset.objects.filter(run_id=run_id, state=AssetState.PENDING).filter(
+        Q(gen_lease_until__isnull=True) | Q(gen_lease_until__lt=now)
+    )
+    if serials is not None:
+        rows = rows.filter(pk__in=list(serials))
+    by_model: dict[str, list[int]] = {}
+    for serial, model in rows.order_by("id").values_list("id", "model_name"):
+        by_model.setdefault(model, []).append(serial)
+    return [
+        RunBatch(run_id, model, tuple(ids[i : i + batch_size]))
+        for model, ids in by_model.items()
+        for i in range(0, len(ids), batch_size)
+    ]
+
+
+def run_outranked(*, run_id: int) -> bool:
+    """Whether another going run that comes first (a lower priority number) still has assets no
+    worker holds: this run then waits before handing out its next batch."""
+    me = Run.objects.only("priority").get(pk=run_id)
+    now = timezone.now()
+    return (
+        Asset.objects.filter(run__state__in=RUN_GOING, run__priority__lt=me.priority, state=AssetState.PENDING)
+        .filter(Q(gen_lease_until__isnull=True) | Q(gen_lease_until__lt=now))
+        .exists()
+    )
+
+
+@dataclass(frozen=True)
+class TakenAsset:
+    """An asset a worker has taken to make: its serial, watermark id and variant."""
+
+    serial: int
+    mark_id: int
+    variant: Variant
+
+
+def run_batch_take(*, run_id: int, serials: Sequence[int], worker: str, lease_seconds: float) -> list[TakenAsset]:
+    """Take a batch's assets for `worker`: those of a going run still pending and held by no live
+    worker (or by this one) get a lease until now + `lease_seconds`. Returns their variants; an
+    empty list when the run is paused or cancelled, or another worker has them."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run_id, state__in=RUN_GOING).exists():
+            return []
+        free = Q(gen_lease_until__isnull=True) | Q(gen_lease_until__lt=now) | Q(gen_worker=worker)
+        rows = list(
+            Asset.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=list(serials), run_id=run_id, state=AssetState.PENDING)
+            .filter(free)
+            .values_list("id", flat=True)
+        )
+        Asset.objects.filter(pk__in=rows).update(
+            gen_worker=worker, gen_lease_until=now + timedelta(seconds=lease_seconds)
+        )
+    marks = dict(Asset.objects.filter(pk__in=rows).values_list("id", "mark_id"))
+    return [TakenAsset(serial, marks[serial], variant) for serial, variant in assets_pending_variants(serials=rows)]
+
+
+def run_leases_expired_release(*, run_id: int) -> list[int]:
+    """Free the run's pending assets whose lease has run out (their worker died mid-batch), so
+    the coordinator sends them again; returns their serials."""
+    with transaction.atomic():
+        rows = list(
+            Asset.objects.select_for_update(skip_locked=True)
+            .filter(run_id=run_id, state=AssetState.PENDING, gen_lease_until__lt=timezone.now())
+            .values_list("id", flat=True)
+        )
+        Asset.objects.filter(pk__in=rows).update(gen_worker="", gen_lease_until=None)
+    return rows
+
+
+def run_leases_renew(*, worker: str, serials: Sequence[int], lease_seconds: float) -> int:
+    """Extend `worker`'s leases on `serials` (its heartbeat, while it makes them); returns how many."""
+    return Asset.objects.filter(pk__in=list(serials), gen_worker=worker, state=AssetState.PENDING).update(
+        gen_lease_until=timezone.now() + timedelta(seconds=lease_seconds)
+    )
+
+
+@dataclass(frozen=True)
+class BatchHandOver:
+    """What became of a batch a worker made: serials queued for review, serials recorded as failed,
+    and the stored files nobody uses (their asset was cancelled, or made by another worker) for
+    the worker to remove."""
+
+    handed: tuple[int, ...]
+    failed: tuple[int, ...]
+    unused: tuple[GeneratedFile, ...]
+
+
+def run_batch_hand_over(
+    *,
+    run_id: int,
+    worker: str,
+    files: Sequence[GeneratedFile],
+    failures: Sequence[tuple[str, str]],
+    generation_seconds: float | None = None,
+) -> BatchHandOver:
+    """Hand a worker's batch over (idempotent on the asset key), record its failures on assets
+    still pending, release the leases, and count the run's progress. Ends the run when nothing is
+    left to make. Files whose asset was cancelled meanwhile are returned as unused."""
+    with transaction.atomic():
+        keys = [f.key for f in files] + [k for k, _ in failures]
+        locked = {
+            a.key: a
+            for a in Asset.objects.select_for_update().filter(key__in=keys).only("id", "key", "state", "file_path")
+        }
+        takeable = [f for f in files if f.key in locked and locked[f.key].state in TO_GENERATE]
+        handed = assets_hand_over(files=takeable, generation_seconds=generation_seconds) if takeable else []
+        failed: list[int] = []
+        for key, error in failures:
+            asset = locked.get(key)
+            if asset is not None and asset.state == AssetState.PENDING:
+                asset_generation_fail(key=key, error=error)
+                failed.append(asset.pk)
+        Asset.objects.filter(key__in=keys, gen_worker=worker).update(gen_worker="", gen_lease_until=None)
+        unused = tuple(
+            f for f in files if f not in takeable and (f.key not in locked or locked[f.key].file_path != f.file_path)
+        )
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if handed:
+            run.workers = {**run.workers, worker: int(run.workers.get(worker, 0)) + len(handed)}
+            run.save(update_fields=["workers"])
+        run_counts_refresh(run_id=run_id)
+        run_finish_check(run_id=run_id)
+    return BatchHandOver(tuple(handed), tuple(failed), unused)
+
+
+def run_counts_refresh(*, run_id: int) -> None:
+    """Count the run's assets by state into its done / failed / cancelled (idempotent: counted,
+    never incremented, so a batch handed over twice is counted once)."""
+    made = (AssetState.PENDING, AssetState.FAILED, AssetState.CANCELLED)
+    counts = dict(
+        Asset.objects.filter(run_id=run_id).values_list("state").annotate(n=Count("id")).values_list("state", "n")
+    )
+    Run.objects.filter(pk=run_id).update(
+        done=sum(n for state, n in counts.items() if state not in made),
+        failed=counts.get(AssetState.FAILED, 0),
+        cancelled=counts.get(AssetState.CANCELLED, 0),
+    )
+
+
+def run_finish_check(*, run_id: int) -> str:
+    """End a running run with nothing pending: succeeded, or failed when some assets failed (each
+    with its error). Returns the run's state."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.state != Run.State.RUNNING or Asset.objects.filter(run_id=run_id, state=AssetState.PENDING).exists():
+            return str(run.state)
+        run_counts_refresh(run_id=run_id)
+        run.refresh_from_db(fields=["done", "failed", "cancelled"])
+        run.state = Run.State.FAILED if run.failed else Run.State.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["state", "finished_at"])
+        audit_event_build(
+            None,
+            AuditAction.RUN_FINISHED,
+            to_state=run.state,
+            run=run.pk,
+            done=run.done,
+            failed=run.failed,
+            cancelled=run.cancelled,
+        ).save()
+    return str(run.state)
+
+
+def run_fail(*, run_id: int, error: str) -> None:
+    """Record a coordinator's own failure on the run (its assets keep their states; a resume goes on)."""
+    Run.objects.filter(pk=run_id).update(error=error[:2000])
+
+
+def worker_heartbeat_record(
+    *,
+    name: str,
+    hostname: str,
+    pid: int,
+    queues: Sequence[str],
+    models_loaded: Sequence[str],
+    batches_done: int,
+    current: str,
+) -> None:
+    """A worker's sign of life, every few seconds (the Campaigns page shows them)."""
+    WorkerHeartbeat.objects.update_or_create(
+        name=name,
+        defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "queues": list(queues),
+            "models_loaded": list(models_loaded),
+            "batches_done": batches_done,
+            "current": current[:200],
+            "seen_at": timezone.now(),
+        },
+        create_defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "queues": list(queues),
+            "models_loaded": list(models_loaded),
+            "batches_done": batches_done,
+            "current": current[:200],
+            "started_at": timezone.now(),
+            "seen_at": timezone.now(),
+        },
+    )

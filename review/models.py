@@ -9,14 +9,21 @@ from django.db import models
 from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
+from provenance.watermark_keys import mark_id_new
 from review.audit import audit_action_current
 from review.states import AssetState
 
 
 class Asset(models.Model):
-    """One generated file. Its primary key is its serial, the payload of its watermark."""
+    """One generated file. Its primary key is its serial; its watermark carries `mark_id`."""
 
     key = models.CharField(max_length=64, unique=True, help_text="Hash of what made the asset")
+    # What its watermark carries: a random 40-bit id (never the row id, which anyone could guess),
+    # embedded with the installation's secret watermark key.
+    mark_id = models.BigIntegerField(unique=True, default=mark_id_new, editable=False)
+    # A perceptual descriptor of the master, stored at hand-over (`provenance.fingerprint`): verify
+    # names the asset by its watermark only when the file's pixels also match this.
+    fingerprint = models.CharField(max_length=1200, blank=True, default="")
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="assets")
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="assets")
     state = models.CharField(max_length=20, choices=AssetState.choices, default=AssetState.PENDING, db_index=True)
@@ -52,6 +59,16 @@ class Asset(models.Model):
     regenerated_from = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="regenerations"
     )
+    # The campaign run that registered (or last re-queued) the asset; null for older rows.
+    run = models.ForeignKey("review.Run", on_delete=models.PROTECT, null=True, blank=True, related_name="assets")
+    # Which generation worker holds the asset's batch, and until when: another worker takes it
+    # only once the lease has run out (the holder died), so no asset is made twice at once.
+    gen_worker = models.CharField(max_length=100, blank=True)
+    gen_lease_until = models.DateTimeField(null=True, blank=True)
+    # When the file was handed over, and its share of its batch's generation time (the batch's
+    # seconds over its assets): what the production dashboard counts as compute.
+    generated_at = models.DateTimeField(null=True, blank=True)
+    generation_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -117,6 +134,77 @@ def queue_position(campaign: Campaign) -> tuple[int, datetime | None]:
     if campaign.kind == Campaign.Kind.REQUEST and campaign.deadline is not None:
         return 0, campaign.deadline
     return 1, None
+
+
+class Run(models.Model):
+    """One run of a campaign: its variants registered, generated in batches by any number of
+    workers, and counted here as the workers hand their assets over (see review.services.runs).
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="runs")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED, db_index=True)
+    # Lower runs first: 0 for a request with a deadline, else the campaign's priority.
+    priority = models.PositiveSmallIntegerField(default=5)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="runs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    # Assets handed over per worker name: {"worker-1": 120, ...}.
+    workers = models.JSONField(default=dict, blank=True)
+    flow_run_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("run_campaign", "Can start, pause, resume and cancel campaign runs (operator)")]
+        indexes = [models.Index(fields=["campaign", "-created_at"], name="run_campaign_created")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.campaign or 'assets'} ({self.state})"
+
+    @property
+    def left(self) -> int:
+        """Variants neither handed over, failed nor cancelled yet."""
+        return max(self.total - self.done - self.failed - self.cancelled, 0)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the run may still make progress (queued, running or paused)."""
+        return self.state in (self.State.QUEUED, self.State.RUNNING, self.State.PAUSED)
+
+
+class WorkerHeartbeat(models.Model):
+    """A generation worker's last sign of life, written by the worker every few seconds."""
+
+    name = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(default=0)
+    queues = models.JSONField(default=list, blank=True)
+    models_loaded = models.JSONField(default=list, blank=True)
+    batches_done = models.PositiveIntegerField(default=0)
+    current = models.CharField(max_length=200, blank=True, help_text="the batch being made, if any")
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"worker {self.name} seen {self.seen_at:%H:%M:%S}"
 
 
 class ReviewDecision(models.Model):
@@ -235,3 +323,38 @@ class ManifestRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of asset {self.asset_id}: {self.label}"
+
+
+class WebhookDelivery(models.Model):
+    """One webhook event for one receiver, and how its delivery went (review.webhooks).
+
+    Written in the same transaction as what it tells of, sent once that commits, and retried with
+    backoff until the receiver answers 2xx or the attempts run out (`failed`).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (attempts exhausted)"
+
+    event = models.CharField(max_length=40, help_text="asset.published, asset.decided or run.finished")
+    url = models.CharField(max_length=500)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=300, blank=True, help_text='e.g. "HTTP 204" or the network error')
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The retry's question: which deliveries are due.
+            models.Index(fields=["next_attempt_at"], name="webhook_due", condition=models.Q(state="pending"))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.url}: {self.state} after {self.attempts} attempt(s)"

@@ -14,14 +14,23 @@ PUBLISH = "review.publish_asset"
 REQUEST = "review.request_asset"
 
 AUDIT = "review.view_auditevent"
+RUN = "review.run_campaign"
 
 ROLES: dict[str, tuple[str, ...]] = {
     "reviewer": (VIEW, REVIEW, AUDIT),
     "publisher": (VIEW, PUBLISH, AUDIT),
     "requester": (VIEW, REQUEST),
-    "admin": (VIEW, REVIEW, PUBLISH, REQUEST, AUDIT),
+    "operator": (VIEW, RUN, AUDIT),
+    "admin": (VIEW, REVIEW, PUBLISH, REQUEST, AUDIT, RUN),
 }
-ROLE_OF = {REVIEW: "reviewer", PUBLISH: "publisher", REQUEST: "requester", VIEW: "reviewer", AUDIT: "reviewer"}
+ROLE_OF = {
+    REVIEW: "reviewer",
+    PUBLISH: "publisher",
+    REQUEST: "requester",
+    VIEW: "reviewer",
+    AUDIT: "reviewer",
+    RUN: "operator",
+}
 
 
 def roles_sync(**_: Any) -> None:

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from review.audit import AuditAction, audit_action_spellings
-from review.models import QUEUE_ORDER, Asset, AuditEvent, Publication
+from review.models import QUEUE_ORDER, Asset, AuditEvent, Publication, Run, WorkerHeartbeat
 from review.states import AssetState
 
 # The queue's tabs, the reviewer's first: every state but `generated`, which lasts only inside
@@ -29,7 +29,8 @@ QUEUE_STATES = [
 def asset_list(*, state: str | None = None, campaign: str | None = None) -> QuerySet[Asset]:
     """Assets for the queue grid: in review, in the order claims hand them out (deadline requests
     first, then oldest first); in any other state, most recently changed first."""
-    qs = Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by")
+    # The request behind a request's campaign (its notes and deadline show on the tile): one join.
+    qs = Asset.objects.select_related("campaign__asset_request", "prompt_version__template", "claimed_by")
     if state:
         qs = qs.filter(state=state)
     if campaign:
@@ -74,7 +75,9 @@ def asset_state_counts(*, cap: int = COUNT_CAP) -> list[StateCount]:
 
 def asset_get(*, serial: int, history: bool = True) -> Asset:
     """One asset; with `history`, everything its page shows (decisions, events, publications)."""
-    qs = Asset.objects.select_related("campaign", "prompt_version__template", "claimed_by", "regenerated_from")
+    qs = Asset.objects.select_related(
+        "campaign__asset_request", "prompt_version__template", "claimed_by", "regenerated_from"
+    )
     if history:
         qs = qs.prefetch_related("decisions__reviewer", "publications", "events__actor", "regenerations")
     return qs.get(pk=serial)
@@ -140,3 +143,97 @@ def sweep_reports(*, limit: int = 10) -> list[AuditEvent]:
     """The latest sweeps of crash leftovers (`swept` audit events, the report in their detail),
     newest first."""
     return list(AuditEvent.objects.filter(action=AuditAction.SWEPT).order_by("-created_at", "-id")[:limit])
+
+
+# Campaign runs and their workers (review.services.runs changes them).
+
+WORKER_STALE = timedelta(seconds=30)  # a worker not seen for this long is shown as gone
+
+
+def run_list(*, campaign: str | None = None, state: str | None = None, limit: int = 50) -> QuerySet[Run]:
+    """Runs, newest first, with their campaign and who started them; optionally one campaign's
+    (by name) or in one state."""
+    runs = Run.objects.select_related("campaign__prompt_version__template", "started_by")
+    if campaign:
+        runs = runs.filter(campaign__name=campaign)
+    if state:
+        runs = runs.filter(state=state)
+    return runs.order_by("-created_at", "-id")[:limit]
+
+
+@dataclass(frozen=True)
+class RunProgressView:
+    """A run's progress as a page or the API shows it."""
+
+    run_id: int
+    state: str
+    total: int
+    done: int
+    failed: int
+    cancelled: int
+    left: int
+    images_per_second: float | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    started_by: str
+    per_worker: dict[str, int]
+
+    @property
+    def percent(self) -> int:
+        return round(100 * (self.total - self.left) / self.total) if self.total else 100
+
+
+def run_progress(*, run: Run, now: datetime | None = None) -> RunProgressView:
+    """Done / failed / left, images made per second since the run started (until it finished),
+    who started it, and what each worker handed over."""
+    rate = None
+    if run.started_at is not None:
+        end = run.finished_at or now or timezone.now()
+        seconds = (end - run.started_at).total_seconds()
+        rate = run.done / seconds if seconds > 0 else None
+    return RunProgressView(
+        run_id=run.pk,
+        state=run.state,
+        total=run.total,
+        done=run.done,
+        failed=run.failed,
+        cancelled=run.cancelled,
+        left=run.left,
+        images_per_second=rate,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        started_by=run.started_by.get_username() if run.started_by else "schedule",
+        per_worker={str(k): int(v) for k, v in sorted(run.workers.items())},
+    )
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    name: str
+    hostname: str
+    pid: int
+    queues: list[str]
+    models_loaded: list[str]
+    batches_done: int
+    current: str
+    seen_at: datetime
+    alive: bool
+
+
+def worker_list(*, now: datetime | None = None) -> list[WorkerView]:
+    """Every generation worker that has sent a heartbeat, alive if seen within `WORKER_STALE`."""
+    cutoff = (now or timezone.now()) - WORKER_STALE
+    return [
+        WorkerView(
+            name=w.name,
+            hostname=w.hostname,
+            pid=w.pid,
+            queues=list(w.queues),
+            models_loaded=list(w.models_loaded),
+            batches_done=w.batches_done,
+            current=w.current,
+            seen_at=w.seen_at,
+            alive=w.seen_at >= cutoff,
+        )
+        for w in WorkerHeartbeat.objects.order_by("name")
+    ]

@@ -16,18 +16,21 @@ class AssetState(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     PUBLISHED = "published", "Published"
     REVOKED = "revoked", "Revoked"
+    CANCELLED = "cancelled", "Generation cancelled"
 
 
 S = AssetState
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING: frozenset({S.GENERATED, S.FAILED}),
-    S.FAILED: frozenset({S.GENERATED, S.FAILED}),
+    S.PENDING: frozenset({S.GENERATED, S.FAILED, S.CANCELLED}),
+    S.FAILED: frozenset({S.GENERATED, S.FAILED, S.CANCELLED}),
     S.GENERATED: frozenset({S.IN_REVIEW}),
     S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED}),
     S.APPROVED: frozenset({S.PUBLISHED, S.REVOKED}),
     S.REJECTED: frozenset(),
     S.PUBLISHED: frozenset({S.REVOKED}),
     S.REVOKED: frozenset(),
+    # A cancelled run's variants wait, never made, until the run is resumed or run again.
+    S.CANCELLED: frozenset({S.PENDING}),
 }
 
 

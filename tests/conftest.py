@@ -21,6 +21,7 @@ import pytest
 from infra.dev_certs import dev_chain_create
 from provenance.credentials import reader_context
 from provenance.keys import SigningFiles, signer_create
+from provenance.watermark_keys import WatermarkKey, WatermarkKeyFiles, watermark_key_create, watermark_keys_load
 from tests.fixture_types import SettingsWrapper
 
 
@@ -44,14 +45,31 @@ def context(signing_files: SigningFiles) -> Iterator[Any]:
         yield created
 
 
+@pytest.fixture(scope="session")
+def watermark_keys(tmp_path_factory: pytest.TempPathFactory) -> WatermarkKeyFiles:
+    """A folder holding one secret watermark key (made as `signing_keys_create` makes it), once per session."""
+    directory = tmp_path_factory.mktemp("watermark-keys")
+    watermark_key_create(directory)
+    return WatermarkKeyFiles(directory=directory)
+
+
+@pytest.fixture(scope="session")
+def mark_key(watermark_keys: WatermarkKeyFiles) -> WatermarkKey:
+    """The session's current watermark key: what the pipeline marks with under `greenlight_settings`."""
+    return watermark_keys_load(watermark_keys).current
+
+
 @pytest.fixture
-def greenlight_settings(settings: SettingsWrapper, tmp_path: Path, signing_files: SigningFiles) -> SettingsWrapper:
-    """Storage, publish target and signing files in temporary folders for one test."""
+def greenlight_settings(
+    settings: SettingsWrapper, tmp_path: Path, signing_files: SigningFiles, watermark_keys: WatermarkKeyFiles
+) -> SettingsWrapper:
+    """Storage, publish target, signing files and watermark keys in temporary folders for one test."""
     settings.GREENLIGHT_STORAGE_ROOT = tmp_path / "storage"
     settings.GREENLIGHT_PUBLISH_ROOT = tmp_path / "published"
     settings.GREENLIGHT_SIGNING_CHAIN = signing_files.chain
     settings.GREENLIGHT_SIGNING_KEY = signing_files.key
     settings.GREENLIGHT_TRUST_ANCHORS = signing_files.trust_anchors
+    settings.GREENLIGHT_WATERMARK_KEYS_DIR = watermark_keys.directory
     return settings
 
 

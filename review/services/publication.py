@@ -40,6 +40,7 @@ from provenance.keys import signer_create
 from provenance.media import EXTENSION, MIME
 from provenance.renditions import RenditionRequest, rendition_make
 from provenance.storage import LocalStorage, Storage, publish_storage
+from provenance.watermark_keys import watermark_keys_load
 from review.audit import AuditAction
 from review.errors import (
     PublicationRolledBackError,
@@ -345,6 +346,7 @@ def _webhook_payload(
         "event": "asset.published",
         "asset": asset.pk,
         "campaign": asset.campaign.name,
+        "alt_text": asset.alt_text,  # the description for screen readers travels with the file
         "published_by": user.get_username(),
         "at": event.created_at.isoformat(),
         "renditions": [
@@ -404,12 +406,14 @@ def renditions_make(asset: Asset) -> list[SignedRendition]:
         for r in output.renditions
     ] or [RenditionRequest(name="master", format=output.format, width=asset.width, height=asset.height, quality=100)]
     made: list[SignedRendition] = []
+    mark_key = watermark_keys_load(config.watermark_keys).current  # renditions are marked again with it
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
         for request in requests:
             data = rendition_make(
                 master,
                 master_mime=asset.mime,
-                serial=asset.pk,
+                serial=asset.mark_id,
+                mark_key=mark_key,
                 request=request,
                 title=f"{asset.campaign.name} #{asset.pk}",
                 signer=signer,

@@ -1,5 +1,6 @@
 """What a file says about itself, before any database lookup: its format and size, its Content
-Credentials as c2pa validates them with our trust anchors, and the watermark in its pixels."""
+Credentials as c2pa validates them with our trust anchors, and the watermark in its pixels, read
+with each of the installation's secret watermark keys (``provenance.watermark_keys``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 import c2pa as c2pa_lib
 from PIL import Image
 
+from provenance.config import provenance_config_from_settings
 from provenance.credentials import GENERATION_LABEL, C2paReport, c2pa_read
-from provenance.errors import WatermarkError
+from provenance.errors import SigningError, WatermarkError
 from provenance.media import WATERMARK_MIN_SIDE
 from provenance.watermark import watermark_read, watermark_read_frames
+from provenance.watermark_keys import WatermarkKeyRing, watermark_keys_load
 from review.errors import VerifyRefusedError
 from review.verify.decoding import (
     FORMATS,
@@ -30,15 +33,27 @@ from review.verify.report import C2paFacts, Examination, FileFacts, WatermarkFac
 CONTENT_BINDING_CODES = frozenset(
     {"assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch"}
 )
+# Failure codes of a certificate that was good when it signed and is not any more (c2pa also says
+# "untrusted" then: the chain no longer validates today).
+EXPIRY_CODES = frozenset({"signingCredential.expired", "signingCredential.revoked"})
+_EXPIRED_ONLY = EXPIRY_CODES | {"signingCredential.untrusted"}
+# The side the picture kept for the content check is shrunk to (it is shrunk to 64 px anyway).
+PICTURE_SIDE = 512
 
 
 def file_examine(
-    *, data: bytes, filename: str, context: c2pa_lib.Context, deadline: Deadline | None = None
+    *,
+    data: bytes,
+    filename: str,
+    context: c2pa_lib.Context,
+    deadline: Deadline | None = None,
+    keys: WatermarkKeyRing | None = None,
 ) -> Examination:
     """The database-free half of `file_verify`: refusals, format, decode, C2PA and watermark.
 
     ``context`` is a reader context with the project's trust anchors (``reader_context``);
-    ``deadline``, a time budget checked while a video is decoded and between the steps.
+    ``deadline``, a time budget checked while a video is decoded and between the steps; ``keys``,
+    the watermark key ring (default: the installation's, from the settings).
     """
     # 1. Cheap refusals on the bytes and the header; then a full decode.
     size_check(len(data), filename=filename)
@@ -49,14 +64,19 @@ def file_examine(
     if extension and extension not in extensions:
         notes.append(f"The name says .{extension}, but the content is {fmt.upper()}: verified as {fmt.upper()}.")
     decode_error: VerifyRefusedError | None = None
+    picture: Image.Image | None = None
     if fmt == "mp4":
         frames = video_frames(data, filename=filename, deadline=deadline)
         width, height = frames[0].size if frames else (0, 0)
+        picture = frames[0] if frames else None
     else:
         image = image_open(data, fmt, filename=filename)
         width, height = image.size
         try:
-            frames = [watermark_still(image_load(image, fmt, filename=filename))]
+            loaded = image_load(image, fmt, filename=filename)
+            picture = _picture(loaded)
+            frames = [watermark_still(loaded)]
+            del loaded
         except VerifyRefusedError as refused:  # a tampered file may still carry a manifest: read it first
             frames, decode_error = [], refused
         del image  # the watermark needs only its part (`watermark_still`): free the whole decoded image
@@ -71,16 +91,16 @@ def file_examine(
     if deadline is not None:
         deadline.check("reading the watermark")
     if decode_error is None:
-        watermark = _watermark_facts(frames)
+        watermark = _watermark_facts(frames, keys)
     elif c2pa.label is None:  # neither pixels nor credentials: a truncated or corrupt file
         raise decode_error
     else:
         watermark = WatermarkFacts(False, None, None, "not read: the image data is truncated or corrupt")
         notes.append("The image data cannot be decoded (truncated or corrupt); its Content Credentials were read.")
-    return Examination(file=file, c2pa=c2pa, watermark=watermark, notes=tuple(notes))
+    return Examination(file=file, c2pa=c2pa, watermark=watermark, notes=tuple(notes), picture=picture)
 
 
-def watermark_examine(data: bytes, *, mime: str) -> WatermarkFacts:
+def watermark_examine(data: bytes, *, mime: str, keys: WatermarkKeyRing | None = None) -> WatermarkFacts:
     """The watermark of a file whose type is known (an asset's stored master): an image's pixels,
     or a video's first frames read together, exactly as `file_verify` reads them. A file that
     cannot be decoded gives a reading with the reason, not an error."""
@@ -93,7 +113,7 @@ def watermark_examine(data: bytes, *, mime: str) -> WatermarkFacts:
             frames = [watermark_still(image_load(image_open(data, fmt, filename=""), fmt, filename=""))]
     except VerifyRefusedError as refused:
         return WatermarkFacts(False, None, None, f"not read: {refused}")
-    return _watermark_facts(frames)
+    return _watermark_facts(frames, keys)
 
 
 def _c2pa_facts(report: C2paReport) -> C2paFacts:
@@ -108,8 +128,15 @@ def _c2pa_facts(report: C2paReport) -> C2paFacts:
         and {"signingCredential.trusted", "claimSignature.validated"} <= success
         and set(report.validation_codes) <= CONTENT_BINDING_CODES
     )
+    expired = (
+        report.state == "invalid"
+        and bool(set(report.validation_codes) & EXPIRY_CODES)
+        and set(report.validation_codes) <= _EXPIRED_ONLY
+        and "claimSignature.validated" in success
+    )
     signature = manifest.get("signature_info") or {}
     signer = " / ".join(str(signature[k]) for k in ("issuer", "common_name") if signature.get(k)) or None
+    signer_serial = signature.get("cert_serial_number")
     return C2paFacts(
         state=report.state,
         codes=report.validation_codes,
@@ -127,6 +154,8 @@ def _c2pa_facts(report: C2paReport) -> C2paFacts:
         credentials_intact=intact,
         serial=serial if isinstance(serial, int) and not isinstance(serial, bool) and serial > 0 else None,
         asset_key=asset_key if isinstance(asset_key, str) else None,
+        expired_unchanged=expired,
+        signer_serial=str(signer_serial) if isinstance(signer_serial, str | int) else None,
     )
 
 
@@ -153,17 +182,38 @@ def _claim_generator(manifest: dict[str, Any]) -> str | None:
     )
 
 
-def _watermark_facts(frames: list[Image.Image]) -> WatermarkFacts:
+def _picture(image: Image.Image) -> Image.Image:
+    """A small copy of the decoded picture for the content check (area-averaged, as it is then)."""
+    if max(image.size) <= PICTURE_SIDE:
+        return image
+    factor = max(image.size) / PICTURE_SIDE
+    size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def _watermark_facts(frames: list[Image.Image], keys: WatermarkKeyRing | None) -> WatermarkFacts:
     if not frames:
         return WatermarkFacts(False, None, None, "not read: PyAV is not installed to decode video frames")
     width, height = frames[0].size
     if min(width, height) < WATERMARK_MIN_SIDE:
         return WatermarkFacts(False, None, None, f"not read: {width}x{height} is too small to carry it")
-    try:
-        # A clip's frames are folded into one reading, decided once (the still's false-positive bound).
-        reading = watermark_read_frames(frames) if len(frames) > 1 else watermark_read(frames[0])
-    except WatermarkError as error:
-        return WatermarkFacts(False, None, None, f"not read: {error}")
-    if reading.serial is None:
-        return WatermarkFacts(False, None, reading.confidence, "no watermark found")
-    return WatermarkFacts(True, reading.serial, reading.confidence, "")
+    if keys is None:
+        try:
+            keys = watermark_keys_load(provenance_config_from_settings().watermark_keys)
+        except SigningError as error:  # names the folder or the callback, never a key
+            return WatermarkFacts(False, None, None, f"not read: {error}")
+    best = None
+    for key in keys.keys:  # the current key first, then every older one: rotation orphans nothing
+        try:
+            # A clip's frames are folded into one reading, decided once (the still's false-positive bound).
+            if len(frames) > 1:
+                reading = watermark_read_frames(frames, key=key.secret)
+            else:
+                reading = watermark_read(frames[0], key=key.secret)
+        except WatermarkError as error:
+            return WatermarkFacts(False, None, None, f"not read: {error}")
+        if reading.serial is not None:
+            return WatermarkFacts(True, reading.serial, reading.confidence, "", key.key_id)
+        if best is None or reading.confidence > best:
+            best = reading.confidence
+    return WatermarkFacts(False, None, best, "no watermark found")

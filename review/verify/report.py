@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Outcome = Literal["authentic", "trusted_unknown", "tampered", "third_party", "recovered", "unknown_serial", "nothing"]
+Outcome = Literal[
+    "authentic",
+    "trusted_unknown",
+    "expired",
+    "tampered",
+    "third_party",
+    "recovered",
+    "mark_mismatch",
+    "unknown_serial",
+    "nothing",
+]
 
 
 @dataclass(frozen=True)
@@ -39,16 +49,22 @@ class C2paFacts:
     credentials_intact: bool  # trusted signer and validated claim signature, whatever the content
     serial: int | None  # from the generation record, if any
     asset_key: str | None
+    # The claim signature holds and the content matches, but the signing certificate has expired
+    # (or been revoked) since: "signed by a certificate that has since expired", not tampering.
+    expired_unchanged: bool = False
+    signer_serial: str | None = None  # the signing certificate's serial number (decimal)
+    signed_with: str | None = None  # which of this installation's certificates signed it, if one did
 
 
 @dataclass(frozen=True)
 class WatermarkFacts:
-    """What the watermark detector found."""
+    """What the watermark detector found, read with each of the installation's watermark keys."""
 
     found: bool
-    serial: int | None
+    serial: int | None  # the mark id it carries (`Asset.mark_id`), not an asset's serial
     confidence: float | None
     note: str  # why it was not read, if it was not
+    key_id: str | None = None  # the watermark key it was read with (never the key)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,9 @@ class Examination:
     c2pa: C2paFacts
     watermark: WatermarkFacts
     notes: tuple[str, ...]
+    # The decoded picture (a clip's first frame), kept for the content check against an asset's
+    # stored descriptor; None when the pixels could not be decoded.
+    picture: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,12 @@ class VerifyReport:
     # match the manifest, and the watermark names another asset or cannot be read (a manifest
     # copied from another file, or pixels changed beyond their mark). Never equal to `asset`.
     manifest_asset: int | None
+    # The asset whose mark the file carries when its picture is not that asset's (the content
+    # check failed): a mark copied onto another picture. Never equal to `asset`; no record shown.
+    marked_as: int | None
+    # How much the file's picture looks like the marked asset's master (cosine similarity of
+    # `provenance.fingerprint`; a match needs MATCH_SIMILARITY), when they were compared.
+    content_similarity: float | None
     stored_manifest: StoredManifestFacts | None
     other_manifests: tuple[str, ...]  # the asset's other stored manifests, as "kind label"
     notes: tuple[str, ...]

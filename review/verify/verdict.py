@@ -1,12 +1,24 @@
 """Which asset a file leads to, and the verdict: `file_verify` examines the file, looks up the
 asset by the file's hash, then its intact manifest, then its watermark, and retrieves its stored
 manifest. A manifest whose content no longer matches names an asset only where the watermark
-agrees; otherwise the report names it as the manifest's asset (`manifest_asset`), not the file's."""
+agrees; otherwise the report names it as the manifest's asset (`manifest_asset`), not the file's.
+
+A watermark is evidence of who marked a file, not of what the picture is: it names an asset only
+when the file's pixels also match the asset's stored descriptor (`provenance.fingerprint`). A
+mark on another picture is reported as such (`marked_as`), with none of that asset's record.
+An expired (or revoked) signing certificate over unchanged content is its own verdict
+("expired"), never "tampered"."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from PIL import Image
+
 from provenance.config import provenance_config_from_settings
 from provenance.credentials import reader_context
+from provenance.fingerprint import MATCH_SIMILARITY, fingerprint_similarity
+from provenance.keys import signing_certificates_known
 from review.models import Asset, ManifestRecord
 from review.verify.examination import file_examine
 from review.verify.limits import Deadline
@@ -32,27 +44,41 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
     tampered file whose pixels no longer decode is still reported, with its manifest's verdict);
     and when ``deadline`` (a time budget, `review.verify.limits.Deadline`) is spent (``timeout``).
     """
-    with reader_context(provenance_config_from_settings().signing) as context:
+    config = provenance_config_from_settings()
+    with reader_context(config.signing) as context:
         examined = file_examine(data=data, filename=filename, context=context, deadline=deadline)
     file, c2pa, watermark, notes = examined.file, examined.c2pa, examined.watermark, list(examined.notes)
     sha256 = file.sha256
+    if c2pa.signer_serial is not None:
+        c2pa = replace(c2pa, signed_with=signing_certificates_known(config.signing).get(c2pa.signer_serial))
 
     # 4. (1-3 are `file_examine`.) Which asset, if any: the file's hash, then its intact manifest, then
     # its watermark. A manifest whose content no longer matches (intact credentials, a content-binding
     # failure) says which asset it was signed for, not which asset these pixels are: a manifest copied
     # from another file reads exactly so. Then the pixels' own mark decides, and the manifest is
-    # taken only where the watermark confirms it.
+    # taken only where the watermark confirms it. A mark names its asset only where the picture
+    # matches that asset's stored descriptor: a mark is evidence of who marked, not of what.
     by_hash = ManifestRecord.objects.filter(sha256=sha256).order_by("created_at", "id").first()
     named = c2pa.serial if c2pa.credentials_intact else None  # the serial the manifest's record names
     content_matches = c2pa.state == "trusted"
+    marked = _marked_asset(watermark)  # (asset id, stored descriptor) of the mark id, if any
+    similarity = _similarity(examined.picture, marked[1]) if marked is not None else None
+    picture_matches = similarity is not None and similarity >= MATCH_SIMILARITY
+    mark_confirms = marked is not None and picture_matches
     matched_by: str | None = None
     serial: int | None = None
+    marked_as: int | None = None
     if by_hash is not None:
         matched_by, serial = "sha256", by_hash.asset_id
-    elif named is not None and (content_matches or watermark.serial == named):
+    elif named is not None and (content_matches or (mark_confirms and marked is not None and marked[0] == named)):
         matched_by, serial = "manifest", named
-    elif watermark.serial is not None:
-        matched_by, serial = "watermark", watermark.serial
+    elif marked is not None and mark_confirms:
+        matched_by, serial = "watermark", marked[0]
+    if marked is not None and not picture_matches and serial != marked[0]:
+        marked_as = marked[0]
+        notes.append(_mismatch_note(marked[0], similarity, has_descriptor=bool(marked[1])))
+    if watermark.serial is not None and marked is None:
+        notes.append(f"The watermark carries mark id {watermark.serial}, which is no asset's in this database.")
     asset = _asset_load(serial) if serial is not None else None
     if serial is not None and asset is None:
         notes.append(f"Serial {serial} ({matched_by}) is not an asset in this database.")
@@ -70,8 +96,8 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
             notes.append(f"The manifest's asset key does not match asset #{named}'s: another installation's file?")
         else:
             manifest_asset = named
-    if watermark.serial is not None and serial is not None and watermark.serial != serial:
-        notes.append(f"The watermark names serial {watermark.serial}, not {serial}.")
+    if marked is not None and serial is not None and marked[0] != serial and marked_as is None:
+        notes.append(f"The watermark is asset #{marked[0]}'s, not #{serial}'s.")
 
     # 5. The stored manifest: this very file's, else the asset's master.
     stored = by_hash
@@ -98,7 +124,7 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
         others = tuple(f"{kind} {label}" for kind, label in rows.values_list("kind", "label"))
 
     asset_facts = _asset_facts(asset) if asset is not None else None
-    outcome, verdict = _verdict(c2pa, watermark, asset_facts, stored_facts, matched_by, manifest_asset)
+    outcome, verdict = _verdict(c2pa, watermark, asset_facts, stored_facts, matched_by, manifest_asset, marked_as)
     return VerifyReport(
         outcome=outcome,
         verdict=verdict,
@@ -108,9 +134,39 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
         matched_by=matched_by if asset_facts else None,
         asset=asset_facts,
         manifest_asset=manifest_asset,
+        marked_as=marked_as,
+        content_similarity=round(similarity, 3) if similarity is not None else None,
         stored_manifest=stored_facts,
         other_manifests=others,
         notes=tuple(notes),
+    )
+
+
+def _marked_asset(watermark: WatermarkFacts) -> tuple[int, str] | None:
+    """The asset whose mark id the watermark carries, and its stored descriptor."""
+    if watermark.serial is None:
+        return None
+    row = Asset.objects.filter(mark_id=watermark.serial).values_list("id", "fingerprint").first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _similarity(picture: Image.Image | None, fingerprint: str) -> float | None:
+    if picture is None or not fingerprint:
+        return None
+    return fingerprint_similarity(picture, fingerprint)
+
+
+def _mismatch_note(asset_id: int, similarity: float | None, *, has_descriptor: bool) -> str:
+    if not has_descriptor:
+        return (
+            f"The watermark is asset #{asset_id}'s, but that asset has no stored picture descriptor to compare "
+            "this picture with: its record is not shown."
+        )
+    if similarity is None:
+        return f"The watermark is asset #{asset_id}'s, but this file's picture could not be compared with it."
+    return (
+        f"The watermark is asset #{asset_id}'s, but this picture is not that asset's (similarity {similarity:.2f}, "
+        f"a match needs {MATCH_SIMILARITY}): a mark copied onto another picture; its record is not shown."
     )
 
 
@@ -165,12 +221,22 @@ def _verdict(
     stored: StoredManifestFacts | None,
     matched_by: str | None,
     manifest_asset: int | None,
+    marked_as: int | None,
 ) -> tuple[Outcome, str]:
     found = f"asset #{asset.serial} found" if asset else ""
+    mismatch = f"this file carries asset #{marked_as}'s mark but is not that image" if marked_as is not None else ""
     if c2pa.state == "trusted":
         if asset:
             return "authentic", f"Content Credentials trusted; {found}"
-        return "trusted_unknown", "Content Credentials trusted, but no asset in this database matches"
+        suffix = f"; {mismatch}" if mismatch else ""
+        return "trusted_unknown", f"Content Credentials trusted, but no asset in this database matches{suffix}"
+    if c2pa.expired_unchanged:
+        head = "signed by a certificate that has since expired (content unchanged)"
+        if "signingCredential.revoked" in c2pa.codes:
+            head = "signed by a certificate that has since been revoked (content unchanged)"
+        if asset:
+            return "expired", f"{head}; {found} by its {matched_by}"
+        return "expired", f"{head}; no asset in this database matches" + (f"; {mismatch}" if mismatch else "")
     if c2pa.state == "invalid":
         detail = ", ".join(c2pa.codes) or c2pa.error or "no reason given"
         head = f"tampered: manifest invalid ({detail})"
@@ -178,27 +244,33 @@ def _verdict(
             copied = f"asset #{manifest_asset}'s manifest (a manifest copied from another file)"
             if asset:
                 return "tampered", f"{head}; this file carries asset #{asset.serial}'s watermark but {copied}"
+            if marked_as is not None:
+                return "tampered", f"{head}; {mismatch}, and {copied}"
             if watermark.serial is not None:
                 return "tampered", (
-                    f"{head}; this file carries watermark serial {watermark.serial} (not an asset in this "
+                    f"{head}; this file carries watermark mark id {watermark.serial} (no asset in this "
                     f"database) but {copied}"
                 )
             return "tampered", (
                 f"{head}; manifest of asset #{manifest_asset}, but the content does not match it; "
                 "the pixels' asset is unknown"
             )
-        suffix = f"; it names asset #{asset.serial} ({matched_by})" if asset else ""
-        return "tampered", f"{head}{suffix}"
+        if asset:
+            return "tampered", f"{head}; it names asset #{asset.serial} ({matched_by})"
+        return "tampered", head + (f"; {mismatch}" if mismatch else "")
     if c2pa.state == "valid":
         who = c2pa.claim_generator or "an unknown claim generator"
-        suffix = f"; {found} by its {matched_by}" if asset else ""
+        suffix = f"; {found} by its {matched_by}" if asset else (f"; {mismatch}" if mismatch else "")
         return "third_party", f"Content Credentials valid but not trusted (third party: {who}){suffix}"
     if asset:
         retrieved = "stored manifest retrieved" if stored else "no stored manifest"
+        how = "its watermark and its picture" if matched_by == "watermark" else f"its {matched_by}"
         return (
             "recovered",
-            f"provenance recovered, file modified: no Content Credentials, {found} by its {matched_by}; {retrieved}",
+            f"provenance recovered, file modified: no Content Credentials, {found} by {how}; {retrieved}",
         )
+    if marked_as is not None:
+        return "mark_mismatch", f"no Content Credentials; {mismatch}"
     if watermark.serial is not None:
-        return "unknown_serial", f"watermark names serial {watermark.serial}, which is not an asset in this database"
+        return "unknown_serial", (f"watermark carries mark id {watermark.serial}, which is no asset's in this database")
     return "nothing", "nothing found: no Content Credentials, no watermark"

@@ -72,6 +72,12 @@ def audit_csv(request: HttpRequest) -> HttpResponseBase:
             f"Filter not understood: {form_problems(form)}\n", content_type="text/plain; charset=utf-8"
         )
 
+    return audit_csv_response(events)
+
+
+def audit_csv_response(events: QuerySet[AuditEvent]) -> StreamingHttpResponse:
+    """`events` as the audit CSV, streamed (the dashboard's export and the API's)."""
+
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv_writer(buffer)

@@ -178,3 +178,8 @@ def verify_api(request: HttpRequest) -> JsonResponse:
         )
         return _retry_after(response, refused)
     return JsonResponse(report.to_dict())
+
+
+# The REST API's verify (api/routers/verify.py) reads an upload through the same two steps.
+verify_upload_prepare = _verify_prepare
+verify_upload_read = _verify_read

@@ -29,6 +29,7 @@ def keys_dir(settings: SettingsWrapper, tmp_path: Path) -> Path:
     settings.GREENLIGHT_SIGNING_CHAIN = keys / "chain.pem"
     settings.GREENLIGHT_SIGNING_KEY = keys / "signer.key"
     settings.GREENLIGHT_TRUST_ANCHORS = keys / "root.pem"
+    settings.GREENLIGHT_WATERMARK_KEYS_DIR = keys / "watermark"
     return keys
 
 
@@ -65,12 +66,13 @@ def test_demo_sets_everything_up_and_a_second_run_adds_nothing(
 ) -> None:
     first = run("demo", "--address", "http://127.0.0.1:9999")
     assert "Created user 'reviewer'" in first
-    assert "campaigns demo-catalog, demo-clips through the Prefect flow" in first
-    assert "38 new asset(s), 38 in total" in first  # 36 stills and 2 clips
+    assert "campaigns demo-catalog, demo-placement, demo-clips through the Prefect flow" in first
+    assert "41 new asset(s), 41 in total" in first  # 36 stills, the mug photo in 3 scenes and 2 clips
     assert "http://127.0.0.1:9999/   login: reviewer / greenlight-demo" in first
     user = get_user_model().objects.get(username="reviewer")
     assert user.check_password("greenlight-demo")
     second = run("demo")
-    assert "Kept user 'reviewer'" in second and "0 new asset(s), 38 in total" in second
-    assert Asset.objects.count() == 38
+    assert "Kept user 'reviewer'" in second and "0 new asset(s), 41 in total" in second
+    assert Asset.objects.count() == 41
+    assert Asset.objects.filter(campaign__name="demo-placement", generation_record__mode="inpainting").count() == 3
     assert Asset.objects.filter(campaign__name="demo-clips", mime="video/mp4", state="in_review").count() == 2

@@ -29,6 +29,7 @@ from review.models import Asset
 from review.states import AssetState
 from tests.factories import clip_campaign_write
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -74,7 +75,7 @@ def test_demo_campaign_runs_end_to_end_and_a_rerun_duplicates_nothing(
         assert (record["campaign"], record["steps"], record["guidance"]) == ("demo-spring", 4, 1.0)
         image = Image.open(io.BytesIO(data))
         assert image.size == (512, 512)
-        assert watermark_read(image.convert("RGB")).serial == asset.pk
+        assert watermark_read(image.convert("RGB"), key=installation_key()).serial == asset.mark_id
     # Different seeds and prompts gave different pictures.
     assert len({a.file_sha256 for a in assets}) == 12
 
@@ -195,7 +196,7 @@ def test_a_clip_campaign_runs_through_the_flow_to_review_with_signed_watermarked
         assert (record["fps"], record["frames"], record["seconds"]) == (8, 8, 1.0)
         assert record["template_hash"] == asset.prompt_version.content_hash
         assert asset.seconds == 1.0
-        assert watermark_read_frames(mp4_decode(data)).serial == asset.pk
+        assert watermark_read_frames(mp4_decode(data), key=installation_key()).serial == asset.mark_id
         assert asset.manifests.filter(kind="master", mime="video/mp4", sha256=asset.file_sha256).exists()
     assert len({a.file_sha256 for a in assets}) == 2  # two colours, two clips
     # A re-run finds both clips.

@@ -21,6 +21,7 @@ from review.models import Asset
 from review.orchestrator import assets_generate_submit
 from review.states import AssetState
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
 
 # The run's thread opens its own database connection: it must see committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,4 +56,5 @@ def test_the_thread_mode_returns_at_once_and_the_background_run_puts_the_assets_
         for asset in assets:
             data = (config.storage_root / asset.file_path).read_bytes()
             assert c2pa_read(data, mime="image/png", context=context).state == "trusted"
-            assert watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == asset.pk
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            assert watermark_read(image, key=installation_key()).serial == asset.mark_id

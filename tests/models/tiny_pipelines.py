@@ -366,3 +366,40 @@ def tiny_captioner_save(folder: Path) -> Path:
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_lora_save(unet_folder: Path, folder: Path, *, seed: int, rank: int = 4) -> Path:
+    """A random LoRA for the UNet in ``unet_folder`` (attention projections, rank ``rank``),
+    saved as diffusers saves trained LoRA weights: ``folder/pytorch_lora_weights.safetensors``.
+    Both LoRA matrices are random (not B = 0), so it changes what the model draws."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(unet_folder)
+    unet.add_adapter(
+        LoraConfig(
+            r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0"]
+        )
+    )
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    folder.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(save_directory=folder, unet_lora_layers=layers, safe_serialization=True)
+    return folder
+
+
+def tiny_controlnet_save(pipe: Any, folder: Path, *, seed: int) -> Path:
+    """A random ControlNetModel for ``pipe``'s UNet, saved as a diffusers folder. Its zero
+    convolutions are drawn at random too (trained ones are not zero), so it changes the image."""
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(16, 32))
+    zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
+    with torch.no_grad():
+        for module in [*zero_convs, controlnet.controlnet_cond_embedding.conv_out]:
+            torch.nn.init.normal_(module.weight, std=0.2)
+    controlnet.save_pretrained(folder, safe_serialization=True)
+    return folder

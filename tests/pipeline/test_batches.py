@@ -57,12 +57,12 @@ def test_a_captioner_adds_what_it_sees_after_the_templates_alt_text(
         for i, colour in enumerate(("red", "blue", "green"))
     ]
     config = replace(config_from_settings(), models_dir=captioner_dir, captioner="tiny-captioner")
-    done, failed = batch_finalize(variants, [101, 102, 103], images, config)
+    done, failed = batch_finalize(variants, [101, 102, 103], images, config, mark_ids=[9101, 9102, 9103])
     assert failed == []
     captions = captioner_load("tiny-captioner", manifests_dir=captioner_dir).captions(images)
     for file, variant, caption in zip(done, variants, captions, strict=True):
         assert file.alt_text == alt_text_compose(variant.alt_text, caption)
         assert file.alt_text.startswith("Catalog photo: a ")
     # Without a captioner the variant's own alt text stands.
-    plain, _ = batch_finalize(variants[:1], [104], images[:1], replace(config, captioner=""))
+    plain, _ = batch_finalize(variants[:1], [104], images[:1], replace(config, captioner=""), mark_ids=[9104])
     assert plain[0].alt_text == ""

@@ -24,9 +24,11 @@ from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
 from provenance.renditions import thumbnail_sizes
 from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
+from provenance.watermark_keys import WatermarkKey
 from tests.provenance.samples import BUSY, photograph, product_shot
 
 SERIAL = 4242
+MARK_ID = 0x5A_1234_9876  # what the mark carries: the asset's random mark id, not its serial
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,7 +84,7 @@ def still_variant(side: int) -> Variant:
     return campaign_expand(runs, template, params=params, model_manifest_hash="sha256:" + "ab" * 32)[0]
 
 
-def finalised_thumbnail(made: Any, storage: LocalStorage, context: Any) -> tuple[bytes, Any]:
+def finalised_thumbnail(made: Any, storage: LocalStorage, context: Any, key: WatermarkKey) -> tuple[bytes, Any]:
     """The stored thumbnail and its C2PA report, after checking what every thumbnail must be:
     signed with the master as parent, trusted, at the size the signed record gives, claiming
     a watermark only where the serial reads back from it (and a new one only where it was
@@ -104,20 +106,21 @@ def finalised_thumbnail(made: Any, storage: LocalStorage, context: Any) -> tuple
     image = Image.open(io.BytesIO(thumb)).convert("RGB")
     assert image.size == (recorded["width"], recorded["height"])
     assert recorded["watermark"] in ("own", "master", "none")
-    reading = watermark_read(image).serial
+    reading = watermark_read(image, key=key.secret).serial
     binding = report.assertion("c2pa.soft-binding")
     if recorded["watermark"] == "none":
         assert binding is None and "c2pa.watermarked" not in report.actions()
     else:
-        assert reading == SERIAL
-        assert binding is not None and binding["blocks"][0]["value"] == watermark_payload(SERIAL)
+        assert reading == MARK_ID
+        assert binding is not None and binding["blocks"][0]["value"] == watermark_payload(MARK_ID)
+        assert binding["name"].endswith(key.key_id) and key.secret not in str(binding)
         assert ("c2pa.watermarked" in report.actions()) == (recorded["watermark"] == "own")
     return thumb, report
 
 
 @pytest.mark.parametrize(("name", "side"), BUSY)
 def test_a_busy_photograph_is_finalised_with_a_thumbnail_that_records_its_size_and_mark(
-    name: str, side: int, signer: Any, context: Any, tmp_path: Path
+    name: str, side: int, signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey
 ) -> None:
     storage = LocalStorage(tmp_path)
     variant = still_variant(side)
@@ -125,34 +128,38 @@ def test_a_busy_photograph_is_finalised_with_a_thumbnail_that_records_its_size_a
     made = image_finalize(
         variant,
         serial=SERIAL,
+        mark_id=MARK_ID,
         image=photograph(name, side),
-        signing=Signing(signer=signer, context=context),
+        signing=Signing(signer=signer, context=context, watermark=mark_key),
         storage=storage,
     )
 
     assert made.mime == "image/png"
     master = storage.read(made.file_path)
-    assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB")).serial == SERIAL
-    finalised_thumbnail(made, storage, context)
+    assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB"), key=mark_key.secret).serial == MARK_ID
+    finalised_thumbnail(made, storage, context, mark_key)
     recorded = made.generation_record["thumbnail"]
     assert (recorded["width"], recorded["height"]) in thumbnail_sizes(THUMBNAIL, (side, side))
     # Each of these carries the serial at some size up to the master's.
     assert recorded["watermark"] != "none"
 
 
-def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again(signer: Any, context: Any, tmp_path: Path) -> None:
+def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again(
+    signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey
+) -> None:
     storage = LocalStorage(tmp_path)
 
     made = image_finalize(
         still_variant(512),
         serial=SERIAL,
+        mark_id=MARK_ID,
         image=product_shot(7),
-        signing=Signing(signer=signer, context=context),
+        signing=Signing(signer=signer, context=context, watermark=mark_key),
         storage=storage,
     )
 
     assert made.generation_record["thumbnail"] == {"width": 256, "height": 256, "watermark": "own"}
-    thumb, report = finalised_thumbnail(made, storage, context)
+    thumb, report = finalised_thumbnail(made, storage, context, mark_key)
     assert report.actions() == ["c2pa.opened", "c2pa.resized", "c2pa.transcoded", "c2pa.watermarked"]
     assert Image.open(io.BytesIO(thumb)).size == (256, 256)
 
@@ -165,11 +172,16 @@ def clip(embedded: tuple[Any, ModelManifest], clip_variant: Variant) -> Clip:
 
 
 def test_a_clip_becomes_a_signed_watermarked_mp4_master_with_a_signed_thumbnail(
-    clip: Clip, clip_variant: Variant, signer: Any, context: Any, tmp_path: Path
+    clip: Clip, clip_variant: Variant, signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey
 ) -> None:
     storage = LocalStorage(tmp_path)
     made = clip_finalize(
-        clip_variant, serial=SERIAL, clip=clip, signing=Signing(signer=signer, context=context), storage=storage
+        clip_variant,
+        serial=SERIAL,
+        mark_id=MARK_ID,
+        clip=clip,
+        signing=Signing(signer=signer, context=context, watermark=mark_key),
+        storage=storage,
     )
     key = clip_variant.key
     assert made.mime == "video/mp4"
@@ -193,8 +205,8 @@ def test_a_clip_becomes_a_signed_watermarked_mp4_master_with_a_signed_thumbnail(
     # The watermark reads back from the decoded frames (every frame carries it, not just one).
     decoded = mp4_clip(data)
     assert (len(decoded.frames), decoded.fps, decoded.size) == (12, 12, (256, 256))
-    assert watermark_read_frames(list(decoded.frames)).serial == SERIAL
-    assert watermark_read(decoded.frames[-1]).serial == SERIAL
+    assert watermark_read_frames(list(decoded.frames), key=mark_key.secret).serial == MARK_ID
+    assert watermark_read(decoded.frames[-1], key=mark_key.secret).serial == MARK_ID
 
     # The thumbnail: a JPEG of the first marked frame, signed with the MP4 as its parent.
     thumb = storage.read(made.thumb_path)
@@ -203,15 +215,17 @@ def test_a_clip_becomes_a_signed_watermarked_mp4_master_with_a_signed_thumbnail(
     assert "c2pa.transcoded" in thumb_report.actions() and "c2pa.watermarked" in thumb_report.actions()
     parents = [i for i in (thumb_report.manifest or {}).get("ingredients", []) if i.get("relationship") == "parentOf"]
     assert len(parents) == 1 and parents[0]["format"] == "video/mp4"
-    assert watermark_read(Image.open(io.BytesIO(thumb)).convert("RGB")).serial == SERIAL
+    assert watermark_read(Image.open(io.BytesIO(thumb)).convert("RGB"), key=mark_key.secret).serial == MARK_ID
 
 
-def test_the_master_crf_keeps_the_mark_and_unmarked_frames_are_never_claimed(clip: Clip) -> None:
-    marked = [watermark_embed(frame, SERIAL) for frame in clip.frames]
+def test_the_master_crf_keeps_the_mark_and_unmarked_frames_are_never_claimed(
+    clip: Clip, mark_key: WatermarkKey
+) -> None:
+    marked = [watermark_embed(frame, MARK_ID, key=mark_key.secret) for frame in clip.frames]
     # The first CRF the pipeline tries keeps the mark in the frames `verify` reads...
     encoded = mp4_encode(marked, clip.fps, crf=MASTER_CRFS[0])
-    assert watermark_read_frames(mp4_decode(encoded, limit=WATERMARK_FRAMES)).serial == SERIAL
-    assert clip_encode(marked, clip.fps, serial=SERIAL) == encoded
+    assert watermark_read_frames(mp4_decode(encoded, limit=WATERMARK_FRAMES), key=mark_key.secret).serial == MARK_ID
+    assert clip_encode(marked, clip.fps, serial=MARK_ID, mark_key=mark_key) == encoded
     # ...and frames that do not carry the serial are refused rather than signed as watermarked.
-    with pytest.raises(WatermarkError, match=f"does not read back serial {SERIAL}"):
-        clip_encode(list(clip.frames), clip.fps, serial=SERIAL)
+    with pytest.raises(WatermarkError, match=f"does not read back serial {MARK_ID}"):
+        clip_encode(list(clip.frames), clip.fps, serial=MARK_ID, mark_key=mark_key)

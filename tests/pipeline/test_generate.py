@@ -163,6 +163,14 @@ def test_a_weight_changes_the_image_and_plain_prompts_are_untouched(pipe: Any, m
     assert light.tobytes() == plain.tobytes()  # weight 1 is the plain prompt
 
 
+def test_square_bracket_weight_draws_as_the_same_weight_in_parentheses(pipe: Any, manifest: ModelManifest) -> None:
+    squared = engine_generate(pipe, manifest, [request("a [red:0.5] mug on a wooden table", 11)])[0]
+    round_ = engine_generate(pipe, manifest, [request("a (red:0.5) mug on a wooden table", 11)])[0]
+    plain = engine_generate(pipe, manifest, [request("a red mug on a wooden table", 11)])[0]
+    assert squared.tobytes() == round_.tobytes()  # the weight is read, not left in the prompt as ":0.5"
+    assert squared.tobytes() != plain.tobytes()
+
+
 # --- samplers --------------------------------------------------------------------------------
 
 

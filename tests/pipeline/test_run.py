@@ -26,6 +26,7 @@ from review.intake import assets_register
 from review.models import Asset
 from review.states import AssetState
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,8 @@ def test_a_campaign_runs_into_review_with_signed_files_reporting_each_batch_and_
             assert report.state == "trusted", report.validation_codes
             record = report.assertion("org.greenlight.generation")
             assert record is not None and record["seed"] == asset.seed and record["prompt"] == asset.prompt
-            assert watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == asset.pk
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            assert watermark_read(image, key=installation_key()).serial == asset.mark_id
             assert asset.manifests.filter(kind="master", sha256=asset.file_sha256).exists()
     assert len({a.file_sha256 for a in assets}) == 12
 

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 
 def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> None:
     report = library_load()
-    assert report.versions_created == ["catalog-clip v1", "catalog-hero v1", "catalog-scene v1"]
-    assert report.campaigns_saved == ["demo-catalog", "demo-clips", "demo-spring"]
+    assert report.versions_created == ["catalog-clip v1", "catalog-hero v1", "catalog-placement v1", "catalog-scene v1"]
+    assert report.campaigns_saved == ["demo-catalog", "demo-clips", "demo-placement", "demo-spring"]
     version = PromptVersion.objects.get(template__name="catalog-hero", number=1)
     assert len(version.model_manifest_hash) == 64
     assert version.params["steps"] == 4
@@ -53,9 +53,14 @@ def test_loading_twice_creates_nothing_new(library_dir: Path) -> None:
     library_load()
     report = library_load()
     assert report.versions_created == []
-    assert report.versions_unchanged == ["catalog-clip v1", "catalog-hero v1", "catalog-scene v1"]
-    assert PromptVersion.objects.count() == 3
-    assert Campaign.objects.count() == 3
+    assert report.versions_unchanged == [
+        "catalog-clip v1",
+        "catalog-hero v1",
+        "catalog-placement v1",
+        "catalog-scene v1",
+    ]
+    assert PromptVersion.objects.count() == 4
+    assert Campaign.objects.count() == 4
 
 
 def test_editing_a_published_version_in_place_is_refused(library_dir: Path) -> None:
@@ -95,7 +100,7 @@ def test_campaign_naming_a_missing_template_version_fails_naming_the_file(librar
 
 def test_unknown_campaign_lists_the_loaded_ones(library_dir: Path) -> None:
     library_load()
-    with pytest.raises(CampaignNotFoundError, match="loaded: demo-catalog, demo-clips, demo-spring"):
+    with pytest.raises(CampaignNotFoundError, match="loaded: demo-catalog, demo-clips, demo-placement, demo-spring"):
         campaign_plan_get(name="nope")
 
 

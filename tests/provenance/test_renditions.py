@@ -11,10 +11,13 @@ from PIL import Image
 
 from provenance.credentials import c2pa_read, c2pa_sign
 from provenance.renditions import RenditionRequest, rendition_sign, thumbnail_render, thumbnail_sizes
-from provenance.watermark import watermark_embed, watermark_payload, watermark_read
+from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_payload, watermark_read
+from provenance.watermark_keys import WatermarkKey
 from tests.provenance.samples import BUSY, SERIAL, encode, manifest_for, photograph, product_shot
 
 THUMB = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
+# These tests mark and read with the watermark's default key; the pipeline uses the installation's.
+KEY = WatermarkKey(key_id="wk-0123456789ab", secret=DEFAULT_KEY)
 
 
 def decoded(data: bytes) -> Image.Image:
@@ -43,7 +46,7 @@ def test_thumbnail_sizes_step_up_from_the_request_to_the_largest_that_fits_the_m
 def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again() -> None:
     master = watermark_embed(product_shot(3), SERIAL)
 
-    thumb = thumbnail_render(master, serial=SERIAL, request=THUMB, transcoded=True)
+    thumb = thumbnail_render(master, serial=SERIAL, mark_key=KEY, request=THUMB, transcoded=True)
 
     assert (thumb.size, thumb.mark) == ((256, 256), "own")
     assert thumb.actions == ("c2pa.resized", "c2pa.transcoded", "c2pa.watermarked")
@@ -55,7 +58,7 @@ def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again() -> None:
 def test_a_busy_photographs_thumbnail_carries_the_serial_at_the_size_it_records(name: str, side: int) -> None:
     master = watermark_embed(photograph(name, side), SERIAL)
 
-    thumb = thumbnail_render(master, serial=SERIAL, request=THUMB, transcoded=True)
+    thumb = thumbnail_render(master, serial=SERIAL, mark_key=KEY, request=THUMB, transcoded=True)
 
     assert thumb.size in thumbnail_sizes(THUMB, master.size)
     image = decoded(thumb.data)
@@ -75,12 +78,13 @@ def test_a_still_that_carries_the_serial_at_no_size_is_kept_unmarked_and_claims_
         encode(white, "image/png"), mime="image/png", manifest=manifest_for(), signer=signer, context=context
     )
 
-    thumb = thumbnail_render(white, serial=SERIAL, request=THUMB, transcoded=True)
+    thumb = thumbnail_render(white, serial=SERIAL, mark_key=KEY, request=THUMB, transcoded=True)
     data = rendition_sign(
         thumb,
         master=master,
         master_mime="image/png",
         serial=SERIAL,
+        mark_key=KEY,
         request=THUMB,
         title="white",
         signer=signer,
@@ -102,7 +106,7 @@ def test_a_thumbnail_carrying_the_masters_mark_asserts_the_soft_binding_but_not_
     master = c2pa_sign(
         encode(master_image, "image/png"), mime="image/png", manifest=manifest_for(), signer=signer, context=context
     )
-    thumb = thumbnail_render(master_image, serial=SERIAL, request=THUMB, transcoded=True)
+    thumb = thumbnail_render(master_image, serial=SERIAL, mark_key=KEY, request=THUMB, transcoded=True)
     # Halved from 512 px, the master's mark still reads (the detector looks down to 0.4x): the
     # thumbnail keeps its 256 px rather than growing to take a mark of its own.
     assert (thumb.size, thumb.mark) == ((256, 256), "master")
@@ -112,6 +116,7 @@ def test_a_thumbnail_carrying_the_masters_mark_asserts_the_soft_binding_but_not_
         master=master,
         master_mime="image/png",
         serial=SERIAL,
+        mark_key=KEY,
         request=THUMB,
         title="astronaut",
         signer=signer,

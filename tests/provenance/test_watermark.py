@@ -9,13 +9,17 @@ from collections.abc import Callable
 import av
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
+import provenance.watermark as watermark_module
 from provenance.errors import WatermarkError
 from provenance.watermark import (
     FALSE_POSITIVE_BOUND,
     HYPOTHESES,
+    MAX_GEOMETRIES,
+    MAX_KEYS,
     MIN_SIDE,
+    ORIENTATIONS,
     PAYLOAD_BITS,
     SERIAL_BITS,
     SERIAL_MAX,
@@ -25,6 +29,7 @@ from provenance.watermark import (
     watermark_payload,
     watermark_read,
     watermark_read_frames,
+    z_threshold,
 )
 
 Maker = Callable[[np.random.Generator, tuple[int, int]], Image.Image]
@@ -226,6 +231,89 @@ def test_natural_photo_keeps_the_mark_through_jpeg_and_crop() -> None:
     assert watermark_read(encoded(image.crop((40, 60, 1000, 990)), "JPEG", quality=75)).serial == 424242
 
 
+# --- mirrors, quarter turns, aspect ratio, rotation ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(MARKABLE))
+def test_mark_survives_a_horizontal_mirror_and_says_so(kind: str) -> None:
+    image, serial = marked(kind, seed=15)
+
+    reading = watermark_read(ImageOps.mirror(image))
+
+    assert reading.serial == serial
+    assert reading.mirrored
+    assert reading.rotation == 0.0
+    assert not watermark_read(image).mirrored
+
+
+def test_mark_survives_a_vertical_flip_as_a_mirror_turned_half_way() -> None:
+    image, serial = marked("shapes", seed=16, size=(640, 512))
+
+    reading = watermark_read(ImageOps.flip(image))
+
+    assert reading.serial == serial
+    assert reading.mirrored and reading.rotation == 180.0
+
+
+@pytest.mark.parametrize(
+    ("turn", "degrees"),
+    [(Image.Transpose.ROTATE_90, 90.0), (Image.Transpose.ROTATE_180, 180.0), (Image.Transpose.ROTATE_270, -90.0)],
+)
+@pytest.mark.parametrize("kind", ["shapes", "blotches"])
+def test_mark_survives_quarter_turns_and_reports_the_angle(turn: Image.Transpose, degrees: float, kind: str) -> None:
+    image, serial = marked(kind, seed=17, size=(640, 512))
+
+    reading = watermark_read(image.transpose(turn))
+
+    assert reading.serial == serial
+    assert reading.rotation == degrees
+    assert not reading.mirrored
+
+
+@pytest.mark.parametrize(("width", "height"), [(1.1, 1.0), (0.9, 1.0), (1.0, 1.1), (1.0, 0.9)])
+@pytest.mark.parametrize("kind", ["shapes", "blotches", "gradient"])
+def test_mark_survives_a_ten_percent_change_of_aspect_ratio(width: float, height: float, kind: str) -> None:
+    image, serial = marked(kind, seed=18)
+    stretched = image.resize((round(512 * width), round(512 * height)), Image.Resampling.BICUBIC)
+
+    reading = watermark_read(stretched)
+
+    assert reading.serial == serial
+    assert reading.scale == pytest.approx(math.sqrt(width * height), abs=0.01)
+
+
+@pytest.mark.parametrize("degrees", [2.0, -2.0, 5.0, -5.0])
+@pytest.mark.parametrize("kind", ["shapes", "blotches"])
+def test_mark_survives_a_small_rotation_and_reports_the_angle(degrees: float, kind: str) -> None:
+    image, serial = marked(kind, seed=19)
+
+    reading = watermark_read(image.rotate(degrees, Image.Resampling.BICUBIC))  # black corners, same size
+
+    assert reading.serial == serial
+    assert reading.rotation == pytest.approx(degrees, abs=0.5)
+
+
+def test_busy_photograph_survives_rotation_and_aspect_change_at_1024() -> None:
+    # A natural photograph at full detail: its own texture outweighs the mark's autocorrelation
+    # peaks at 512 px, so this is also where the pilot-driven search has to find the lattice.
+    original = photo(np.random.default_rng(6), (1024, 1024))
+    image = watermark_embed(original, 5151)
+
+    for edited in (
+        image.rotate(-4.0, Image.Resampling.BICUBIC),
+        image.resize((1126, 1024), Image.Resampling.BICUBIC),
+        encoded(ImageOps.mirror(image).resize((1024, 922), Image.Resampling.BICUBIC), "JPEG", quality=80),
+    ):
+        assert watermark_read(edited).serial == 5151
+
+
+def test_mirrored_copy_posted_as_jpeg_after_a_crop_still_reads() -> None:
+    image, serial = marked("blotches", seed=20)
+    edited = ImageOps.mirror(image).crop((30, 12, 500, 480))
+
+    assert watermark_read(encoded(edited, "JPEG", quality=75)).serial == serial
+
+
 # --- visibility ---------------------------------------------------------------------------
 
 
@@ -310,8 +398,39 @@ def test_busy_textures_are_marked_more_strongly_rather_than_refused(name: str) -
 def test_false_positive_bound_follows_from_the_constants() -> None:
     bound = HYPOTHESES * 2.0**SERIAL_BITS * math.exp(-(Z_THRESHOLD**2) / 2)
 
+    assert HYPOTHESES == MAX_GEOMETRIES * ORIENTATIONS * 64 * 64
     assert bound == pytest.approx(FALSE_POSITIVE_BOUND)
     assert FALSE_POSITIVE_BOUND <= 1e-9
+
+
+@pytest.mark.parametrize("keys", [1, 2, 5, MAX_KEYS])
+def test_reading_with_several_keys_raises_the_threshold_to_keep_the_bound(keys: int) -> None:
+    threshold = z_threshold(keys)
+
+    assert keys * HYPOTHESES * 2.0**SERIAL_BITS * math.exp(-(threshold**2) / 2) <= 1e-9
+    assert threshold >= Z_THRESHOLD
+    assert (threshold == Z_THRESHOLD) == (keys == 1)
+
+
+@pytest.mark.parametrize("make", [noise, stripes, text_like, photo], ids=["noise", "stripes", "text_like", "photo"])
+def test_an_unmarked_read_never_decides_more_folds_than_the_bound_counts(
+    make: Maker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bound counts MAX_GEOMETRIES lattices, each in ORIENTATIONS orientations: an unmarked
+    # image walks the whole search, so this is the most a read can try.
+    folds = []
+    original = watermark_module._Synced.__init__
+
+    def counting(self: object, folded: np.ndarray, *args: object, **kwargs: object) -> None:
+        folds.append(args[1])  # the lattice
+        original(self, folded, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watermark_module._Synced, "__init__", counting)
+    reading = watermark_read(make(np.random.default_rng(7), (640, 512)))
+
+    assert reading.serial is None
+    assert len(folds) > watermark_module.MAX_GEOMETRIES // 2  # it did search: rotations, aspects, scales
+    assert len(folds) <= MAX_GEOMETRIES
 
 
 def test_a_thousand_unmarked_images_read_as_no_serial() -> None:
@@ -324,6 +443,36 @@ def test_a_thousand_unmarked_images_read_as_no_serial() -> None:
         confidences.append(reading.confidence)
     # Well clear of the threshold, not just under it.
     assert max(confidences) < Z_THRESHOLD - 1.0
+
+
+def test_several_keys_are_read_at_once_and_the_matching_one_is_named() -> None:
+    rng = np.random.default_rng(34)
+    serial = int(rng.integers(0, SERIAL_MAX + 1))
+    image = watermark_embed(shapes(rng, (512, 512)), serial, key="installation-b")
+
+    reading = watermark_read(ImageOps.mirror(image), keys=["installation-a", "installation-b", "installation-c"])
+    alone = watermark_read(image, key="installation-b")
+    others = watermark_read(image, keys=["installation-a", "installation-c"])
+
+    assert (reading.serial, reading.key_index, reading.mirrored) == (serial, 1, True)
+    assert reading.confidence >= z_threshold(3)
+    assert (alone.serial, alone.key_index) == (serial, 0)
+    assert (others.serial, others.key_index) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"key": "a", "keys": ["b"]}, "either key or keys"),
+        ({"keys": []}, "give 1 to"),
+        ({"keys": [f"k{index}" for index in range(MAX_KEYS + 1)]}, f"got {MAX_KEYS + 1}"),
+        ({"keys": ["a", ""]}, r"keys\[1\]"),
+        ({"keys": ["a", 7]}, r"keys\[1\] .* got int"),
+    ],
+)
+def test_bad_keys_are_refused_naming_them(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(WatermarkError, match=message):
+        watermark_read(noise(np.random.default_rng(0), (256, 256)), **arguments)  # type: ignore[arg-type]
 
 
 def test_wrong_key_reads_nothing() -> None:

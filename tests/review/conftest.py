@@ -26,7 +26,8 @@ def _into_review(variants: Sequence[Variant]) -> list[Asset]:
     refs = assets_register(variants=variants)
     config = config_from_settings()
     media = batch_generate(manifest_load(variants[0].model_name, manifests_dir=config.models_dir), variants)
-    files, failed = batch_finalize(variants, [refs[v.key].serial for v in variants], media, config)
+    serials, mark_ids = [refs[v.key].serial for v in variants], [refs[v.key].mark_id for v in variants]
+    files, failed = batch_finalize(variants, serials, media, config, mark_ids=mark_ids)
     assert failed == []
     assets_hand_over(files=files)
     assets = list(Asset.objects.filter(key__in=[v.key for v in variants]).order_by("id"))

@@ -61,6 +61,7 @@ def test_publishing_posts_a_signed_webhook_after_commit(
     payload = json.loads(body)
     assert (payload["event"], payload["asset"], payload["published_by"]) == ("asset.published", asset.pk, "pat")
     assert [r["name"] for r in payload["renditions"]] == ["web", "thumb"]
+    assert payload["alt_text"] == asset.alt_text and asset.alt_text
     assert AuditEvent.objects.filter(asset=asset, action="webhook_delivered").exists()
 
 

@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from review.models import Asset
 
 DEMO_USER = "reviewer"
-DEMO_CAMPAIGNS = ("demo-catalog", "demo-clips")  # catalog stills, then catalog clips
+DEMO_REQUESTER = "marketing"  # a requester: asks for assets on /requests/ (the sample request is theirs)
+# catalog stills, the product photo placed in three scenes (inpainting), then catalog clips
+DEMO_CAMPAIGNS = ("demo-catalog", "demo-placement", "demo-clips")
 
 
 class Command(BaseCommand):
@@ -52,6 +54,7 @@ class Command(BaseCommand):
         before = Asset.objects.count()
         for campaign in campaigns:
             call_command("campaign_run", campaign, stdout=self.stdout)
+        self._sample_request(password)
         made = Asset.objects.count() - before
         self.stdout.write(
             self.style.SUCCESS(
@@ -60,6 +63,41 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(f"Review dashboard: {options['address']}/   login: {DEMO_USER} / {password}")
+        self.stdout.write(f"Asset requests:   {options['address']}/requests/   login: {DEMO_REQUESTER} / {password}")
+
+    def _sample_request(self, password: str) -> None:
+        """A requester account and, the first time, one sample request made through the same
+        service as the request pages; its run is made here, before the dashboard starts."""
+        from datetime import timedelta
+
+        from django.test import override_settings
+        from django.utils import timezone
+
+        from review.requests.models import AssetRequest
+        from review.requests.services import request_create
+
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_REQUESTER, defaults={"email": "marketing@example.com"}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        user.groups.set(Group.objects.filter(name="requester"))
+        if AssetRequest.objects.filter(requester=user).exists():
+            self.stdout.write(f"Kept user '{DEMO_REQUESTER}' and their sample request")
+            return
+        with override_settings(GREENLIGHT_ORCHESTRATOR="inline"):  # made now, not by a thread that exits with us
+            made = request_create(
+                requester=user,
+                template="catalog-scene",
+                values={"colour": ["blue"], "product": ["bottle"], "scene": ["on a white studio background"]},
+                variants_per_combination=3,
+                renditions=["web", "thumb"],
+                deadline=timezone.now() + timedelta(days=3),
+                notes="Sample request: the bottle must read clearly blue on white.",
+                title="Blue bottles for the newsletter (sample request)",
+            )
+        self.stdout.write(f"Created user '{DEMO_REQUESTER}' and sample request {made.pk} ({made.campaign.name})")
 
     def _step(self, number: int, title: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"[{number}/4] {title}"))

@@ -29,3 +29,14 @@ class Command(BaseCommand):
             f"({len(report.versions_unchanged)} unchanged), {len(report.campaigns_saved)} campaign(s): "
             f"{', '.join(report.campaigns_saved)}"
         )
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():  # the campaigns' schedules become their deployments' schedules
+            from infra.deployments import schedules_sync
+
+            try:
+                names = schedules_sync()
+            except Exception as exc:  # the library is loaded; the server can be synced again later
+                self.stderr.write(f"Schedules not synced to the Prefect server: {type(exc).__name__}: {exc}")
+            else:
+                self.stdout.write(f"Schedules: {len(names)} deployment(s) {', '.join(names)}")

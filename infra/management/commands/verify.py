@@ -49,12 +49,18 @@ def report_lines(report: VerifyReport) -> list[str]:
         lines += [
             f"               claim generator {c.claim_generator or '-'}; title {c.title or '-'}",
             f"               signed by {c.signer or '-'}; actions {', '.join(c.actions) or '-'}",
+            f"               signing certificate {c.signer_serial or '-'}: "
+            + (f"this installation's {c.signed_with} key" if c.signed_with else "not one of this installation's keys"),
         ]
     if report.manifest_asset is not None:
         lines.append(f"  manifest of  asset #{report.manifest_asset}, not this file's (the content does not match it)")
     if w.found:
         confidence = f" (confidence {w.confidence:.1f})" if w.confidence is not None else ""
-        lines.append(f"  watermark    serial {w.serial}{confidence}")
+        lines.append(f"  watermark    mark id {w.serial}{confidence}, read with watermark key {w.key_id}")
+    if report.content_similarity is not None:
+        lines.append(f"  picture      similarity {report.content_similarity:.2f} to the marked asset's master")
+    if report.marked_as is not None:
+        lines.append(f"  mark of      asset #{report.marked_as}, but this picture is not that asset's")
     else:
         lines.append(f"  watermark    {w.note}")
     a = report.asset

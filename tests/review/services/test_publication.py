@@ -24,6 +24,7 @@ from review.states import AssetState
 from review.verify import file_verify
 from tests.factories import make_user
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +79,7 @@ def test_publishing_an_approved_asset_writes_signed_renditions_with_the_master_a
         image = Image.open(io.BytesIO(data))
         assert image.size == (publication.width, publication.height)
         # The watermark is claimed exactly when it reads back (lossy WebP's 4:2:0 chroma loses it).
-        found = watermark_read(image.convert("RGB")).serial == asset.pk
+        found = watermark_read(image.convert("RGB"), key=installation_key()).serial == asset.mark_id
         assert found == ("c2pa.watermarked" in report.actions())
         if publication.rendition == "web":
             assert found
@@ -202,7 +203,7 @@ def test_publishing_a_clip_writes_its_signed_mp4_and_poster_and_verify_finds_it_
     assert len(parents) == 1 and parents[0]["format"] == "video/mp4"
     decoded = mp4_clip(clip_data)
     assert (len(decoded.frames), decoded.fps, decoded.size) == (8, 8, (256, 256))
-    assert watermark_read_frames(list(decoded.frames)).serial == asset.pk
+    assert watermark_read_frames(list(decoded.frames), key=installation_key()).serial == asset.mark_id
     # The poster: the first frame, a JPEG, transcoded from the clip.
     assert poster_report.state == "trusted", poster_report.validation_codes
     assert "c2pa.transcoded" in poster_report.actions() and "c2pa.watermarked" in poster_report.actions()
@@ -212,7 +213,7 @@ def test_publishing_a_clip_writes_its_signed_mp4_and_poster_and_verify_finds_it_
     report = file_verify(data=clip_data, filename="web.mp4")
     assert (report.outcome, report.matched_by) == ("authentic", "sha256")
     assert report.asset is not None and report.asset.serial == asset.pk
-    assert report.watermark.serial == asset.pk
+    assert report.watermark.serial == asset.mark_id
     assert report.stored_manifest is not None and report.stored_manifest.kind == "rendition:web"
     # ...and from a copy re-encoded without its credentials, by the watermark in its frames.
     stripped = mp4_encode(list(decoded.frames), decoded.fps, crf=23)

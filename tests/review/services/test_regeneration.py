@@ -21,6 +21,7 @@ from review.services import asset_regenerate, asset_reject, review_task_claim
 from review.states import AssetState
 from tests.factories import AssetFactory, make_user
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
 
 
 @pytest.mark.django_db
@@ -130,7 +131,8 @@ def test_regenerated_variants_are_generated_and_come_back_to_the_queue_linked(
             assert report.state == "trusted"
             record = report.assertion("org.greenlight.generation")
             assert record is not None and record["seed"] == asset.seed and record["prompt"] == asset.prompt
-            assert watermark_read(Image.open(io.BytesIO(data)).convert("RGB")).serial == asset.pk
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            assert watermark_read(image, key=installation_key()).serial == asset.mark_id
     # They are in the queue like any other asset, and link back both ways.
     claimed = {review_task_claim(reviewer=make_user(roles=("reviewer",))).pk for _ in range(5)}  # type: ignore[union-attr]
     assert {a.pk for a in regenerated} <= claimed

@@ -29,7 +29,8 @@ def test_cli_prints_the_verdict_and_the_record(reviewable_assets: list[Asset], t
 
     lines = out.getvalue().splitlines()
     assert lines[0] == f"Content Credentials trusted; asset #{asset.pk} found"
-    assert any(line.startswith(f"  watermark    serial {asset.pk}") for line in lines)
+    assert any(line.startswith(f"  watermark    mark id {asset.mark_id}") for line in lines)
+    assert any("this installation's current key" in line for line in lines)
     assert any(f"#{asset.pk} (in_review), found by its sha256" in line for line in lines)
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from provenance.media import WATERMARK_FRAMES
 from provenance.mp4 import mp4_encode
-from provenance.watermark import watermark_embed, watermark_read_frames
+from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_read_frames
+from provenance.watermark_keys import WatermarkKey, WatermarkKeyRing
 from review.errors import VerifyRefusedError
 from review.verify import Deadline, decoding, format_detect, size_check, watermark_examine
 from review.verify.decoding import image_load, image_open, video_frames, watermark_still
@@ -130,4 +131,5 @@ def test_a_still_larger_than_the_read_square_is_read_from_its_centre(monkeypatch
     assert watermark_still(marked.crop((0, 0, 640, 100))).size == (320, 100)
     small = marked.resize((300, 300))
     assert watermark_still(small) is small
-    assert watermark_examine(buffer.getvalue(), mime="image/png").serial == 4242  # found in the centre alone
+    default = WatermarkKeyRing(current=WatermarkKey(key_id="wk-0123456789ab", secret=DEFAULT_KEY))  # as marked above
+    assert watermark_examine(buffer.getvalue(), mime="image/png", keys=default).serial == 4242  # in the centre alone

@@ -22,6 +22,7 @@ from review.services import asset_approve, asset_publish
 from review.verify import VerifyReport, file_verify
 from tests.factories import AssetFactory, make_user
 from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
 from tests.provenance.samples import flip_image_byte, product_shot
 from tests.review.helpers import master_bytes, published_bytes, reencode
 from tests.review.verify.transplant import jpeg_manifest_transplant, png_manifest_transplant
@@ -44,7 +45,7 @@ def test_untouched_published_file_is_trusted_and_found_with_its_whole_record(
     assert report.c2pa.state == "trusted" and report.c2pa.codes == ()
     assert report.c2pa.actions == ("c2pa.opened", "c2pa.resized", "c2pa.transcoded", "c2pa.watermarked")
     assert report.c2pa.serial == asset.pk and report.c2pa.asset_key == asset.key  # from the parent's record
-    assert report.watermark.found and report.watermark.serial == asset.pk
+    assert report.watermark.found and report.watermark.serial == asset.mark_id
     assert report.matched_by == "sha256"
     assert report.file.format == "jpeg" and (report.file.width, report.file.height) == (1024, 1024)
     assert report.notes == ()
@@ -70,11 +71,12 @@ def test_stripped_and_reencoded_copy_is_recovered_by_its_watermark(reviewable_as
 
     assert report.outcome == "recovered"
     assert report.verdict == (
-        f"provenance recovered, file modified: no Content Credentials, asset #{asset.pk} found by its watermark; "
-        "stored manifest retrieved"
+        f"provenance recovered, file modified: no Content Credentials, asset #{asset.pk} found by its watermark "
+        "and its picture; stored manifest retrieved"
     )
     assert report.c2pa.state == "none" and report.c2pa.label is None
-    assert report.watermark.found and report.watermark.serial == asset.pk
+    assert report.watermark.found and report.watermark.serial == asset.mark_id
+    assert report.content_similarity is not None and report.content_similarity > 0.9
     assert report.matched_by == "watermark"
     assert report.asset is not None and report.asset.serial == asset.pk and report.asset.state == "in_review"
     stored = report.stored_manifest
@@ -134,7 +136,7 @@ def test_flipped_byte_in_a_published_jpeg_is_tampered_and_names_its_asset(
     # The flipped bit garbles the rest of the JPEG scan: the pixels changed, their hash no longer matches.
     assert report.stored_manifest is not None and report.stored_manifest.matched_by == "serial"
     # The pixels' watermark confirms the manifest's asset: nothing is reported as another asset's.
-    assert report.watermark.serial == asset.pk and report.manifest_asset is None
+    assert report.watermark.serial == asset.mark_id and report.manifest_asset is None
 
 
 # --- A manifest copied from another file --------------------------------------------------------
@@ -180,7 +182,7 @@ def assert_transplant_reported(report: VerifyReport, *, pixels: Asset, manifest:
         ("assertion.dataHash.mismatch",),
     )
     assert report.c2pa.credentials_intact and report.c2pa.serial == manifest.pk  # a real manifest of ours
-    assert report.watermark.serial == pixels.pk
+    assert report.watermark.serial == pixels.mark_id
     assert report.matched_by == "watermark"
     assert report.asset is not None and report.asset.serial == pixels.pk
     assert report.manifest_asset == manifest.pk
@@ -213,7 +215,7 @@ def test_another_assets_manifest_on_pixels_marked_with_a_serial_not_here_names_n
     reviewable_assets: list[Asset],
 ) -> None:
     donor, stranger = reviewable_assets[0], 0x7FFF_FFF1
-    marked = png_bytes(watermark_embed(product_shot(7), stranger))
+    marked = png_bytes(watermark_embed(product_shot(7), stranger, key=installation_key()))
     swapped = png_manifest_transplant(donor=master_bytes(donor), target=marked)
 
     report = file_verify(data=swapped, filename="pasted.png")
@@ -221,10 +223,10 @@ def test_another_assets_manifest_on_pixels_marked_with_a_serial_not_here_names_n
     assert report.outcome == "tampered" and report.watermark.serial == stranger
     assert report.asset is None and report.manifest_asset == donor.pk
     assert report.verdict == (
-        f"tampered: manifest invalid (assertion.dataHash.mismatch); this file carries watermark serial {stranger} "
-        f"(not an asset in this database) but asset #{donor.pk}'s manifest (a manifest copied from another file)"
+        f"tampered: manifest invalid (assertion.dataHash.mismatch); this file carries watermark mark id {stranger} "
+        f"(no asset in this database) but asset #{donor.pk}'s manifest (a manifest copied from another file)"
     )
-    assert report.notes == (f"Serial {stranger} (watermark) is not an asset in this database.",)
+    assert report.notes == (f"The watermark carries mark id {stranger}, which is no asset's in this database.",)
 
 
 @pytest.fixture
@@ -345,7 +347,8 @@ def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[A
     import av
 
     asset = reviewable_assets[3]
-    frames = [watermark_embed(product_shot(20 + i).resize((256, 256)), asset.pk) for i in range(12)]
+    key = installation_key()
+    frames = [watermark_embed(product_shot(20 + i).resize((256, 256)), asset.mark_id, key=key) for i in range(12)]
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=12)
@@ -359,7 +362,7 @@ def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[A
         model_name=asset.model_name,
         model_manifest_hash=asset.model_manifest_hash,
         generation_record={"serial": asset.pk, "asset_key": asset.key},
-        watermark_value=watermark_payload(asset.pk),
+        watermark_value=watermark_payload(asset.mark_id),
     )
     config = provenance_config_from_settings()
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
@@ -371,7 +374,7 @@ def test_a_signed_watermarked_mp4_is_trusted_and_found(reviewable_assets: list[A
     assert report.c2pa.state == "trusted"
     assert report.outcome == "authentic" and report.matched_by == "manifest"
     assert report.asset is not None and report.asset.serial == asset.pk
-    assert report.watermark.serial == asset.pk
+    assert report.watermark.serial == asset.mark_id
     tampered = bytearray(signed)
     tampered[signed.rindex(b"mdat") + 300] ^= 0x01
     broken = file_verify(data=bytes(tampered), filename="clip.mp4")

@@ -212,3 +212,10 @@ def test_publishing_an_asset_whose_master_is_missing_from_storage_says_so(
     assert str(greenlight_settings.GREENLIGHT_STORAGE_ROOT) not in html  # the server's paths stay in its log
     assert Asset.objects.get(pk=asset.pk).state == AssetState.APPROVED
     assert any("gone.png" in r.getMessage() for r in caplog.records if r.name == "greenlight.review")
+
+
+def test_the_reject_form_preselects_no_reason(reviewer_client: Client, reviewable_assets: list[Asset]) -> None:
+    html = reviewer_client.get(reverse("review:asset", args=[reviewable_assets[0].pk])).content.decode()
+    select = html[html.index('name="reason"') : html.index("</select>", html.index('name="reason"'))]
+    assert '<option value="" selected>Choose a reason…</option>' in select
+    assert select.count("selected") == 1

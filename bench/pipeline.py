@@ -1,0 +1,322 @@
+"""The pipeline against the bare model: a campaign and the raw diffusers loop on the same images
+and threads, timed in one run.
+
+    DATABASE_URL=postgres://... python -m bench.pipeline [--variants 256] [--batch-size 8]
+        [--threads 2] [--finalize auto|overlap|after] [--no-command]
+
+Everything lives in a temporary folder (prompt library, storage, signing and watermark keys,
+Prefect's home) except the database, which ``DATABASE_URL`` names and this bench migrates. Two
+campaigns of ``--variants`` variants each (the shipped ``catalog-scene`` template on the embedded
+model: 4 colours x 4 products x 2 scenes, and as many seeds as that takes) are loaded; their
+images differ only by seed.
+
+1. ``campaign/raw``: in this process, with ``--threads`` torch threads and the model loaded on
+   both sides first (a warm worker), the raw loop (``StableDiffusionPipeline`` called in batches
+   with the variants' prompts, negative prompts, steps, guidance, size and one generator per
+   seed, as diffusers documents it) and then ``pipeline.run.campaign_run`` on the same variants
+   (registered, generated, watermarked, signed, stored with thumbnails and handed over to
+   review), each timed from its first batch to its last result. The raw loop runs a second
+   time after the campaign, and the ratio is taken against the mean of the two, so a change in
+   the machine's load during the run falls on both sides alike.
+2. ``command/raw``: each as a fresh process, timed from start to exit: a script that imports
+   torch and diffusers, loads the folder and runs the same raw loop on the second campaign's
+   variants, then ``manage.py campaign_run`` on that campaign (imports, Prefect's local server,
+   model load, preflight, the run).
+
+A per-stage table splits the campaign's time: timers wrap the stage functions ``pipeline.run``
+calls (preflight, registration, generation, post-processing, hand-over), wall time in the thread
+that runs them, and the post-processing's CPU time. Goals: campaign/raw >= 0.90, command/raw
+>= 0.85. On a machine shared with other work both sides carry that load; say so with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+GOALS = {"campaign/raw": 0.90, "command/raw": 0.85}
+COLOURS = ("red", "blue", "green", "yellow")
+PRODUCTS = ("mug", "bottle", "lamp", "t-shirt")
+SCENES = ("on a wooden table", "on a white studio background")
+PER_SEED = len(COLOURS) * len(PRODUCTS) * len(SCENES)
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = ROOT / "prompt_library" / "library" / "templates" / "catalog-scene"
+
+# The raw loop as its own process: only torch and diffusers, as a script using diffusers would.
+RAW_SCRIPT = """
+import json, sys, time
+started = time.perf_counter()
+import torch
+from diffusers import StableDiffusionPipeline
+job = json.load(open(sys.argv[1]))
+pipe = StableDiffusionPipeline.from_pretrained(job["folder"], safety_checker=None)
+pipe.set_progress_bar_config(disable=True)
+for at in range(0, len(job["prompts"]), job["batch"]):
+    chunk = slice(at, at + job["batch"])
+    with torch.inference_mode():
+        pipe(prompt=job["prompts"][chunk], negative_prompt=job["negatives"][chunk],
+             num_inference_steps=job["steps"], guidance_scale=job["guidance"], width=job["width"],
+             height=job["height"], generator=[torch.Generator().manual_seed(s) for s in job["seeds"][chunk]])
+print(time.perf_counter() - started)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", type=int, default=256, help=f"variants per campaign, a multiple of {PER_SEED}")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides (default 2)")
+    parser.add_argument("--finalize", choices=("auto", "overlap", "after"), default="auto")
+    parser.add_argument("--no-command", action="store_true", help="skip the command/raw part")
+    args = parser.parse_args()
+    if args.variants < PER_SEED or args.variants % PER_SEED:
+        parser.error(f"--variants {args.variants}: must be a positive multiple of {PER_SEED}")
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        parser.error("set DATABASE_URL to a PostgreSQL database this bench may migrate and write to")
+
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as folder:
+        tmp = Path(folder)
+        env = _environment(tmp, args.threads)
+        os.environ.update(env)
+        seeds = args.variants // PER_SEED
+        _library_write(tmp / "library", {"bench-in-process": 1, "bench-command": 1 + seeds}, seeds)
+        campaign_figures = _in_process(args)
+        command_figures = None if args.no_command else _command(args, tmp, env)
+    _report(args, campaign_figures, command_figures)
+
+
+def _environment(tmp: Path, threads: int) -> dict[str, str]:
+    """What both sides and the command's process run with: the bench's folders, one thread count."""
+    return {
+        "GREENLIGHT_VAR_DIR": str(tmp / "var"),
+        "GREENLIGHT_KEYS_DIR": str(tmp / "keys"),
+        "GREENLIGHT_LIBRARY_DIR": str(tmp / "library"),
+        "PREFECT_HOME": str(tmp / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "OMP_NUM_THREADS": str(threads),
+        "DJANGO_SETTINGS_MODULE": "infra.settings",
+    }
+
+
+def _library_write(root: Path, campaigns: dict[str, int], seeds: int) -> None:
+    """The shipped catalog-scene template and one campaign per name, ``seeds`` seeds from the
+    first one given."""
+    (root / "templates" / "catalog-scene").mkdir(parents=True)
+    (root / "campaigns").mkdir()
+    for version in TEMPLATE_DIR.iterdir():
+        (root / "templates" / "catalog-scene" / version.name).write_bytes(version.read_bytes())
+    for name, first_seed in campaigns.items():
+        spec = {
+            "name": name,
+            "title": f"Pipeline bench ({name})",
+            "kind": "scheduled",
+            "template": "catalog-scene",
+            "template_version": 1,
+            "variables": {"colour": list(COLOURS), "product": list(PRODUCTS), "scene": list(SCENES)},
+            "seeds": list(range(first_seed, first_seed + seeds)),
+        }
+        (root / "campaigns" / f"{name}.yaml").write_text(json.dumps(spec))  # JSON is YAML
+
+
+def _in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """campaign/raw: the raw loop, the campaign, the raw loop again, in this process."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from django.core.management import call_command
+
+    import infra.django_boot  # noqa: F401
+    from models import manifest_load
+    from models.loading import pipeline_load
+    from pipeline import batches, run
+    from pipeline.batches import FinalizePlan
+    from pipeline.config import config_from_settings
+    from prompt_library.selectors import campaign_plan_get
+
+    call_command("migrate", verbosity=0)
+    call_command("signing_keys_create", verbosity=0)
+    call_command("library_load", verbosity=0)
+    plan = campaign_plan_get(name="bench-in-process")
+    variants = plan.variants
+    manifest = manifest_load(plan.version.model_name)
+    raw_pipe = _raw_pipeline(manifest.folder)
+    pipeline_load(manifest)  # the worker's model, loaded once as a warm worker holds it
+    _raw_loop(raw_pipe, variants[: args.batch_size], args.batch_size)  # warm-up: first calls allocate
+    raw_before = _raw_loop(raw_pipe, variants, args.batch_size)
+
+    timers = _StageTimers()
+    timers.wrap(run, "version_preflight", "preflight")
+    timers.wrap(run, "assets_register", "register")
+    timers.wrap(run, "batch_generate", "generate")
+    timers.wrap(run, "batch_finalize", "post-process (batches)")
+    timers.wrap(batches, "image_finalize", "post-process (assets)", cpu=True)
+    timers.wrap(run, "assets_hand_over", "hand-over")
+    finalize = {
+        "auto": None,
+        "overlap": FinalizePlan(overlap=True, threads=1, reason="bench: overlap, one thread"),
+        "after": FinalizePlan(overlap=False, threads=os.cpu_count() or 1, reason="bench: after each batch"),
+    }[args.finalize]
+    started = time.perf_counter()
+    summary = run.campaign_run(
+        campaign="bench-in-process", batch_size=args.batch_size, config=config_from_settings(), finalize=finalize
+    )
+    campaign_seconds = time.perf_counter() - started
+    if summary.generated != len(variants) or summary.failed:
+        raise SystemExit(f"campaign made {summary.generated} of {len(variants)} ({summary.failed} failed)")
+    raw_after = _raw_loop(raw_pipe, variants, args.batch_size)
+    return {
+        "variants": len(variants),
+        "raw": (raw_before, raw_after),
+        "campaign": campaign_seconds,
+        "stages": timers.totals,
+        "model": f"{manifest.name}, {variants[0].params.width}x{variants[0].params.height}, "
+        f"{variants[0].params.steps} steps, guidance {variants[0].params.guidance}, "
+        f"output {variants[0].output.width}x{variants[0].output.height} PNG",
+    }
+
+
+def _raw_pipeline(folder: Path) -> Any:
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _raw_loop(pipe: Any, variants: Sequence[Any], batch_size: int) -> float:
+    """Seconds the bare diffusers call takes for ``variants`` in batches, as diffusers documents it."""
+    import torch
+
+    started = time.perf_counter()
+    for at in range(0, len(variants), batch_size):
+        chunk = variants[at : at + batch_size]
+        params = chunk[0].params
+        with torch.inference_mode():
+            pipe(
+                prompt=[v.prompt for v in chunk],
+                negative_prompt=[v.negative_prompt for v in chunk],
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance,
+                width=params.width,
+                height=params.height,
+                generator=[torch.Generator().manual_seed(v.seed) for v in chunk],
+            )
+    return time.perf_counter() - started
+
+
+class _StageTimers:
+    """Wall (and optionally CPU) seconds spent in functions a module calls, summed by stage over
+    every thread that calls them."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wrap(self, module: Any, name: str, stage: str, *, cpu: bool = False) -> None:
+        function: Callable[..., Any] = getattr(module, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, used = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.totals[stage] = self.totals.get(stage, 0.0) + time.perf_counter() - wall
+                    if cpu:
+                        key = f"{stage} cpu"
+                        self.totals[key] = self.totals.get(key, 0.0) + time.thread_time() - used
+
+        setattr(module, name, timed)
+
+
+def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[str, float]:
+    """command/raw: the raw loop as a fresh process, then ``manage.py campaign_run``, each timed
+    from start to exit, on the second campaign's variants."""
+    from prompt_library.selectors import campaign_plan_get
+
+    variants = campaign_plan_get(name="bench-command").variants
+    params = variants[0].params
+    from models import manifest_load
+
+    job = {
+        "folder": str(manifest_load("embedded").folder),
+        "prompts": [v.prompt for v in variants],
+        "negatives": [v.negative_prompt for v in variants],
+        "seeds": [v.seed for v in variants],
+        "steps": params.steps,
+        "guidance": params.guidance,
+        "width": params.width,
+        "height": params.height,
+        "batch": args.batch_size,
+    }
+    job_file = tmp / "raw-job.json"
+    job_file.write_text(json.dumps(job))
+    child_env = {**os.environ, **env}
+    raw = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env)
+    command = _timed_process(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "campaign_run",
+            "bench-command",
+            "--batch-size",
+            str(args.batch_size),
+        ],
+        child_env,
+    )
+    return {"raw process": raw, "command": command}
+
+
+def _timed_process(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(
+            f"{' '.join(argv[:3])} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
+        )
+    return seconds
+
+
+def _report(args: argparse.Namespace, campaign: dict[str, Any], command: dict[str, float] | None) -> None:
+    raw = statistics.mean(campaign["raw"])
+    print(
+        f"pipeline bench: {campaign['variants']} variants, batch {args.batch_size}, {args.threads} torch thread(s), "
+        f"model {campaign['model']}, post-processing plan {args.finalize}"
+    )
+    before, after = campaign["raw"]
+    print(f"  raw loop (in process)   {raw:8.1f} s  (before {before:.1f} s, after {after:.1f} s)")
+    print(f"  campaign (in process)   {campaign['campaign']:8.1f} s")
+    ratio = raw / campaign["campaign"]
+    print(_ratio_line("campaign/raw", ratio))
+    if command is not None:
+        print(f"  raw loop (own process)  {command['raw process']:8.1f} s  (imports and model load included)")
+        print(f"  campaign_run command    {command['command']:8.1f} s  (imports, Prefect, model, preflight, run)")
+        print(_ratio_line("command/raw", command["raw process"] / command["command"]))
+    print("stages of the campaign (seconds, summed over batches; wall in the thread that ran them)")
+    total = campaign["campaign"]
+    for stage, seconds in campaign["stages"].items():
+        print(f"  {stage:32} {seconds:8.2f}  {seconds / total:6.1%}")
+    accounted = sum(s for k, s in campaign["stages"].items() if "cpu" not in k)
+    print(f"  {'other (expansion, lookups, waits)':32} {max(0.0, total - accounted):8.2f}")
+
+
+def _ratio_line(name: str, ratio: float) -> str:
+    goal = GOALS[name]
+    return f"{name} {ratio:.2f}  (goal >= {goal:.2f}: {'met' if ratio >= goal else 'MISSED'})"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The Prefect task a campaign run's batches travel as: submitted with `.delay()` by the run's
+coordinator, executed by whichever task worker (`infra.workers`) serves the batch's model.
+
+Each model has its own task key (`batch_task(model)`), so a worker subscribes only to the models
+it is started for: batches go to workers that hold their model (model affinity on Prefect's own
+task queues). The task's parameters are small (a run id and serials); the model stays in the
+worker process. This module imports no torch: the coordinator submits from a process that
+generates nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+
+TASK_KEY_PREFIX = "greenlight-batch"
+# The worker process's warm state (pipeline.work.Warm), set by infra.workers before it serves.
+WARM: dict[str, Any] = {}
+
+
+def batch_make(run_id: int, serials: list[int]) -> dict[str, object]:
+    """Make one batch of a run on this worker's warm model (pipeline.work.batch_work)."""
+    from pipeline.work import batch_work
+
+    warm = WARM.get("warm")
+    if warm is None:
+        raise RuntimeError("batch-make runs only in a generation worker (python -m infra.workers worker)")
+    outcome = batch_work(run_id=run_id, serials=serials, warm=warm)
+    return {"taken": outcome.taken, "handed": outcome.handed, "failed": outcome.failed, "line": outcome.line()}
+
+
+def batch_task_key(model: str) -> str:
+    """The name `model`'s batch function carries, which Prefect's task key starts with: the task
+    queue on the server that `model`'s workers subscribe to."""
+    return f"{TASK_KEY_PREFIX}-{re.sub(r'[^A-Za-z0-9_]', '_', model)}"
+
+
+_TASKS: dict[str, Task[..., dict[str, object]]] = {}
+
+
+def batch_task(model: str) -> Task[..., dict[str, object]]:
+    """The batch task of `model`: `batch_make` under a name of its own. Prefect derives a task's
+    key from its function's name and code (and task workers rebuild their tasks from the
+    function), so each model gets a function object of its own name."""
+    made = _TASKS.get(model)
+    if made is None:
+
+        def make(run_id: int, serials: list[int]) -> dict[str, object]:
+            return batch_make(run_id, serials)
+
+        make.__name__ = make.__qualname__ = batch_task_key(model)
+        decorate = task(name=f"batch-make[{model}]", cache_policy=NO_CACHE, persist_result=False, retries=0)
+        made = decorate(make)
+        _TASKS[model] = made
+    return made

@@ -1,0 +1,203 @@
+"""A campaign run's coordinator: the Prefect flow that hands the run's batches to the workers.
+
+    run_begin -> loop: free the leases of dead workers, send batches no worker holds (while
+    fewer than `max_in_flight` are out, and no run that comes first still has batches waiting),
+    until nothing is pending, or the run is paused or cancelled.
+
+With a Prefect server (`PREFECT_API_URL`), each batch is a `batch_task(model).delay(...)`: a task
+run on the server's task queue for its model, executed by a task worker that holds the model
+(`infra.workers`). Without one (the demo, a laptop), the coordinator makes each batch itself in
+this process. Either way the database is the record of what is done: a killed coordinator is run
+again (`manage.py runs resume`) and sends only what is still pending; a batch sent twice is made
+once (the lease) and handed over once (idempotent on the asset key).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run as current_flow_run
+
+import infra.django_boot  # noqa: F401  (sets up Django before the review models are imported)
+from review.intake import (
+    RunBatch,
+    run_batches_plan,
+    run_begin,
+    run_finish_check,
+    run_leases_expired_release,
+    run_outranked,
+    run_status,
+)
+
+logger = logging.getLogger("greenlight.coordinator")
+
+COORDINATE_FLOW = "campaign-coordinate"
+Dispatch = Callable[[RunBatch], None]
+
+
+@dataclass(frozen=True)
+class CoordinateOutcome:
+    run_id: int
+    state: str
+    batches_sent: int
+    assets_resent: int
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"run={self.run_id} coordinator ended: {self.state}, {self.batches_sent} batch(es) sent, "
+            f"{self.assets_resent} asset(s) sent again after their worker died, {self.seconds:.1f} s"
+        )
+
+
+def coordinate(
+    *,
+    run_id: int,
+    batch_size: int,
+    dispatch: Dispatch,
+    max_in_flight: int,
+    poll_seconds: float = 0.25,
+    flow_run_id: str = "",
+    untaken_seconds: float = 300.0,
+) -> CoordinateOutcome:
+    """Hand the run's pending batches out until it ends, is paused or cancelled (see the module)."""
+    started = time.perf_counter()
+    status = run_begin(run_id=run_id, flow_run_id=flow_run_id)
+    sent: dict[int, float] = {}  # serial -> when its batch was sent
+    batches_sent = resent = 0
+    while status.state == "running":
+        if status.pending == 0:
+            run_finish_check(run_id=run_id)
+            status = run_status(run_id=run_id)
+            break
+        released = run_leases_expired_release(run_id=run_id)
+        if released:
+            logger.warning("run=%s serials=%s leases ran out (worker gone): sending them again", run_id, released)
+            for serial in released:
+                sent.pop(serial, None)
+            resent += len(released)
+        plan = run_batches_plan(run_id=run_id, batch_size=batch_size)
+        # A batch no worker has taken for `untaken_seconds` (its task run was lost before any
+        # worker started it) is sent again; the lease keeps a late copy from making it twice.
+        stale = time.monotonic() - untaken_seconds
+        for batch in plan:
+            if any(sent.get(s, stale) <= stale for s in batch.serials if s in sent):
+                for serial in batch.serials:
+                    sent.pop(serial, None)
+        plan = [b for b in plan if not any(s in sent for s in b.serials)]
+        waiting = sum(len(b.serials) for b in plan)
+        in_flight = math.ceil(max(status.pending - waiting, 0) / batch_size)
+        if plan and in_flight < max_in_flight and not run_outranked(run_id=run_id):
+            for batch in plan[: max_in_flight - in_flight]:
+                dispatch(batch)
+                sent.update(dict.fromkeys(batch.serials, time.monotonic()))
+                batches_sent += 1
+                logger.info("run=%s batch sent: model=%s serials=%s", run_id, batch.model_name, list(batch.serials))
+        else:
+            time.sleep(poll_seconds)
+        status = run_status(run_id=run_id)
+    outcome = CoordinateOutcome(run_id, status.state, batches_sent, resent, time.perf_counter() - started)
+    logger.info(outcome.line())
+    return outcome
+
+
+def prefect_dispatch(batch: RunBatch) -> None:
+    """Send a batch to its model's task queue on the Prefect server (a task worker makes it)."""
+    from infra.batch_tasks import batch_task
+
+    batch_task(batch.model_name).delay(batch.run_id, list(batch.serials))
+
+
+def local_dispatch() -> Dispatch:
+    """Make each batch here, in this process, on a warm model (no Prefect server needed)."""
+    from django.conf import settings
+
+    from pipeline.config import config_from_settings
+    from pipeline.work import Warm, batch_work
+
+    warm = Warm(
+        name=f"local-{socket.gethostname()}",
+        config=config_from_settings(),
+        lease_seconds=float(settings.GREENLIGHT_LEASE_SECONDS),
+    )
+
+    def make(batch: RunBatch) -> None:
+        _heartbeat(warm, f"run {batch.run_id}: {len(batch.serials)} asset(s)")
+        batch_work(run_id=batch.run_id, serials=batch.serials, warm=warm)
+        _heartbeat(warm, "")
+
+    return make
+
+
+def _heartbeat(warm: Any, current: str) -> None:
+    """This process, making batches itself, reports as a worker named after its host."""
+    from review.intake import worker_heartbeat_record
+
+    worker_heartbeat_record(
+        name=warm.name,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        queues=["local"],
+        models_loaded=warm.cache.names(),
+        batches_done=warm.batches_done,
+        current=current,
+    )
+
+
+def dispatch_choose() -> tuple[Dispatch, str]:
+    """Task workers when a Prefect server is configured, else this process."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return prefect_dispatch, "task workers"
+    return local_dispatch(), "this process"
+
+
+def in_flight_default() -> int:
+    """Two batches per live worker (one being made, one waiting), at least two."""
+    from review.selectors import worker_list
+
+    return max(2, 2 * sum(1 for w in worker_list() if w.alive))
+
+
+@flow(name=COORDINATE_FLOW, validate_parameters=True)
+def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0) -> str:
+    """Coordinate one campaign run: its batches to the workers, until it ends or is paused."""
+    dispatch, where = dispatch_choose()
+    logger.info("run=%s coordinating, batches made by %s", run_id, where)
+    outcome = coordinate(
+        run_id=run_id,
+        batch_size=batch_size,
+        dispatch=dispatch,
+        max_in_flight=max_in_flight or in_flight_default(),
+        flow_run_id=str(current_flow_run.id or ""),
+    )
+    return outcome.line()
+
+
+SCHEDULED_FLOW = "campaign-scheduled"
+
+
+@flow(name=SCHEDULED_FLOW, validate_parameters=True)
+def campaign_scheduled(campaign: str, batch_size: int = 8) -> str:
+    """A campaign's schedule fired: start a run of it (as the scheduler) and coordinate it. A
+    campaign whose previous run is still open is left to that run."""
+    from prompt_library.models import Campaign
+    from review.errors import RunRefusedError
+    from review.services.runs import campaign_run_start
+
+    row = Campaign.objects.get(name=campaign)
+    try:
+        run = campaign_run_start(campaign=row, actor=None, submit=False)
+    except RunRefusedError as exc:
+        logger.warning("campaign %s: scheduled run skipped: %s", campaign, exc)
+        return str(exc)
+    return campaign_coordinate(run_id=run.pk, batch_size=batch_size)

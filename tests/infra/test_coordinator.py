@@ -1,0 +1,162 @@
+"""A campaign run's coordinator with batches made in this process (no Prefect server): the
+shipped model, real signing, PostgreSQL, files on disk. Runs end, cancel and resume with every
+asset made exactly once; a run that comes first overtakes one already running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from infra.coordinator import coordinate, local_dispatch
+from prompt_library.models import Campaign
+from prompt_library.services import library_load
+from review.audit import AuditAction
+from review.intake import RunBatch
+from review.models import Asset, AuditEvent, Run, WorkerHeartbeat
+from review.services.runs import campaign_run_start, run_cancel, run_resume
+from review.states import AssetState
+from tests.factories import make_user
+from tests.fixture_types import SettingsWrapper
+
+SUBMITTED: list[int] = []
+
+
+def submit_record(*, run_id: int, priority: int) -> str:
+    """GREENLIGHT_CAMPAIGN_RUN_SUBMIT here: the test coordinates the run itself."""
+    SUBMITTED.append(run_id)
+    return "recorded"
+
+
+@pytest.fixture
+def loaded(greenlight_settings: SettingsWrapper, library_dir: Path) -> SettingsWrapper:
+    greenlight_settings.GREENLIGHT_CAMPAIGN_RUN_SUBMIT = f"{__name__}.submit_record"
+    greenlight_settings.GREENLIGHT_LEASE_SECONDS = 30
+    SUBMITTED.clear()
+    library_load()
+    return greenlight_settings
+
+
+def stored(settings: SettingsWrapper) -> set[str]:
+    """The generated files in storage (the library's source images, under sources/, are not)."""
+    root = Path(settings.GREENLIGHT_STORAGE_ROOT)
+    files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    return {f for f in files if not f.startswith("sources/")}
+
+
+def referenced() -> set[str]:
+    return {p for a in Asset.objects.all() for p in (a.file_path, a.thumb_path) if p}
+
+
+def made_once(run: Run) -> None:
+    """Every asset of the run in review was generated exactly once (one `generated` event)."""
+    for asset in Asset.objects.filter(run=run, state=AssetState.IN_REVIEW):
+        assert AuditEvent.objects.filter(asset=asset, action=AuditAction.GENERATED).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_run_coordinated_here_makes_every_variant_once_and_ends_succeeded(loaded: SettingsWrapper) -> None:
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    outcome = coordinate(run_id=run.pk, batch_size=4, dispatch=local_dispatch(), max_in_flight=2)
+    worker = f"local-{socket.gethostname()}"  # this process, as its heartbeat names it
+    beat = WorkerHeartbeat.objects.get(name=worker)
+    assert (beat.batches_done, beat.current, beat.pid) == (3, "", os.getpid())
+    run.refresh_from_db()
+    assert (outcome.state, outcome.batches_sent, outcome.assets_resent) == ("succeeded", 3, 0)
+    assert (run.state, run.done, run.failed, run.left, run.workers) == ("succeeded", 12, 0, 0, {worker: 12})
+    assert run.started_at is not None and run.finished_at is not None
+    made_once(run)
+    assert stored(loaded) == referenced() and len(referenced()) == 24
+    finished = AuditEvent.objects.get(action=AuditAction.RUN_FINISHED)
+    assert finished.detail["done"] == 12 and finished.to_state == "succeeded"
+    # Coordinating it again finds nothing to do.
+    assert coordinate(run_id=run.pk, batch_size=4, dispatch=local_dispatch(), max_in_flight=2).batches_sent == 0
+
+
+@pytest.mark.django_db
+def test_cancel_after_a_batch_then_resume_makes_only_what_is_left(loaded: SettingsWrapper) -> None:
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    make = local_dispatch()
+
+    def make_then_cancel(batch: RunBatch) -> None:
+        make(batch)
+        if Run.objects.get(pk=run.pk).state == Run.State.RUNNING:
+            run_cancel(run=run, actor=operator)
+
+    first = coordinate(run_id=run.pk, batch_size=4, dispatch=make_then_cancel, max_in_flight=1)
+    run.refresh_from_db()
+    assert (first.state, first.batches_sent) == ("cancelled", 1)
+    assert (run.done, run.cancelled, run.left) == (4, 8, 0)
+    assert Asset.objects.filter(run=run, state=AssetState.CANCELLED).count() == 8
+    assert stored(loaded) == referenced() and len(referenced()) == 8  # nothing of the cancelled
+
+    resumed = run_resume(run=run, actor=operator)
+    assert [run.pk, run.pk] == SUBMITTED and (resumed.left, resumed.done) == (8, 4)
+    second = coordinate(run_id=run.pk, batch_size=4, dispatch=local_dispatch(), max_in_flight=1)
+    run.refresh_from_db()
+    assert (second.state, second.batches_sent) == ("succeeded", 2)
+    assert (run.done, run.cancelled, run.failed) == (12, 0, 0)
+    made_once(run)
+    assert Asset.objects.filter(run=run).count() == 12 and stored(loaded) == referenced()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_landing_mid_batch_hands_nothing_over_and_leaves_no_files(loaded: SettingsWrapper) -> None:
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    worker = threading.Thread(
+        target=coordinate, kwargs={"run_id": run.pk, "batch_size": 12, "dispatch": local_dispatch(), "max_in_flight": 1}
+    )
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not Asset.objects.filter(run=run).exclude(gen_worker="").exists():  # the batch is taken
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    run_cancel(run=run, actor=operator)
+    worker.join(timeout=120)
+    run.refresh_from_db()
+    assert (run.state, run.done, run.cancelled) == ("cancelled", 0, 12)
+    assert stored(loaded) == set() and referenced() == set()
+    assert not AuditEvent.objects.filter(action=AuditAction.GENERATED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_with_a_deadline_overtakes_a_scheduled_campaign_already_running(loaded: SettingsWrapper) -> None:
+    from django.utils import timezone
+
+    operator = make_user(("operator",))
+    scheduled = campaign_run_start(campaign=Campaign.objects.get(name="demo-catalog"), actor=operator)
+    request = Campaign.objects.get(name="demo-spring")
+    request.kind, request.deadline = Campaign.Kind.REQUEST, timezone.now()
+    request.save()
+    order: list[int] = []
+    make = local_dispatch()
+    lock = threading.Lock()  # one worker: one batch made at a time
+
+    def one_worker(batch: RunBatch) -> None:
+        with lock:
+            order.append(batch.run_id)
+            make(batch)
+
+    first = threading.Thread(
+        target=coordinate, kwargs={"run_id": scheduled.pk, "batch_size": 4, "dispatch": one_worker, "max_in_flight": 1}
+    )
+    first.start()
+    while not order:  # the campaign is running its first batch
+        time.sleep(0.01)
+    urgent = campaign_run_start(campaign=request, actor=operator)
+    assert urgent.priority == 0 and scheduled.priority == 5
+    coordinate(run_id=urgent.pk, batch_size=4, dispatch=one_worker, max_in_flight=1)
+    first.join(timeout=300)
+    # After the batch it was making, the campaign waited until the request was all made.
+    assert order[0] == scheduled.pk and order[-1] == scheduled.pk
+    urgent_at = [i for i, r in enumerate(order) if r == urgent.pk]
+    assert urgent_at == list(range(urgent_at[0], urgent_at[0] + 3)) and urgent_at[0] <= 2
+    assert Run.objects.get(pk=urgent.pk).state == "succeeded"
+    assert Run.objects.get(pk=scheduled.pk).state == "succeeded"
