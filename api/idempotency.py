@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Header, Schema, Status
@@ -35,6 +36,7 @@ from api.models import IdempotencyRecord
 from api.problems import ApiProblem
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+EXPIRE_BATCH = 100
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no spaces
 HEADER = "Idempotency-Key"
 IdempotencyKey = Header(
@@ -77,7 +79,9 @@ def idempotent(
     user = actor(request)
     now = now or timezone.now()
     fingerprint = _fingerprint(request, body)
-    IdempotencyRecord.objects.filter(user=user, key=key, expires_at__lte=now).delete()
+    # Expired records go as new ones come: this key's, and a bounded batch of any others.
+    expired = list(IdempotencyRecord.objects.filter(expires_at__lte=now).values_list("pk", flat=True)[:EXPIRE_BATCH])
+    IdempotencyRecord.objects.filter(Q(pk__in=expired) | Q(user=user, key=key, expires_at__lte=now)).delete()
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(

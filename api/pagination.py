@@ -73,13 +73,19 @@ def keyset_page(
     item: Callable[[M], Any],
     dated: bool = True,
 ) -> dict[str, Any]:
-    """One page of `qs` ordered by (`field`, id), descending by default, after `page.cursor`."""
+    """One page of `qs` ordered by (`field`, id), descending by default, after `page.cursor`;
+    `field="id"` orders by the id alone (newest first for a table whose ids grow with time)."""
     op = "lt" if descending else "gt"
-    if page.cursor:
-        value, pk = cursor_decode(page.cursor, dated=dated)
-        qs = qs.filter(Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk}))
     sign = "-" if descending else ""
-    rows = list(qs.order_by(f"{sign}{field}", f"{sign}pk")[: page.limit + 1])
+    by_id = field == "id"  # an append-only table: the id is the creation order, on the primary key's index
+    if page.cursor:
+        value, pk = cursor_decode(page.cursor, dated=dated and not by_id)
+        if by_id:
+            qs = qs.filter(**{f"pk__{op}": pk})
+        else:
+            qs = qs.filter(Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk}))
+    order = [f"{sign}pk"] if by_id else [f"{sign}{field}", f"{sign}pk"]
+    rows = list(qs.order_by(*order)[: page.limit + 1])
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     next_cursor = cursor_encode(getattr(rows[-1], field), rows[-1].pk) if more and rows else None

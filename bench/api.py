@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -190,23 +191,19 @@ def measure(requests: int) -> dict[str, list[float]]:
     latencies: dict[str, list[float]] = {"list assets": [], "asset detail": [], "claim": [], "decide": []}
     client.get("/api/v1/assets")  # warm: imports, the first connection
     for n in range(requests):
-        query = {"limit": 50} if n % 2 else {"limit": 50, "state": "in_review"}
-        response = timed(latencies["list assets"], lambda q=query: client.get("/api/v1/assets", q))
+        query: dict[str, str | int] = {"limit": 50} if n % 2 else {"limit": 50, "state": "in_review"}
+        response = timed(latencies["list assets"], partial(client.get, "/api/v1/assets", query))
         assert response.status_code == 200, response.content[:300]
         serial = rng.choice(serials)
-        response = timed(latencies["asset detail"], lambda s=serial: client.get(f"/api/v1/assets/{s}"))
+        response = timed(latencies["asset detail"], partial(client.get, f"/api/v1/assets/{serial}"))
         assert response.status_code == 200, response.content[:300]
-        response = timed(latencies["claim"], lambda: client.post("/api/v1/queue/claim"))
+        response = timed(latencies["claim"], partial(client.post, "/api/v1/queue/claim"))
         assert response.status_code == 200, response.content[:300]
         claimed = json.loads(response.content)["serial"]
         body = {"reason": "off_brand"} if n % 5 == 4 else {"comment": "ok"}
         verb = "reject" if n % 5 == 4 else "approve"
-        response = timed(
-            latencies["decide"],
-            lambda c=claimed, v=verb, b=body: client.post(
-                f"/api/v1/assets/{c}/{v}", json.dumps(b), content_type="application/json"
-            ),
-        )
+        decide = partial(client.post, f"/api/v1/assets/{claimed}/{verb}", json.dumps(body), "application/json")
+        response = timed(latencies["decide"], decide)
         assert response.status_code == 200, response.content[:300]
     return latencies
 

@@ -15,7 +15,10 @@ mirror and a mirror after JPEG, is applied to every image:
   The set holds several random crops (each at least half the side) of the same photograph: a match
   between two of those is counted apart ("same photo"), as they show much of the same scene.
 
-The similarities (cosine) are printed as well: a match needs ``MATCH_SIMILARITY``.
+The similarities (cosine) are printed as well: a match needs ``MATCH_SIMILARITY``. Measured: the
+only false matches are between the set's synthetic gradients (pictures that are a smooth luma ramp
+and nothing else look alike to a luma descriptor); no photograph, texture, pattern or product shot
+matched another picture.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from PIL import Image, ImageOps
 
 from bench.watermark_robustness import CASES, Case, encoded, image_set
-from provenance.fingerprint import MATCH_SIMILARITY, fingerprint_similarity, image_fingerprint
+from provenance.fingerprint import MATCH_SIMILARITY, image_fingerprint, image_probes, probes_similarity
 
 
 def corner_crop(image: Image.Image, share: float) -> Image.Image:
@@ -71,7 +74,8 @@ def main() -> None:
         rejects = matches = pairs = same = same_pairs = 0
         for index, master in enumerate(masters):
             attacked = case.attack(master)
-            similarities = [fingerprint_similarity(attacked, fingerprint) for fingerprint in stored]
+            probes = image_probes(attacked)
+            similarities = [probes_similarity(probes, fingerprint) for fingerprint in stored]
             mine = similarities[index]
             assert mine is not None
             own.append(mine)

@@ -165,7 +165,9 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     timers.wrap(run, "assets_hand_over", "hand-over")
     finalize = {
         "auto": None,
-        "overlap": FinalizePlan(overlap=True, threads=1, reason="bench: overlap, one thread"),
+        "overlap": FinalizePlan(
+            overlap=True, threads=1, nice=10, reason="bench: beside generation, one thread, nice 10"
+        ),
         "after": FinalizePlan(overlap=False, threads=os.cpu_count() or 1, reason="bench: after each batch"),
     }[args.finalize]
     started = time.perf_counter()

@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow
 from prefect.runtime import flow_run as current_flow_run
@@ -29,6 +29,7 @@ from prefect.runtime import flow_run as current_flow_run
 import infra.django_boot  # noqa: F401  (sets up Django before the review models are imported)
 from review.intake import (
     RunBatch,
+    RunStatus,
     run_batches_plan,
     run_begin,
     run_finish_check,
@@ -67,6 +68,7 @@ def coordinate(
     poll_seconds: float = 0.25,
     flow_run_id: str = "",
     untaken_seconds: float = 300.0,
+    on_progress: Callable[[RunStatus], None] | None = None,
 ) -> CoordinateOutcome:
     """Hand the run's pending batches out until it ends, is paused or cancelled (see the module)."""
     started = time.perf_counter()
@@ -103,7 +105,9 @@ def coordinate(
                 logger.info("run=%s batch sent: model=%s serials=%s", run_id, batch.model_name, list(batch.serials))
         else:
             time.sleep(poll_seconds)
-        status = run_status(run_id=run_id)
+        before, status = status.pending, run_status(run_id=run_id)
+        if on_progress is not None and status.pending != before:
+            on_progress(status)
     outcome = CoordinateOutcome(run_id, status.state, batches_sent, resent, time.perf_counter() - started)
     logger.info(outcome.line())
     return outcome
@@ -179,8 +183,28 @@ def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0
         dispatch=dispatch,
         max_in_flight=max_in_flight or in_flight_default(),
         flow_run_id=str(current_flow_run.id or ""),
+        on_progress=_progress_artifact(run_id),
     )
     return outcome.line()
+
+
+def _progress_artifact(run_id: int) -> Callable[[RunStatus], None]:
+    """The flow run's progress artifact in the Prefect UI: made at the first change, then moved."""
+    from uuid import UUID
+
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    made: list[UUID] = []
+
+    def report(status: RunStatus) -> None:
+        percent = 100.0 * (status.total - status.pending) / status.total if status.total else 100.0
+        if made:
+            update_progress_artifact(made[0], progress=percent)
+        else:
+            artifact = create_progress_artifact(progress=percent, description=f"run {run_id}: assets made")
+            made.append(cast(UUID, artifact))  # sync-or-async dispatch: called from sync code, a UUID
+
+    return report
 
 
 SCHEDULED_FLOW = "campaign-scheduled"

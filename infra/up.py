@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    def on_term(*_: object) -> None:
+        stop_all()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         start(
             "prefect",

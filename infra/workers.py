@@ -30,7 +30,9 @@ logger = logging.getLogger("greenlight.worker")
 HEARTBEAT_SECONDS = 5.0  # at most; a third of the lease when that is shorter
 
 
-def worker_main(*, name: str, models: list[str], capacity: int, limit: int, preload: bool) -> None:
+def worker_main(
+    *, name: str, models: list[str], capacity: int, limit: int, preload: bool, overlap: bool = True
+) -> None:
     """Run one generation worker until it is stopped (see the module)."""
     from django.conf import settings
     from prefect.task_worker import serve
@@ -47,6 +49,7 @@ def worker_main(*, name: str, models: list[str], capacity: int, limit: int, prel
         config=config,
         lease_seconds=float(settings.GREENLIGHT_LEASE_SECONDS),
         cache=PipelineCache(capacity),
+        overlap=overlap,
     )
     WARM["warm"] = warm
     if preload:
@@ -111,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--limit", type=int, default=1, help="batches made at once")
     worker.add_argument("--no-preload", action="store_true", help="load models at their first batch")
     worker.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own choice)")
+    worker.add_argument(
+        "--no-overlap", action="store_true", help="finish each batch before generating the next (default: overlap)"
+    )
     sub.add_parser("coordinator", help="serve the coordinator deployment and the campaigns' schedules")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -125,7 +131,12 @@ def main(argv: list[str] | None = None) -> None:
 
             torch.set_num_threads(args.threads)
         worker_main(
-            name=args.name, models=models, capacity=args.capacity, limit=args.limit, preload=not args.no_preload
+            name=args.name,
+            models=models,
+            capacity=args.capacity,
+            limit=args.limit,
+            preload=not args.no_preload,
+            overlap=not args.no_overlap,
         )
     else:
         coordinator_main()

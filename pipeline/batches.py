@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import numpy as np
 from PIL import Image
 
 from models import ModelManifest
 from models.captioner import alt_text_compose, captioner_load
-from models.loading import pipeline_load
+from models.loading import pipeline_load, pipeline_setup
 from pipeline.config import PipelineConfig
 from pipeline.finalize import Signing, clip_finalize, image_finalize
 from pipeline.generate import images_generate
@@ -22,8 +23,10 @@ from pipeline.video import clips_generate
 from prompt_library.specs import Variant
 from provenance.credentials import reader_context
 from provenance.keys import signer_create
+from provenance.media import WATERMARK_MIN_SIDE
 from provenance.mp4 import Clip
 from provenance.storage import LocalStorage
+from provenance.watermark import watermark_embed
 from provenance.watermark_keys import WatermarkKey, watermark_keys_load
 from review.intake import GeneratedFile
 
@@ -64,11 +67,13 @@ def finalize_plan(*, device: str, cores: int | None = None, generation_threads: 
     * A CPU with cores the model does not use: those cores finalise the previous batch meanwhile.
     * A CPU whose cores all run the model (the default): the model keeps the whole machine while
       it generates, and each batch is finalised on every core between two batches. Measured on 2
-      cores (embedded model, 48 images, batch 8): finalising in a thread beside a 2-thread torch
-      took generation from 8.8 s to far longer (OpenMP threads spin at their barriers while a core
-      is taken from one of them), and a thread at nice 19 beside it still cost 11.7 s against
-      8.8 s (the spinning leaves it no idle time, so each batch waits for the previous one to
-      finish); one batch's post-processing on both cores between batches costs its CPU time only.
+      cores (embedded model, 64 images, batch 8, 2 torch threads, post-processing at 512²): the raw
+      loop took 8.8 s; finalising each previous batch in a thread at nice 19 beside generation took
+      11.7 s in all (generation itself 9.4 s: torch's OpenMP threads spin at their barriers, so
+      the low-priority thread finds no idle core and each batch then waits for the previous one's
+      post-processing). Finalising between batches costs the post-processing's CPU time divided by
+      the cores and nothing more; a plain thread beside a busy 2-thread torch pool is the worst
+      of all (generation slows by more than the thread's own work).
     """
     cores = cores or len(os.sched_getaffinity(0))
     if device != "cpu":
@@ -88,6 +93,23 @@ def finalize_plan(*, device: str, cores: int | None = None, generation_threads: 
     )
 
 
+def worker_warm(manifests: Sequence[ModelManifest], config: PipelineConfig) -> FinalizePlan:
+    """What a long-lived worker pays once, at start, instead of in its first run: load each
+    model (``pipeline_load`` keeps it for the process), open the signer and trust context once
+    (the signing files are read and checked), and mark one noise image (the watermark builds its
+    codebook on first use). Returns the post-processing plan for the first model's device."""
+    plan = finalize_plan(device="cpu")
+    for index, manifest in enumerate(manifests):
+        pipeline_load(manifest)
+        if index == 0:
+            plan = finalize_plan(device=pipeline_setup(manifest).plan.device)
+    mark_key = watermark_keys_load(config.watermark_keys).current
+    grain = np.random.default_rng(0).integers(64, 192, (WATERMARK_MIN_SIDE, WATERMARK_MIN_SIDE, 3), dtype=np.uint8)
+    with signer_create(config.signing), reader_context(config.signing):
+        watermark_embed(Image.fromarray(grain), 1, key=mark_key.secret)
+    return plan
+
+
 def batch_finalize(
     variants: Sequence[Variant],
     serials: Sequence[int],
@@ -101,7 +123,7 @@ def batch_finalize(
     store each image or clip of a batch. A failure is returned with its variant, not raised, so
     one bad file does not lose the rest of the batch.
 
-    ``threads`` (``pipeline.run.finalize_plan``) finalise that many assets at once, each thread
+    ``threads`` (``finalize_plan``) finalise that many assets at once, each thread
     with its own signer and trust context, opened once for the batch (c2pa's native handles are
     not shared between threads). Results keep the batch's order."""
     if threads < 1:

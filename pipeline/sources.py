@@ -20,20 +20,22 @@ from models.loading import controlnet_load
 from pipeline.errors import GenerationError, GenerationInputError
 from prompt_library.errors import SourceImageError
 from prompt_library.sources import ALPHA_MASK, mask_from_alpha, source_image_load
-from prompt_library.specs import TEXT_TO_IMAGE, Variant
+from prompt_library.specs import Variant
 from provenance.credentials import Ingredient
 
 RELATIONSHIPS = {"inpainting": "componentOf", "image-to-image": "inputTo"}
 
 
 def source_ingredients(variant: Variant) -> tuple[Ingredient, ...]:
-    """The C2PA ingredients of ``variant``'s master: none for text-to-image. The sources were
+    """The C2PA ingredients of ``variant``'s master: none without a source photo. The sources were
     read as the batch was generated (``source_image_load`` keeps them), so the signing thread
     does not go back to the database."""
-    if variant.mode == TEXT_TO_IMAGE:
+    if not variant.source_image:
         return ()
     photo = source_image_load(sha256=variant.source_image)
-    made = [Ingredient(data=photo.data, mime=photo.mime, title=photo.name, relationship=RELATIONSHIPS[variant.mode])]
+    # A ControlNet's photo (text-to-image) gave the structure: an input, like image-to-image's.
+    relationship = RELATIONSHIPS.get(variant.mode, "inputTo")
+    made = [Ingredient(data=photo.data, mime=photo.mime, title=photo.name, relationship=relationship)]
     if variant.mask and variant.mask != ALPHA_MASK:
         mask = source_image_load(sha256=variant.mask, field="mask")
         made.append(Ingredient(data=mask.data, mime=mask.mime, title=mask.name, relationship="inputTo"))

@@ -16,11 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from models import ModelManifest, manifest_load
 from models.cache import PipelineCache
-from pipeline.batches import batch_finalize, batch_generate, error_text
+from pipeline.batches import Media, batch_finalize, batch_generate, error_text
 from pipeline.config import PipelineConfig
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import prompt_version_get
@@ -42,6 +43,25 @@ class Warm:
     current: set[int] = field(default_factory=set)  # serials being made: the heartbeat renews their leases
     batches_done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Finish (finalise and hand over) each batch in one thread of its own while the next one is
+    # generated: the accelerator (or the torch threads) never wait for the CPU work.
+    overlap: bool = False
+    pending: Future[BatchOutcome] | None = None
+    _finisher: ThreadPoolExecutor | None = None
+
+    def finisher(self) -> ThreadPoolExecutor:
+        if self._finisher is None:
+            self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-finish")
+        return self._finisher
+
+    def flush(self) -> None:
+        """Wait until the batch being finished (if any) is handed over."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception:  # logged where it happened; its assets' leases lapse and are retried
+                logger.exception("worker=%s finishing a batch failed", self.name)
 
     def manifest(self, template: str, number: int) -> ModelManifest:
         """The model of a template version, checked once per worker (`version_preflight`) and made
@@ -79,7 +99,13 @@ class BatchOutcome:
 
 
 def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutcome:
-    """Make what is still to be made of one batch of a run, and hand it over (see the module)."""
+    """Make what is still to be made of one batch of a run, and hand it over (see the module).
+
+    With `warm.overlap`, the batch is generated here and finalised (watermark, sign, store, hand
+    over) in the worker's one finishing thread, while the next batch is generated: this returns
+    once the previous batch is finished and this one's finishing has started (its outcome is
+    logged when it ends). The batch's leases are renewed until it is handed over either way.
+    """
     started = time.perf_counter()
     taken = run_batch_take(run_id=run_id, serials=serials, worker=warm.name, lease_seconds=warm.lease_seconds)
     if not taken:
@@ -88,37 +114,78 @@ def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutco
     with warm.lock:
         warm.current.update(t.serial for t in taken)
     try:
-        handed, failed, removed = _make(run_id, taken, warm)
+        generated = _generate(run_id, taken, warm)
+    except BaseException:
+        _release(warm, taken)
+        raise
+    if not warm.overlap:
+        return _finish(run_id, len(serials), taken, generated, warm, started)
+    warm.flush()  # at most one batch finishing while the next one is generated
+    warm.pending = warm.finisher().submit(_finish, run_id, len(serials), taken, generated, warm, started)
+    return BatchOutcome(run_id, warm.name, len(serials), len(taken), 0, 0, 0, time.perf_counter() - started)
+
+
+# One template version's part of a batch: its assets, and its images (or the error that stopped them).
+_Generated = tuple[list[TakenAsset], Sequence[Media] | None, float | None, str]
+
+
+def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Generated]:
+    """One model call per template version of the batch, on the warm pipeline."""
+    groups: dict[tuple[str, int], list[TakenAsset]] = {}
+    for item in taken:
+        groups.setdefault((item.variant.template, item.variant.template_version), []).append(item)
+    out: list[_Generated] = []
+    for (template, number), items in groups.items():
+        try:
+            manifest = warm.manifest(template, number)
+            generate_started = time.perf_counter()
+            media = batch_generate(manifest, [t.variant for t in items])
+            # Each asset's share of the generation time (the dashboard's cost).
+            out.append((items, media, (time.perf_counter() - generate_started) / max(1, len(items)), ""))
+        except Exception as exc:  # the whole group failed: recorded on each of its assets
+            logger.exception("run=%s worker=%s batch of %d failed to generate", run_id, warm.name, len(items))
+            out.append((items, None, None, error_text(exc)))
+    return out
+
+
+def _release(warm: Warm, taken: Sequence[TakenAsset]) -> None:
+    with warm.lock:
+        warm.current.difference_update(t.serial for t in taken)
+        warm.batches_done += 1
+
+
+def _finish(
+    run_id: int, asked: int, taken: Sequence[TakenAsset], generated: list[_Generated], warm: Warm, started: float
+) -> BatchOutcome:
+    try:
+        handed, failed, removed = _make(run_id, generated, warm)
     finally:
-        with warm.lock:
-            warm.current.difference_update(t.serial for t in taken)
-            warm.batches_done += 1
-    outcome = BatchOutcome(
-        run_id, warm.name, len(serials), len(taken), handed, failed, removed, time.perf_counter() - started
-    )
+        _release(warm, taken)
+    outcome = BatchOutcome(run_id, warm.name, asked, len(taken), handed, failed, removed, time.perf_counter() - started)
     logger.info(outcome.line())
     return outcome
 
 
-def _make(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> tuple[int, int, int]:
-    """Generate, finalise and hand over the taken assets, one model call per template version."""
-    groups: dict[tuple[str, int], list[TakenAsset]] = {}
-    for item in taken:
-        groups.setdefault((item.variant.template, item.variant.template_version), []).append(item)
+def _make(run_id: int, generated: list[_Generated], warm: Warm) -> tuple[int, int, int]:
+    """Finalise and hand over what was generated, one template version at a time."""
     handed = failed = removed = 0
     storage = LocalStorage(warm.config.storage_root)
-    for (template, number), items in groups.items():
+    for items, media, seconds_each, error in generated:
         serials = [t.serial for t in items]
         variants = [t.variant for t in items]
         try:
-            manifest = warm.manifest(template, number)
-            media = batch_generate(manifest, variants)
+            if media is None:
+                raise _GenerationFailed(error)
             files, failures = batch_finalize(variants, serials, media, warm.config, mark_ids=[t.mark_id for t in items])
-        except Exception as exc:  # the whole group failed: recorded on each of its assets
-            logger.exception("run=%s worker=%s batch of %d failed", run_id, warm.name, len(items))
-            error = error_text(exc)
+        except _GenerationFailed:
             files, failures = [], [(v.key, error) for v in variants]
-        result = run_batch_hand_over(run_id=run_id, worker=warm.name, files=files, failures=failures)
+        except Exception as exc:  # the whole group failed: recorded on each of its assets
+            logger.exception("run=%s worker=%s batch of %d failed to finalise", run_id, warm.name, len(items))
+            text = error_text(exc)
+            files, failures = [], [(v.key, text) for v in variants]
+        result = run_batch_hand_over(
+            run_id=run_id, worker=warm.name, files=files, failures=failures, generation_seconds=seconds_each
+        )
         for file in result.unused:  # its asset was cancelled (or made elsewhere) meanwhile
             for path in (file.file_path, file.thumb_path):
                 if path and storage.exists(path):
@@ -133,3 +200,7 @@ def _make(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> tuple[int, in
         handed += len(result.handed)
         failed += len(result.failed)
     return handed, failed, removed
+
+
+class _GenerationFailed(Exception):
+    """A group whose generation failed (its error already recorded as text)."""

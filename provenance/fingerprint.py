@@ -66,14 +66,23 @@ def fingerprint_similarity(image: Image.Image, fingerprint: str) -> float | None
     """The largest cosine similarity between ``image`` (whole and cropped, in each of the 8
     orientations: quarter turns, mirrored or not) and a stored descriptor; None when
     ``fingerprint`` is empty or not one this module wrote."""
+    return probes_similarity(image_probes(image), fingerprint)
+
+
+def image_probes(image: Image.Image) -> Vector:
+    """The file's side of the comparison, one unit vector per row (compute once, compare with many)."""
+    luma = _luma(image)
+    views = [np.rot90(view, turns) for view in (luma, luma[:, ::-1]) for turns in range(4)]
+    return np.stack(
+        [_unit(_vector(_crop(np.ascontiguousarray(view), share))) for view in views for share in FILE_CROPS]
+    )
+
+
+def probes_similarity(probes: Vector, fingerprint: str) -> float | None:
+    """``fingerprint_similarity`` for probes made by ``image_probes``."""
     stored = _parse(fingerprint)
     if stored is None:
         return None
-    luma = _luma(image)
-    views = [np.rot90(view, turns) for view in (luma, luma[:, ::-1]) for turns in range(4)]
-    probes = np.stack(
-        [_unit(_vector(_crop(np.ascontiguousarray(view), share))) for view in views for share in FILE_CROPS]
-    )
     return float(np.max(probes @ stored.T))
 
 

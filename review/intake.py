@@ -262,6 +262,7 @@ class RunStatus:
     priority: int
     pending: int  # assets of the run still to be made
     unleased: int  # of those, how many no live worker holds
+    total: int = 0  # assets the run was given
 
 
 def run_begin(*, run_id: int, flow_run_id: str = "") -> RunStatus:
@@ -278,11 +279,11 @@ def run_begin(*, run_id: int, flow_run_id: str = "") -> RunStatus:
 
 
 def run_status(*, run_id: int, now: datetime | None = None) -> RunStatus:
-    run = Run.objects.only("state", "priority").get(pk=run_id)
+    run = Run.objects.only("state", "priority", "total").get(pk=run_id)
     now = now or timezone.now()
     pending = Asset.objects.filter(run_id=run_id, state=AssetState.PENDING)
     unleased = pending.filter(Q(gen_lease_until__isnull=True) | Q(gen_lease_until__lt=now))
-    return RunStatus(run_id, run.state, run.priority, pending.count(), unleased.count())
+    return RunStatus(run_id, run.state, run.priority, pending.count(), unleased.count(), run.total)
 
 
 def run_batches_plan(*, run_id: int, batch_size: int, serials: Sequence[int] | None = None) -> list[RunBatch]:

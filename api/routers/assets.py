@@ -73,7 +73,7 @@ def assets_list(request: HttpRequest, filters: Query[AssetFilters], page: Query[
         qs = qs.filter(created_at__lt=filters.created_before)
     if filters.q:
         qs = qs.filter(prompt__icontains=filters.q.replace("\x00", ""))
-    return keyset_page(qs, page=page, field="created_at", item=asset_summary)
+    return keyset_page(qs, page=page, field="id", dated=False, item=asset_summary)
 
 
 @router.get("/assets/{serial}", response={200: AssetDetail, **ERRORS_READ}, summary="One asset")

@@ -246,7 +246,7 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters], page: Query[Page
         qs = qs.filter(campaign__name=filters.campaign)
     if filters.state:
         qs = qs.filter(state=filters.state)
-    return keyset_page(qs, page=page, field="created_at", item=run_out)
+    return keyset_page(qs, page=page, field="id", dated=False, item=run_out)
 
 
 @router.get("/runs/{run_id}", response={200: RunOut, **ERRORS_READ}, summary="One run")

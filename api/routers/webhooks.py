@@ -64,4 +64,4 @@ def deliveries_list(request: HttpRequest, filters: Query[DeliveryFilters], page:
         qs = qs.filter(event=filters.event)
     if filters.state:
         qs = qs.filter(state=filters.state)
-    return keyset_page(qs, page=page, field="created_at", item=delivery_out)
+    return keyset_page(qs, page=page, field="id", dated=False, item=delivery_out)

@@ -301,7 +301,7 @@ def decision_time(filters: InsightFilters) -> Table:
         "decision_time",
         "Time from generation to decision",
         ("version", "decided", "mean_seconds"),
-        tuple((label, int(n or 0), float(s) / int(n) if n else None) for label, s, n in rows),
+        tuple((label, int(n), float(s) / int(n)) for label, s, n in rows if n),
     )
 
 

@@ -144,6 +144,10 @@ def request_more(
         already=before,
         require_deadline_future=False,
     )
+    if checked.variant_count == before:
+        raise BriefRefusedError(
+            [BriefProblem("values", added, "adds no new variants: each value is already asked for")]
+        )
     with transaction.atomic():
         locked = AssetRequest.objects.select_for_update().get(pk=current.pk)
         if locked.cancelled_at is not None:

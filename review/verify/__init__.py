@@ -13,8 +13,13 @@ Identifying an asset, without false matches:
    manifest was signed by a trusted signer with a validated claim signature: trusted, or invalid
    only because the content no longer matches (tampered pixels, intact credentials) and the
    watermark names the same serial;
-3. its watermark names a serial (reported only above the detector's false-positive bound).
+3. its watermark carries an asset's mark id (read with each of the installation's secret
+   watermark keys, reported only above the detector's false-positive bound) AND its picture
+   matches that asset's stored descriptor (`provenance.fingerprint`); a mark on another picture is
+   reported as such (`marked_as`), with none of that asset's record.
 A serial must also be an asset in this database (and its key must match the manifest's). A
+signing certificate that expired (or was revoked) after signing unchanged content gives the
+"expired" outcome, never "tampered". A
 manifest whose content does not match is evidence of the asset it was signed for, not of the
 pixels it is attached to: when the watermark names another asset (a manifest copied from another
 file) or cannot be read, the report names the manifest's asset as such (`manifest_asset`), never

@@ -119,6 +119,11 @@ def test_an_expired_key_is_forgotten(api_as: Callable[..., ApiClient]) -> None:
     assert client.post(f"/assets/{b.pk}/approve", {}, headers=key).status_code == 200
     IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert idempotency_records_expire() == 1
+    client.post(f"/assets/{AssetFactory.create().pk}/approve", {}, headers={"Idempotency-Key": "k-1"})
+    IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    # Another user's keyed request removes expired records as it comes.
+    api_as("reviewer").post(f"/assets/{AssetFactory.create().pk}/approve", {}, headers={"Idempotency-Key": "k-2"})
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["k-2"]
 
 
 def test_publish_revoke_and_verify_a_downloaded_rendition(

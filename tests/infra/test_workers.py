@@ -216,3 +216,37 @@ def test_a_coordinator_killed_mid_run_is_run_again_without_duplicates(
     assert (outcome.state, run.done, run.failed) == ("succeeded", 12, 0)
     all_made_once(run)
     assert stored(greenlight_settings) == referenced()
+
+
+def test_loading_a_library_with_a_schedule_creates_the_campaigns_deployment_schedule(
+    greenlight_settings: SettingsWrapper, library_dir: Path, prefect_api: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from infra.deployments import schedules_sync
+
+    def crons(deployment: Any) -> list[str]:
+        return [s.schedule.cron for s in deployment.schedules if isinstance(s.schedule, CronSchedule)]
+
+    spring = library_dir / "campaigns" / "demo-spring.yaml"
+    spring.write_text(spring.read_text() + 'schedule: {cron: "0 6 * * 1", timezone: Europe/Berlin}\n')
+    catalog = library_dir / "campaigns" / "demo-catalog.yaml"
+    catalog.write_text(catalog.read_text() + 'schedule: {cron: "30 7 * * *"}\nactive: false\n')
+    library_load()
+    assert schedules_sync() == ["campaign-scheduled/demo-catalog", "campaign-scheduled/demo-spring"]
+    with get_client(sync_client=True) as client:
+        spring_d = client.read_deployment_by_name("campaign-scheduled/demo-spring")
+        catalog_d = client.read_deployment_by_name("campaign-scheduled/demo-catalog")
+    (spring_s,) = spring_d.schedules
+    assert isinstance(spring_s.schedule, CronSchedule) and spring_s.active
+    assert (spring_s.schedule.cron, spring_s.schedule.timezone) == ("0 6 * * 1", "Europe/Berlin")
+    assert spring_d.parameters == {"campaign": "demo-spring"} and not spring_d.paused
+    assert catalog_d.paused and [crons(catalog_d)] == [["30 7 * * *"]]
+    # The schedule changed in the file: loading again updates the same deployment.
+    spring.write_text(spring.read_text().replace('"0 6 * * 1"', '"15 5 * * 2"'))
+    library_load()
+    schedules_sync()
+    with get_client(sync_client=True) as client:
+        again = client.read_deployment_by_name("campaign-scheduled/demo-spring")
+    assert again.id == spring_d.id and crons(again) == ["15 5 * * 2"]

@@ -3,24 +3,32 @@ like a downloaded checkpoint), and alt text extended by a captioning model as fi
 
 from __future__ import annotations
 
+import io
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 
-from models import VIDEO_ROLE
+from models import VIDEO_ROLE, ModelManifest
 from models.captioner import alt_text_compose, captioner_load
 from models.training.catalog_domain import Combo, catalog_draw
-from pipeline.batches import batch_finalize, batch_generate
+from pipeline import batches as batches_module
+from pipeline.batches import batch_finalize, batch_generate, finalize_plan, worker_warm
 from pipeline.config import config_from_settings
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.services import library_load
+from provenance.credentials import c2pa_read, reader_context
 from provenance.mp4 import Clip
+from provenance.storage import LocalStorage
+from provenance.watermark import watermark_read
 from tests.factories import clip_campaign_write
 from tests.fixture_types import SettingsWrapper
 from tests.pipeline.tiny_wan import WAN_CLIP, WAN_PARAMS
+from tests.provenance.marks import installation_key
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +74,64 @@ def test_a_captioner_adds_what_it_sees_after_the_templates_alt_text(
     # Without a captioner the variant's own alt text stands.
     plain, _ = batch_finalize(variants[:1], [104], images[:1], replace(config, captioner=""), mark_ids=[9104])
     assert plain[0].alt_text == ""
+
+
+@pytest.mark.parametrize(
+    ("device", "cores", "threads", "overlap", "finalisers"),
+    [
+        ("cuda:0", 8, 2, True, 7),  # an accelerator: the cores it does not need finalise meanwhile
+        ("cpu", 8, 2, True, 6),  # a CPU with cores the model does not use: those finalise meanwhile
+        ("cpu", 2, 2, False, 2),  # every core runs the model: finalise on all of them between batches
+        ("cpu", 1, 4, False, 1),
+    ],
+)
+def test_the_post_processing_plan_gives_generation_its_cores_and_finalising_the_rest(
+    device: str, cores: int, threads: int, overlap: bool, finalisers: int
+) -> None:
+    plan = finalize_plan(device=device, cores=cores, generation_threads=threads)
+
+    assert (plan.overlap, plan.threads) == (overlap, finalisers)
+    assert plan.reason.startswith(device.split(":")[0])
+
+
+def test_a_batch_finalised_on_two_threads_keeps_its_order_and_every_master_verifies(
+    greenlight_settings: SettingsWrapper, library_dir: Path
+) -> None:
+    library_load()
+    variants = campaign_plan_get(name="demo-catalog").variants[:5]
+    images = [
+        catalog_draw(Combo("mug", colour, "studio"), rng=random.Random(i)).resize((512, 512))
+        for i, colour in enumerate(("red", "blue", "green", "yellow", "white"))
+    ]
+    images[3] = Image.new("RGB", (100, 100))  # too small to carry the mark: fails alone
+    config = config_from_settings()
+
+    done, failed = batch_finalize(
+        variants, [201, 202, 203, 204, 205], images, config, mark_ids=[9201, 9202, 9203, 9204, 9205], threads=2
+    )
+
+    assert [file.key for file in done] == [v.key for i, v in enumerate(variants) if i != 3]
+    assert [key for key, _ in failed] == [variants[3].key] and "100" in failed[0][1]
+    storage = LocalStorage(config.storage_root)
+    key = installation_key()
+    with reader_context(config.signing) as context:
+        for file, mark_id in zip(done, [9201, 9202, 9203, 9205], strict=True):
+            master = storage.read(file.file_path)
+            assert c2pa_read(master, mime="image/png", context=context).state == "trusted"
+            assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB"), key=key).serial == mark_id
+
+
+def test_finalising_needs_at_least_one_thread(greenlight_settings: SettingsWrapper) -> None:
+    with pytest.raises(ValueError, match="threads = 0"):
+        batch_finalize([], [], [], config_from_settings(), mark_ids=[], threads=0)
+
+
+def test_a_warmed_worker_holds_its_model_and_gets_the_plan_for_its_device(
+    greenlight_settings: SettingsWrapper, embedded: tuple[Any, ModelManifest]
+) -> None:
+    pipe, manifest = embedded
+
+    plan = worker_warm([manifest], config_from_settings())
+
+    assert plan == finalize_plan(device="cpu")
+    assert batches_module.pipeline_load(manifest) is pipe  # loaded once, kept for the process

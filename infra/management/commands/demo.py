@@ -55,6 +55,7 @@ class Command(BaseCommand):
         for campaign in campaigns:
             call_command("campaign_run", campaign, stdout=self.stdout)
         self._sample_request(password)
+        call_command("insight_refresh", stdout=self.stdout)  # the dashboard's figures for what was made
         made = Asset.objects.count() - before
         self.stdout.write(
             self.style.SUCCESS(

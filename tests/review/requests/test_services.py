@@ -200,6 +200,8 @@ def test_asking_for_more_is_refused_while_the_run_is_open_or_with_nothing_asked(
         request_more(request=made, user=requester)
     with pytest.raises(BriefRefusedError, match=r"values\.colour"):
         request_more(request=made, user=requester, values={"colour": ["red"]})
+    with pytest.raises(BriefRefusedError, match="adds no new variants"):
+        request_more(request=made, user=requester, values={"product": ["mug"]})
     assert made.briefs.count() == 1
 
 

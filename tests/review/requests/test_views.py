@@ -159,3 +159,18 @@ def test_the_inbox_lists_notifications_and_marks_them_read(
     assert client.post("/inbox/read").status_code == 302
     assert client.get("/inbox/count.json").json() == {"unread": 0}
     assert client.post("/inbox/read", {"id": "١"}).status_code == 302  # refused, named, never a 500
+
+
+def test_another_requester_sees_no_notes_of_a_request_on_its_assets(
+    library: Path, requester: User, client: Client
+) -> None:
+    made = make_request(requester)
+    asset = Asset.objects.get(campaign=made.campaign)
+    Asset.objects.filter(pk=asset.pk).update(state="in_review")
+    client.force_login(make_user(username="otto", roles=("requester",)))
+    page = client.get(f"/assets/{asset.pk}/").content.decode()
+    assert "Label must read GREEN" not in page and 'id="request-brief"' not in page
+    queue = client.get("/").content.decode()
+    assert "Label must read GREEN" not in queue
+    client.force_login(requester)  # the request's own requester does see them
+    assert "Label must read GREEN" in client.get(f"/assets/{asset.pk}/").content.decode()

@@ -119,3 +119,17 @@ def test_a_request_with_a_deadline_runs_at_priority_0_and_a_campaign_at_its_own(
     scheduled.save()
     assert campaign_run_start(campaign=request, actor=operator).priority == 0
     assert campaign_run_start(campaign=scheduled, actor=operator).priority == 7
+
+
+def test_a_finished_run_cannot_be_paused_resumed_or_cancelled(recorded: list[tuple[int, int]]) -> None:
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED)
+    with pytest.raises(RunRefusedError, match="a finished run cannot be resumed"):
+        run_resume(run=run, actor=operator)
+    with pytest.raises(RunRefusedError, match="only a queued, running or paused run can be cancelled"):
+        run_cancel(run=run, actor=operator)
+    with pytest.raises(RunRefusedError, match="only a queued or running run can be paused"):
+        run_pause(run=run, actor=operator)
+    # A new run of the campaign may start: the finished one is not open.
+    assert campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator).total == 12
