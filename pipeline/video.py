@@ -84,7 +84,8 @@ class VideoRequest:
     ``width`` and ``height`` are the size the model draws at; ``output_width`` and
     ``output_height`` the size of the frames returned (None: the drawn size for a video model; for
     an image model the drawn size times the smallest whole factor that reaches ``CLIP_MIN_SIDE``,
-    512 px, on both sides: a copy shared at half the size keeps the watermark's 256 px). ``frames`` at ``fps`` fix the duration (``clip_frames`` computes
+    512 px, on both sides: a copy shared at half the size keeps the watermark's 256 px).
+    ``frames`` at ``fps`` fix the duration (``clip_frames`` computes
     ``frames`` from seconds). ``init_image`` (an image, encoded bytes or a path) makes it
     image-to-video. ``keyframes`` and ``motion`` only shape the keyframe path of image models:
     ``motion`` is how far each keyframe's starting noise moves along the path of seeds (0.25: a

@@ -14,7 +14,7 @@ from provenance.config import provenance_config_from_settings
 from provenance.credentials import GENERATION_LABEL, C2paReport, c2pa_read
 from provenance.errors import SigningError, WatermarkError
 from provenance.media import WATERMARK_MIN_SIDE
-from provenance.watermark import watermark_read, watermark_read_frames
+from provenance.watermark import MAX_KEYS, watermark_read_frames
 from provenance.watermark_keys import WatermarkKeyRing, watermark_keys_load
 from review.errors import VerifyRefusedError
 from review.verify.decoding import (
@@ -202,18 +202,20 @@ def _watermark_facts(frames: list[Image.Image], keys: WatermarkKeyRing | None) -
             keys = watermark_keys_load(provenance_config_from_settings().watermark_keys)
         except SigningError as error:  # names the folder or the callback, never a key
             return WatermarkFacts(False, None, None, f"not read: {error}")
+    # Every key on the ring (the current one first) in one geometry search: rotation orphans
+    # nothing, and the threshold rises with the number of keys tried (`z_threshold`), so the
+    # false-positive bound holds over all of them. A ring longer than one read takes is read in turns.
+    ring = keys.keys
     best = None
-    for key in keys.keys:  # the current key first, then every older one: rotation orphans nothing
+    for start in range(0, len(ring), MAX_KEYS):
+        chunk = ring[start : start + MAX_KEYS]
         try:
             # A clip's frames are folded into one reading, decided once (the still's false-positive bound).
-            if len(frames) > 1:
-                reading = watermark_read_frames(frames, key=key.secret)
-            else:
-                reading = watermark_read(frames[0], key=key.secret)
+            reading = watermark_read_frames(frames, keys=[key.secret for key in chunk])
         except WatermarkError as error:
             return WatermarkFacts(False, None, None, f"not read: {error}")
-        if reading.serial is not None:
-            return WatermarkFacts(True, reading.serial, reading.confidence, "", key.key_id)
+        if reading.serial is not None and reading.key_index is not None:
+            return WatermarkFacts(True, reading.serial, reading.confidence, "", chunk[reading.key_index].key_id)
         if best is None or reading.confidence > best:
             best = reading.confidence
     return WatermarkFacts(False, None, best, "no watermark found")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from infra.coordinator import coordinate, local_dispatch
 from prompt_library.models import Campaign
@@ -39,6 +40,20 @@ def loaded(greenlight_settings: SettingsWrapper, library_dir: Path) -> SettingsW
     SUBMITTED.clear()
     library_load()
     return greenlight_settings
+
+
+def coordinate_in_thread(**kwargs: object) -> threading.Thread:
+    """`coordinate(**kwargs)` in a thread of its own, which closes its database connection after."""
+
+    def target() -> None:
+        try:
+            coordinate(**kwargs)  # type: ignore[arg-type]
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
 
 
 def stored(settings: SettingsWrapper) -> set[str]:
@@ -110,10 +125,7 @@ def test_cancel_after_a_batch_then_resume_makes_only_what_is_left(loaded: Settin
 def test_a_cancel_landing_mid_batch_hands_nothing_over_and_leaves_no_files(loaded: SettingsWrapper) -> None:
     operator = make_user(("operator",))
     run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
-    worker = threading.Thread(
-        target=coordinate, kwargs={"run_id": run.pk, "batch_size": 12, "dispatch": local_dispatch(), "max_in_flight": 1}
-    )
-    worker.start()
+    worker = coordinate_in_thread(run_id=run.pk, batch_size=12, dispatch=local_dispatch(), max_in_flight=1)
     deadline = time.monotonic() + 60
     while not Asset.objects.filter(run=run).exclude(gen_worker="").exists():  # the batch is taken
         assert time.monotonic() < deadline
@@ -144,10 +156,7 @@ def test_a_request_with_a_deadline_overtakes_a_scheduled_campaign_already_runnin
             order.append(batch.run_id)
             make(batch)
 
-    first = threading.Thread(
-        target=coordinate, kwargs={"run_id": scheduled.pk, "batch_size": 4, "dispatch": one_worker, "max_in_flight": 1}
-    )
-    first.start()
+    first = coordinate_in_thread(run_id=scheduled.pk, batch_size=4, dispatch=one_worker, max_in_flight=1)
     while not order:  # the campaign is running its first batch
         time.sleep(0.01)
     urgent = campaign_run_start(campaign=request, actor=operator)
