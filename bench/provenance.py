@@ -53,7 +53,7 @@ from provenance.keys import signer_create
 from provenance.renditions import image_encode
 from provenance.storage import LocalStorage
 from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_payload
-from provenance.watermark_keys import WatermarkKey
+from provenance.watermark_keys import WatermarkKey, WatermarkKeyRing
 from review.verify import file_examine
 
 # The watermark's default key: the bench measures cost, not the installation's secret.
@@ -110,7 +110,7 @@ def still_variant(side: int) -> Variant:
 
 def verify_core(data: bytes, *, context: c2pa.Context) -> tuple[str, int | None]:
     """`review.verify.file_examine`: everything `file_verify` does before its database lookups."""
-    examined = file_examine(data=data, filename="bench.png", context=context)
+    examined = file_examine(data=data, filename="bench.png", context=context, keys=WatermarkKeyRing(current=BENCH_KEY))
     return examined.c2pa.state, examined.watermark.serial
 
 

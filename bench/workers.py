@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -57,7 +58,9 @@ def main() -> None:
         env["GREENLIGHT_STORAGE_ROOT"] = str(tmp / "storage")
         os.environ.update(env)
         seeds = args.variants // PER_SEED
-        campaigns = {f"bench-workers-{k}": 1 + i * seeds for i, k in enumerate(counts)}
+        # Seeds never used before in this database: a variant made by an earlier run is not made again.
+        base = secrets.randbelow(2**40)
+        campaigns = {f"bench-workers-{k}": base + i * seeds for i, k in enumerate(counts)}
         _library_write(tmp / "library", campaigns, seeds)
         figures = _run(args, counts, tmp, env)
     _report(args, counts, figures)
@@ -125,6 +128,8 @@ def _workers_run(k: int, batch_size: int, model: str, tmp: Path, env: dict[str, 
             time.sleep(0.5)
         time.sleep(3)  # their task subscriptions open just after the first heartbeat
         run = campaign_run_start(campaign=Campaign.objects.get(name=f"bench-workers-{k}"), actor=None, submit=False)
+        if run.total == 0:
+            raise SystemExit(f"campaign bench-workers-{k} had nothing left to make: use a fresh database")
         started = time.perf_counter()
         outcome = coordinate(
             run_id=run.pk, batch_size=batch_size, dispatch=prefect_dispatch, max_in_flight=2 * k, poll_seconds=0.05

@@ -237,13 +237,15 @@ def _batches_run(
 
     def finalize_batch(batch: _Batch, media: list[Media]) -> _Finalized:
         assert plan is not None
-        if plan.nice:
-            _thread_nice(plan.nice)
         return batch_finalize(
             batch.variants, batch.serials, media, config, mark_ids=batch.mark_ids, threads=plan.threads
         )
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-finalize") as worker:
+    # The worker thread (and the asset threads it starts, which inherit it) at the plan's priority.
+    nice = plan.nice if plan is not None and plan.overlap else 0
+    with ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="batch-finalize", initializer=_thread_nice, initargs=(nice,)
+    ) as worker:
         pending: tuple[_Batch, Future[_Finalized], float] | None = None
         for index, batch in enumerate(batches):
             generate_started = time.perf_counter()
@@ -284,6 +286,8 @@ def _now(function: Callable[..., _T], *args: object) -> Future[_T]:
 def _thread_nice(nice: int) -> None:
     """Lower the calling thread's priority by ``nice`` (Linux schedules threads apart; elsewhere a
     no-op), so that it runs on what generation leaves."""
+    if not nice:
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
     except (AttributeError, OSError):  # not Linux, or not allowed: the plan still holds, unniced

@@ -23,6 +23,7 @@ QUEUE_STATES = [
     AssetState.REVOKED,
     AssetState.FAILED,
     AssetState.PENDING,
+    AssetState.CANCELLED,
 ]
 
 

@@ -4,6 +4,7 @@ C2PA signing and watermarking, PostgreSQL, files on disk, progress through a cal
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from PIL import Image
 
 from models import ModelManifest
 from pipeline import batches, run
+from pipeline.batches import FinalizePlan
 from pipeline.config import config_from_settings
 from pipeline.errors import RunRequestError
 from pipeline.run import assets_generate, campaign_run
@@ -156,3 +158,34 @@ def test_batches_keep_the_variants_order_and_only_the_last_is_shorter() -> None:
     assert [i for c in chunks for i in c] == items
     assert run._chunked(items, 12) == [items]
     assert run._chunked([], 5) == []
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        FinalizePlan(overlap=False, threads=2, reason="between batches, on two threads"),
+        FinalizePlan(overlap=True, threads=2, nice=5, reason="beside generation, two threads at nice 5"),
+    ],
+    ids=["between-batches", "beside-generation-niced"],
+)
+def test_either_post_processing_plan_makes_every_asset_signed_marked_and_reported_in_order(
+    plan: FinalizePlan, greenlight_settings: SettingsWrapper, library_dir: Path
+) -> None:
+    library_load()
+    config = config_from_settings()
+    seen: list[RunProgress] = []
+    priority = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, on Linux
+
+    summary = campaign_run(campaign="demo-spring", batch_size=5, config=config, progress=seen.append, finalize=plan)
+
+    assert (summary.generated, summary.failed, summary.batches) == (12, 0, 3)
+    assert [(p.batches_done, p.generated) for p in seen] == [(1, 5), (2, 10), (3, 12)]
+    assets = list(Asset.objects.order_by("id"))
+    assert {a.state for a in assets} == {AssetState.IN_REVIEW}
+    with reader_context(config.signing) as context:
+        for asset in assets:
+            data = (config.storage_root / asset.file_path).read_bytes()
+            assert c2pa_read(data, mime="image/png", context=context).state == "trusted"
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            assert watermark_read(image, key=installation_key()).serial == asset.mark_id
+    assert os.getpriority(os.PRIO_PROCESS, 0) == priority  # only the finalising threads were lowered

@@ -71,7 +71,7 @@ def test_asset_page_shows_prompt_model_c2pa_state_and_watermark(
     assert asset.prompt in html
     assert asset.model_name in html
     assert "c2pa-trusted" in html
-    assert f"serial {asset.pk} ✓" in html
+    assert f"mark id {asset.mark_id} ✓" in html
     assert "registered" in html and "submitted" in html
 
 
@@ -185,7 +185,7 @@ def test_a_clips_page_plays_it_with_its_poster_and_reads_its_credentials_and_wat
     assert f"<figcaption>{asset.alt_text}" in html
     assert "<img src=" + f'"{master}"' not in html
     assert "c2pa-trusted" in html  # the MP4's own credentials
-    assert f"serial {asset.pk} ✓" in html  # read over the decoded frames
+    assert f"mark id {asset.mark_id} ✓" in html  # read over the decoded frames
     assert "1.0 s · 8 frames at 8 fps" in html
 
 
