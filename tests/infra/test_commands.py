@@ -67,12 +67,13 @@ def test_demo_sets_everything_up_and_a_second_run_adds_nothing(
     first = run("demo", "--address", "http://127.0.0.1:9999")
     assert "Created user 'reviewer'" in first
     assert "campaigns demo-catalog, demo-placement, demo-clips through the Prefect flow" in first
-    assert "41 new asset(s), 41 in total" in first  # 36 stills, the mug photo in 3 scenes and 2 clips
+    # 36 stills, the mug photo in 3 scenes, 2 clips and the sample request's 3 stills
+    assert "44 new asset(s), 44 in total" in first
     assert "http://127.0.0.1:9999/   login: reviewer / greenlight-demo" in first
     user = get_user_model().objects.get(username="reviewer")
     assert user.check_password("greenlight-demo")
     second = run("demo")
-    assert "Kept user 'reviewer'" in second and "0 new asset(s), 41 in total" in second
-    assert Asset.objects.count() == 41
+    assert "Kept user 'reviewer'" in second and "0 new asset(s), 44 in total" in second
+    assert Asset.objects.count() == 44
     assert Asset.objects.filter(campaign__name="demo-placement", generation_record__mode="inpainting").count() == 3
     assert Asset.objects.filter(campaign__name="demo-clips", mime="video/mp4", state="in_review").count() == 2
