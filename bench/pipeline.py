@@ -7,8 +7,9 @@ and threads, timed in one run.
 Everything lives in a temporary folder (prompt library, storage, signing and watermark keys,
 Prefect's home) except the database, which ``DATABASE_URL`` names and this bench migrates. Two
 campaigns of ``--variants`` variants each (the shipped ``catalog-scene`` template on the embedded
-model: 4 colours x 4 products x 2 scenes, and as many seeds as that takes) are loaded; their
-images differ only by seed.
+model: 4 colours x 4 products x 2 scenes, and as many seeds as that takes, from a number drawn
+for the run so that a database used before holds none of them) are loaded; their images differ
+only by seed.
 
 1. ``campaign/raw``: in this process, with ``--threads`` torch threads and the model loaded on
    both sides first (a warm worker), the raw loop (``StableDiffusionPipeline`` called in batches
@@ -90,7 +91,9 @@ def main() -> None:
         env = _environment(tmp, args.threads)
         os.environ.update(env)
         seeds = args.variants // PER_SEED
-        _library_write(tmp / "library", {"bench-in-process": 1, "bench-command": 1 + seeds}, seeds)
+        # Seeds no earlier run drew, so that a database used before holds none of these variants.
+        first = 1 + int.from_bytes(os.urandom(4), "big") % 10**9
+        _library_write(tmp / "library", {"bench-in-process": first, "bench-command": first + seeds}, seeds)
         _setup()
         campaign_figures = None if args.no_campaign else _in_process(args)
         command_figures = None if args.no_command else _command(args, tmp, env)

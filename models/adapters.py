@@ -39,7 +39,9 @@ from models.pin import folder_hashes
 from models.registry import MANIFESTS_DIR, NAME_RE, files_parse
 
 ADAPTERS_SUBDIR = "adapters"
-ADAPTER_KINDS = ("lora", "controlnet")  # a LoRA's weights; a diffusers ControlNetModel folder
+ADAPTER_KINDS = ("lora", "controlnet", "safety", "upscaler")  # + models.safety's classifier and upscaler
+# Kinds that stand beside any model family: what their ``family`` field must say (models.safety).
+STANDALONE_FAMILIES = {"safety": "image-classification", "upscaler": "stable-diffusion-upscale"}
 CONTROLNET_FAMILIES = {"stable-diffusion": "StableDiffusion", "stable-diffusion-xl": "StableDiffusionXL"}
 ADAPTER_FAMILIES = ("stable-diffusion", "stable-diffusion-xl", "flux")  # diffusers loads LoRA for these
 MAX_ADAPTER_SCALE = 4.0
@@ -106,7 +108,10 @@ def adapter_manifest_load(name: str, *, manifests_dir: Path | None = None) -> Ad
         raise ManifestError(path, f"field 'name' is {data['name']!r} but the file is named {name!r}")
     if data["kind"] not in ADAPTER_KINDS:
         raise ManifestError(path, f"field 'kind' is {data['kind']!r}; known: {', '.join(ADAPTER_KINDS)}")
-    if data["family"] not in FAMILIES or data["family"] not in ADAPTER_FAMILIES:
+    standalone = STANDALONE_FAMILIES.get(data["kind"])
+    if standalone is not None and data["family"] != standalone:
+        raise ManifestError(path, f"field 'family' is {data['family']!r}; a {data['kind']} is {standalone!r}")
+    if standalone is None and (data["family"] not in FAMILIES or data["family"] not in ADAPTER_FAMILIES):
         raise ManifestError(
             path, f"field 'family' is {data['family']!r}; adapters load for: {', '.join(ADAPTER_FAMILIES)}"
         )
@@ -172,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin = commands.add_parser("pin", help="hash an adapter folder and write its manifest")
     pin.add_argument("name")
     pin.add_argument("folder", type=Path)
-    pin.add_argument("--family", required=True, choices=ADAPTER_FAMILIES)
+    pin.add_argument("--family", required=True, choices=(*ADAPTER_FAMILIES, *STANDALONE_FAMILIES.values()))
     pin.add_argument("--license", dest="license_name", required=True)
     pin.add_argument("--kind", default="lora", choices=ADAPTER_KINDS)
     pin.add_argument("--weight-name", help="default: the kind's diffusers file name")

@@ -16,6 +16,7 @@ from PIL import Image
 from models import ModelManifest
 from models.captioner import alt_text_compose, captioner_load
 from models.loading import pipeline_load, pipeline_setup
+from models.safety import safety_classifier_load
 from pipeline.config import PipelineConfig
 from pipeline.finalize import Signing, clip_finalize, image_finalize
 from pipeline.generate import images_generate
@@ -129,8 +130,13 @@ def batch_finalize(
     if threads < 1:
         raise ValueError(f"threads = {threads}: finalising needs at least one thread")
     captions = batch_captions(media, config)
+    try:
+        verdicts = batch_safety(variants, media, config)
+    except Exception as exc:  # never handed over unscored: each asset records the failure
+        logger.exception("safety classifier failed on a batch of %d", len(variants))
+        return [], [(variant.key, error_text(exc)) for variant in variants]
     mark_key = watermark_keys_load(config.watermark_keys).current
-    items = list(zip(variants, serials, mark_ids, media, captions, strict=True))
+    items = list(zip(variants, serials, mark_ids, media, captions, verdicts, strict=True))
     shares = [items[start::threads] for start in range(min(threads, len(items)))]
     if len(shares) <= 1:
         results = [_assets_finalize(items, config, mark_key)]
@@ -149,7 +155,8 @@ def batch_finalize(
     return done, failed
 
 
-_Item = tuple[Variant, int, int, Media, str]  # variant, serial, mark id, image or clip, caption
+# variant, serial, mark id, image or clip, caption, safety verdict
+_Item = tuple[Variant, int, int, Media, str, dict[str, object]]
 
 
 def _assets_finalize(
@@ -161,7 +168,7 @@ def _assets_finalize(
     outcomes: list[tuple[str, GeneratedFile | str]] = []
     with signer_create(config.signing) as signer, reader_context(config.signing) as context:
         signing = Signing(signer=signer, context=context, watermark=mark_key)
-        for variant, serial, mark_id, item, caption in items:
+        for variant, serial, mark_id, item, caption, verdict in items:
             try:
                 if isinstance(item, Clip):
                     file = clip_finalize(
@@ -169,7 +176,13 @@ def _assets_finalize(
                     )
                 else:
                     file = image_finalize(
-                        variant, serial=serial, mark_id=mark_id, image=item, signing=signing, storage=storage
+                        variant,
+                        serial=serial,
+                        mark_id=mark_id,
+                        image=item,
+                        signing=signing,
+                        storage=storage,
+                        safety=verdict,
                     )
                 if caption:
                     file = replace(file, alt_text=alt_text_compose(variant.alt_text, caption))
@@ -178,6 +191,24 @@ def _assets_finalize(
                 logger.exception("finalising asset %s failed", serial)
                 outcomes.append((variant.key, error_text(exc)))
     return outcomes
+
+
+def batch_safety(
+    variants: Sequence[Variant], media: Sequence[Media], config: PipelineConfig
+) -> list[dict[str, object]]:
+    """Each image's safety verdict from its template's classifier, in one batch (a batch is one
+    template version): {name, manifest_hash, threshold, score, flagged}; {} where none is named."""
+    first = variants[0] if variants else None
+    if first is None or not first.params.safety or first.output.is_video:
+        return [{} for _ in media]
+    name, pinned, threshold = first.params.safety
+    classifier = safety_classifier_load(name, manifests_dir=config.models_dir, pinned=pinned)
+    stills = [item for item in media if isinstance(item, Image.Image)]
+    scores = classifier.scores(stills)
+    return [
+        {"name": name, "manifest_hash": pinned, "threshold": threshold, "score": score, "flagged": score >= threshold}
+        for score in scores
+    ]
 
 
 def batch_captions(media: Sequence[Media], config: PipelineConfig) -> list[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import c2pa
 from PIL import Image
@@ -53,7 +54,14 @@ def thumbnail_path(key: str) -> str:
 
 
 def image_finalize(
-    variant: Variant, *, serial: int, mark_id: int, image: Image.Image, signing: Signing, storage: LocalStorage
+    variant: Variant,
+    *,
+    serial: int,
+    mark_id: int,
+    image: Image.Image,
+    signing: Signing,
+    storage: LocalStorage,
+    safety: Mapping[str, object] | None = None,
 ) -> GeneratedFile:
     """Watermark the image with its mark id (the installation's key), sign it as a PNG master,
     store it and a signed thumbnail, and describe the result (with both manifests) for the
@@ -64,7 +72,9 @@ def image_finalize(
     # 2-4. Sign, read back, store the master and a signed thumbnail (made from the marked pixels:
     # the same as the signed PNG's, without decoding it again).
     record = {**variant.generation_record(), "serial": serial, "asset_key": variant.key}
-    return _master_store(
+    if safety:  # the classifier's verdict, signed with the file and kept on the asset
+        record["safety"] = dict(safety)
+    file = _master_store(
         variant,
         serial=serial,
         mark_id=mark_id,
@@ -75,6 +85,11 @@ def image_finalize(
         storage=storage,
         still=marked,
     )
+    if not safety:
+        return file
+    score, flagged = safety.get("score"), safety.get("flagged")
+    scored = float(score) if isinstance(score, int | float) else None
+    return replace(file, safety_score=scored, safety_flagged=bool(flagged))
 
 
 def clip_finalize(

@@ -34,6 +34,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from models import DEFAULT_SCHEDULER, SCHEDULERS, ModelManifest, scheduler_names, scheduler_refusal
 from models.adapters import CONTROLNET_FAMILIES
 from models.loading import adapters_apply, scheduler_build
+from models.upscaling import images_upscale, upscaler_load, upscaler_manifest_load
 from pipeline.errors import GenerationError, GenerationInputError
 from pipeline.sources import SourceInput, canny_edges, variant_adapters, variant_controlnet, variant_sources
 from prompt_library.specs import MODES, TEXT_TO_IMAGE, Variant
@@ -455,7 +456,8 @@ def variant_request(variant: Variant, sources: SourceInput | None = None, *, con
 def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
     """Generate one image per variant in a single pipeline call, at the output spec's size.
 
-    The model draws at its native size; the result is resampled to the output size (Lanczos),
+    The model draws at its native size; the output spec's upscaler (if it names one) enlarges
+    the drawing; the result is resampled to the output size (Lanczos),
     cropped at the centre where the aspect ratios differ (never stretched). In inpainting, what
     the mask keeps is then the source photo's own pixels at the output size, not the model's
     small drawing of them.
@@ -467,6 +469,16 @@ def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Varia
     requests = [variant_request(v, source, controlnet=controlnet) for v, source in zip(variants, sources, strict=True)]
     adapters_apply(pipe, variant_adapters(manifest, variants[0]))
     images = engine_generate(pipe, manifest, requests, call_options=manifest.call_options)
+    if variants[0].params.upscaler:  # the output spec's upscaler enlarges the drawing first
+        name, pinned = variants[0].params.upscaler
+        upscaler = upscaler_load(upscaler_manifest_load(name, manifests_dir=manifest.path.parent, pinned=pinned))
+        images = images_upscale(
+            upscaler,
+            images,
+            prompts=[v.prompt for v in variants],
+            seeds=[v.seed for v in variants],
+            steps=variants[0].params.steps,
+        )
     size = (variants[0].output.width, variants[0].output.height)
     fitted = [image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS) for image in images]
     return [

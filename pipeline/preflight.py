@@ -7,6 +7,8 @@ from models import SOURCE_FAMILIES, VIDEO_ROLE, ModelError, ModelManifest, manif
 from models.adapters import adapter_verify
 from models.captioner import captioner_load
 from models.loading import pipeline_load
+from models.safety import safety_classifier_load
+from models.upscaling import upscaler_manifest_load
 from pipeline.config import PipelineConfig
 from pipeline.errors import GenerationError, ModelPinError, PipelineError
 from pipeline.sources import variant_adapters
@@ -90,6 +92,11 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
     try:  # each adapter still pinned as the version was loaded, and its files unchanged
         for adapter, _ in variant_adapters(manifest, probe_variant(template, version, params)):
             adapter_verify(adapter)
+        if params.safety:  # the classifier, pinned as the version was loaded, verified and loaded now
+            safety_classifier_load(params.safety[0], manifests_dir=manifest.path.parent, pinned=params.safety[1])
+        if params.upscaler:
+            name, pinned = params.upscaler
+            adapter_verify(upscaler_manifest_load(name, manifests_dir=manifest.path.parent, pinned=pinned))
     except (GenerationError, ModelError) as exc:
         raise PipelineError(f"template '{template.name}' v{version.number}: {exc}") from exc
     if config.captioner:  # an unknown or changed captioner is refused now, not after generation

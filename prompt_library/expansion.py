@@ -103,7 +103,7 @@ def campaign_expand(
                     alt=alt,
                     mode=template.mode,
                     strength=template.strength,
-                    source_image=template.source_image,
+                    source_image=campaign.source_image or template.source_image,
                     mask=template.mask,
                 )
             )

@@ -85,6 +85,9 @@ class Campaign(models.Model):
     schedule_timezone = models.CharField(max_length=64, blank=True, default="UTC")
     schedule_active = models.BooleanField(default=True)
     source_file = models.CharField(max_length=300, blank=True)
+    # The sha256 of a stored SourceImage the campaign's variants draw from instead of their
+    # template version's own (a request's reference image); "" keeps the template's.
+    source_image = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -49,18 +49,23 @@ TEMPLATE_KEYS = frozenset(
     {"name", "description", "prompt", "negative_prompt", "variables", "alt_text", "model", "params", "output"}
     | set(SOURCE_FIELDS)
     | {"lora", "controlnet"}
+    | {"safety"}  # an image safety classifier each image is scored with
 )
+SAFETY_KEYS = frozenset({"name", "threshold"})
+DEFAULT_SAFETY_THRESHOLD = 0.5
+UPSCALE_KEYS = frozenset({"name"})
 CONTROLNET_KEYS = frozenset({"name", "conditioning", "scale"})
 CONDITIONINGS = ("canny",)  # how the control image is made from the source photo
 LORA_KEYS = frozenset({"name", "scale"})
 MAX_LORA_SCALE = 4.0
 MODEL_KEYS = frozenset({"name", "manifest_hash"})
 PARAMS_KEYS = ("steps", "guidance", "width", "height", "scheduler")
-OUTPUT_KEYS = frozenset({"width", "height", "format", "renditions", *VIDEO_FIELDS})
+OUTPUT_KEYS = frozenset({"width", "height", "format", "renditions", "upscale", *VIDEO_FIELDS})
 RENDITION_KEYS = frozenset({"name", "format", "width", "height", "quality"})
 CAMPAIGN_KEYS = frozenset(
     {"name", "title", "kind", "template", "template_version", "variables", "seeds", "deadline", "review"}
     | {"schedule", "priority", "active"}  # a campaign's run order and its schedule as data
+    | {"source_image"}  # a stored source image's sha256, drawn from instead of the template's
 )
 REVIEW_KEYS = frozenset({"approvals", "on_reject"})
 
@@ -169,6 +174,9 @@ def _output_parse(data: object, path: Path) -> OutputSpec:
     names = [r.name for r in renditions]
     if len(set(names)) != len(names):
         raise LibraryFileError(path, f"field 'output.renditions' repeats a name ({', '.join(names)})")
+    upscale = "" if data.get("upscale") is None else _named(data["upscale"], UPSCALE_KEYS, "output.upscale", path)
+    if upscale and video:
+        raise LibraryFileError(path, "field 'output.upscale' is for stills: clips are drawn at their size")
     return OutputSpec(
         width=width,
         height=height,
@@ -177,6 +185,7 @@ def _output_parse(data: object, path: Path) -> OutputSpec:
         fps=fps,
         seconds=seconds,
         keyframes=keyframes,
+        upscale=upscale,
     )
 
 
@@ -236,6 +245,8 @@ def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:
     fields["lora"] = tuple((str(n), float(s)) for n, s in fields.get("lora", ()))
     control = fields.get("controlnet") or ()
     fields["controlnet"] = (str(control[0]), str(control[1]), float(control[2])) if control else ()
+    safety = fields.get("safety") or ()
+    fields["safety"] = (str(safety[0]), float(safety[1])) if safety else ()
     fields["output"] = OutputSpec(**output)
     return TemplateSpec(**fields)
 
@@ -303,6 +314,7 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
     controlnet = _controlnet_parse(data.get("controlnet"), data, path)
     mode, strength, source_image, mask = _source_parse(data, output, path, controlled=bool(controlnet))
     lora = _lora_parse(data.get("lora", []), output, path)
+    safety = _safety_parse(data.get("safety"), output, path)
     return TemplateSpec(
         name=name,
         number=number,
@@ -321,7 +333,35 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         mask=mask,
         lora=lora,
         controlnet=controlnet,
+        safety=safety,
     )
+
+
+def _named(value: Any, keys: frozenset[str], where: str, path: Path) -> str:
+    """A ``{name: <manifest>, ...}`` mapping's checked manifest name."""
+    if not isinstance(value, Mapping):
+        raise LibraryFileError(path, f"field '{where}' must be a mapping {{{', '.join(sorted(keys))}}} (got {value!r})")
+    keys_check(value, keys, where=where, path=path)
+    name = value.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise LibraryFileError(path, f"field '{where}.name' must name a manifest (got {name!r})")
+    return name
+
+
+def _safety_parse(value: Any, output: OutputSpec, path: Path) -> tuple[str, float] | tuple[()]:
+    """A template's image safety classifier: {name, threshold}; an image whose unsafe score
+    reaches the threshold goes to review flagged."""
+    if value is None:
+        return ()
+    name = _named(value, SAFETY_KEYS, "safety", path)
+    threshold = value.get("threshold", DEFAULT_SAFETY_THRESHOLD)
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 < threshold <= 1:
+        raise LibraryFileError(
+            path, f"field 'safety.threshold' must be a number above 0 and at most 1 (got {threshold!r})"
+        )
+    if output.is_video:
+        raise LibraryFileError(path, "field 'safety' is for stills: clips are not scored")
+    return (name, float(threshold))
 
 
 def _controlnet_parse(value: object, data: Mapping[str, Any], path: Path) -> tuple[str, str, float] | tuple[()]:
@@ -473,6 +513,11 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
     if on_reject not in ("reject", "return"):
         raise LibraryFileError(path, f"field 'review.on_reject' must be 'reject' or 'return' (got {on_reject!r})")
     cron, zone, active, priority = campaign_schedule_parse(data, path=path)
+    source = data.get("source_image", "")
+    if "source_image" in data and not (isinstance(source, str) and re.fullmatch(r"[0-9a-f]{64}", source)):
+        raise LibraryFileError(
+            path, f"field 'source_image' must be the sha256 of an uploaded source image, quoted (got {source!r})"
+        )
     return CampaignSpec(
         name=name,
         title=str(data.get("title", "")),
@@ -488,6 +533,7 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
         schedule_cron=cron,
         schedule_timezone=zone,
         schedule_active=active,
+        source_image=source or "",
     )
 
 

@@ -43,6 +43,7 @@ def campaign_plan_get(*, name: str) -> CampaignPlan:
         deadline=row.deadline,
         approvals_required=row.approvals_required,
         on_reject=row.on_reject,
+        source_image=row.source_image,
     )
     params = GenerationParams(**version.params)
     variants = campaign_expand(campaign, template, params=params, model_manifest_hash=version.model_manifest_hash)
@@ -55,13 +56,21 @@ def prompt_version_get(*, template: str, number: int) -> PromptVersion:
 
 
 def variants_build(
-    *, campaign: str, version: PromptVersion, values: Mapping[str, str], seeds: Sequence[int]
+    *,
+    campaign: str,
+    version: PromptVersion,
+    values: Mapping[str, str],
+    seeds: Sequence[int],
+    source_image: str | None = None,
 ) -> list[Variant]:
     """Variants of one template version with one set of variable values, one per seed: what
     regenerating an asset asks for, and how a registered asset's variant is rebuilt to run it.
 
-    `values` must name exactly the version's variables, each with non-empty text.
+    `values` must name exactly the version's variables, each with non-empty text. The campaign's
+    own source image (a request's reference image) is looked up by its name unless given.
     """
+    if source_image is None:
+        source_image = Campaign.objects.filter(name=campaign).values_list("source_image", flat=True).first() or ""
     template = template_from_dict(version.spec)
     given = sorted(values)
     if sorted(template.variables) != given:
@@ -77,6 +86,7 @@ def variants_build(
         template_version=version.number,
         variables=tuple((name, (values[name].strip(),)) for name in template.variables),
         seeds=tuple(seeds),
+        source_image=source_image,
     )
     return campaign_expand(
         spec, template, params=GenerationParams(**version.params), model_manifest_hash=version.model_manifest_hash

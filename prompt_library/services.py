@@ -29,7 +29,13 @@ from prompt_library.errors import (
 from prompt_library.expansion import campaign_check, params_resolve
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.parsing import campaign_parse, template_from_dict, template_parse
-from prompt_library.sources import ALPHA_MASK, SHA256_RE, source_image_get, source_image_store
+from prompt_library.sources import (
+    ALPHA_MASK,
+    SHA256_RE,
+    source_image_get,
+    source_image_store,
+    source_override_refusal,
+)
 from prompt_library.specs import CampaignSpec, TemplateSpec
 
 VERSION_FILE = re.compile(r"^v(?P<number>[1-9][0-9]*)\.ya?ml$")
@@ -114,6 +120,7 @@ def library_load(*, root: Path | None = None) -> LoadReport:
             )
             raise TemplateVersionNotFoundError(path, campaign.template, campaign.template_version, numbers)
         campaign_check(campaign, template_from_version(version), path=path)
+        campaign_source_check(campaign, template_from_version(version), path=path)
         Campaign.objects.update_or_create(
             name=campaign.name, defaults={**campaign_fields(campaign, version), "source_file": _relative(path)}
         )
@@ -136,6 +143,7 @@ def campaign_fields(campaign: CampaignSpec, version: PromptVersion) -> dict[str,
         "schedule_cron": campaign.schedule_cron,
         "schedule_timezone": campaign.schedule_timezone,
         "schedule_active": campaign.schedule_active,
+        "source_image": campaign.source_image,
     }
 
 
@@ -153,10 +161,27 @@ def campaign_create(*, data: Mapping[str, object], requested_by: User | None = N
         )
         raise TemplateVersionNotFoundError(None, campaign.template, campaign.template_version, numbers)
     campaign_check(campaign, template_from_version(version), path=where)
+    campaign_source_check(campaign, template_from_version(version), path=where)
     if Campaign.objects.select_for_update().filter(name=campaign.name).exists():
         raise CampaignExistsError(campaign.name)
     requester = requested_by if campaign.kind == Campaign.Kind.REQUEST else None
     return Campaign.objects.create(name=campaign.name, **campaign_fields(campaign, version), requested_by=requester)
+
+
+def campaign_source_check(campaign: CampaignSpec, template: TemplateSpec, *, path: Path) -> None:
+    """A campaign's own source image (by sha256) must be stored, and one its template can draw
+    from in place of its own; the refusal names the field, the value and why."""
+    if not campaign.source_image:
+        return
+    try:
+        source = source_image_get(sha256=campaign.source_image, field="source_image")
+    except SourceImageError as exc:
+        raise LibraryFileError(path, f"field 'source_image' is {campaign.source_image!r}: {exc.problem}") from exc
+    why = source_override_refusal(
+        template=template, width=source.width, height=source.height, has_alpha=source.has_alpha
+    )
+    if why:
+        raise LibraryFileError(path, f"field 'source_image' is {campaign.source_image!r}: it {why}")
 
 
 def _sources_resolve(spec: TemplateSpec, *, root: Path, path: Path) -> TemplateSpec:
@@ -250,6 +275,19 @@ def _controlnet_resolve(path: Path, spec: TemplateSpec, manifest: ModelManifest)
     return [name, control.manifest_hash, conditioning, scale]
 
 
+def _standalone_resolve(path: Path, where: str, name: str, kind: str) -> list[object]:
+    """A safety classifier or an upscaler named by a template, pinned now: [name, manifest hash]."""
+    try:
+        pinned = adapter_manifest_load(name, manifests_dir=Path(settings.GREENLIGHT_MODELS_DIR))
+    except ModelError as exc:
+        raise LibraryFileError(path, f"field '{where}.name' is {name!r}: {exc}") from exc
+    if pinned.kind != kind:
+        raise LibraryFileError(
+            path, f"field '{where}.name' is {name!r}, of kind {pinned.kind!r}; it must name one of kind {kind!r}"
+        )
+    return [name, pinned.manifest_hash]
+
+
 def _version_fields(path: Path, spec: TemplateSpec) -> dict[str, object]:
     """A version's row: the authored spec plus the model pin and parameters resolved now."""
     manifest = manifest_load(spec.model_name, manifests_dir=Path(settings.GREENLIGHT_MODELS_DIR))
@@ -267,6 +305,11 @@ def _version_fields(path: Path, spec: TemplateSpec) -> dict[str, object]:
     del params["controlnet"]
     if spec.controlnet:
         params["controlnet"] = _controlnet_resolve(path, spec, manifest)
+    del params["safety"], params["upscaler"]  # pinned now, stored only when named
+    if spec.safety:
+        params["safety"] = [*_standalone_resolve(path, "safety", spec.safety[0], "safety"), spec.safety[1]]
+    if spec.output.upscale:
+        params["upscaler"] = _standalone_resolve(path, "output.upscale", spec.output.upscale, "upscaler")
     refusal = scheduler_refusal(params["scheduler"], manifest.scheduler_config, model_name=manifest.name)
     if refusal:
         raise LibraryFileError(path, f"field 'params.scheduler' is {params['scheduler']!r}: {refusal}")

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from prompt_library.errors import SourceImageError
 from prompt_library.models import SourceImage
+from prompt_library.specs import TEXT_TO_IMAGE, TemplateSpec
 from provenance.storage import LocalStorage
 
 SOURCES_DIR = "sources"
@@ -127,6 +128,27 @@ def source_image_load(*, sha256: str, field: str = "source_image") -> LoadedSour
     return LoadedSource(
         sha256=sha256, data=source_image_bytes(sha256=sha256, field=field), name=row.name, mime=row.mime
     )
+
+
+def source_override_refusal(*, template: TemplateSpec, width: int, height: int, has_alpha: bool) -> str:
+    """Why a campaign's or brief's own source image (of that size and transparency) cannot stand
+    in for ``template``'s, or "" when it can: only an image-to-image or inpainting template draws
+    from a photo, ``mask: alpha`` needs transparency, and a mask file needs the photo's size."""
+    label = f"template '{template.name}' v{template.number}"
+    if template.mode == TEXT_TO_IMAGE:
+        return f"is not taken by {label}: its mode is {TEXT_TO_IMAGE} (image-to-image and inpainting take one)"
+    if template.mask == ALPHA_MASK and not has_alpha:
+        return (
+            f"has no transparency, but {label} (inpainting) makes its mask from the photo's alpha: give a cut-out PNG"
+        )
+    if template.mask and template.mask != ALPHA_MASK:
+        mask = SourceImage.objects.filter(sha256=template.mask).first()
+        if mask is not None and (mask.width, mask.height) != (width, height):
+            return (
+                f"is {width}x{height}, but the mask of {label} is {mask.width}x{mask.height}: "
+                "a mask has its photo's size"
+            )
+    return ""
 
 
 def mask_from_alpha(image: Image.Image) -> Image.Image:

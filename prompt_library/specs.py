@@ -65,6 +65,7 @@ class OutputSpec:
     fps: int | None = None
     seconds: float | None = None
     keyframes: int | None = None
+    upscale: str = ""  # a pinned upscaler's manifest name; "" for Lanczos alone
 
     @property
     def is_video(self) -> bool:
@@ -77,6 +78,8 @@ class OutputSpec:
         for name in VIDEO_FIELDS:
             if values[name] is None:
                 del values[name]
+        if not self.upscale:
+            del values["upscale"]
         return values
 
 
@@ -93,6 +96,10 @@ class GenerationParams:
     adapters: tuple[tuple[str, str, float], ...] = ()
     # Structure control: (name, ControlNet manifest hash, conditioning, scale), or () for none.
     controlnet: tuple[str, str, str, float] | tuple[()] = ()
+    # The image safety classifier each image is scored with: (name, manifest hash, threshold), or ().
+    safety: tuple[str, str, float] | tuple[()] = ()
+    # The upscaler the drawing is enlarged with before the output's size: (name, manifest hash), or ().
+    upscaler: tuple[str, str] | tuple[()] = ()
 
     def __post_init__(self) -> None:  # a JSON store gives lists back: the key needs tuples
         object.__setattr__(self, "adapters", tuple((str(n), str(h), float(s)) for n, h, s in self.adapters))
@@ -101,6 +108,12 @@ class GenerationParams:
             object.__setattr__(self, "controlnet", (str(name), str(pinned), str(conditioning), float(scale)))
         else:
             object.__setattr__(self, "controlnet", ())
+        if self.safety:
+            name, pinned, threshold = self.safety
+            object.__setattr__(self, "safety", (str(name), str(pinned), float(threshold)))
+        else:
+            object.__setattr__(self, "safety", ())
+        object.__setattr__(self, "upscaler", (str(self.upscaler[0]), str(self.upscaler[1])) if self.upscaler else ())
 
     def identity(self) -> dict[str, object]:
         """The parameters as they enter an asset's key: ``scheduler`` and ``adapters`` only when
@@ -112,6 +125,9 @@ class GenerationParams:
             del values["adapters"]
         if not self.controlnet:
             del values["controlnet"]
+        for name in ("safety", "upscaler"):
+            if not values[name]:
+                del values[name]
         return values
 
 
@@ -139,6 +155,7 @@ class TemplateSpec:
     mask: str = ""
     lora: tuple[tuple[str, float], ...] = ()  # brand adapters by manifest name, with their scales
     controlnet: tuple[str, str, float] | tuple[()] = ()  # (name, conditioning, scale) from the source image
+    safety: tuple[str, float] | tuple[()] = ()  # (classifier manifest name, threshold) each image is scored with
 
     @property
     def content_hash(self) -> str:
@@ -157,6 +174,8 @@ class TemplateSpec:
             del content["lora"]
         if not self.controlnet:
             del content["controlnet"]
+        if not self.safety:
+            del content["safety"]
         content["output"] = self.output.identity()
         return canonical_hash(content)
 
@@ -188,6 +207,9 @@ class CampaignSpec:
     schedule_cron: str = ""
     schedule_timezone: str = "UTC"
     schedule_active: bool = True
+    # A stored source image's sha256 its variants draw from instead of their template's own
+    # (image-to-image and inpainting templates only); "" keeps the template's.
+    source_image: str = ""
 
     @property
     def variant_count(self) -> int:
@@ -267,7 +289,7 @@ class Variant:
             return {}
         # Width and height apart: c2pa stores a JSON array of numbers as a byte string.
         return {
-            "method": UPSCALE_METHOD,
+            "method": self.params.upscaler[0] if self.params.upscaler else UPSCALE_METHOD,
             "from_width": drawn[0],
             "from_height": drawn[1],
             "to_width": out[0],
@@ -308,6 +330,11 @@ class Variant:
                     )
                 }
                 if self.params.controlnet
+                else {}
+            ),
+            **(
+                {"safety": dict(zip(("name", "manifest_hash", "threshold"), self.params.safety, strict=True))}
+                if self.params.safety
                 else {}
             ),
             **(

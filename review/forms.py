@@ -161,6 +161,7 @@ class QueueFilterForm(forms.Form):
 
     state = forms.ChoiceField(choices=AssetState.choices, required=False)
     page = AsciiIntegerField(required=False, min_value=1)
+    flagged = forms.BooleanField(required=False)  # only what the safety classifier flagged
 
 
 class AuditFilterForm(forms.Form):

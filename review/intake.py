@@ -45,6 +45,9 @@ class GeneratedFile:
     manifests: tuple[SignedManifest, ...] = ()
     alt_text: str = ""  # with a captioning model: the description and its caption; "" keeps the variant's
     fingerprint: str = ""  # the master's content descriptor (`provenance.fingerprint`), checked by verify
+    # The template's safety classifier's unsafe score (None: not scored) and whether it reached the threshold.
+    safety_score: float | None = None
+    safety_flagged: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,12 @@ def assets_hand_over(*, files: Sequence[GeneratedFile], generation_seconds: floa
         asset.file_sha256, asset.file_size, asset.generation_record = f.sha256, f.size, f.generation_record
         asset.alt_text = f.alt_text or asset.alt_text
         asset.fingerprint = f.fingerprint
+        asset.safety_score, asset.safety_flagged = f.safety_score, f.safety_flagged
         asset.error = ""
         asset.generated_at, asset.generation_seconds = handed_at, generation_seconds
         events.append(asset_move(asset, AssetState.GENERATED, AuditAction.GENERATED, sha256=f.sha256))
-        events.append(asset_move(asset, AssetState.IN_REVIEW, AuditAction.SUBMITTED))
+        flag: dict[str, Any] = {"safety_flagged": True, "safety_score": f.safety_score} if f.safety_flagged else {}
+        events.append(asset_move(asset, AssetState.IN_REVIEW, AuditAction.SUBMITTED, **flag))
         moved.append(asset)
     fields = [
         "file_path",
@@ -171,6 +176,8 @@ def assets_hand_over(*, files: Sequence[GeneratedFile], generation_seconds: floa
         "generation_record",
         "alt_text",
         "fingerprint",
+        "safety_score",
+        "safety_flagged",
         "error",
         "generated_at",
         "generation_seconds",
@@ -228,7 +235,11 @@ def assets_pending_variants(*, serials: Sequence[int]) -> list[tuple[int, Varian
     out: list[tuple[int, Variant]] = []
     for row in rows:
         (variant,) = variants_build(
-            campaign=row.campaign.name, version=row.prompt_version, values=row.variables, seeds=[row.seed]
+            campaign=row.campaign.name,
+            version=row.prompt_version,
+            values=row.variables,
+            seeds=[row.seed],
+            source_image=row.campaign.source_image,
         )
         if variant.key != row.key:
             raise AssetRebuildError(row.pk, variant.key)

@@ -46,6 +46,10 @@ class Asset(models.Model):
     file_size = models.PositiveBigIntegerField(null=True, blank=True)
     generation_record = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # The template's safety classifier's unsafe score (null: not scored); flagged ones need a
+    # person's approval on their own page (never a bulk one) before they can be published.
+    safety_score = models.FloatField(null=True, blank=True)
+    safety_flagged = models.BooleanField(default=False, db_index=True)
     # A reviewer's claim on the asset while it is in review; it lapses when the lease expires.
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="claims"
@@ -220,6 +224,7 @@ class ReviewDecision(models.Model):
         WRONG_PRODUCT = "wrong_product", "Wrong product"
         TEXT_ERROR = "text_error", "Text error"
         UNSAFE = "unsafe", "Unsafe"
+        UNSAFE_FLAGGED = "unsafe_flagged", "Unsafe (flagged)"
         OTHER = "other", "Other"
 
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="decisions")

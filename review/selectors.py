@@ -27,15 +27,18 @@ QUEUE_STATES = [
 ]
 
 
-def asset_list(*, state: str | None = None, campaign: str | None = None) -> QuerySet[Asset]:
+def asset_list(*, state: str | None = None, campaign: str | None = None, flagged: bool = False) -> QuerySet[Asset]:
     """Assets for the queue grid: in review, in the order claims hand them out (deadline requests
-    first, then oldest first); in any other state, most recently changed first."""
+    first, then oldest first); in any other state, most recently changed first. ``flagged``: only
+    those the safety classifier flagged."""
     # The request behind a request's campaign (its notes and deadline show on the tile): one join.
     qs = Asset.objects.select_related("campaign__asset_request", "prompt_version__template", "claimed_by")
     if state:
         qs = qs.filter(state=state)
     if campaign:
         qs = qs.filter(campaign__name=campaign)
+    if flagged:
+        qs = qs.filter(safety_flagged=True)
     return qs.order_by(*QUEUE_ORDER) if state == AssetState.IN_REVIEW else qs.order_by("-updated_at", "-id")
 
 

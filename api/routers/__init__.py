@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ninja import Router
 
-from api.routers import assets, audit, campaigns, queue, templates, verify, webhooks
+from api.routers import assets, audit, campaigns, queue, sources, templates, verify, webhooks
 from api.routers import requests as asset_requests
 
 ROUTERS: list[Router] = [
@@ -22,4 +22,5 @@ ROUTERS: list[Router] = [
     campaigns.router,
     webhooks.router,
     asset_requests.router,
+    sources.router,
 ]

@@ -63,6 +63,11 @@ class CampaignIn(Schema):
     priority: int = Field(5, ge=0, le=9, description="run order: lower first")
     schedule: Schedule | None = None
     active: bool = True
+    source_image: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None,
+        description="the sha256 of a source image uploaded through POST /sources: the variants draw from it "
+        "instead of their image-to-image or inpainting template's own",
+    )
 
 
 class CampaignOut(Schema):
@@ -80,6 +85,7 @@ class CampaignOut(Schema):
     schedule_cron: str
     schedule_timezone: str
     schedule_active: bool
+    source_image: str = Field("", description="the sha256 of the source image it draws from, if its own")
     requested_by: str | None
     created_at: datetime
     updated_at: datetime
@@ -102,6 +108,7 @@ def campaign_out(campaign: Campaign) -> CampaignOut:
         schedule_cron=campaign.schedule_cron,
         schedule_timezone=campaign.schedule_timezone,
         schedule_active=campaign.schedule_active,
+        source_image=campaign.source_image,
         requested_by=campaign.requested_by.get_username() if campaign.requested_by else None,
         created_at=campaign.created_at,
         updated_at=campaign.updated_at,

@@ -5,6 +5,8 @@ only their own requests (another's answers 404), an admin every one."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,6 +20,9 @@ from api.pagination import Page, PageParams, keyset_page
 from api.permissions import permission_require
 from api.problems import ApiProblem, FieldProblem
 from api.responses import ERRORS_READ, ERRORS_WRITE
+from api.routers.sources import Sha256, image_bytes_check
+from prompt_library.errors import SourceImageError
+from prompt_library.sources import SOURCE_MAX_BYTES, source_image_bytes, source_image_get
 from review.delivery import delivery_filename, delivery_stream
 from review.requests import selectors, services
 from review.requests.briefs import NOTES_MAX, TITLE_MAX
@@ -30,6 +35,7 @@ router = Router(tags=["requests"])
 RequestId = Annotated[int, Path(ge=1, le=10**18 - 1, description="the request's id")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Value = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+REFERENCE_BASE64_MAX = -(-SOURCE_MAX_BYTES // 3) * 4  # the base64 length of the largest source image
 
 
 class BriefIn(Schema):
@@ -44,6 +50,16 @@ class BriefIn(Schema):
     deadline: datetime | None = None
     notes: Annotated[str, StringConstraints(max_length=NOTES_MAX)] = ""
     title: Annotated[str, StringConstraints(max_length=TITLE_MAX)] = ""
+    reference_image: Sha256 | None = Field(
+        None,
+        description="the sha256 of a source image uploaded through POST /sources: the variants are drawn from it "
+        "(image-to-image and inpainting templates only)",
+    )
+    reference_image_base64: Annotated[str, StringConstraints(max_length=REFERENCE_BASE64_MAX)] | None = Field(
+        None,
+        description="or the image itself, base64-encoded (PNG, JPEG or WebP; the whole JSON body is limited to "
+        "what the server accepts, so upload larger images through POST /sources)",
+    )
 
 
 class MoreIn(Schema):
@@ -146,12 +162,58 @@ def request_post(request: HttpRequest, payload: BriefIn, idempotency_key: str | 
 
     def run() -> Status[RequestDetail]:
         try:
-            made = services.request_create(requester=actor(request), **payload.model_dump())
+            reference, name = _reference(payload)
+            made = services.request_create(
+                requester=actor(request),
+                **payload.model_dump(exclude={"reference_image", "reference_image_base64"}),
+                reference_image=reference,
+                reference_image_name=name,
+            )
         except BriefRefusedError as exc:
             raise brief_problem(exc) from None
         return Status(201, _detail(selectors.request_get(pk=made.pk)))
 
     return idempotent(request, key=idempotency_key, body=payload, run=run)
+
+
+def _reference(payload: BriefIn) -> tuple[bytes | None, str]:
+    """The brief's reference image bytes and name: an uploaded source by sha256, or the image
+    itself in base64 (refused by size with 413, by format with 415, unreadable with 422)."""
+    if payload.reference_image is not None and payload.reference_image_base64 is not None:
+        raise ApiProblem(
+            422,
+            "invalid-value",
+            "give the reference image either by sha256 or in base64, not both",
+            field="body.reference_image_base64",
+            value=f"{len(payload.reference_image_base64)} characters",
+        )
+    if payload.reference_image_base64 is not None:
+        field = "body.reference_image_base64"
+        try:
+            data = base64.b64decode(payload.reference_image_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiProblem(
+                422,
+                "invalid-value",
+                f"{field} is not base64",
+                field=field,
+                value=payload.reference_image_base64,
+            ) from None
+        image_bytes_check(data, field=field)
+        return data, "reference-image"
+    if payload.reference_image is not None:
+        try:
+            source = source_image_get(sha256=payload.reference_image, field="reference_image")
+            return source_image_bytes(sha256=source.sha256, field="reference_image"), source.name
+        except SourceImageError as exc:
+            raise ApiProblem(
+                422,
+                "invalid-value",
+                f"body.reference_image {exc.problem}: upload it through POST /sources first",
+                field="body.reference_image",
+                value=payload.reference_image,
+            ) from None
+    return None, ""
 
 
 def _detail(found: AssetRequest) -> RequestDetail:

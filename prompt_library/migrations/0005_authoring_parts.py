@@ -6,37 +6,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompt_library', '0004_campaign_priority_schedule'),
+        ("prompt_library", "0004_campaign_priority_schedule"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='promptversion',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='prompt_versions', to=settings.AUTH_USER_MODEL),
+            model_name="promptversion",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="prompt_versions",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='promptversion',
-            name='parts',
+            model_name="promptversion",
+            name="parts",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
-            name='PromptPart',
+            name="PromptPart",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('style', 'Style'), ('negative', 'Negative preset')], max_length=10)),
-                ('name', models.SlugField(max_length=100)),
-                ('number', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='prompt_parts', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(choices=[("style", "Style"), ("negative", "Negative preset")], max_length=10),
+                ),
+                ("name", models.SlugField(max_length=100)),
+                ("number", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="prompt_parts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['kind', 'name', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'name', 'number'), name='prompt_part_unique_number')],
+                "ordering": ["kind", "name", "number"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "name", "number"), name="prompt_part_unique_number")
+                ],
             },
         ),
     ]

@@ -19,9 +19,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from models import VIDEO_ROLE, ModelError, manifest_load
+from prompt_library.errors import SourceImageError
 from prompt_library.models import PromptTemplate, PromptVersion
 from prompt_library.parsing import template_from_dict
 from prompt_library.selectors import VALUE_MAX
+from prompt_library.sources import source_image_describe, source_override_refusal
 from prompt_library.specs import TemplateSpec
 from provenance.config import provenance_config_from_settings
 from provenance.errors import ProvenanceError
@@ -32,6 +34,7 @@ NOTES_MAX = 2000
 TITLE_MAX = 200
 VALUES_MAX = 20  # values of one variable in one brief
 REFERENCE_MODES = ("image-to-image", "inpainting")  # template modes that take a reference image
+REFERENCE_FIELD = "reference_image"
 MASTER = "master"  # the rendition name of the signed master itself, for templates without renditions
 
 
@@ -53,6 +56,7 @@ class CheckedBrief:
     notes: str
     title: str
     variant_count: int
+    reference_image: bytes | None = None  # drawn from instead of the template's own source image
 
 
 def rendition_names(template: TemplateSpec) -> list[str]:
@@ -141,17 +145,8 @@ def brief_check(
         problems.append(BriefProblem("notes", notes, f"must be text of at most {NOTES_MAX} characters"))
     if not isinstance(title, str) or len(title) > TITLE_MAX or not (title.isprintable() or not title):
         problems.append(BriefProblem("title", title, f"must be printable text of at most {TITLE_MAX} characters"))
-    if reference_image is not None and pinned is not None:
-        # A variant is made from its template version alone (its key is a hash of it), so a
-        # brief's own photo would be silently ignored: it is refused instead, naming why.
-        mode = str(pinned.spec.get("mode") or "text-to-image")
-        why = (
-            f"cannot be taken: template '{pinned.template.name}' v{pinned.number} ({mode}) works from its own "
-            f"source image ({pinned.spec.get('source_image') or 'none'}); a new template version can name another"
-            if mode in REFERENCE_MODES
-            else f"is not taken by template '{pinned.template.name}' v{pinned.number} (mode {mode})"
-        )
-        problems.append(BriefProblem("reference_image", f"{len(reference_image)} bytes", why))
+    if reference_image is not None and spec is not None:
+        _reference_check(reference_image, spec, problems)
     if pinned is not None and spec is not None:
         _preflight(pinned, spec, problems)
     if problems:
@@ -167,7 +162,35 @@ def brief_check(
         notes=notes.strip(),
         title=title.strip(),
         variant_count=total,
+        reference_image=reference_image,
     )
+
+
+def _reference_check(data: bytes, spec: TemplateSpec, problems: list[BriefProblem]) -> None:
+    """A brief's reference image: taken only where the template draws from a photo (its variants
+    are then drawn from this one instead), and an image the source store accepts."""
+    shown = f"{len(data)} bytes" if isinstance(data, bytes) else data
+    if not isinstance(data, bytes):
+        problems.append(BriefProblem(REFERENCE_FIELD, shown, "must be an uploaded image file"))
+        return
+    if spec.mode not in REFERENCE_MODES:
+        problems.append(
+            BriefProblem(
+                REFERENCE_FIELD,
+                shown,
+                f"is not taken by template '{spec.name}' v{spec.number}: its mode is {spec.mode} "
+                f"(a reference image is for {' or '.join(REFERENCE_MODES)})",
+            )
+        )
+        return
+    try:
+        _, _, width, height, alpha = source_image_describe(data, field=REFERENCE_FIELD)
+    except SourceImageError as exc:
+        problems.append(BriefProblem(REFERENCE_FIELD, exc.value, exc.problem))
+        return
+    why = source_override_refusal(template=spec, width=width, height=height, has_alpha=alpha)
+    if why:
+        problems.append(BriefProblem(REFERENCE_FIELD, f"{width}x{height}", why))
 
 
 def _values_check(

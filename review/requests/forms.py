@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from prompt_library.sources import SOURCE_MAX_BYTES, SOURCE_MAX_SIDE, SOURCE_MIN_SIDE
 from review.forms import AsciiIntegerField
 from review.requests.briefs import NOTES_MAX, TITLE_MAX, VALUES_MAX
 from review.requests.selectors import TemplateCard
@@ -34,6 +35,15 @@ class BriefForm(forms.Form):
     )
     notes = forms.CharField(
         required=False, max_length=NOTES_MAX, widget=forms.Textarea(attrs={"rows": 3}), label="Notes for reviewers"
+    )
+    reference_image = forms.FileField(
+        required=False,
+        label="Reference image",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        help_text=(
+            f"PNG, JPEG or WebP, at most {SOURCE_MAX_BYTES // 2**20} MiB, {SOURCE_MIN_SIDE} to {SOURCE_MAX_SIDE} px "
+            "a side: the variants are drawn from it (image-to-image and inpainting templates only)"
+        ),
     )
 
     def __init__(self, *args: Any, card: TemplateCard, **kwargs: Any) -> None:
@@ -70,6 +80,15 @@ class BriefForm(forms.Form):
             given = self.cleaned_data[f"var_{name}"]
             out[name] = list(given) if isinstance(given, list) else values_split(given)
         return out
+
+    def reference(self) -> tuple[bytes | None, str]:
+        """The uploaded reference image's bytes and file name (None when none was given); one
+        larger than a source image may be is not read whole (its first bytes past the limit
+        are enough for the brief check to refuse it by size)."""
+        upload = self.cleaned_data.get("reference_image")
+        if not upload:
+            return None, ""
+        return upload.read(SOURCE_MAX_BYTES + 1), str(upload.name or "")
 
     def clean_deadline(self) -> datetime | None:
         value: datetime | None = self.cleaned_data.get("deadline")

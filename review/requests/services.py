@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prompt_library.models import Campaign
+from prompt_library.sources import source_image_store
 from prompt_library.specs import canonical_hash
 from review.audit import AuditAction
 from review.events import audit_event_build
@@ -43,9 +44,14 @@ def request_create(
     title: str = "",
     version: int | None = None,
     reference_image: bytes | None = None,
+    reference_image_name: str = "",
 ) -> AssetRequest:
     """Ask for assets: check the brief, store it unchanged (who, when, the pinned template
     version), create the request's campaign with its deadline, and start its run.
+
+    A reference image (image-to-image and inpainting templates) is stored once as a source image
+    and the campaign draws from it instead of the template's own: the template version stays
+    pinned and unchanged, the variants' keys, generation records and credits name the photo.
 
     Every bad field is refused together, before anything is registered (`BriefRefusedError`).
     """
@@ -62,6 +68,16 @@ def request_create(
         reference_image=reference_image,
     )
     name = _campaign_name()
+    source = ""
+    if checked.reference_image is not None:
+        # Stored under its sha256 before the transaction: the same bytes again are the same row
+        # and file, so a refused or repeated request leaves nothing extra behind.
+        source = source_image_store(
+            data=checked.reference_image,
+            name=reference_image_name or "reference-image",
+            created_by=requester,
+            field="reference_image",
+        ).sha256
     with transaction.atomic():
         campaign = Campaign.objects.create(
             name=name,
@@ -72,6 +88,7 @@ def request_create(
             seeds=request_seeds(name_seed=name, start=0, count=checked.variants_per_combination),
             deadline=checked.deadline,
             requested_by=requester,
+            source_image=source,
         )
         request = AssetRequest.objects.create(
             campaign=campaign,

@@ -94,6 +94,12 @@ def _reason_check(reason: str) -> None:
         raise ReviewInputError("reason", reason, f"must be one of {', '.join(ReviewDecision.Reason.values)}")
 
 
+# A flagged asset is approved only by a person on its own page, never with a batch of others.
+FLAGGED_BULK_REFUSAL = (
+    "Asset {serial} was flagged unsafe by the safety classifier (score {score:.2f}): approve it on its own page"
+)
+
+
 @dataclass(frozen=True)
 class BulkResult:
     """What a bulk decision did: serials decided, and each refusal with its reason."""
@@ -121,6 +127,9 @@ def assets_decide_bulk(
             refused.append((serial, f"Asset {serial} does not exist"))
             continue
         try:
+            if decision == ReviewDecision.Decision.APPROVE and asset.safety_flagged:
+                refused.append((serial, FLAGGED_BULK_REFUSAL.format(serial=serial, score=asset.safety_score or 0.0)))
+                continue
             if decision == ReviewDecision.Decision.APPROVE:
                 asset_approve(asset=asset, reviewer=reviewer, comment=comment)
             else:

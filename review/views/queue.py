@@ -48,7 +48,8 @@ def queue(request: HttpRequest) -> HttpResponse:
     page = min(filters.get("page") or 1, MAX_PAGE)
     start = (page - 1) * PAGE_SIZE
     # One row more than a page tells whether there is a next page, without counting them all.
-    assets = list(selectors.asset_list(state=state)[start : start + PAGE_SIZE + 1])
+    flagged = bool(filters.get("flagged"))
+    assets = list(selectors.asset_list(state=state, flagged=flagged)[start : start + PAGE_SIZE + 1])
     has_next = len(assets) > PAGE_SIZE and page < MAX_PAGE
     return render(
         request,
@@ -56,6 +57,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         {
             "assets": assets[:PAGE_SIZE],
             "state": state,
+            "flagged": flagged,
             "state_label": AssetState(state).label,
             "page": page,
             "next_page": page + 1 if has_next else None,

@@ -60,9 +60,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
         problems.append(f"template {chosen[:60]!r}: not a template here")
         status = 400
         card = cards[0] if cards else None
-    form = BriefForm(request.POST or None, card=card) if card else None
+    form = BriefForm(request.POST or None, request.FILES or None, card=card) if card else None
     if request.method == "POST" and form is not None and card is not None and not problems:
         if form.is_valid():
+            reference, reference_name = form.reference()
             try:
                 created = services.request_create(
                     requester=_user(request),
@@ -74,6 +75,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
                     deadline=form.cleaned_data["deadline"],
                     notes=form.cleaned_data["notes"],
                     title=form.cleaned_data["title"],
+                    reference_image=reference,
+                    reference_image_name=reference_name,
                 )
             except BriefRefusedError as exc:
                 problems += [str(p) for p in exc.problems]
