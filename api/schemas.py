@@ -39,6 +39,8 @@ class AssetSummary(Schema):
     mime: str
     claimed_by: str | None
     lease_expires_at: datetime | None
+    safety_flagged: bool = Field(description="the template's safety classifier flagged it: a person must approve it")
+    safety_score: float | None = Field(description="the safety classifier's score (0-1), when one ran")
     created_at: datetime
     updated_at: datetime
     url: str = Field(description="this asset in the API")
@@ -60,6 +62,8 @@ def asset_summary(asset: Asset) -> AssetSummary:
         mime=asset.mime,
         claimed_by=asset.claimed_by.get_username() if asset.claimed_by_id and asset.claimed_by else None,
         lease_expires_at=asset.lease_expires_at if asset.claimed_by_id else None,
+        safety_flagged=asset.safety_flagged,
+        safety_score=asset.safety_score,
         created_at=asset.created_at,
         updated_at=asset.updated_at,
         url=f"/api/v1/assets/{asset.pk}",

@@ -113,7 +113,8 @@ def seed(count: int, reviewers: int) -> tuple[list[int], float]:
     columns = (
         "key, campaign_id, prompt_version_id, state, variables, prompt, negative_prompt, seed, steps, guidance, "
         "width, height, model_name, model_manifest_hash, alt_text, file_path, thumb_path, mime, file_sha256, "
-        "generation_record, error, queue_priority, created_at, updated_at"
+        "generation_record, error, queue_priority, created_at, updated_at, "
+        "mark_id, fingerprint, safety_flagged, gen_worker"
     )
     started = time.perf_counter()
     with connection.cursor() as cursor, cursor.copy(f"COPY review_asset ({columns}) FROM STDIN") as copy:
@@ -146,6 +147,10 @@ def seed(count: int, reviewers: int) -> tuple[list[int], float]:
                     1,
                     created,
                     created,
+                    i + 1,  # unique, as the random mark ids are
+                    "",
+                    False,
+                    "",
                 )
             )
     copy_seconds = time.perf_counter() - started

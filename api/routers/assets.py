@@ -54,6 +54,9 @@ class AssetFilters(Schema):
     created_after: Moment | None = None
     created_before: Moment | None = None
     q: Annotated[str, StringConstraints(max_length=200)] | None = Field(None, description="text in the prompt")
+    flagged: bool | None = Field(
+        None, description="only assets the safety classifier flagged (true) or did not (false)"
+    )
 
 
 @router.get("/assets", response={200: Page[AssetSummary], **ERRORS_READ}, summary="List assets")
@@ -73,6 +76,8 @@ def assets_list(request: HttpRequest, filters: Query[AssetFilters], page: Query[
         qs = qs.filter(created_at__lt=filters.created_before)
     if filters.q:
         qs = qs.filter(prompt__icontains=filters.q.replace("\x00", ""))
+    if filters.flagged is not None:
+        qs = qs.filter(safety_flagged=filters.flagged)
     return keyset_page(qs, page=page, field="id", dated=False, item=asset_summary)
 
 

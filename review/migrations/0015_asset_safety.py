@@ -4,25 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('review', '0014_webhook_delivery'),
+        ("review", "0014_webhook_delivery"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='asset',
-            name='safety_flagged',
+            model_name="asset",
+            name="safety_flagged",
             field=models.BooleanField(db_index=True, default=False),
         ),
         migrations.AddField(
-            model_name='asset',
-            name='safety_score',
+            model_name="asset",
+            name="safety_score",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='reviewdecision',
-            name='reason',
-            field=models.CharField(blank=True, choices=[('off_brand', 'Off-brand'), ('visual_artifact', 'Visual artifact'), ('wrong_product', 'Wrong product'), ('text_error', 'Text error'), ('unsafe', 'Unsafe'), ('unsafe_flagged', 'Unsafe (flagged)'), ('other', 'Other')], max_length=20),
+            model_name="reviewdecision",
+            name="reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("off_brand", "Off-brand"),
+                    ("visual_artifact", "Visual artifact"),
+                    ("wrong_product", "Wrong product"),
+                    ("text_error", "Text error"),
+                    ("unsafe", "Unsafe"),
+                    ("unsafe_flagged", "Unsafe (flagged)"),
+                    ("other", "Other"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

@@ -49,6 +49,23 @@ def test_the_list_filters_by_state_campaign_version_model_dates_and_prompt_text(
     assert _serials(client.get("/assets", q="nothing like it")) == []
 
 
+def test_the_list_shows_and_filters_assets_the_safety_classifier_flagged(
+    api_as: Callable[..., ApiClient],
+) -> None:
+    campaign = CampaignFactory.create()
+    plain = AssetFactory.create(campaign=campaign)
+    flagged = AssetFactory.create(campaign=campaign)
+    Asset.objects.filter(pk=flagged.pk).update(safety_flagged=True, safety_score=0.93)
+    client = api_as("reviewer")
+    assert _serials(client.get("/assets", flagged="true")) == [flagged.pk]
+    assert _serials(client.get("/assets", flagged="false")) == [plain.pk]
+    items = {i["serial"]: i for i in json.loads(client.get("/assets").content)["items"]}
+    assert (items[flagged.pk]["safety_flagged"], items[flagged.pk]["safety_score"]) == (True, 0.93)
+    assert (items[plain.pk]["safety_flagged"], items[plain.pk]["safety_score"]) == (False, None)
+    assert json.loads(client.get(f"/assets/{flagged.pk}").content)["safety_flagged"] is True
+    assert problem_of(client.get("/assets", flagged="maybe"), 422)["field"] == "query.flagged"
+
+
 def test_cursor_pages_walk_every_asset_once(api_as: Callable[..., ApiClient]) -> None:
     campaign = CampaignFactory.create()
     made = [AssetFactory.create(campaign=campaign) for _ in range(7)]

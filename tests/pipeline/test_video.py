@@ -21,6 +21,7 @@ from models.pin import manifest_pin
 from pipeline.errors import GenerationInputError
 from pipeline.generate import ImageRequest, engine_generate
 from pipeline.video import (
+    CLIP_MIN_SIDE,
     VideoProgress,
     VideoRequest,
     clip_frames,
@@ -264,13 +265,16 @@ def test_a_keyframe_clip_reports_its_stages(keyframe_clip: tuple[list[Image.Imag
     assert {p.key for p in reported} == {"clip-1"}
 
 
-def test_an_image_model_clip_defaults_to_a_size_the_watermark_can_mark(embedded: tuple[Any, ModelManifest]) -> None:
+def test_an_image_model_clip_defaults_to_a_size_that_survives_a_half_size_re_encode(
+    embedded: tuple[Any, ModelManifest],
+) -> None:
     pipe, manifest = embedded
     request = VideoRequest(
         prompt=PROMPT, seed=3, steps=2, guidance=1.0, width=64, height=64, frames=3, fps=6, keyframes=2
     )
     clip = video_make(pipe, manifest, request)
-    assert len(clip) == 3 and {frame.size for frame in clip} == {(256, 256)}
+    # 512 px: halved by a sharing site, the clip still has the 256 px the watermark needs.
+    assert len(clip) == 3 and {frame.size for frame in clip} == {(CLIP_MIN_SIDE, CLIP_MIN_SIDE)} == {(512, 512)}
 
 
 # --- MP4 ---------------------------------------------------------------------------------------

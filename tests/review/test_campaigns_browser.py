@@ -26,7 +26,11 @@ def test_operator_runs_a_campaign_watches_progress_pauses_and_resumes_it(
     greenlight_settings.GREENLIGHT_ORCHESTRATOR = "thread"  # the coordinator in the web process
     greenlight_settings.GREENLIGHT_BATCH_SIZE = 2
     spring = library_dir / "campaigns" / "demo-spring.yaml"
-    spring.write_text(spring.read_text() + 'schedule: {cron: "0 6 * * 1", timezone: Europe/Berlin}\n')
+    # 30 assets in batches of 2: long enough that the pause lands while the run is still making them.
+    spring.write_text(
+        spring.read_text().replace("seeds: [1, 2]", "seeds: [1, 2, 3, 4, 5]")
+        + 'schedule: {cron: "0 6 * * 1", timezone: Europe/Berlin}\n'
+    )
     library_load()
     make_user(username="olga", roles=("operator",))
     with browser_page() as page:
@@ -39,7 +43,7 @@ def test_operator_runs_a_campaign_watches_progress_pauses_and_resumes_it(
         assert "0 6 * * 1 Europe/Berlin" in page.inner_text(f"{row} .schedule")
         page.click(f"{row} button[name=run-now]")
         page.wait_for_selector(".message")
-        assert "Run 1 of demo-spring started: 12 asset(s) to make." in page.inner_text(".message")
+        assert "Run 1 of demo-spring started: 30 asset(s) to make." in page.inner_text(".message")
         # The page polls the run's progress: wait for a first batch to be handed over.
         wait_until(
             page, "() => Number(document.querySelector('.run[data-run=\"1\"] .done').textContent) >= 2", timeout=180
@@ -61,7 +65,7 @@ def test_operator_runs_a_campaign_watches_progress_pauses_and_resumes_it(
         assert "local-" in page.inner_text("#workers")
 
     run = Run.objects.get(pk=1)
-    assert (run.state, run.done, run.failed, run.left) == ("succeeded", 12, 0, 0)
-    assert Asset.objects.filter(run=run, state=AssetState.IN_REVIEW).count() == 12
+    assert (run.state, run.done, run.failed, run.left) == ("succeeded", 30, 0, 0)
+    assert Asset.objects.filter(run=run, state=AssetState.IN_REVIEW).count() == 30
     actions = list(AuditEvent.objects.filter(asset=None, action__startswith="run_").values_list("action", flat=True))
     assert actions == ["run_started", "run_paused", "run_resumed", "run_finished"]

@@ -121,7 +121,7 @@ def test_reviewer_logs_in_approves_rejects_and_publishes(
         page.wait_for_url(f"**/assets/{first.pk}/")
         assert "Claimed by rita" in page.inner_text("#claim")
         assert "trusted" in page.inner_text("#c2pa-state")
-        assert f"serial {first.pk} ✓" in page.inner_text("#watermark")
+        assert f"mark id {first.mark_id} ✓" in page.inner_text("#watermark")
         shot(page, "asset")
 
         page.click("#approve")
@@ -246,7 +246,7 @@ def test_a_clip_plays_on_its_asset_page(live_server: LiveServer, reviewable_clip
 
         page.goto(f"{live_server.url}/assets/{clip.pk}/")
         assert "trusted" in page.inner_text("#c2pa-state")
-        assert f"serial {clip.pk} ✓" in page.inner_text("#watermark")
+        assert f"mark id {clip.mark_id} ✓" in page.inner_text("#watermark")
         assert page.get_attribute("#player", "aria-label") == clip.alt_text
         page.evaluate("() => document.querySelector('#player').play()")  # muted: no gesture needed
         wait_until(page, "() => document.querySelector('#player').readyState >= 2")
