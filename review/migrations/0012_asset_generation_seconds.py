@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('review', '0011_asset_generation_lease'),
+        ("review", "0011_asset_generation_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='asset',
-            name='generated_at',
+            model_name="asset",
+            name="generated_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='asset',
-            name='generation_seconds',
+            model_name="asset",
+            name="generation_seconds",
             field=models.FloatField(blank=True, null=True),
         ),
     ]
