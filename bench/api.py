@@ -28,27 +28,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.databases import database_recreate, database_url, percentile
+
 BENCH_DB = "greenlight_bench_api"
 GOAL_MS = 50.0
 CAMPAIGNS = 10
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-def database_url(base: str, name: str) -> str:
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}"
-
-
-def database_recreate(base: str) -> None:
-    import psycopg
-
-    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 def django_setup(url: str, var_dir: Path) -> None:
@@ -214,7 +198,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    database_recreate(base)
+    database_recreate(base, BENCH_DB)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as var:
         django_setup(database_url(base, BENCH_DB), Path(var))
         seconds = seed(args.assets)

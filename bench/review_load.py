@@ -34,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.databases import database_recreate, database_url, percentile
+
 BENCH_DB = "greenlight_bench"
 STATE_MIX = (  # share of the seeded assets in each state
     ("in_review", 0.34),
@@ -54,26 +56,6 @@ class ClientLog:
     decided: list[tuple[int, int, str]] = field(default_factory=list)  # asset, reviewer, decision
     empty_claims: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-def database_url(base: str, name: str) -> str:
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}"
-
-
-def database_recreate(base: str) -> None:
-    import psycopg
-
-    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
 def django_setup(url: str, var_dir: Path) -> None:
@@ -385,7 +367,7 @@ def main() -> None:
     url = database_url(base, BENCH_DB)
     var_dir = Path(tempfile.mkdtemp(prefix="greenlight-bench-"))
     print(f"database {BENCH_DB}: recreating, migrating, seeding {args.assets:,} assets", flush=True)
-    database_recreate(base)
+    database_recreate(base, BENCH_DB)
     django_setup(url, var_dir)
     reviewer_ids, copy_seconds = seed(args.assets, args.clients)
     print(f"seeded {args.assets:,} assets by COPY in {copy_seconds:.1f} s ({args.assets / copy_seconds:,.0f} rows/s)")
