@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from django.db import connection
 from PIL import Image
 
@@ -109,8 +110,8 @@ def test_a_marked_copy_of_an_asset_is_found_only_with_its_picture(reviewable_ass
 
 @pytest.fixture
 def short_lived(tmp_path: Path, settings: SettingsWrapper, greenlight_settings: SettingsWrapper) -> SigningFiles:
-    """A chain whose signer expires four seconds from now, trusted by the settings."""
-    files = dev_chain_create(tmp_path / "short", signer_expires=datetime.now(UTC) + timedelta(seconds=4))
+    """A chain whose signer expires six seconds from now, trusted by the settings."""
+    files = dev_chain_create(tmp_path / "short", signer_expires=datetime.now(UTC) + timedelta(seconds=6))
     settings.GREENLIGHT_SIGNING_CHAIN, settings.GREENLIGHT_SIGNING_KEY = files.chain, files.key
     settings.GREENLIGHT_TRUST_ANCHORS = files.trust_anchors
     return files
@@ -134,7 +135,11 @@ def test_an_expired_certificate_over_unchanged_content_is_expiry_and_over_change
     manifest_record_build(asset, record).save()
     assert file_verify(data=signed, filename="fresh.png").outcome == "authentic"
 
-    time.sleep(4.5)  # the clock moves past the signer's expiry (a real clock: c2pa reads the system's)
+    # The clock moves past the signer's expiry (a real clock: c2pa reads the system's). A certificate's
+    # notAfter has whole seconds and c2pa still accepts it during that last second, so wait past it.
+    signer_certificate = x509.load_pem_x509_certificates(short_lived.chain.read_bytes())[0]
+    expired_from = signer_certificate.not_valid_after_utc + timedelta(seconds=1.5)
+    time.sleep(max(0.0, (expired_from - datetime.now(UTC)).total_seconds()))
     unchanged = file_verify(data=signed, filename="later.png")
     changed = file_verify(data=flip_image_byte(signed, "image/png"), filename="later-changed.png")
 
