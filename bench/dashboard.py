@@ -9,13 +9,16 @@
    with its variables and generation seconds) and ``--decisions`` decisions (two reviewers on
    every decided asset, a third on some, sometimes disagreeing). Timed.
 2. Refreshes the summary views (`review.insight.refresh`, what ``manage.py insight_refresh``
-   runs), timed: the dashboard reads only these PostgreSQL materialised views.
+   runs), timed: the dashboard reads only these PostgreSQL materialised views (per day, and
+   all-time totals of them for a page without a date range) and, live, one index probe for the
+   oldest asset waiting.
 3. Requests the dashboard page through Django's test client ``--requests`` times for each of five
    filter sets (none; a date range; a campaign; a template; an A/B of two versions) and one CSV,
    cold (the cache cleared before each request: every panel built from the summary views, as
    after a refresh) and warm (the built dashboard reused until the next refresh, the oldest
    waiting age read live), and prints p50/p95/max per set and over all. Goal: p95 <= 300 ms.
-   ``--reuse`` measures a database an earlier run seeded, without seeding it again.
+   ``--reuse`` measures a database an earlier run seeded (migrated first), without seeding it
+   again; ``--database`` names the bench database; ``--seed-only`` stops after the refresh.
 """
 
 from __future__ import annotations
@@ -255,16 +258,24 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=1_500_000)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--reuse", action="store_true", help="measure the database a previous run seeded")
+    parser.add_argument("--database", default=BENCH_DB, help=f"the bench database's name (default {BENCH_DB})")
+    parser.add_argument("--seed-only", action="store_true", help="seed and refresh, then stop")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     if not args.reuse:
-        database_recreate(base, BENCH_DB)
-    django_setup(database_url(base, BENCH_DB), Path(tempfile.mkdtemp(prefix="bench-dashboard-")))
+        database_recreate(base, args.database)
+    django_setup(database_url(base, args.database), Path(tempfile.mkdtemp(prefix="bench-dashboard-")))
     from django.db import connection
 
-    from review.insight.refresh import insight_refresh
+    from review.insight.refresh import VIEWS, insight_refresh
 
-    timings = {"assets": 0.0, "decisions": 0.0} if args.reuse else seed(args.assets, args.decisions)
+    if args.reuse:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # views or indexes added since the database was seeded
+        timings = {"assets": 0.0, "decisions": 0.0}
+    else:
+        timings = seed(args.assets, args.decisions)
     with connection.cursor() as cursor:
         cursor.execute("SELECT (SELECT count(*) FROM review_asset), (SELECT count(*) FROM review_reviewdecision)")
         counted_assets, counted_decisions = cursor.fetchone()
@@ -272,15 +283,14 @@ def main() -> None:
     print(f"{done} {counted_assets:,} assets in {timings['assets']:.1f} s", end=" ")
     print(f"and {counted_decisions:,} decisions in {timings['decisions']:.1f} s")
     refresh = insight_refresh()
-    print(f"summary views refreshed in {refresh:.2f} s (REFRESH MATERIALIZED VIEW CONCURRENTLY, all six)")
+    print(f"summary views refreshed in {refresh:.2f} s (REFRESH MATERIALIZED VIEW CONCURRENTLY, all {len(VIEWS)})")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT count(*) FROM insight_asset_day), (SELECT count(*) FROM insight_variable_day),"
-            " (SELECT count(*) FROM insight_combination), (SELECT count(*) FROM insight_review_day),"
-            " (SELECT count(*) FROM insight_reason_day)"
-        )
-        names = ("asset_day", "variable_day", "combination", "review_day", "reason_day")
-        print("summary rows: " + ", ".join(f"{n} {c:,}" for n, c in zip(names, cursor.fetchone(), strict=True)))
+        names = [view for view in VIEWS if view != "insight_refreshed"]
+        cursor.execute("SELECT " + ", ".join(f"(SELECT count(*) FROM {view})" for view in names))
+        counts = cursor.fetchone()
+        print("summary rows: " + ", ".join(f"{n[8:]} {c:,}" for n, c in zip(names, counts, strict=True)))
+    if args.seed_only:
+        return
     times = page_times(args.requests)
     every: dict[str, list[float]] = {"cold": [], "warm": []}
     for name, samples in times.items():

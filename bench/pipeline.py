@@ -26,8 +26,10 @@ only by seed.
 
 A per-stage table splits the campaign's time: timers wrap the stage functions ``pipeline.run``
 calls (preflight, registration, generation, post-processing, hand-over), wall time in the thread
-that runs them, and the post-processing's CPU time. Goals: campaign/raw >= 0.90, command/raw
->= 0.85. On a machine shared with other work both sides carry that load; say so with the figures.
+that runs them, and the post-processing's CPU time; a second table cuts each asset's
+post-processing into its stages (``bench.provenance.FinalizeStages``: median per asset). Goals:
+campaign/raw >= 0.90, command/raw >= 0.85. On a machine shared with other work both sides carry
+that load; say so with the figures.
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
 
     import infra.django_boot  # noqa: F401
+    from bench.provenance import FinalizeStages
     from models import manifest_load
     from models.loading import pipeline_load
     from pipeline import batches, run
@@ -174,6 +177,8 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     timers.wrap(run, "batch_generate", "generate")
     timers.wrap(run, "batch_finalize", "post-process (batches)")
     timers.wrap(batches, "image_finalize", "post-process (assets)", cpu=True)
+    stages = FinalizeStages()
+    _asset_stages_wrap(batches, stages)
     timers.wrap(run, "assets_hand_over", "hand-over")
     finalize = {
         "auto": None,
@@ -183,9 +188,10 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
         "after": FinalizePlan(overlap=False, threads=os.cpu_count() or 1, reason="bench: after each batch"),
     }[args.finalize]
     started = time.perf_counter()
-    summary = run.campaign_run(
-        campaign="bench-in-process", batch_size=args.batch_size, config=config_from_settings(), finalize=finalize
-    )
+    with stages.timing():
+        summary = run.campaign_run(
+            campaign="bench-in-process", batch_size=args.batch_size, config=config_from_settings(), finalize=finalize
+        )
     campaign_seconds = time.perf_counter() - started
     if summary.generated != len(variants) or summary.failed:
         raise SystemExit(f"campaign made {summary.generated} of {len(variants)} ({summary.failed} failed)")
@@ -195,10 +201,26 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
         "raw": (raw_before, raw_after),
         "campaign": campaign_seconds,
         "stages": timers.totals,
+        "asset stages": stages.medians() if stages.samples else {},
         "model": f"{manifest.name}, {variants[0].params.width}x{variants[0].params.height}, "
         f"{variants[0].params.steps} steps, guidance {variants[0].params.guidance}, "
         f"output {variants[0].output.width}x{variants[0].output.height} PNG",
     }
+
+
+def _asset_stages_wrap(module: Any, stages: Any) -> None:
+    """Close a ``FinalizeStages`` sample after each ``image_finalize`` call ``module`` makes, with
+    that call's wall and CPU milliseconds as its total."""
+    function: Callable[..., Any] = module.image_finalize
+
+    def sampled(*args: Any, **kwargs: Any) -> Any:
+        wall, used = time.perf_counter(), time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stages.asset_end(((time.perf_counter() - wall) * 1000, (time.thread_time() - used) * 1000))
+
+    module.image_finalize = sampled
 
 
 def _raw_pipeline(folder: Path) -> Any:
@@ -327,6 +349,10 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         print(f"  {stage:32} {seconds:8.2f}  {seconds / total:6.1%}")
     accounted = sum(s for k, s in campaign["stages"].items() if "cpu" not in k and "(assets)" not in k)
     print(f"  {'other (expansion, lookups, waits)':32} {max(0.0, total - accounted):8.2f}")
+    if campaign["asset stages"]:
+        from bench.provenance import stage_print
+
+        stage_print([(campaign["model"].rsplit("output ", 1)[-1], campaign["asset stages"])])
 
 
 def _ratio_line(name: str, ratio: float) -> str:

@@ -20,22 +20,28 @@ noise), a fresh development chain. For each size it times, per image:
   hand-off record for review), on one thread; its median wall time is held against the goals
   (``GOALS_MS``: 25 ms at 512², 60 ms at 1024²), with its CPU time beside it. The hand-over's
   database write is per batch and shows in ``bench.pipeline``'s stage table.
+* post-process stages: the same calls made again with a timer around each function
+  ``image_finalize`` calls (``FinalizeStages``: the real code path, cut where it calls out), so
+  that the stage table adds up to what the total measures.
 
-Prints the median of each in milliseconds. On a machine shared with other work the wall times
-carry that load; the CPU column does not.
+Prints the median of each in milliseconds, and the load average: on a machine shared with other
+work the wall times carry that load; the CPU columns much less so.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import c2pa
 import cv2
@@ -43,6 +49,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 import infra.django_boot  # noqa: F401  (review.verify reads Django settings)
+import pipeline.finalize
+import provenance.renditions
 from infra.dev_certs import dev_chain_create
 from pipeline.finalize import Signing, image_finalize
 from prompt_library.expansion import campaign_expand
@@ -61,6 +69,97 @@ BENCH_KEY = WatermarkKey(key_id="wk-0123456789ab", secret=DEFAULT_KEY)
 
 STAGES = ("watermark", "encode", "sign", "verify", "verify copy")
 GOALS_MS = {512: 25.0, 1024: 60.0}  # post-processing per asset on one core
+
+
+# The functions image_finalize calls, by the stage they make (module, name, stage). The
+# thumbnail's own mark and read-back are timed inside ``thumbnail_render`` and taken out of it.
+FINALIZE_CALLS: tuple[tuple[Any, str, str], ...] = (
+    (pipeline.finalize, "watermark_embed", "mark master"),
+    (pipeline.finalize, "image_encode", "encode PNG"),
+    (pipeline.finalize, "thumbnail_render", "thumbnail"),
+    (provenance.renditions, "watermark_embed", "thumbnail: mark"),
+    (provenance.renditions, "_reads_back", "thumbnail: read mark"),
+    (pipeline.finalize, "c2pa_sign", "sign master"),
+    (pipeline.finalize, "rendition_sign", "sign thumbnail"),
+    (pipeline.finalize, "signed_manifest", "read back (both)"),
+    (pipeline.finalize, "image_fingerprint", "hand-off record"),
+)
+# Stages timed inside another one: (inner, outer).
+NESTED = {"thumbnail: mark": "thumbnail", "thumbnail: read mark": "thumbnail"}
+STORE = "store (both)"
+
+
+class FinalizeStages:
+    """Wall and CPU milliseconds of each stage of the ``image_finalize`` calls made inside
+    ``timing()``, one sample per asset (``asset_end``, in the thread that finalised it, closes
+    one; several threads may finalise at once): timers wrap the functions it calls
+    (``FINALIZE_CALLS``) and the storage's ``write`` (``storage``, or ``LocalStorage.write`` for
+    every storage), and are taken off on leaving."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[tuple[float, float]]] = {}
+        self._current: dict[int, dict[str, tuple[float, float]]] = {}  # by thread
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def timing(self, storage: LocalStorage | None = None) -> Iterator[None]:
+        originals = [(module, name, getattr(module, name)) for module, name, _ in FINALIZE_CALLS]
+        write = LocalStorage.write
+        try:
+            for (module, name, stage), (_, _, function) in zip(FINALIZE_CALLS, originals, strict=True):
+                setattr(module, name, self._timed(function, stage))
+            if storage is None:
+                LocalStorage.write = self._timed(write, STORE)  # type: ignore[method-assign]
+            else:
+                storage.write = self._timed(storage.write, STORE)  # type: ignore[method-assign]
+            yield
+        finally:
+            for module, name, function in originals:
+                setattr(module, name, function)
+            if storage is None:
+                LocalStorage.write = write  # type: ignore[method-assign]
+            else:
+                del storage.write
+
+    def asset_end(self, total: tuple[float, float]) -> None:
+        """Close this thread's asset sample: each stage's time, nested ones taken out of their
+        outer stage, and what no stage accounts for as "rest"."""
+        with self._lock:
+            current = self._current.pop(threading.get_ident(), {})
+        for inner, outer in NESTED.items():
+            if inner in current and outer in current:
+                wall, cpu = current[outer]
+                current[outer] = (wall - current[inner][0], cpu - current[inner][1])
+        current["rest"] = (
+            total[0] - sum(wall for wall, _ in current.values()),
+            total[1] - sum(cpu for _, cpu in current.values()),
+        )
+        with self._lock:
+            for stage, times in current.items():
+                self.samples.setdefault(stage, []).append(times)
+
+    def medians(self) -> dict[str, tuple[float, float]]:
+        """Each stage's median wall and CPU milliseconds per asset."""
+        return {
+            stage: (statistics.median(w for w, _ in times), statistics.median(c for _, c in times))
+            for stage, times in self.samples.items()
+        }
+
+    def _timed(self, function: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                with self._lock:
+                    current = self._current.setdefault(threading.get_ident(), {})
+                    spent_wall, spent_cpu = current.get(stage, (0.0, 0.0))
+                    current[stage] = (
+                        spent_wall + (time.perf_counter() - wall) * 1000,
+                        spent_cpu + (time.thread_time() - cpu) * 1000,
+                    )
+
+        return timed
 
 
 @contextmanager
@@ -130,9 +229,10 @@ def main() -> None:
     _single_thread()
 
     rows: list[tuple[int, dict[str, float]]] = []
+    stage_rows: list[tuple[str, dict[str, tuple[float, float]]]] = []
     with tempfile.TemporaryDirectory() as keys:
         files = dev_chain_create(Path(keys))
-        with signer_create(files) as signer, reader_context(files) as context:
+        with signer_create(files) as signer, reader_context(files, verify_after_sign=False) as context:
             watermark_embed(product_shot(0, 512), 1)  # warm-up: caches, first-call costs
             for side in args.sizes:
                 samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -167,10 +267,11 @@ def main() -> None:
                 variant = still_variant(side)
                 storage = LocalStorage(Path(keys) / "storage")
                 signing = Signing(signer=signer, context=context, watermark=BENCH_KEY)
+                stages = FinalizeStages()
                 for index in range(args.count):
                     image = product_shot(side * 100 + index, side)
-                    started, cpu = time.perf_counter(), time.thread_time()
                     serial = 2000 + index
+                    started, cpu = time.perf_counter(), time.thread_time()
                     made = image_finalize(
                         variant, serial=serial, mark_id=serial, image=image, signing=signing, storage=storage
                     )
@@ -178,11 +279,20 @@ def main() -> None:
                     post_cpu.append((time.thread_time() - cpu) * 1000)
                     if made.generation_record["thumbnail"] != {"width": 256, "height": 256, "watermark": "own"}:
                         raise SystemExit(f"{side}² image {index}: thumbnail {made.generation_record['thumbnail']}")
+                    with stages.timing(storage):  # the same asset again, cut into stages
+                        started, cpu = time.perf_counter(), time.thread_time()
+                        image_finalize(
+                            variant, serial=serial, mark_id=serial, image=image, signing=signing, storage=storage
+                        )
+                        stages.asset_end(((time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000))
                 medians = {stage: statistics.median(values) for stage, values in samples.items()}
                 medians["post"], medians["post cpu"] = statistics.median(post_wall), statistics.median(post_cpu)
                 rows.append((side, medians))
+                stage_rows.append((f"{side}x{side}", stages.medians()))
 
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"provenance per asset: median ms of {args.count} images per size, one thread, no database")
+    print(f"  load average {load} on {os.cpu_count()} cores (1, 5, 15 min, at the end)")
     header = f"  {'size':>9} " + "".join(f"{stage:>13}" for stage in STAGES) + f"{'make (all 3)':>16}"
     print(header)
     for side, medians in rows:
@@ -193,6 +303,24 @@ def main() -> None:
         goal = GOALS_MS.get(side)
         verdict = "" if goal is None else f"  goal <= {goal:.0f} ms: {'met' if medians['post'] <= goal else 'MISSED'}"
         print(f"  post-process {side}x{side} {medians['post']:.1f} ms (cpu {medians['post cpu']:.1f} ms){verdict}")
+    stage_print(stage_rows)
+
+
+def stage_print(stage_rows: list[tuple[str, dict[str, tuple[float, float]]]]) -> None:
+    """The post-processing stage table: median wall and CPU ms per asset, one column pair for
+    each (label, ``FinalizeStages.medians()``) of ``stage_rows``."""
+    if not stage_rows:
+        return
+    print("post-processing stages (median ms per asset: wall / cpu)")
+    print(f"  {'stage':24}" + "".join(f"{label:>18}" for label, _ in stage_rows))
+    order = [stage for _, _, stage in FINALIZE_CALLS] + [STORE, "rest"]
+    for stage in order:
+        cells = [medians.get(stage) for _, medians in stage_rows]
+        if all(cell is None for cell in cells):
+            continue
+        text = "".join(f"{'-':>18}" if cell is None else f"{cell[0]:10.1f} /{cell[1]:6.1f}" for cell in cells)
+        label = f"{stage} (rest)" if stage in NESTED.values() else stage
+        print(f"  {label:24}{text}")
 
 
 if __name__ == "__main__":

@@ -305,7 +305,9 @@ GREENLIGHT_SIGNING_CALLBACK = os.environ.get("GREENLIGHT_SIGNING_CALLBACK", "").
 GREENLIGHT_WATERMARK_KEYS_DIR = env_path("GREENLIGHT_WATERMARK_KEYS_DIR", GREENLIGHT_KEYS_DIR / "watermark")
 GREENLIGHT_WATERMARK_KEY_CALLBACK = os.environ.get("GREENLIGHT_WATERMARK_KEY_CALLBACK", "").strip()
 # An RFC 3161 timestamp authority: when set, every manifest is timestamped, and stays valid after
-# the signing certificate expires. Empty (the default, and the demo): no timestamp, no network.
+# the signing certificate expires (the authority's root must be in GREENLIGHT_TRUST_ANCHORS; a sign
+# it does not answer fails). Empty (the default, and the demo): no timestamp, no network.
+# Revoked signing certificates are listed beside the chain (revoked.json, `signing_keys_revoke`).
 GREENLIGHT_TSA_URL = os.environ.get("GREENLIGHT_TSA_URL", "").strip()
 # `verify` (CLI, /verify/ page, POST /api/verify): the largest file accepted, in bytes, and the
 # largest image by header dimensions (refused before decoding: a small PNG can claim 20000x20000).

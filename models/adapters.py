@@ -1,5 +1,5 @@
-"""Adapters: LoRA weights (brand adapters) and ControlNets (structure control) for a model family,
-pinned by a manifest like the models are.
+"""Adapters: LoRA weights and textual inversions (brand adapters) and ControlNets (structure
+control) for a model family, pinned by a manifest like the models are.
 
 An adapter manifest lives in ``models/manifests/adapters/<name>.yaml`` beside the model manifests
 and pins the sha256 of every file of its folder; loading refuses a missing or changed file::
@@ -12,11 +12,14 @@ and pins the sha256 of every file of its folder; loading refuses a missing or ch
     license: proprietary
     files: {pytorch_lora_weights.safetensors: <sha256>}
 
-A template names adapters with a scale (``lora: [{name: brand-red, scale: 0.8}]``); the adapter's
-``manifest_hash`` enters each asset's key and generation record, so new weights make new assets.
-``adapters_apply`` (in ``models.loading``'s world: torch) loads an adapter into a loaded pipeline
-once per worker and sets the scales a batch asks for. ``python -m models.adapters pin NAME FOLDER
---family F --license L`` hashes a folder and writes the manifest. Nothing is downloaded.
+A template names adapters with a scale (``lora: [{name: brand-red, scale: 0.8}]``), and
+textual inversions (``kind: textual-inversion``, an embedding file such as diffusers' training
+writes, ``learned_embeds.safetensors``) with the token its prompts use (``embeddings: [{name:
+brand-style, token: "<brand-style>"}]``). The adapter's ``manifest_hash`` enters each asset's key
+and generation record, so new weights make new assets. ``adapters_apply`` and
+``embeddings_apply`` (in ``models.loading``'s world: torch) load one into a loaded pipeline once
+per worker. ``python -m models.adapters pin NAME FOLDER --family F --license L`` hashes a folder
+and writes the manifest. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -30,16 +33,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from models.errors import ManifestError, ModelNotFoundError
-from models.families import FAMILIES
+from models.errors import ManifestError
+from models.families import FAMILIES, TEXTUAL_INVERSION_FAMILIES
 from models.integrity import files_verify
 from models.pin import folder_hashes
-from models.registry import MANIFESTS_DIR, NAME_RE, files_parse
+from models.pinned import pinned_dir, pinned_known, pinned_read, pinned_write
+from models.registry import files_parse
 
 ADAPTERS_SUBDIR = "adapters"
-ADAPTER_KINDS = ("lora", "controlnet", "safety", "upscaler")  # + models.safety's classifier and upscaler
+TEXTUAL_INVERSION = "textual-inversion"
+# + models.safety's classifier and models.upscaling's upscaler
+ADAPTER_KINDS = ("lora", TEXTUAL_INVERSION, "controlnet", "safety", "upscaler")
+# The file each kind's diffusers folder holds, as its training or save_pretrained writes it.
+DEFAULT_WEIGHT_NAMES = {
+    "lora": "pytorch_lora_weights.safetensors",
+    TEXTUAL_INVERSION: "learned_embeds.safetensors",
+}
 # Kinds that stand beside any model family: what their ``family`` field must say (models.safety).
 STANDALONE_FAMILIES = {"safety": "image-classification", "upscaler": "stable-diffusion-upscale"}
 CONTROLNET_FAMILIES = {"stable-diffusion": "StableDiffusion", "stable-diffusion-xl": "StableDiffusionXL"}
@@ -47,11 +56,13 @@ ADAPTER_FAMILIES = ("stable-diffusion", "stable-diffusion-xl", "flux")  # diffus
 MAX_ADAPTER_SCALE = 4.0
 _FIELDS = ("name", "kind", "family", "folder", "weight_name", "license", "files", "notes", "source")
 _REQUIRED = ("name", "kind", "family", "folder", "weight_name", "license", "files")
+_TEXT_FIELDS = ("name", "kind", "family", "folder", "weight_name", "license", "notes", "source")
 
 
 @dataclass(frozen=True)
 class AdapterManifest:
-    """A pinned adapter (LoRA) for one model family."""
+    """A pinned adapter (a LoRA, a textual inversion, a ControlNet; or a safety classifier or an
+    upscaler, which stand beside any model)."""
 
     name: str
     kind: str
@@ -76,41 +87,35 @@ class AdapterManifest:
 
 
 def adapters_dir(manifests_dir: Path | None = None) -> Path:
-    return (MANIFESTS_DIR if manifests_dir is None else manifests_dir) / ADAPTERS_SUBDIR
+    return pinned_dir(ADAPTERS_SUBDIR, manifests_dir)
 
 
 def adapters_known(*, manifests_dir: Path | None = None) -> list[str]:
-    directory = adapters_dir(manifests_dir)
-    return sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+    return pinned_known(ADAPTERS_SUBDIR, manifests_dir)
 
 
 def adapter_manifest_load(name: str, *, manifests_dir: Path | None = None) -> AdapterManifest:
     """Read and check ``adapters/<name>.yaml``; every problem names the file and the field."""
-    path = adapters_dir(manifests_dir) / f"{name}.yaml"
-    if not isinstance(name, str) or not NAME_RE.match(name) or not path.is_file():
-        raise ModelNotFoundError(str(name), known=adapters_known(manifests_dir=manifests_dir), kind="adapter")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ManifestError(path, f"cannot be read as YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ManifestError(path, "must be a mapping of fields")
-    missing = [key for key in _REQUIRED if key not in data]
-    if missing:
-        raise ManifestError(path, f"field {missing[0]!r} is missing")
-    unknown = [key for key in data if key not in _FIELDS]
-    if unknown:
-        raise ManifestError(path, f"field {unknown[0]!r} is not an adapter field (known: {', '.join(_FIELDS)})")
-    for key in ("name", "kind", "family", "folder", "weight_name", "license", "notes", "source"):
-        if key in data and not isinstance(data[key], str):
-            raise ManifestError(path, f"field {key!r} must be text, got {data[key]!r}")
-    if data["name"] != name:
-        raise ManifestError(path, f"field 'name' is {data['name']!r} but the file is named {name!r}")
+    path, data = pinned_read(
+        name,
+        subdir=ADAPTERS_SUBDIR,
+        kind="adapter",
+        fields=_FIELDS,
+        required=_REQUIRED,
+        text_fields=_TEXT_FIELDS,
+        manifests_dir=manifests_dir,
+    )
     if data["kind"] not in ADAPTER_KINDS:
         raise ManifestError(path, f"field 'kind' is {data['kind']!r}; known: {', '.join(ADAPTER_KINDS)}")
     standalone = STANDALONE_FAMILIES.get(data["kind"])
     if standalone is not None and data["family"] != standalone:
         raise ManifestError(path, f"field 'family' is {data['family']!r}; a {data['kind']} is {standalone!r}")
+    if data["kind"] == TEXTUAL_INVERSION and data["family"] not in TEXTUAL_INVERSION_FAMILIES:
+        raise ManifestError(
+            path,
+            f"field 'family' is {data['family']!r}; textual inversions load for the families whose text "
+            f"encoders take them: {', '.join(TEXTUAL_INVERSION_FAMILIES)}",
+        )
     if standalone is None and (data["family"] not in FAMILIES or data["family"] not in ADAPTER_FAMILIES):
         raise ManifestError(
             path, f"field 'family' is {data['family']!r}; adapters load for: {', '.join(ADAPTER_FAMILIES)}"
@@ -144,31 +149,33 @@ def adapter_pin(
     family: str,
     license_name: str,
     kind: str = "lora",
-    weight_name: str = "pytorch_lora_weights.safetensors",
+    weight_name: str | None = None,
     manifests_dir: Path | None = None,
     notes: str = "",
     source: str = "",
 ) -> AdapterManifest:
-    """Hash ``folder`` and write ``adapters/<name>.yaml``; returns the manifest as loaded back."""
-    if not NAME_RE.match(name):
-        raise ManifestError(Path(f"{name}.yaml"), f"field 'name' {name!r} must be lowercase letters, digits, . _ -")
-    directory = adapters_dir(manifests_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Hash ``folder`` and write ``adapters/<name>.yaml``; returns the manifest as loaded back.
+    ``weight_name`` defaults to the file the kind's diffusers folder holds."""
     folder = folder.resolve()
     data: dict[str, Any] = {
         "name": name,
         "kind": kind,
         "family": family,
-        "folder": os.path.relpath(folder, directory),
-        "weight_name": weight_name,
+        "folder": os.path.relpath(folder, adapters_dir(manifests_dir)),
+        "weight_name": weight_name or _default_weight_name(kind),
         "license": license_name,
         "source": source,
         "notes": notes,
         "files": dict(sorted(folder_hashes(folder).items())),
     }
-    header = "# Written by `python -m models.adapters pin`; re-pin, do not edit.\n"
-    (directory / f"{name}.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    pinned_write(
+        name, data, subdir=ADAPTERS_SUBDIR, command="python -m models.adapters pin", manifests_dir=manifests_dir
+    )
     return adapter_manifest_load(name, manifests_dir=manifests_dir)
+
+
+def _default_weight_name(kind: str) -> str:
+    return DEFAULT_WEIGHT_NAMES.get(kind, "diffusion_pytorch_model.safetensors")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,16 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin.add_argument("--kind", default="lora", choices=ADAPTER_KINDS)
     pin.add_argument("--weight-name", help="default: the kind's diffusers file name")
     args = parser.parse_args(argv)
-    default_weights = (
-        "pytorch_lora_weights.safetensors" if args.kind == "lora" else "diffusion_pytorch_model.safetensors"
-    )
     manifest = adapter_pin(
         args.name,
         args.folder,
         family=args.family,
         license_name=args.license_name,
         kind=args.kind,
-        weight_name=args.weight_name or default_weights,
+        weight_name=args.weight_name,
     )
     print(f"Wrote {manifest.path} (manifest hash {manifest.manifest_hash})")
     return 0

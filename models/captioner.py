@@ -34,12 +34,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
-from models.errors import ManifestError, ModelNotFoundError
+from models.errors import ManifestError
 from models.integrity import files_verify
 from models.pin import folder_hashes
-from models.registry import MANIFESTS_DIR, NAME_RE, files_parse
+from models.pinned import pinned_dir, pinned_known, pinned_read, pinned_write
+from models.registry import files_parse
 
 CAPTIONERS_SUBDIR = "captioners"
 CAPTIONER_CLASSES = (
@@ -78,36 +77,24 @@ class CaptionerManifest:
 
 
 def captioners_dir(manifests_dir: Path | None = None) -> Path:
-    return (MANIFESTS_DIR if manifests_dir is None else manifests_dir) / CAPTIONERS_SUBDIR
+    return pinned_dir(CAPTIONERS_SUBDIR, manifests_dir)
 
 
 def captioners_known(*, manifests_dir: Path | None = None) -> list[str]:
-    directory = captioners_dir(manifests_dir)
-    return sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+    return pinned_known(CAPTIONERS_SUBDIR, manifests_dir)
 
 
 def captioner_manifest_load(name: str, *, manifests_dir: Path | None = None) -> CaptionerManifest:
     """Read and check ``captioners/<name>.yaml``; every problem names the file and the field."""
-    path = captioners_dir(manifests_dir) / f"{name}.yaml"
-    if not NAME_RE.match(name) or not path.is_file():
-        raise ModelNotFoundError(name, known=captioners_known(manifests_dir=manifests_dir), kind="captioner")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ManifestError(path, f"cannot be read as YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ManifestError(path, "must be a mapping of fields")
-    missing = [key for key in _REQUIRED if key not in data]
-    if missing:
-        raise ManifestError(path, f"field {missing[0]!r} is missing")
-    unknown = [key for key in data if key not in _FIELDS]
-    if unknown:
-        raise ManifestError(path, f"field {unknown[0]!r} is not a captioner field (known: {', '.join(_FIELDS)})")
-    for key in ("name", "model_class", "folder", "license", "prompt", "notes", "source"):
-        if key in data and not isinstance(data[key], str):
-            raise ManifestError(path, f"field {key!r} must be text, got {data[key]!r}")
-    if data["name"] != name:
-        raise ManifestError(path, f"field 'name' is {data['name']!r} but the file is named {name!r}")
+    path, data = pinned_read(
+        name,
+        subdir=CAPTIONERS_SUBDIR,
+        kind="captioner",
+        fields=_FIELDS,
+        required=_REQUIRED,
+        text_fields=("name", "model_class", "folder", "license", "prompt", "notes", "source"),
+        manifests_dir=manifests_dir,
+    )
     if data["model_class"] not in CAPTIONER_CLASSES:
         raise ManifestError(
             path, f"field 'model_class' is {data['model_class']!r}; known: {', '.join(CAPTIONER_CLASSES)}"
@@ -155,25 +142,21 @@ def captioner_pin(
     source: str = "",
 ) -> CaptionerManifest:
     """Hash ``folder`` and write ``captioners/<name>.yaml``; returns the manifest as loaded back."""
-    if not NAME_RE.match(name):
-        raise ManifestError(Path(f"{name}.yaml"), f"field 'name' {name!r} must be lowercase letters, digits, . _ -")
-    directory = captioners_dir(manifests_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     folder = folder.resolve()
-    files = folder_hashes(folder)
     data: dict[str, Any] = {
         "name": name,
         "model_class": model_class,
-        "folder": os.path.relpath(folder, directory),
+        "folder": os.path.relpath(folder, captioners_dir(manifests_dir)),
         "license": license_name,
         "source": source,
         "defaults": dict(defaults or {"max_new_tokens": 30, "num_beams": 1}),
         "prompt": prompt,
         "notes": notes,
-        "files": dict(sorted(files.items())),
+        "files": dict(sorted(folder_hashes(folder).items())),
     }
-    header = "# Written by `python -m models.captioner pin`; re-pin, do not edit.\n"
-    (directory / f"{name}.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    pinned_write(
+        name, data, subdir=CAPTIONERS_SUBDIR, command="python -m models.captioner pin", manifests_dir=manifests_dir
+    )
     return captioner_manifest_load(name, manifests_dir=manifests_dir)
 
 

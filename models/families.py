@@ -87,8 +87,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
             ),
         ),
         # LTX-Video: one checkpoint makes text-to-video (LTXPipeline) and image-to-video
-        # (LTXImageToVideoPipeline.from_pipe, the same components). Its VAE packs 4x4 pixels per
-        # channel group and downsamples three times: 32 px and 8 frames per latent cell.
+        # (LTXImageToVideoPipeline.from_pipe, the same components: IMAGE_TO_VIDEO_PIPELINES). Its
+        # VAE packs 4x4 pixels per channel group and downsamples three times: 32 px and 8 frames
+        # per latent cell.
         "ltx-video": Family(
             pipelines=("LTXPipeline",),
             vae_scale=32,
@@ -112,3 +113,26 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
 # The families that draw from a source image too (image-to-image, inpainting: diffusers' AutoPipelines
 # for them build on the loaded components) and take weighted prompts (compel).
 SOURCE_FAMILIES = ("stable-diffusion", "stable-diffusion-xl")
+
+# The video families that animate a source photo (image-to-video), each with the diffusers class
+# it builds from its loaded text-to-video components (``from_pipe``: no second copy of the weights).
+IMAGE_TO_VIDEO_PIPELINES: Mapping[str, str] = MappingProxyType({"ltx-video": "LTXImageToVideoPipeline"})
+IMAGE_TO_VIDEO = "image-to-video"
+
+# The families whose text encoders take textual inversions: CLIP encoders behind diffusers'
+# TextualInversionLoaderMixin (SDXL's embeddings carry one set of vectors per encoder, clip_l and
+# clip_g). FLUX reads its prompt mostly through T5 and the video families through T5 alone.
+TEXTUAL_INVERSION_FAMILIES = ("stable-diffusion", "stable-diffusion-xl")
+
+
+def source_mode_refusal(family: str, mode: str) -> str:
+    """Why a model of ``family`` cannot draw from a source image in ``mode`` ("" when it can):
+    image-to-video needs a family in ``IMAGE_TO_VIDEO_PIPELINES``; every other use of a source
+    (image-to-image, inpainting, a ControlNet's structure) one in ``SOURCE_FAMILIES``."""
+    if mode == IMAGE_TO_VIDEO:
+        if family in IMAGE_TO_VIDEO_PIPELINES:
+            return ""
+        return f"has no image-to-video (families with it: {', '.join(IMAGE_TO_VIDEO_PIPELINES)})"
+    if family in SOURCE_FAMILIES:
+        return ""
+    return f"makes text-to-image only (image-to-image and inpainting: {', '.join(SOURCE_FAMILIES)})"

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.adapters import AdapterManifest, adapter_verify
+from models.adapters import TEXTUAL_INVERSION, AdapterManifest, adapter_verify
 from models.device import PipelineSetup, device_choose, pipeline_prepare
 from models.errors import ManifestError, SchedulerError, display_path
 from models.integrity import manifest_pins_check, manifest_verify, model_index_check
@@ -212,6 +212,84 @@ def _adapters_activate(pipe: Any, chosen: Sequence[tuple[str, float]]) -> None:
         here = [(key, scale) for key, scale in chosen if key in present]
         if here:
             set_weights_and_activate_adapters(component, [key for key, _ in here], [scale for _, scale in here])
+
+
+_EMBEDDINGS: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+# The two vector sets of an SDXL embedding, by the encoder each belongs to.
+_SDXL_EMBEDDING_KEYS = {"clip_l": ("text_encoder", "tokenizer"), "clip_g": ("text_encoder_2", "tokenizer_2")}
+
+
+def embedding_token(manifest: AdapterManifest) -> str:
+    """The token an embedding is loaded under in a pipeline: its weights' hash, so new weights
+    under an old name load anew, and no prompt that does not name the embedding can reach it
+    (the template's own token is rewritten to this one for the batches that name it)."""
+    return f"<gl-ti-{manifest.manifest_hash[:20]}>"
+
+
+def embeddings_apply(pipe: Any, embeddings: Sequence[AdapterManifest]) -> dict[str, str]:
+    """Load each textual inversion into ``pipe``'s tokenizer(s) and text encoder(s), once per
+    pipeline in this process (the pipelines derived from it share them); returns each
+    embedding's name -> the token it was loaded under (``embedding_token``).
+
+    Each is verified against its manifest before it is read. A Stable Diffusion embedding is one
+    tensor (diffusers' ``{token: vectors}`` or A1111's ``string_to_param``); an SDXL one holds
+    ``clip_l`` and ``clip_g``, one per text encoder. A file that does not fit the model (vector
+    width, the encoders it names) is refused naming its manifest.
+    """
+    loaded_tokens: dict[str, str] = {}
+    with _ADAPTERS_LOCK:
+        loaded = _EMBEDDINGS.setdefault(pipe, set())
+        for manifest in embeddings:
+            if manifest.kind != TEXTUAL_INVERSION:
+                raise ManifestError(
+                    manifest.path, f"field 'kind' is {manifest.kind!r}; an embedding is kind {TEXTUAL_INVERSION!r}"
+                )
+            token = embedding_token(manifest)
+            loaded_tokens[manifest.name] = token
+            if token in loaded:
+                continue
+            adapter_verify(manifest)
+            _embedding_load(pipe, manifest, token)
+            loaded.add(token)
+            logger.info("loaded textual inversion %s (%s) into model pipeline", manifest.name, token)
+    return loaded_tokens
+
+
+def _embedding_load(pipe: Any, manifest: AdapterManifest, token: str) -> None:
+    """Check that every vector set of the file fits its text encoder, then load them all."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(manifest.folder / manifest.weight_name))
+    two_encoders = getattr(pipe, "text_encoder_2", None) is not None
+    holds = ", ".join(sorted(state)) or "nothing"
+    if two_encoders and set(state) != set(_SDXL_EMBEDDING_KEYS):
+        raise ManifestError(
+            manifest.path,
+            f"{manifest.weight_name} holds {holds}; an embedding for a model with two text encoders (SDXL) "
+            "holds clip_l and clip_g, one per encoder",
+        )
+    if not two_encoders and len(state) != 1:
+        raise ManifestError(
+            manifest.path, f"{manifest.weight_name} holds {holds}; an embedding for this model holds one tensor"
+        )
+    parts = (
+        [(state[key], *attributes) for key, attributes in _SDXL_EMBEDDING_KEYS.items()]
+        if two_encoders
+        else [(next(iter(state.values())), "text_encoder", "tokenizer")]
+    )
+    for vectors, encoder, _ in parts:
+        width = int(getattr(pipe, encoder).get_input_embeddings().weight.shape[-1])
+        if vectors.ndim not in (1, 2) or vectors.shape[-1] != width:
+            raise ManifestError(
+                manifest.path,
+                f"{manifest.weight_name} has vectors of shape {tuple(vectors.shape)}; the model's {encoder} "
+                f"takes {width}-wide token vectors",
+            )
+    for vectors, encoder, tokenizer in parts:
+        with _loading_quietly():
+            pipe.load_textual_inversion(
+                vectors, token=token, text_encoder=getattr(pipe, encoder), tokenizer=getattr(pipe, tokenizer)
+            )
 
 
 _CONTROLNETS: dict[tuple[str, Path, str, str], Any] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,25 @@ def finalize_plan(*, device: str, cores: int | None = None, generation_threads: 
     )
 
 
+def model_finalize_plan(manifest: ModelManifest) -> FinalizePlan:
+    """The post-processing plan of a run or a worker whose model is ``manifest``: ``finalize_plan``
+    for the device the model is set up on (loading it, if this process has not). The one place a
+    run (``pipeline.run``) and a warm worker (``pipeline.work``) get their plan from."""
+    return finalize_plan(device=pipeline_setup(manifest).plan.device)
+
+
+def thread_priority_lower(nice: int) -> None:
+    """Lower the calling thread's priority by ``nice`` (Linux schedules threads apart, and the
+    threads it starts inherit it; elsewhere a no-op), so that it runs on what generation leaves:
+    the initializer of a plan's finalising thread (``FinalizePlan.nice``)."""
+    if not nice:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the plan still holds, unniced
+        logger.debug("could not lower the finalising thread's priority by %d", nice)
+
+
 def worker_warm(manifests: Sequence[ModelManifest], config: PipelineConfig) -> FinalizePlan:
     """What a long-lived worker pays once, at start, instead of in its first run: load each
     model (``pipeline_load`` keeps it for the process), open the signer and trust context once
@@ -103,7 +123,7 @@ def worker_warm(manifests: Sequence[ModelManifest], config: PipelineConfig) -> F
     for index, manifest in enumerate(manifests):
         pipeline_load(manifest)
         if index == 0:
-            plan = finalize_plan(device=pipeline_setup(manifest).plan.device)
+            plan = model_finalize_plan(manifest)
     mark_key = watermark_keys_load(config.watermark_keys).current
     grain = np.random.default_rng(0).integers(64, 192, (WATERMARK_MIN_SIDE, WATERMARK_MIN_SIDE, 3), dtype=np.uint8)
     with signer_create(config.signing), reader_context(config.signing):
@@ -166,7 +186,7 @@ def _assets_finalize(
     its file, or with the error text recorded on its asset."""
     storage = LocalStorage(config.storage_root)
     outcomes: list[tuple[str, GeneratedFile | str]] = []
-    with signer_create(config.signing) as signer, reader_context(config.signing) as context:
+    with signer_create(config.signing) as signer, reader_context(config.signing, verify_after_sign=False) as context:
         signing = Signing(signer=signer, context=context, watermark=mark_key)
         for variant, serial, mark_id, item, caption, verdict in items:
             try:

@@ -3,10 +3,12 @@
 Modes: text-to-image, image-to-image (an init image and a ``strength``) and inpainting (an init
 image and a mask: white is repainted; black is kept, the photo's own pixels put back), with
 negative prompts, guidance, steps, a sampler chosen by name (``models.schedulers``) and the size
-from the output spec. Prompt weighting takes the common syntax, ``(word:1.3)``, ``(word)`` (x1.1),
-``[word]`` (/1.1) and ``[word:0.5]`` (``prompt_library.weighting``): it is rewritten to compel's
-syntax and compel builds the weighted embeddings (Stable Diffusion and SDXL families; other
-families refuse weighted prompts rather than read the brackets as words).
+from the output spec; brand adapters (LoRA, and textual inversions whose template token is
+rewritten to the token the embedding was loaded under) as the variant's version pinned them.
+Prompt weighting takes the common syntax, ``(word:1.3)``, ``(word)`` (x1.1), ``[word]`` (/1.1)
+and ``[word:0.5]`` (``prompt_library.weighting``): it is rewritten to compel's syntax and compel
+builds the weighted embeddings (Stable Diffusion and SDXL families; other families refuse
+weighted prompts rather than read the brackets as words).
 
 Batching: a batch shares model and parameters (it is one pipeline call); every image gets its own
 ``torch.Generator`` seeded with its seed, and on a CPU the loaded model's layers are batch-invariant
@@ -33,11 +35,20 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from models import DEFAULT_SCHEDULER, SCHEDULERS, ModelManifest, scheduler_names, scheduler_refusal
 from models.adapters import CONTROLNET_FAMILIES
-from models.loading import adapters_apply, scheduler_build
+from models.loading import adapters_apply, embeddings_apply, scheduler_build
 from models.upscaling import images_upscale, upscaler_load, upscaler_manifest_load
 from pipeline.errors import GenerationError, GenerationInputError
-from pipeline.sources import SourceInput, canny_edges, variant_adapters, variant_controlnet, variant_sources
-from prompt_library.specs import MODES, TEXT_TO_IMAGE, Variant
+from pipeline.sources import (
+    SourceInput,
+    canny_edges,
+    tokens_substitute,
+    variant_adapters,
+    variant_controlnet,
+    variant_embeddings,
+    variant_sources,
+    variant_tokens,
+)
+from prompt_library.specs import IMAGE_MODES, TEXT_TO_IMAGE, Variant
 from prompt_library.weighting import compel_syntax, is_weighted
 
 MAX_STEPS = 500
@@ -99,8 +110,8 @@ def request_check(manifest: ModelManifest, request: ImageRequest) -> tuple[Image
     def refuse(name: str, value: object, problem: str) -> GenerationInputError:
         return GenerationInputError(name, value, problem, variant_key=key)
 
-    if request.mode not in MODES:
-        raise refuse("mode", request.mode, f"unknown mode (known: {', '.join(MODES)})")
+    if request.mode not in IMAGE_MODES:
+        raise refuse("mode", request.mode, f"unknown mode for a still (known: {', '.join(IMAGE_MODES)})")
     prompts_check(manifest, prompt=request.prompt, negative_prompt=request.negative_prompt, variant_key=key)
     sampling_check(
         manifest,
@@ -272,8 +283,8 @@ def prompt_arguments(pipe: Any, prompts: Sequence[str], negatives: Sequence[str]
         return {"prompt": prompts, "negative_prompt": negatives if guided else None}
     compel = _compel_for(pipe)
     with torch.inference_mode():
-        conditioning = compel([compel_syntax(p) for p in prompts])
-        negative = compel([compel_syntax(n) for n in negatives]) if guided else None
+        conditioning = compel([compel_syntax(_vectors_spelled(pipe, p)) for p in prompts])
+        negative = compel([compel_syntax(_vectors_spelled(pipe, n)) for n in negatives]) if guided else None
     if isinstance(conditioning, tuple):  # SDXL: (embeddings, pooled)
         arguments = {"prompt_embeds": conditioning[0], "pooled_prompt_embeds": conditioning[1]}
         if negative is not None:
@@ -283,6 +294,14 @@ def prompt_arguments(pipe: Any, prompts: Sequence[str], negatives: Sequence[str]
     if negative is not None:
         arguments["negative_prompt_embeds"] = negative
     return arguments
+
+
+def _vectors_spelled(pipe: Any, prompt: str) -> str:
+    """A prompt with each multi-vector textual inversion token spelled as its vectors' tokens, as
+    the pipeline does for plain text (diffusers' ``maybe_convert_prompt``): compel reads the text
+    itself."""
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    return str(convert(prompt, pipe.tokenizer)) if convert is not None else prompt
 
 
 # --- the call --------------------------------------------------------------------------------
@@ -427,18 +446,25 @@ def batch_check(variants: Sequence[Variant]) -> None:
             )
 
 
-def variant_request(variant: Variant, sources: SourceInput | None = None, *, controlnet: Any = None) -> ImageRequest:
+def variant_request(
+    variant: Variant,
+    sources: SourceInput | None = None,
+    *,
+    controlnet: Any = None,
+    tokens: Mapping[str, str] | None = None,
+) -> ImageRequest:
     """The engine request that makes ``variant``'s image at the model's native size (from
     ``sources``, its photo and mask, in image-to-image and inpainting, and the ControlNet's
-    control image made from the photo)."""
+    control image made from the photo; ``tokens`` maps its template's textual inversion tokens to
+    the tokens they were loaded under)."""
     params = variant.params
     controlled = controlnet is not None and sources is not None and bool(params.controlnet)
     return ImageRequest(
         controlnet=controlnet if controlled else None,
         control_image=canny_edges(sources.photo) if controlled and sources is not None else None,
         control_scale=params.controlnet[3] if params.controlnet else 1.0,
-        prompt=variant.prompt,
-        negative_prompt=variant.negative_prompt,
+        prompt=tokens_substitute(variant.prompt, tokens or {}),
+        negative_prompt=tokens_substitute(variant.negative_prompt, tokens or {}),
         seed=variant.seed,
         steps=params.steps,
         guidance=params.guidance,
@@ -466,8 +492,12 @@ def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Varia
     loaded: dict[tuple[str, str], SourceInput | None] = {}  # a batch shares its template's source
     sources = [loaded.setdefault((v.source_image, v.mask), variant_sources(v)) for v in variants]
     controlnet = variant_controlnet(manifest, variants[0], pipe)
-    requests = [variant_request(v, source, controlnet=controlnet) for v, source in zip(variants, sources, strict=True)]
     adapters_apply(pipe, variant_adapters(manifest, variants[0]))
+    tokens = variant_tokens(variants[0], embeddings_apply(pipe, variant_embeddings(manifest, variants[0])))
+    requests = [
+        variant_request(v, source, controlnet=controlnet, tokens=tokens)
+        for v, source in zip(variants, sources, strict=True)
+    ]
     images = engine_generate(pipe, manifest, requests, call_options=manifest.call_options)
     if variants[0].params.upscaler:  # the output spec's upscaler enlarges the drawing first
         name, pinned = variants[0].params.upscaler

@@ -3,15 +3,16 @@ an impossible size stops the run before a single asset is registered or stored."
 
 from __future__ import annotations
 
-from models import SOURCE_FAMILIES, VIDEO_ROLE, ModelError, ModelManifest, manifest_load
+from models import VIDEO_ROLE, ModelError, ModelManifest, manifest_load
 from models.adapters import adapter_verify
 from models.captioner import captioner_load
+from models.families import source_mode_refusal
 from models.loading import pipeline_load
 from models.safety import safety_classifier_load
 from models.upscaling import upscaler_manifest_load
 from pipeline.config import PipelineConfig
 from pipeline.errors import GenerationError, ModelPinError, PipelineError
-from pipeline.sources import variant_adapters
+from pipeline.sources import variant_adapters, variant_embeddings
 from pipeline.video import video_request_build, video_request_check
 from prompt_library.errors import SourceImageError
 from prompt_library.models import PromptVersion
@@ -77,10 +78,11 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
                 f"template '{template.name}' v{version.number}, model '{manifest.name}': {exc}"
             ) from exc
     if template.mode != TEXT_TO_IMAGE:  # the source photo (and mask) are where the variants need them
-        if manifest.family not in SOURCE_FAMILIES:
+        refusal = source_mode_refusal(manifest.family, template.mode)
+        if refusal:
             raise PipelineError(
-                f"template '{template.name}' v{version.number}: mode {template.mode!r} needs a model of the "
-                f"{' or '.join(SOURCE_FAMILIES)} family; model '{manifest.name}' is {manifest.family}"
+                f"template '{template.name}' v{version.number}: mode {template.mode!r}, but model "
+                f"'{manifest.name}' ({manifest.family}) {refusal}"
             )
         for name in ("source_image", "mask"):
             value = getattr(template, name)
@@ -89,9 +91,12 @@ def version_preflight(version: PromptVersion, config: PipelineConfig) -> ModelMa
                     source_image_bytes(sha256=value, field=name)
                 except (SourceImageError, StorageError) as exc:
                     raise PipelineError(f"template '{template.name}' v{version.number}: {exc}") from exc
-    try:  # each adapter still pinned as the version was loaded, and its files unchanged
-        for adapter, _ in variant_adapters(manifest, probe_variant(template, version, params)):
+    try:  # each adapter and embedding still pinned as the version was loaded, and its files unchanged
+        stand_in = probe_variant(template, version, params)
+        for adapter, _ in variant_adapters(manifest, stand_in):
             adapter_verify(adapter)
+        for embedding in variant_embeddings(manifest, stand_in):
+            adapter_verify(embedding)
         if params.safety:  # the classifier, pinned as the version was loaded, verified and loaded now
             safety_classifier_load(params.safety[0], manifests_dir=manifest.path.parent, pinned=params.safety[1])
         if params.upscaler:

@@ -16,8 +16,6 @@ callback, called in the caller's thread as each batch is done, or without one to
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,8 +23,15 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from models import ModelManifest
-from models.loading import pipeline_setup
-from pipeline.batches import FinalizePlan, Media, batch_finalize, batch_generate, error_text, finalize_plan
+from pipeline.batches import (
+    FinalizePlan,
+    Media,
+    batch_finalize,
+    batch_generate,
+    error_text,
+    model_finalize_plan,
+    thread_priority_lower,
+)
 from pipeline.config import PipelineConfig
 from pipeline.errors import RunRequestError
 from pipeline.preflight import version_preflight
@@ -231,7 +236,7 @@ def _batches_run(
             return
         done(files, failures, generation_seconds=seconds_each)
 
-    plan = finalize or (finalize_plan(device=pipeline_setup(batches[0].manifest).plan.device) if batches else None)
+    plan = finalize or (model_finalize_plan(batches[0].manifest) if batches else None)
     if plan is not None:
         logger.info("%s: post-processing plan: %s", label, plan.reason or plan)
 
@@ -244,7 +249,7 @@ def _batches_run(
     # The worker thread (and the asset threads it starts, which inherit it) at the plan's priority.
     nice = plan.nice if plan is not None and plan.overlap else 0
     with ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="batch-finalize", initializer=_thread_nice, initargs=(nice,)
+        max_workers=1, thread_name_prefix="batch-finalize", initializer=thread_priority_lower, initargs=(nice,)
     ) as worker:
         pending: tuple[_Batch, Future[_Finalized], float] | None = None
         for index, batch in enumerate(batches):
@@ -281,17 +286,6 @@ def _now(function: Callable[..., _T], *args: object) -> Future[_T]:
     except Exception as exc:
         future.set_exception(exc)
     return future
-
-
-def _thread_nice(nice: int) -> None:
-    """Lower the calling thread's priority by ``nice`` (Linux schedules threads apart; elsewhere a
-    no-op), so that it runs on what generation leaves."""
-    if not nice:
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
-    except (AttributeError, OSError):  # not Linux, or not allowed: the plan still holds, unniced
-        logger.debug("could not lower the finalising thread's priority by %d", nice)
 
 
 def _chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:

@@ -1,21 +1,26 @@
 """What a variant draws with besides its prompt: its source photo and mask, its brand adapters
-and its ControlNet, each loaded as its version pinned it; and the photo's credit in the signed file.
+(LoRA and textual inversions) and its ControlNet, each loaded as its version pinned it; and the
+photo's credit in the signed file.
 
 Inpainting keeps the photo's own pixels where the mask is black: the photo is a ``componentOf``
-ingredient. Image-to-image redraws all of it from the photo: an ``inputTo`` ingredient. A mask
-file is an ``inputTo`` ingredient too; a mask made from the photo's transparency is the photo's.
+ingredient. Image-to-image redraws all of it from the photo, and image-to-video animates it: an
+``inputTo`` ingredient. A mask file is an ``inputTo`` ingredient too; a mask made from the photo's
+transparency is the photo's.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageOps
 
 from models import ModelManifest
-from models.adapters import AdapterManifest, adapter_manifest_load
+from models.adapters import TEXTUAL_INVERSION, AdapterManifest, adapter_manifest_load
+from models.families import TEXTUAL_INVERSION_FAMILIES
 from models.loading import controlnet_load
 from pipeline.errors import GenerationError, GenerationInputError
 from prompt_library.errors import SourceImageError
@@ -23,7 +28,7 @@ from prompt_library.sources import ALPHA_MASK, mask_from_alpha, source_image_loa
 from prompt_library.specs import Variant
 from provenance.credentials import Ingredient
 
-RELATIONSHIPS = {"inpainting": "componentOf", "image-to-image": "inputTo"}
+RELATIONSHIPS = {"inpainting": "componentOf", "image-to-image": "inputTo", "image-to-video": "inputTo"}
 
 
 def source_ingredients(variant: Variant) -> tuple[Ingredient, ...]:
@@ -81,6 +86,20 @@ def variant_sources(variant: Variant) -> SourceInput | None:
     return SourceInput(photo=Image.alpha_composite(backdrop, photo).convert("RGB"), mask=mask)
 
 
+def variant_source_photo(variant: Variant) -> Image.Image | None:
+    """The stored source photo ``variant`` animates (image-to-video), whole and as uploaded, on
+    white where it is transparent; the video engine fits it to the size the model draws. None
+    without a source."""
+    if not variant.source_image:
+        return None
+    try:
+        photo = _decoded(source_image_load(sha256=variant.source_image).data).convert("RGBA")
+    except SourceImageError as exc:
+        raise GenerationInputError(exc.field, exc.value, exc.problem, variant_key=variant.key) from exc
+    backdrop = Image.new("RGBA", photo.size, (255, 255, 255, 255))
+    return Image.alpha_composite(backdrop, photo).convert("RGB")
+
+
 def _decoded(data: bytes) -> Image.Image:
     """A stored source image (checked as an image when it was stored), decoded."""
     image = Image.open(io.BytesIO(data))
@@ -103,6 +122,45 @@ def variant_adapters(manifest: ModelManifest, variant: Variant) -> list[tuple[Ad
             )
         adapters.append((adapter, scale))
     return adapters
+
+
+def variant_embeddings(manifest: ModelManifest, variant: Variant) -> list[AdapterManifest]:
+    """The textual inversion manifests (beside the model's) ``variant`` draws with, each still
+    pinned to the embedding its version was loaded with, for a family whose text encoder takes them."""
+    if not variant.params.embeddings:
+        return []
+    if manifest.family not in TEXTUAL_INVERSION_FAMILIES:
+        raise GenerationError(
+            f"model '{manifest.name}' ({manifest.family}) has no text encoder that takes textual inversions "
+            f"(families that do: {', '.join(TEXTUAL_INVERSION_FAMILIES)})",
+            variant_key=variant.key,
+        )
+    embeddings = []
+    for name, pinned, _ in variant.params.embeddings:
+        embedding = adapter_manifest_load(name, manifests_dir=manifest.path.parent)
+        if embedding.manifest_hash != pinned or embedding.kind != TEXTUAL_INVERSION:
+            raise GenerationError(
+                f"embedding '{name}' has manifest hash {embedding.manifest_hash[:12]}… ({embedding.kind}) but "
+                f"template '{variant.template}' v{variant.template_version} was loaded with {pinned[:12]}…; "
+                "load a new template version for the new embedding",
+                variant_key=variant.key,
+            )
+        embeddings.append(embedding)
+    return embeddings
+
+
+def tokens_substitute(text: str, tokens: Mapping[str, str]) -> str:
+    """``text`` with each template token (``tokens``: template token -> loaded token) replaced
+    where it stands as a word of its own, so ``<brand>`` is replaced and ``<brand>s`` is not."""
+    for token, loaded in tokens.items():
+        text = re.sub(rf"(?<![\w<>-]){re.escape(token)}(?![\w<>-])", loaded.replace("\\", r"\\"), text)
+    return text
+
+
+def variant_tokens(variant: Variant, loaded: Mapping[str, str]) -> dict[str, str]:
+    """The template's tokens mapped to the tokens their embeddings were loaded under
+    (``loaded``: embedding name -> loaded token, from ``models.loading.embeddings_apply``)."""
+    return {token: loaded[name] for name, _, token in variant.params.embeddings}
 
 
 def variant_controlnet(manifest: ModelManifest, variant: Variant, pipe: Any) -> Any:

@@ -3,10 +3,11 @@
 Two paths, one request type (``VideoRequest``), one entry point (``video_make``):
 
 - Video models (role ``video-generator``) draw the clip themselves: text-to-video with the loaded
-  pipeline (``WanPipeline``, ``LTXPipeline``) and image-to-video with the family's image-to-video
-  class built from the same components (``LTXImageToVideoPipeline.from_pipe``: no second copy of
-  the weights). Frame counts must be ``temporal_scale * k + 1`` and sizes multiples of the model's
-  ``size_multiple``.
+  pipeline (``WanPipeline``, ``LTXPipeline``) and image-to-video (a template's ``mode:
+  image-to-video``: its source photo is the first frame's condition) with the family's
+  image-to-video class built from the same components (``LTXImageToVideoPipeline.from_pipe``: no
+  second copy of the weights). Frame counts must be ``temporal_scale * k + 1`` and sizes
+  multiples of the model's ``size_multiple``.
 - Image models (the embedded model on any CPU) make ``keyframes`` stills in ONE batched call whose
   starting noises lie on a spherical path between seeds derived from the request's seed, so
   consecutive keyframes are related; optical flow (OpenCV DIS) then warps both neighbours toward
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ import torch
 from PIL import Image, ImageOps
 
 from models import ModelManifest
+from models.families import IMAGE_TO_VIDEO_PIPELINES
 from pipeline.errors import GenerationError, GenerationInputError
 from pipeline.frames import RgbArray, frame_between, keyframe_seeds, optical_flows, slerp
 from pipeline.generate import (
@@ -51,15 +53,14 @@ from pipeline.generate import (
     prompts_check,
     sampling_check,
 )
-from prompt_library.specs import GenerationParams, OutputSpec, Variant
+from pipeline.sources import variant_source_photo
+from prompt_library.specs import IMAGE_TO_VIDEO, GenerationParams, OutputSpec, Variant
 from provenance.media import MAX_CLIP_FRAMES, MAX_FPS, MAX_KEYFRAMES, MAX_VIDEO_SIDE, MIN_FPS, WATERMARK_MIN_SIDE
 from provenance.mp4 import Clip
 
 logger = logging.getLogger("greenlight.pipeline")
 
 MIN_FRAMES = 2
-# The image-to-video pipeline each video family builds from its loaded text-to-video components.
-IMAGE_TO_VIDEO: Mapping[str, str] = {"ltx-video": "LTXImageToVideoPipeline"}
 _FRAME_RATE_FAMILIES = ("ltx-video",)  # the transformer's positions depend on the frame rate
 
 
@@ -166,8 +167,8 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
             )
         if request.init_image is None:
             return None
-        if manifest.family not in IMAGE_TO_VIDEO:
-            with_it = ", ".join(sorted(IMAGE_TO_VIDEO))
+        if manifest.family not in IMAGE_TO_VIDEO_PIPELINES:
+            with_it = ", ".join(sorted(IMAGE_TO_VIDEO_PIPELINES))
             raise refuse(
                 "init_image",
                 request.init_image,
@@ -183,7 +184,7 @@ def video_request_check(manifest: ModelManifest, request: VideoRequest) -> Image
             "init_image",
             request.init_image,
             f"model '{manifest.name}' makes images: its keyframe clips start from text only "
-            "(image-to-video needs a video model of the families " + ", ".join(sorted(IMAGE_TO_VIDEO)) + ")",
+            "(image-to-video needs a video model of the families " + ", ".join(sorted(IMAGE_TO_VIDEO_PIPELINES)) + ")",
         )
     return None
 
@@ -274,7 +275,7 @@ def video_generate(
     runner = pipe
     if init is not None:
         arguments["image"] = ImageOps.fit(init, (request.width, request.height), Image.Resampling.LANCZOS)
-        runner = derived_pipeline(pipe, IMAGE_TO_VIDEO[manifest.family])
+        runner = derived_pipeline(pipe, IMAGE_TO_VIDEO_PIPELINES[manifest.family])
     _report(progress, request, "denoise", 0, request.steps)
     with torch.inference_mode():
         result = runner(**arguments)
@@ -412,7 +413,15 @@ def video_make(
 
 
 def variant_video_request(variant: Variant, manifest: ModelManifest) -> VideoRequest:
-    """The request that makes ``variant``'s clip (see ``video_request_build``)."""
+    """The request that makes ``variant``'s clip (see ``video_request_build``); an image-to-video
+    variant's stored source photo is its init image."""
+    init_image = None
+    if variant.mode == IMAGE_TO_VIDEO:
+        init_image = variant_source_photo(variant)
+        if init_image is None:
+            raise GenerationInputError(
+                "source_image", "", "image-to-video needs a source photo", variant_key=variant.key
+            )
     return video_request_build(
         prompt=variant.prompt,
         negative_prompt=variant.negative_prompt,
@@ -421,6 +430,7 @@ def variant_video_request(variant: Variant, manifest: ModelManifest) -> VideoReq
         output=variant.output,
         manifest=manifest,
         key=variant.key,
+        init_image=init_image,
     )
 
 
@@ -433,10 +443,11 @@ def video_request_build(
     output: OutputSpec,
     manifest: ModelManifest,
     key: str | None = None,
+    init_image: ImageInput | None = None,
 ) -> VideoRequest:
     """A clip request from a template's parameters and video output: drawn at the model's native
     size (``params``), ``fps x seconds`` frames shaped for the model's family, returned at the
-    output size."""
+    output size; from ``init_image`` (image-to-video) when given."""
     if not output.is_video or output.fps is None or output.seconds is None:
         raise GenerationError(f"output format {output.format!r} is not a video", variant_key=key)
     temporal = manifest.temporal_scale_factor if manifest.is_video else None
@@ -454,6 +465,7 @@ def video_request_build(
         output_width=output.width,
         output_height=output.height,
         key=key,
+        init_image=init_image,
     )
 
 

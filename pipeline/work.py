@@ -8,6 +8,10 @@ pipeline's own batch functions, watermarks, signs and stores them, and hands the
 hand-over is idempotent on the asset key, so a batch made again after its worker died is counted
 once. Files of assets cancelled while the batch was being made are removed, so nothing is left
 half-written.
+
+Post-processing shares the machine with generation as a run's does: each model's plan comes from
+``pipeline.batches.model_finalize_plan`` (the same as ``pipeline.run``'s), which says whether a
+batch is finished beside the next one's generation and on how many threads.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from dataclasses import dataclass, field
 
 from models import ModelManifest, manifest_load
 from models.cache import PipelineCache
-from pipeline.batches import Media, batch_finalize, batch_generate, error_text
+from pipeline.batches import (
+    FinalizePlan,
+    Media,
+    batch_finalize,
+    batch_generate,
+    error_text,
+    model_finalize_plan,
+    thread_priority_lower,
+)
 from pipeline.config import PipelineConfig
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import prompt_version_get
@@ -43,16 +55,35 @@ class Warm:
     current: set[int] = field(default_factory=set)  # serials being made: the heartbeat renews their leases
     batches_done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Finish (finalise and hand over) each batch in one thread of its own while the next one is
-    # generated: the accelerator (or the torch threads) never wait for the CPU work.
+    # May a batch be finished (finalised and handed over) in one thread of its own while the next
+    # one is generated? It is where this allows it and the model's post-processing plan says so
+    # (an accelerator, or CPU cores the model does not use): generation never waits for the CPU work.
     overlap: bool = False
+    # The post-processing plan for every model (tests, benches); None: each model's own
+    # (``model_finalize_plan``), found once and kept in ``plans`` by manifest hash.
+    finalize: FinalizePlan | None = None
+    plans: dict[str, FinalizePlan] = field(default_factory=dict)
     pending: Future[BatchOutcome] | None = None
     _finisher: ThreadPoolExecutor | None = None
 
-    def finisher(self) -> ThreadPoolExecutor:
+    def finisher(self, nice: int = 0) -> ThreadPoolExecutor:
+        """The one thread batches are finished in, made at the first overlapping plan's priority."""
         if self._finisher is None:
-            self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-finish")
+            self._finisher = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="batch-finish", initializer=thread_priority_lower, initargs=(nice,)
+            )
         return self._finisher
+
+    def plan(self, manifest: ModelManifest) -> FinalizePlan:
+        """The post-processing plan for batches of ``manifest``'s model (call it with the model
+        loaded: it reads the device the model was set up on)."""
+        if self.finalize is not None:
+            return self.finalize
+        plan = self.plans.get(manifest.manifest_hash)
+        if plan is None:
+            plan = self.plans[manifest.manifest_hash] = model_finalize_plan(manifest)
+            logger.info("worker=%s model=%s post-processing plan: %s", self.name, manifest.name, plan.reason or plan)
+        return plan
 
     def flush(self) -> None:
         """Wait until the batch being finished (if any) is handed over."""
@@ -101,10 +132,12 @@ class BatchOutcome:
 def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutcome:
     """Make what is still to be made of one batch of a run, and hand it over (see the module).
 
-    With `warm.overlap`, the batch is generated here and finalised (watermark, sign, store, hand
-    over) in the worker's one finishing thread, while the next batch is generated: this returns
-    once the previous batch is finished and this one's finishing has started (its outcome is
-    logged when it ends). The batch's leases are renewed until it is handed over either way.
+    Where `warm.overlap` allows it and every model of the batch has an overlapping plan
+    (`Warm.plan`), the batch is generated here and finalised (watermark, sign, store, hand over)
+    in the worker's one finishing thread, while the next batch is generated: this returns once
+    the previous batch is finished and this one's finishing has started (its outcome is logged
+    when it ends). Otherwise it is finished here, after the previous one. Either way it is
+    finalised on the plan's threads, and its leases are renewed until it is handed over.
     """
     started = time.perf_counter()
     taken = run_batch_take(run_id=run_id, serials=serials, worker=warm.name, lease_seconds=warm.lease_seconds)
@@ -118,15 +151,18 @@ def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutco
     except BaseException:
         _release(warm, taken)
         raise
-    if not warm.overlap:
+    plans = [plan for *_, plan in generated if plan is not None]
+    warm.flush()  # batches are handed over in order, and at most one finishes beside generation
+    if not (warm.overlap and plans and all(plan.overlap for plan in plans)):
         return _finish(run_id, len(serials), taken, generated, warm, started)
-    warm.flush()  # at most one batch finishing while the next one is generated
-    warm.pending = warm.finisher().submit(_finish, run_id, len(serials), taken, generated, warm, started)
+    finisher = warm.finisher(nice=plans[0].nice)
+    warm.pending = finisher.submit(_finish, run_id, len(serials), taken, generated, warm, started)
     return BatchOutcome(run_id, warm.name, len(serials), len(taken), 0, 0, 0, time.perf_counter() - started)
 
 
-# One template version's part of a batch: its assets, and its images (or the error that stopped them).
-_Generated = tuple[list[TakenAsset], Sequence[Media] | None, float | None, str]
+# One template version's part of a batch: its assets, its images (or the error that stopped
+# them) and their post-processing plan (None where the model could not be had).
+_Generated = tuple[list[TakenAsset], Sequence[Media] | None, float | None, str, FinalizePlan | None]
 
 
 def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Generated]:
@@ -136,15 +172,17 @@ def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Gen
         groups.setdefault((item.variant.template, item.variant.template_version), []).append(item)
     out: list[_Generated] = []
     for (template, number), items in groups.items():
+        plan = None
         try:
             manifest = warm.manifest(template, number)
+            plan = warm.plan(manifest)  # the model is loaded now (``Warm.manifest``)
             generate_started = time.perf_counter()
             media = batch_generate(manifest, [t.variant for t in items])
             # Each asset's share of the generation time (the dashboard's cost).
-            out.append((items, media, (time.perf_counter() - generate_started) / max(1, len(items)), ""))
+            out.append((items, media, (time.perf_counter() - generate_started) / max(1, len(items)), "", plan))
         except Exception as exc:  # the whole group failed: recorded on each of its assets
             logger.exception("run=%s worker=%s batch of %d failed to generate", run_id, warm.name, len(items))
-            out.append((items, None, None, error_text(exc)))
+            out.append((items, None, None, error_text(exc), plan))
     return out
 
 
@@ -170,13 +208,15 @@ def _make(run_id: int, generated: list[_Generated], warm: Warm) -> tuple[int, in
     """Finalise and hand over what was generated, one template version at a time."""
     handed = failed = removed = 0
     storage = LocalStorage(warm.config.storage_root)
-    for items, media, seconds_each, error in generated:
+    for items, media, seconds_each, error, plan in generated:
         serials = [t.serial for t in items]
         variants = [t.variant for t in items]
         try:
-            if media is None:
+            if media is None or plan is None:
                 raise _GenerationFailed(error)
-            files, failures = batch_finalize(variants, serials, media, warm.config, mark_ids=[t.mark_id for t in items])
+            files, failures = batch_finalize(
+                variants, serials, media, warm.config, mark_ids=[t.mark_id for t in items], threads=plan.threads
+            )
         except _GenerationFailed:
             files, failures = [], [(v.key, error) for v in variants]
         except Exception as exc:  # the whole group failed: recorded on each of its assets

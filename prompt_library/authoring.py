@@ -192,9 +192,22 @@ def prompt_version_export(*, version: PromptVersion) -> str:
     if spec.params:
         data["params"] = dict(spec.params)
     if spec.mode != TEXT_TO_IMAGE:  # the source photo and mask by sha256: the stored source images
-        data |= {"mode": spec.mode, "strength": spec.strength, "source_image": spec.source_image}
-        if spec.mask:
-            data["mask"] = spec.mask
+        data["mode"] = spec.mode
+        if spec.strength is not None:
+            data["strength"] = spec.strength
+    if spec.source_image:  # also a text-to-image template's ControlNet source
+        data["source_image"] = spec.source_image
+    if spec.mask:
+        data["mask"] = spec.mask
+    if spec.controlnet:
+        name, conditioning, scale = spec.controlnet
+        data["controlnet"] = {"name": name, "conditioning": conditioning, "scale": scale}
+    if spec.lora:
+        data["lora"] = [{"name": name, "scale": scale} for name, scale in spec.lora]
+    if spec.embeddings:
+        data["embeddings"] = [{"name": name, "token": token} for name, token in spec.embeddings]
+    if spec.safety:
+        data["safety"] = {"name": spec.safety[0], "threshold": spec.safety[1]}
     output = spec.output.identity()
     output["renditions"] = [dict(r) for r in output["renditions"]]
     if not output["renditions"]:

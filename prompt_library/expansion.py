@@ -1,8 +1,8 @@
 """Expansion: a campaign and its template version become the variants to make.
 
-`params_resolve` lays a template's parameters over a model's defaults, `campaign_check` matches a
-campaign's variables to its template's, and `campaign_expand` multiplies values by seeds in a
-stable order.
+`params_resolve` lays a template's parameters over a model's defaults, `embeddings_resolve` pins
+its textual inversions, `campaign_check` matches a campaign's variables to its template's, and
+`campaign_expand` multiplies values by seeds in a stable order.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from models import ModelError, ModelManifest
+from models.adapters import TEXTUAL_INVERSION, adapter_manifest_load
+from models.families import TEXTUAL_INVERSION_FAMILIES
 from prompt_library.errors import LibraryFileError
 from prompt_library.specs import CampaignSpec, GenerationParams, TemplateSpec, Variant
 
@@ -41,6 +44,41 @@ def params_resolve(
     )
 
 
+def embeddings_resolve(
+    path: Path, template: TemplateSpec, manifest: ModelManifest, *, manifests_dir: Path
+) -> list[list[str]]:
+    """The template's textual inversions pinned now: [name, embedding manifest hash, token] each.
+
+    Refused, naming the field: a model whose family's text encoder takes no textual inversion, a
+    name with no manifest, a manifest of another kind or for another family.
+    """
+    if template.embeddings and manifest.family not in TEXTUAL_INVERSION_FAMILIES:
+        raise LibraryFileError(
+            path,
+            f"field 'embeddings' names {template.embeddings[0][0]!r} but model '{manifest.name}' "
+            f"({manifest.family}) has no text encoder that takes textual inversions "
+            f"(families that do: {', '.join(TEXTUAL_INVERSION_FAMILIES)})",
+        )
+    pinned: list[list[str]] = []
+    for i, (name, token) in enumerate(template.embeddings):
+        try:
+            embedding = adapter_manifest_load(name, manifests_dir=manifests_dir)
+        except ModelError as exc:
+            raise LibraryFileError(path, f"field 'embeddings[{i}].name' is {name!r}: {exc}") from exc
+        if embedding.kind != TEXTUAL_INVERSION:
+            raise LibraryFileError(
+                path, f"field 'embeddings[{i}].name' is {name!r}, a {embedding.kind}, not a {TEXTUAL_INVERSION}"
+            )
+        if embedding.family != manifest.family:
+            raise LibraryFileError(
+                path,
+                f"field 'embeddings[{i}].name' is {name!r}, an embedding for the {embedding.family} family; "
+                f"model '{manifest.name}' is {manifest.family}",
+            )
+        pinned.append([name, embedding.manifest_hash, token])
+    return pinned
+
+
 def aspect_size(area: int, aspect: float, multiple: int) -> tuple[int, int]:
     """The size of about ``area`` pixels with width/height ``aspect``, each side a multiple of ``multiple``."""
     exact_width = (area * aspect) ** 0.5
@@ -67,6 +105,14 @@ def campaign_check(campaign: CampaignSpec, template: TemplateSpec, *, path: Path
             f"template '{template.name}' v{template.number} has no variable '{extra[0]}' "
             f"(declared: {', '.join(template.variables)})",
         )
+    for number, row in enumerate(campaign.rows, start=1):
+        names = [name for name, _ in row]
+        if names != list(campaign.linked) or any(name not in given for name in names):
+            raise LibraryFileError(
+                where,
+                f"field 'rows' row {number} names {', '.join(names) or 'nothing'}; every row must name the same "
+                f"variables of the campaign ({', '.join(campaign.linked)})",
+            )
 
 
 def campaign_expand(
@@ -76,13 +122,15 @@ def campaign_expand(
     params: GenerationParams,
     model_manifest_hash: str,
 ) -> list[Variant]:
-    """Every combination of the campaign's variable values, times its seeds, in a stable order."""
+    """Every combination of the campaign's variable values (its rows, where it has linked rows,
+    times every combination of the other variables), times its seeds, in a stable order."""
     campaign_check(campaign, template)
-    names = [name for name, _ in campaign.variables]
+    crossed = [(name, values) for name, values in campaign.variables if name not in campaign.linked]
+    names = [name for name, _ in crossed]
     template_hash = template.content_hash
     variants = []
-    for combo in itertools.product(*(values for _, values in campaign.variables)):
-        values = dict(zip(names, combo, strict=True))
+    for row, combo in itertools.product(campaign.rows or ((),), itertools.product(*(v for _, v in crossed))):
+        values = {**dict(row), **dict(zip(names, combo, strict=True))}
         prompt, negative = template.render(values)
         alt = template.alt_render(values)
         for seed in campaign.seeds:

@@ -63,6 +63,9 @@ class Campaign(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SCHEDULED)
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="campaigns")
     variables = models.JSONField(default=dict)
+    # Linked values from a matrix import's rows layout ([{variable: value}, ...]): the campaign
+    # makes these rows only (times the other variables' values); [] crosses every variable.
+    variable_rows = models.JSONField(default=list, blank=True)
     seeds = models.JSONField(default=list)
     deadline = models.DateTimeField(null=True, blank=True)
     # The review policy: distinct approvals needed, and what one rejection does.

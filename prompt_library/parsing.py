@@ -18,6 +18,8 @@ from prompt_library.errors import LibraryFileError, UnknownVariableError
 from prompt_library.specs import (
     DEFAULT_KEYFRAMES,
     DEFAULT_STRENGTH,
+    IMAGE_MODES,
+    IMAGE_TO_VIDEO,
     MAX_SEED,
     MAX_SIDE,
     MODES,
@@ -50,7 +52,9 @@ TEMPLATE_KEYS = frozenset(
     | set(SOURCE_FIELDS)
     | {"lora", "controlnet"}
     | {"safety"}  # an image safety classifier each image is scored with
+    | {"embeddings"}  # textual inversions, each with the token its prompts use
 )
+EMBEDDING_KEYS = frozenset({"name", "token"})
 SAFETY_KEYS = frozenset({"name", "threshold"})
 DEFAULT_SAFETY_THRESHOLD = 0.5
 UPSCALE_KEYS = frozenset({"name"})
@@ -66,6 +70,7 @@ CAMPAIGN_KEYS = frozenset(
     {"name", "title", "kind", "template", "template_version", "variables", "seeds", "deadline", "review"}
     | {"schedule", "priority", "active"}  # a campaign's run order and its schedule as data
     | {"source_image"}  # a stored source image's sha256, drawn from instead of the template's
+    | {"rows"}  # linked values: one row per product with its attributes (the matrix's rows layout)
 )
 REVIEW_KEYS = frozenset({"approvals", "on_reject"})
 
@@ -247,6 +252,7 @@ def template_from_dict(data: Mapping[str, Any]) -> TemplateSpec:
     fields["controlnet"] = (str(control[0]), str(control[1]), float(control[2])) if control else ()
     safety = fields.get("safety") or ()
     fields["safety"] = (str(safety[0]), float(safety[1])) if safety else ()
+    fields["embeddings"] = tuple((str(n), str(t)) for n, t in fields.get("embeddings", ()))
     fields["output"] = OutputSpec(**output)
     return TemplateSpec(**fields)
 
@@ -314,6 +320,7 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
     controlnet = _controlnet_parse(data.get("controlnet"), data, path)
     mode, strength, source_image, mask = _source_parse(data, output, path, controlled=bool(controlnet))
     lora = _lora_parse(data.get("lora", []), output, path)
+    embeddings = _embeddings_parse(data.get("embeddings", []), output, path)
     safety = _safety_parse(data.get("safety"), output, path)
     return TemplateSpec(
         name=name,
@@ -334,6 +341,7 @@ def template_parse(data: object, *, path: Path, number: int) -> TemplateSpec:
         lora=lora,
         controlnet=controlnet,
         safety=safety,
+        embeddings=embeddings,
     )
 
 
@@ -392,20 +400,35 @@ def _controlnet_parse(value: object, data: Mapping[str, Any], path: Path) -> tup
     return (name, str(conditioning), float(scale))
 
 
+def _entries(value: object, field: str, keys: frozenset[str], output: OutputSpec, path: Path) -> list[tuple[str, Any]]:
+    """A list of mappings that name manifests (``lora``, ``embeddings``), for stills only: each
+    entry with where it stands (``lora[0]``), every one a mapping of ``keys`` alone."""
+    if value in (None, []):
+        return []
+    shape = f"{{{', '.join(sorted(keys))}}}"
+    if not isinstance(value, list):
+        raise LibraryFileError(path, f"field '{field}' must be a list of {shape} (got {value!r})")
+    if output.is_video:
+        raise LibraryFileError(path, f"field '{field}' is for stills: clips draw with the model alone")
+    entries = []
+    for i, item in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(item, Mapping):
+            raise LibraryFileError(path, f"field '{where}' must be a mapping {shape} (got {item!r})")
+        keys_check(item, keys, where=where, path=path)
+        entries.append((where, item))
+    return entries
+
+
+def _once(values: list[str], field: str, what: str, path: Path) -> None:
+    if len(set(values)) != len(values):
+        raise LibraryFileError(path, f"field '{field}' {what} twice ({', '.join(values)})")
+
+
 def _lora_parse(value: object, output: OutputSpec, path: Path) -> tuple[tuple[str, float], ...]:
     """A template's brand adapters: a list of {name, scale}, each name once, scales 0 to 4."""
-    if value in (None, []):
-        return ()
-    if not isinstance(value, list):
-        raise LibraryFileError(path, f"field 'lora' must be a list of {{name, scale}} (got {value!r})")
-    if output.is_video:
-        raise LibraryFileError(path, "field 'lora' is for stills: clips draw with the model alone")
     adapters = []
-    for i, item in enumerate(value):
-        where = f"lora[{i}]"
-        if not isinstance(item, Mapping):
-            raise LibraryFileError(path, f"field '{where}' must be a mapping {{name, scale}} (got {item!r})")
-        keys_check(item, LORA_KEYS, where=where, path=path)
+    for where, item in _entries(value, "lora", LORA_KEYS, output, path):
         name = _require(item, "name", str, path)
         scale = item.get("scale", 1.0)
         if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 <= scale <= MAX_LORA_SCALE:
@@ -413,10 +436,27 @@ def _lora_parse(value: object, output: OutputSpec, path: Path) -> tuple[tuple[st
                 path, f"field '{where}.scale' must be a number from 0 to {MAX_LORA_SCALE:g} (got {scale!r})"
             )
         adapters.append((name, float(scale)))
-    names = [n for n, _ in adapters]
-    if len(set(names)) != len(names):
-        raise LibraryFileError(path, f"field 'lora' names an adapter twice ({', '.join(names)})")
+    _once([n for n, _ in adapters], "lora", "names an adapter", path)
     return tuple(adapters)
+
+
+def _embeddings_parse(value: object, output: OutputSpec, path: Path) -> tuple[tuple[str, str], ...]:
+    """A template's textual inversions: a list of {name, token}. The token is the word its prompts
+    write where the embedding goes (``"<brand-style>"``): one word, no braces, each once."""
+    embeddings = []
+    for where, item in _entries(value, "embeddings", EMBEDDING_KEYS, output, path):
+        name = _require(item, "name", str, path)
+        token = item.get("token")
+        if not isinstance(token, str) or not re.fullmatch(r"[^\s{}()\[\]:]+", token):
+            raise LibraryFileError(
+                path,
+                f"field '{where}.token' must be one word without spaces, braces, brackets or colons, "
+                f"as the prompts write it (got {token!r})",
+            )
+        embeddings.append((name, token))
+    _once([n for n, _ in embeddings], "embeddings", "names an embedding", path)
+    _once([t for _, t in embeddings], "embeddings", "gives a token", path)
+    return tuple(embeddings)
 
 
 def _source_parse(
@@ -428,6 +468,8 @@ def _source_parse(
     mode = data.get("mode", TEXT_TO_IMAGE)
     if mode not in MODES:
         raise LibraryFileError(path, f"field 'mode' must be one of {', '.join(MODES)} (got {mode!r})")
+    if mode == IMAGE_TO_VIDEO:
+        return _image_to_video_parse(data, output, path, controlled=controlled)
     if mode == TEXT_TO_IMAGE:
         if controlled:  # drawn from text; the source photo gives the ControlNet its structure
             for name in ("strength", "mask"):
@@ -438,15 +480,16 @@ def _source_parse(
             return mode, None, source_reference(data.get("source_image"), "source_image", path), ""
         for name in SOURCE_FIELDS[1:]:
             if name in data:
+                also = f" (and {IMAGE_TO_VIDEO}, a clip from the photo)" if name == "source_image" else ""
                 raise LibraryFileError(
-                    path, f"field '{name}' is only for image-to-image and inpainting (mode: {TEXT_TO_IMAGE})"
+                    path, f"field '{name}' is only for image-to-image and inpainting{also} (mode: {TEXT_TO_IMAGE})"
                 )
         return mode, None, "", ""
     if output.is_video:
         raise LibraryFileError(
             path,
-            f"field 'mode' is {mode!r} but the output is a clip: no model family here animates a source image "
-            "(image-to-video); use mode: text-to-image for clips",
+            f"field 'mode' is {mode!r} but the output is a clip: a clip animates its source photo with "
+            f"mode: {IMAGE_TO_VIDEO}, or is drawn from text with mode: {TEXT_TO_IMAGE}",
         )
     source = source_reference(data.get("source_image"), "source_image", path)
     strength = data.get("strength", DEFAULT_STRENGTH[mode])
@@ -458,6 +501,27 @@ def _source_parse(
         return mode, float(strength), source, ""
     mask = data.get("mask", "alpha")
     return mode, float(strength), source, "alpha" if mask == "alpha" else source_reference(mask, "mask", path)
+
+
+def _image_to_video_parse(
+    data: Mapping[str, Any], output: OutputSpec, path: Path, *, controlled: bool
+) -> tuple[str, float | None, str, str]:
+    """An image-to-video template: a clip (format: mp4) that a video model animates from its
+    ``source_image``; nothing else of the source fields applies (no strength, no mask)."""
+    if not output.is_video:
+        raise LibraryFileError(
+            path,
+            f"field 'mode' is {IMAGE_TO_VIDEO!r} but the output is a still ({output.format}): "
+            f"image-to-video makes clips (output format: mp4); stills take {', '.join(IMAGE_MODES[1:])}",
+        )
+    if controlled:
+        raise LibraryFileError(path, f"field 'controlnet' is for stills, not {IMAGE_TO_VIDEO}")
+    for name in ("strength", "mask"):
+        if data.get(name) is not None:  # a version written back from the database says strength: null
+            raise LibraryFileError(
+                path, f"field '{name}' is only for image-to-image and inpainting ({IMAGE_TO_VIDEO} animates the photo)"
+            )
+    return IMAGE_TO_VIDEO, None, source_reference(data.get("source_image"), "source_image", path), ""
 
 
 def source_reference(value: object, field: str, path: Path) -> str:
@@ -518,6 +582,11 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
         raise LibraryFileError(
             path, f"field 'source_image' must be the sha256 of an uploaded source image, quoted (got {source!r})"
         )
+    rows = _rows_parse(data.get("rows", []), path)
+    named = {var for var, _ in variables}
+    for var in dict.fromkeys(k for row in rows for k, _ in row):  # a variable the rows alone give
+        if var not in named:
+            variables.append((var, tuple(dict.fromkeys(v for row in rows for k, v in row if k == var))))
     return CampaignSpec(
         name=name,
         title=str(data.get("title", "")),
@@ -534,7 +603,32 @@ def campaign_parse(data: object, *, path: Path) -> CampaignSpec:
         schedule_timezone=zone,
         schedule_active=active,
         source_image=source or "",
+        rows=rows,
     )
+
+
+def _rows_parse(value: object, path: Path) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """A campaign's `rows:`, each a mapping of variable to value (the same variables in the same
+    order on every row, which `campaign_check` matches to the campaign's variables); no row twice."""
+    if value in (None, []):
+        return ()
+    if not isinstance(value, list):
+        raise LibraryFileError(path, f"field 'rows' must be a list of mappings of variable to value (got {value!r})")
+    rows: list[tuple[tuple[str, str], ...]] = []
+    for number, row in enumerate(value, start=1):
+        if (
+            not isinstance(row, Mapping)
+            or not row
+            or not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in row.items())
+        ):
+            raise LibraryFileError(
+                path, f"field 'rows' row {number} must map variables to non-empty texts (got {row!r})"
+            )
+        linked = tuple((str(k), str(v)) for k, v in row.items())
+        if linked in rows:
+            raise LibraryFileError(path, f"field 'rows' row {number} repeats row {rows.index(linked) + 1} ({row!r})")
+        rows.append(linked)
+    return tuple(rows)
 
 
 SCHEDULE_KEYS = frozenset({"cron", "timezone"})

@@ -39,6 +39,7 @@ def campaign_plan_get(*, name: str) -> CampaignPlan:
         template=version.template.name,
         template_version=version.number,
         variables=tuple((k, tuple(v)) for k, v in row.variables.items()),
+        rows=tuple(tuple((k, str(r[k])) for k in sorted(r)) for r in row.variable_rows),
         seeds=tuple(row.seeds),
         deadline=row.deadline,
         approvals_required=row.approvals_required,

@@ -17,8 +17,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from models import SOURCE_FAMILIES, ModelError, ModelManifest, manifest_load, scheduler_refusal
+from models import ModelError, ModelManifest, manifest_load, scheduler_refusal
 from models.adapters import adapter_manifest_load
+from models.families import source_mode_refusal
 from prompt_library.errors import (
     CampaignExistsError,
     LibraryFileError,
@@ -26,7 +27,7 @@ from prompt_library.errors import (
     TemplateVersionNotFoundError,
     VersionChangedError,
 )
-from prompt_library.expansion import campaign_check, params_resolve
+from prompt_library.expansion import campaign_check, embeddings_resolve, params_resolve
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.parsing import campaign_parse, template_from_dict, template_parse
 from prompt_library.sources import (
@@ -135,6 +136,7 @@ def campaign_fields(campaign: CampaignSpec, version: PromptVersion) -> dict[str,
         "kind": campaign.kind,
         "prompt_version": version,
         "variables": {k: list(v) for k, v in campaign.variables},
+        "variable_rows": [dict(row) for row in campaign.rows],
         "seeds": list(campaign.seeds),
         "deadline": campaign.deadline,
         "approvals_required": campaign.approvals_required,
@@ -212,11 +214,10 @@ def _sources_check(path: Path, spec: TemplateSpec, manifest: ModelManifest) -> N
     and for ``mask: alpha`` a source with transparency."""
     if not spec.source_image:
         return
-    if manifest.family not in SOURCE_FAMILIES:
+    refusal = source_mode_refusal(manifest.family, spec.mode)
+    if refusal:
         raise LibraryFileError(
-            path,
-            f"field 'mode' is {spec.mode!r} but model '{manifest.name}' ({manifest.family}) makes text-to-image "
-            f"only (image-to-image and inpainting: {', '.join(SOURCE_FAMILIES)})",
+            path, f"field 'mode' is {spec.mode!r} but model '{manifest.name}' ({manifest.family}) {refusal}"
         )
     try:
         source = source_image_get(sha256=spec.source_image, field="source_image")
@@ -305,7 +306,11 @@ def _version_fields(path: Path, spec: TemplateSpec) -> dict[str, object]:
     del params["controlnet"]
     if spec.controlnet:
         params["controlnet"] = _controlnet_resolve(path, spec, manifest)
-    del params["safety"], params["upscaler"]  # pinned now, stored only when named
+    del params["safety"], params["upscaler"], params["embeddings"]  # pinned now, stored only when named
+    if spec.embeddings:
+        params["embeddings"] = embeddings_resolve(
+            path, spec, manifest, manifests_dir=Path(settings.GREENLIGHT_MODELS_DIR)
+        )
     if spec.safety:
         params["safety"] = [*_standalone_resolve(path, "safety", spec.safety[0], "safety"), spec.safety[1]]
     if spec.output.upscale:

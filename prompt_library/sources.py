@@ -132,11 +132,14 @@ def source_image_load(*, sha256: str, field: str = "source_image") -> LoadedSour
 
 def source_override_refusal(*, template: TemplateSpec, width: int, height: int, has_alpha: bool) -> str:
     """Why a campaign's or brief's own source image (of that size and transparency) cannot stand
-    in for ``template``'s, or "" when it can: only an image-to-image or inpainting template draws
+    in for ``template``'s, or "" when it can: only an image-to-image, inpainting or image-to-video template draws
     from a photo, ``mask: alpha`` needs transparency, and a mask file needs the photo's size."""
     label = f"template '{template.name}' v{template.number}"
     if template.mode == TEXT_TO_IMAGE:
-        return f"is not taken by {label}: its mode is {TEXT_TO_IMAGE} (image-to-image and inpainting take one)"
+        return (
+            f"is not taken by {label}: its mode is {TEXT_TO_IMAGE} "
+            "(image-to-image, inpainting and image-to-video take one)"
+        )
     if template.mask == ALPHA_MASK and not has_alpha:
         return (
             f"has no transparency, but {label} (inpainting) makes its mask from the photo's alpha: give a cut-out PNG"

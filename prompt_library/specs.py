@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from models.families import IMAGE_TO_VIDEO
 from provenance.media import VIDEO_FORMATS
 
 # The library's own limits (media limits live in provenance.media).
@@ -22,7 +23,10 @@ MAX_SIDE = 8192
 DEFAULT_KEYFRAMES = 4
 VIDEO_FIELDS = ("fps", "seconds", "keyframes")  # an output spec's fields that only a video master has
 TEXT_TO_IMAGE = "text-to-image"
-MODES = (TEXT_TO_IMAGE, "image-to-image", "inpainting")  # what a template draws from
+IMAGE_MODES = (TEXT_TO_IMAGE, "image-to-image", "inpainting")  # what a still is drawn from
+# What a template draws from: a clip is text-to-image (its model draws it from text) or
+# image-to-video (a video model animates the source photo).
+MODES = (*IMAGE_MODES, IMAGE_TO_VIDEO)
 # How a drawing is brought to the output's size: Lanczos, cropped at the centre where the aspect
 # ratios differ (pipeline.generate); recorded as c2pa.resized with this method.
 UPSCALE_METHOD = "lanczos"
@@ -100,9 +104,12 @@ class GenerationParams:
     safety: tuple[str, str, float] | tuple[()] = ()
     # The upscaler the drawing is enlarged with before the output's size: (name, manifest hash), or ().
     upscaler: tuple[str, str] | tuple[()] = ()
+    # Textual inversions drawn with, each (name, embedding manifest hash, the token prompts use).
+    embeddings: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:  # a JSON store gives lists back: the key needs tuples
         object.__setattr__(self, "adapters", tuple((str(n), str(h), float(s)) for n, h, s in self.adapters))
+        object.__setattr__(self, "embeddings", tuple((str(n), str(h), str(t)) for n, h, t in self.embeddings))
         if self.controlnet:
             name, pinned, conditioning, scale = self.controlnet
             object.__setattr__(self, "controlnet", (str(name), str(pinned), str(conditioning), float(scale)))
@@ -125,7 +132,7 @@ class GenerationParams:
             del values["adapters"]
         if not self.controlnet:
             del values["controlnet"]
-        for name in ("safety", "upscaler"):
+        for name in ("safety", "upscaler", "embeddings"):
             if not values[name]:
                 del values[name]
         return values
@@ -156,6 +163,7 @@ class TemplateSpec:
     lora: tuple[tuple[str, float], ...] = ()  # brand adapters by manifest name, with their scales
     controlnet: tuple[str, str, float] | tuple[()] = ()  # (name, conditioning, scale) from the source image
     safety: tuple[str, float] | tuple[()] = ()  # (classifier manifest name, threshold) each image is scored with
+    embeddings: tuple[tuple[str, str], ...] = ()  # textual inversions by manifest name, with the token prompts use
 
     @property
     def content_hash(self) -> str:
@@ -176,6 +184,8 @@ class TemplateSpec:
             del content["controlnet"]
         if not self.safety:
             del content["safety"]
+        if not self.embeddings:
+            del content["embeddings"]
         content["output"] = self.output.identity()
         return canonical_hash(content)
 
@@ -210,12 +220,22 @@ class CampaignSpec:
     # A stored source image's sha256 its variants draw from instead of their template's own
     # (image-to-image and inpainting templates only); "" keeps the template's.
     source_image: str = ""
+    # Linked values (a matrix import's "one row per product with its attributes"): each row gives
+    # several variables their values together, so the campaign makes these rows only, times every
+    # combination of the variables no row names. () crosses every variable's values.
+    rows: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+    @property
+    def linked(self) -> tuple[str, ...]:
+        """The variables the rows give values to (none without rows)."""
+        return tuple(name for name, _ in self.rows[0]) if self.rows else ()
 
     @property
     def variant_count(self) -> int:
-        count = len(self.seeds)
-        for _, values in self.variables:
-            count *= len(values)
+        count = len(self.seeds) * (len(self.rows) if self.rows else 1)
+        for name, values in self.variables:
+            if name not in self.linked:
+                count *= len(values)
         return count
 
 
@@ -247,6 +267,8 @@ class Variant:
         if self.mode == TEXT_TO_IMAGE:
             return {"source_image": self.source_image} if self.source_image else {}
         identity: dict[str, object] = {"mode": self.mode, "strength": self.strength, "source_image": self.source_image}
+        if self.strength is None:  # image-to-video animates the photo: no strength
+            del identity["strength"]
         if self.mask:
             identity["mask"] = self.mask
         return identity
@@ -335,6 +357,11 @@ class Variant:
             **(
                 {"safety": dict(zip(("name", "manifest_hash", "threshold"), self.params.safety, strict=True))}
                 if self.params.safety
+                else {}
+            ),
+            **(
+                {"embeddings": [{"name": n, "manifest_hash": h, "token": t} for n, h, t in self.params.embeddings]}
+                if self.params.embeddings
                 else {}
             ),
             **(

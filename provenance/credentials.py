@@ -1,6 +1,7 @@
 """C2PA Content Credentials: manifest definitions, signing and reading, all offline.
 
-Readers and builders never fetch remote manifests or OCSP responses. Thumbnails are off: c2pa's
+Readers and builders never fetch remote manifests or OCSP responses (only a signer set with a
+timestamp authority asks it, at each sign: ``provenance.keys``). Thumbnails are off: c2pa's
 default lossless WebP thumbnail made a 29 KB file 786 KB, and it adds an ingredient thumbnail to
 every rendition as well.
 
@@ -19,14 +20,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import datetime
 from importlib import metadata
 from typing import Any, Literal
 
 import c2pa
-from cryptography.hazmat.primitives import serialization
 
 from provenance.errors import SigningError
-from provenance.keys import SigningFiles, certificates_load
+from provenance.keys import TIMESTAMP_TRUSTED, SigningFiles, certificates_load, signer_tsa_url, trust_settings
 from provenance.watermark import ALGORITHM
 from provenance.watermark_keys import soft_binding_name
 
@@ -40,20 +41,16 @@ State = Literal["trusted", "valid", "invalid", "none"]
 _STATES: dict[str, State] = {"Trusted": "trusted", "Valid": "valid", "Invalid": "invalid"}
 
 
-def reader_context(files: SigningFiles) -> c2pa.Context:
+def reader_context(files: SigningFiles, *, verify_after_sign: bool = True) -> c2pa.Context:
     """A c2pa Context trusting ``files.trust_anchors``, with no network and no thumbnails.
 
     Use it for Readers and for Builders alike: c2pa records an ingredient's
-    validation with the Builder's settings. Close it when done.
+    validation with the Builder's settings. Close it when done. ``verify_after_sign=False`` is
+    only for a signer that reads every file it signs straight back with ``signed_manifest``
+    (post-processing): c2pa's own check after signing would validate the same file twice.
     """
     anchors = certificates_load(files.trust_anchors, "Trust anchor file")
-    anchors_pem = "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in anchors)
-    settings = {
-        "trust": {"user_anchors": anchors_pem},
-        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
-        "builder": {"thumbnail": {"enabled": False}},
-    }
-    return c2pa.Context.from_dict(settings)
+    return c2pa.Context.from_dict(trust_settings(anchors, verify_after_sign=verify_after_sign))
 
 
 # --- Manifests and signing ---------------------------------------------------
@@ -172,7 +169,8 @@ def c2pa_sign(
     ``parent`` is (signed master bytes, its mime), added as the parentOf
     ingredient of a rendition. ``ingredients`` are other files it was made
     from (a source photo: componentOf or inputTo). Watermark before signing:
-    any byte changed afterwards breaks the hard binding.
+    any byte changed afterwards breaks the hard binding. With a Signer that asks a timestamp
+    authority, a sign it does not answer fails naming the authority: nothing is signed without it.
     """
     if mime not in c2pa.Builder.get_supported_mime_types():
         raise SigningError(f"Cannot sign a {mime!r} file: c2pa does not support that type")
@@ -191,6 +189,13 @@ def c2pa_sign(
                 )
             builder.sign(signer, mime, io.BytesIO(data), signed)
     except c2pa.C2paError as error:
+        tsa_url = signer_tsa_url(signer)
+        if tsa_url and str(error).startswith("Signature:"):  # the step that asks the authority
+            raise SigningError(
+                f"C2PA signing of a {mime} file failed at its signature, which needs a timestamp from "
+                f"GREENLIGHT_TSA_URL = {tsa_url!r} (is the timestamp authority answering?); nothing was signed "
+                f"without one: {error}"
+            ) from error
         raise SigningError(f"C2PA signing of a {mime} file failed: {error}") from error
     return signed.getvalue()
 
@@ -215,6 +220,23 @@ class C2paReport:
         results = (self.store or {}).get("validation_results") or {}
         entries = (results.get("activeManifest") or {}).get("success", [])
         return tuple(e["code"] for e in entries if isinstance(e, dict) and isinstance(e.get("code"), str))
+
+    def informational_codes(self) -> tuple[str, ...]:
+        """Informational codes of the active manifest, e.g. "timeStamp.untrusted"."""
+        results = (self.store or {}).get("validation_results") or {}
+        entries = (results.get("activeManifest") or {}).get("informational", [])
+        return tuple(e["code"] for e in entries if isinstance(e, dict) and isinstance(e.get("code"), str))
+
+    def timestamp(self) -> datetime | None:
+        """When a trusted timestamp authority says the claim was signed (RFC 3161), or None
+        without a timestamp, or with one from an authority the trust anchors do not cover."""
+        info = (self.manifest or {}).get("signature_info") or {}
+        if TIMESTAMP_TRUSTED not in self.success_codes() or not isinstance(info.get("time"), str):
+            return None
+        try:
+            return datetime.fromisoformat(info["time"])
+        except ValueError:
+            return None
 
     def assertion(self, label: str) -> dict[str, Any] | None:
         """Data of the active manifest's first assertion with ``label``."""
@@ -288,13 +310,20 @@ class SignedManifest:
 def signed_manifest(data: bytes, *, kind: str, mime: str, context: c2pa.Context) -> SignedManifest:
     """Read a freshly signed file back (about 1 ms) and describe its manifest for the store.
 
-    Raises SigningError unless it reads back trusted: a file whose credentials do not hold
-    must not be stored or published.
+    Raises SigningError unless it reads back trusted, and unless its timestamp, if it carries
+    one, is trusted too: a file whose credentials do not hold, or will not hold once the
+    certificate expires, must not be stored or published.
     """
     report = c2pa_read(data, mime=mime, context=context)
     if report.state != "trusted" or report.active_label is None or report.store is None:
         detail = ", ".join(report.validation_codes) or report.error or "no manifest"
         raise SigningError(f"The signed {kind} ({mime}) reads back as {report.state}, not trusted ({detail})")
+    doubtful = [code for code in report.informational_codes() if code.startswith("timeStamp.")]
+    if doubtful:
+        raise SigningError(
+            f"The signed {kind} ({mime}) carries a timestamp its readers do not trust ({', '.join(doubtful)}): "
+            "add the timestamp authority's root certificate to the trust anchors (GREENLIGHT_TRUST_ANCHORS)"
+        )
     return SignedManifest(
         kind=kind, mime=mime, sha256=hashlib.sha256(data).hexdigest(), label=report.active_label, store=report.store
     )

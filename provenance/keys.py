@@ -11,15 +11,26 @@ HSM: a callable that returns the signature of the bytes it is given, named by
 
 Timestamps: with ``SigningFiles.tsa_url`` set (GREENLIGHT_TSA_URL, an RFC 3161 timestamp
 authority), c2pa asks it for a timestamp at each sign, so a manifest stays valid after its
-certificate expires; without it (the default, the demo, the tests) nothing leaves the machine.
+certificate expires; a sign it does not answer fails (nothing is signed without its timestamp).
+c2pa trusts a timestamp the way it trusts a signer, through the same trust anchors (with the
+timeStamping extended key usage instead): the TSA's root belongs in the trust anchor file, and
+``signing_files_check`` proves it with one timestamped sign read back. Without a TSA (the
+default, the demo, the tests) nothing leaves the machine.
+
+Revocation: a certificate on the installation's revocation list (``provenance.revocation``,
+``SigningFiles.revocation_list``) signs nothing more.
+
 Close the Signer you get from ``signer_create`` with ``with``; one Signer serves any number of signs.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
 import itertools
+import json
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -36,8 +47,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from PIL import Image
 
 from provenance.errors import SigningError
+from provenance.revocation import REVOCATION_LIST, revocations_load
 
 logger = logging.getLogger("greenlight.signing")
 
@@ -64,19 +77,32 @@ class SigningFiles:
     callback: str = ""  # import path of a signing callable for a key held in a KMS/HSM
     tsa_url: str = ""  # an RFC 3161 timestamp authority's http(s) URL; "" signs without a timestamp
 
+    @property
+    def revocation_list(self) -> Path:
+        """The installation's list of revoked signing certificates, beside the chain."""
+        return self.chain.parent / REVOCATION_LIST
+
 
 def signing_files_check(files: SigningFiles, *, now: datetime | None = None) -> None:
     """Fail with a SigningError naming the file if these files cannot sign.
 
     Checks: each file exists and is PEM; every certificate in the chain and
-    the trust anchors is valid at ``now``; the key matches the end-entity
-    certificate (a key file: ECDSA P-256 for ES256; a callback: one probe
-    signature that verifies with the certificate); the chain is in order and
-    ends at one of the trust anchors (otherwise readers would say "valid", not
-    "trusted"). Run it before generating anything.
+    the trust anchors is valid at ``now``; the end-entity certificate is not on the revocation
+    list; the key matches the end-entity certificate (a key file: ECDSA P-256 for ES256; a
+    callback: one probe signature that verifies with the certificate); the chain is in order and
+    ends at one of the trust anchors (otherwise readers would say "valid", not "trusted"); with a
+    timestamp authority, one tiny file signed with its timestamp reads back with that timestamp
+    trusted (`timestamp_authority_check`). Run it before generating anything.
     """
     chain = _chain_checked(files, now=now)
-    signing_key(files).check(chain[0], files.chain)
+    key = signing_key(files)
+    key.check(chain[0], files.chain)
+    if files.tsa_url:
+        timestamp_authority_check(files, chain=chain, key=key)
+
+
+# The timestamp authority each Signer asks (c2pa's Signer cannot tell), for error messages.
+_TSA_URLS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def signer_create(files: SigningFiles) -> c2pa.Signer:
@@ -92,12 +118,89 @@ def signer_create(files: SigningFiles) -> c2pa.Signer:
     key.check(chain[0], files.chain)
     chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
     try:
-        return key.signer(chain_pem, _algorithm(chain[0], files.chain), tsa_url)
+        signer = key.signer(chain_pem, _algorithm(chain[0], files.chain), tsa_url)
     except c2pa.C2paError as error:
         raise SigningError(
             f"c2pa refused the signing chain {files.chain} with {key.describe()}: {error}",
             path=files.chain,
         ) from error
+    if tsa_url:
+        _TSA_URLS[signer] = tsa_url
+    return signer
+
+
+def signer_tsa_url(signer: c2pa.Signer) -> str | None:
+    """The timestamp authority a Signer from ``signer_create`` asks at each sign, if any."""
+    return _TSA_URLS.get(signer)
+
+
+def trust_settings(anchors: list[x509.Certificate], *, verify_after_sign: bool = True) -> dict[str, Any]:
+    """c2pa settings for a Context that trusts ``anchors`` (signers and timestamp authorities
+    alike), with no network and no thumbnails. ``verify_after_sign=False`` skips c2pa's own
+    validation of each file it has just signed: only for a signer whose every file is read straight
+    back with ``signed_manifest``, which validates it again and demands "trusted"."""
+    anchors_pem = "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in anchors)
+    return {
+        "trust": {"user_anchors": anchors_pem},
+        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_after_sign": verify_after_sign},
+        "builder": {"thumbnail": {"enabled": False}},
+    }
+
+
+TIMESTAMP_TRUSTED = "timeStamp.trusted"  # c2pa's success code for a timestamp from a trusted TSA
+
+
+def timestamp_authority_check(
+    files: SigningFiles, *, chain: list[x509.Certificate] | None = None, key: SigningKey | None = None
+) -> None:
+    """Sign a tiny image with a timestamp from ``files.tsa_url`` and read it back with the trust
+    anchors; fail, naming the URL, unless the authority answered and readers trust its timestamp.
+
+    Why sign rather than only ask: it is the whole path a real sign takes (c2pa's own request, its
+    checks of the answer), and the read back proves the TSA's root is among the trust anchors,
+    without which a timestamp is carried but worth nothing once the certificate expires.
+    """
+    url = tsa_url_check(files.tsa_url)
+    if url is None:
+        raise SigningError("timestamp_authority_check needs GREENLIGHT_TSA_URL to be set")
+    chain = chain if chain is not None else _chain_checked(files, now=None)
+    key = key or signing_key(files)
+    chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
+    picture = io.BytesIO()
+    Image.new("RGB", (16, 16), (128, 128, 128)).save(picture, "PNG")
+    manifest = {"claim_generator_info": [{"name": "Greenlight timestamp authority check"}], "title": "TSA check"}
+    settings = trust_settings(certificates_load(files.trust_anchors, "Trust anchor file"))
+    signed = io.BytesIO()
+    try:
+        with (
+            key.signer(chain_pem, _algorithm(chain[0], files.chain), url) as signer,
+            c2pa.Context.from_dict(settings) as context,
+        ):
+            with c2pa.Builder(manifest, context=context) as builder:
+                builder.set_intent(c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.DIGITAL_CREATION)
+                builder.sign(signer, "image/png", io.BytesIO(picture.getvalue()), signed)
+            with c2pa.Reader("image/png", io.BytesIO(signed.getvalue()), context=context) as reader:
+                results = json.loads(reader.json()).get("validation_results") or {}
+    except c2pa.C2paError as error:
+        raise SigningError(
+            f"Timestamp authority GREENLIGHT_TSA_URL = {url!r} gave no timestamp, and nothing is signed without "
+            f"one: {error}"
+        ) from error
+    active = results.get("activeManifest") or {}
+    success = {entry.get("code") for entry in active.get("success", []) if isinstance(entry, dict)}
+    if TIMESTAMP_TRUSTED not in success:
+        said = sorted(
+            str(entry.get("code"))
+            for entry in (*active.get("informational", []), *active.get("failure", []))
+            if isinstance(entry, dict) and str(entry.get("code", "")).startswith("timeStamp.")
+        )
+        raise SigningError(
+            f"Timestamp authority GREENLIGHT_TSA_URL = {url!r} answered, but its timestamp is not trusted "
+            f"({', '.join(said) or 'no timestamp in the manifest'}): add the authority's root certificate to "
+            f"the trust anchor file {files.trust_anchors} (c2pa checks a timestamp's certificate against the "
+            "same anchors, with the timeStamping extended key usage)",
+            path=files.trust_anchors,
+        )
 
 
 # --- Signing keys: one interface, two implementations ---------------------------
@@ -224,14 +327,19 @@ def signing_certificates_known(files: SigningFiles) -> dict[str, str]:
     """This installation's signing certificates by serial number (decimal, as c2pa reports it):
     the current end-entity certificate ("current") and each one retired by a rotation ("earlier,
     retired <time>"). Unreadable files are left out: this names signers, it does not check them."""
-    known: dict[str, str] = {}
+    return {serial: label for serial, (label, _) in signing_certificates_listed(files).items()}
+
+
+def signing_certificates_listed(files: SigningFiles) -> dict[str, tuple[str, x509.Certificate]]:
+    """`signing_certificates_known` with each certificate: its label and the certificate itself."""
+    known: dict[str, tuple[str, x509.Certificate]] = {}
     retired = sorted((files.chain.parent / RETIRED_DIR).glob("*/chain.pem"))
     for path, label in [*((p, f"earlier, retired {p.parent.name}") for p in retired), (files.chain, "current")]:
         try:
             certificate = x509.load_pem_x509_certificates(path.read_bytes())[0]
         except (OSError, ValueError, IndexError):
             continue
-        known[str(certificate.serial_number)] = label
+        known[str(certificate.serial_number)] = (label, certificate)
     return known
 
 
@@ -323,6 +431,13 @@ def _chain_checked(files: SigningFiles, *, now: datetime | None) -> list[x509.Ce
         _validity_check(cert, path=files.chain, label="Signing certificate", which=f"{index} of {len(chain)}", now=now)
 
     _end_entity_check(chain[0], files.chain)
+    revoked = revocations_load(files.revocation_list).get(str(chain[0].serial_number))
+    if revoked is not None and revoked.revoked_at <= now:
+        raise SigningError(
+            f"Signing certificate {files.chain}: {revoked.describe()}, listed in {files.revocation_list}; "
+            "make a new chain (`manage.py signing_keys_create --rotate`) or install a new certificate",
+            path=files.chain,
+        )
     for index, (child, issuer) in enumerate(itertools.pairwise(chain), start=1):
         if not _issued_by(child, issuer):
             raise SigningError(

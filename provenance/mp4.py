@@ -2,34 +2,34 @@
 
 ``mp4_encode`` writes RGB frames as an H.264 (yuv420p) MP4 with the moov atom first, so a browser
 can start playing before the whole file has arrived; ``mp4_decode`` and ``mp4_clip`` read the
-frames (and the rate) back; ``mp4_watermark_frames`` reads only the frames a clip's watermark is
-read from, within a pixel budget, for files nobody vouches for. ``Clip`` is a generated clip as
-the pipeline passes it on.
+frames (and the rate) back. ``Clip`` is a generated clip as the pipeline passes it on. What a
+clip's watermark is read from, within budgets, for files nobody vouches for (``mp4_watermark_luma``,
+``mp4_watermark_frames``) is ``provenance.mp4_watermark``'s, re-exported here.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from provenance.errors import MediaError
-from provenance.media import MAX_FPS, MIN_FPS, WATERMARK_FRAMES
+from provenance.media import MAX_FPS, MIN_FPS
+from provenance.mp4_watermark import ClipLuma, mp4_watermark_frames, mp4_watermark_luma, watermark_frame_count
 
-if TYPE_CHECKING:
-    import av
-
-# A clip's watermark is read from its first frames: WATERMARK_FRAMES of them at up to 1280x720
-# (every video family's own size), fewer when they are larger, so that no clip makes the reader
-# hold more than this many pixels (it keeps 5 bytes of each: the luma frame and its float copy).
-# A larger frame carries proportionally more watermark tiles, so the evidence read stays at least
-# what 24 frames of 720p give. Frames are not downscaled instead: the reader searches scales
-# 0.4-2x of the embedding, and halving a frame would move a half-size copy out of that range.
-WATERMARK_READ_PIXELS = WATERMARK_FRAMES * 1280 * 720
+__all__ = [
+    "Clip",
+    "ClipLuma",
+    "mp4_clip",
+    "mp4_decode",
+    "mp4_encode",
+    "mp4_watermark_frames",
+    "mp4_watermark_luma",
+    "watermark_frame_count",
+]
 
 
 @dataclass(frozen=True)
@@ -110,75 +110,6 @@ def mp4_clip(data: bytes, *, limit: int | None = None) -> Clip:
         raise MediaError("the MP4 holds no decodable frame")
     fps = round(float(rate)) if rate else MIN_FPS
     return Clip(frames=tuple(frames), fps=min(MAX_FPS, max(MIN_FPS, fps)))
-
-
-def watermark_frame_count(width: int, height: int) -> int:
-    """How many of a clip's first frames of ``width`` x ``height`` its watermark is read from:
-    WATERMARK_FRAMES, or as many as fit WATERMARK_READ_PIXELS (at least one)."""
-    return max(1, min(WATERMARK_FRAMES, WATERMARK_READ_PIXELS // max(1, width * height)))
-
-
-def mp4_watermark_frames(
-    data: bytes,
-    *,
-    size_check: Callable[[int, int], None] | None = None,
-    step: Callable[[], None] | None = None,
-) -> list[Image.Image]:
-    """The frames a clip's watermark is read from (``watermark_frame_count``), as luma ("L")
-    images, decoded as a stream that stops as soon as they are read.
-
-    Luma is all the watermark reader uses: an "L" frame is bit for bit the luma it computes from
-    the RGB frame, at a third of the memory. For untrusted files: ``size_check(width, height)``
-    is called with the stream header's frame size before any packet is decoded, and again with
-    the first decoded frame's (a header can lie); ``step()`` before each packet is demuxed (a
-    time budget). Either may raise to stop; what they raise goes through unchanged. The decoder
-    runs on one thread (no frame-threading buffers; callers run several decodes at once, not one
-    faster). Raises MediaError for a file that is not a video or holds no decodable frame; a
-    decoding error after the first frame ends the reading with the frames read so far.
-    """
-    import av
-    import cv2
-
-    frames: list[Image.Image] = []
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.video:
-                raise MediaError("the file has no video stream", field="streams", value=0)
-            stream = container.streams.video[0]
-            if stream.codec_context is None:  # a codec FFmpeg does not know (or a damaged sample entry)
-                raise MediaError("the video's codec cannot be decoded", field="codec", value=None)
-            stream.thread_type = "SLICE"
-            stream.codec_context.thread_count = 1
-            size = (stream.codec_context.width, stream.codec_context.height)
-            if size_check is not None:
-                size_check(*size)
-            wanted = watermark_frame_count(*size)
-            for packet in container.demux(stream):
-                if step is not None:
-                    step()
-                for frame in stream.decode(packet):
-                    if not frames and (frame.width, frame.height) != size:
-                        size = (frame.width, frame.height)
-                        if size_check is not None:
-                            size_check(*size)
-                        wanted = watermark_frame_count(*size)
-                    if (frame.width, frame.height) != size:  # the reader needs one size
-                        return frames
-                    frames.append(_luma_frame(frame, cv2))
-                    if len(frames) >= wanted:
-                        return frames  # leaving the with-block stops the demuxer here
-    except (av.FFmpegError, ValueError) as error:  # ValueError: a pixel format PyAV cannot convert
-        if not frames:
-            raise MediaError(f"the video cannot be decoded ({error})", field="data", value=len(data)) from None
-    if not frames:
-        raise MediaError("the video holds no decodable frame", field="data", value=len(data))
-    return frames
-
-
-def _luma_frame(frame: av.VideoFrame, cv2: Any) -> Image.Image:
-    """One decoded frame as the watermark reader's luma: RGB (as ``mp4_clip`` gives it), then
-    OpenCV's BT.601 grey, exactly what the reader computes from an RGB frame."""
-    return Image.fromarray(cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2GRAY))
 
 
 _CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl"})

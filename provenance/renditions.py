@@ -275,8 +275,14 @@ def image_fit(image: Image.Image, size: tuple[int, int], *, fast: bool = False) 
     ``fast`` (thumbnails, made for every asset) shrinks by the whole factor with an area average
     (reducing_gap 1) and uses Lanczos only for what is left: measured 256 px from a 1024 px master
     in 0.6 ms against 5.5 ms (gap 2) and 10.8 ms (plain Lanczos), from 512 px 0.2 ms against 2.8 ms.
-    An area average is the exact box filter at whole factors: a little softer, no ringing."""
+    An area average is the exact box filter at whole factors: a little softer, no ringing.
+    Where ``size`` divides the image exactly (a 256 px thumbnail of a 512 or 1024 px master)
+    that area average is all there is, and ``Image.reduce`` makes it directly (the same pixels,
+    without the resampling pass and copy that ``resize`` adds)."""
     width, height = image.size
+    factor = width // size[0]
+    if fast and factor >= 2 and (width, height) == (size[0] * factor, size[1] * factor):
+        return image.reduce(factor)
     target = size[0] / size[1]
     if width / height > target:  # too wide: crop the sides
         crop = height * target
@@ -288,7 +294,11 @@ def image_fit(image: Image.Image, size: tuple[int, int], *, fast: bool = False) 
 
 
 def _reads_back(data: bytes, serial: int, mark_key: WatermarkKey) -> bool:
-    return watermark_read(Image.open(io.BytesIO(data)).convert("RGB"), key=mark_key.secret).serial == serial
+    """Whether ``serial`` reads back from the encoded still, decoded as any reader would."""
+    decoded = Image.open(io.BytesIO(data))
+    decoded.load()
+    image = decoded if decoded.mode == "RGB" else decoded.convert("RGB")  # a JPEG decodes to RGB: no copy
+    return watermark_read(image, key=mark_key.secret).serial == serial
 
 
 def _clip_rendition(

@@ -44,8 +44,11 @@ class LocalStorage:
     def location(self, relative: str) -> str:
         return str(self.path(relative))
 
-    def write(self, relative: str, data: bytes) -> str:
-        """Write `data` atomically (temporary file, fsync, rename); returns its sha256."""
+    def write(self, relative: str, data: bytes, *, sha256: str | None = None) -> str:
+        """Write `data` atomically (temporary file, fsync, rename); returns its sha256.
+
+        ``sha256`` is the digest of ``data`` when the caller already has it (a signed file's,
+        from reading it back): returned as is, so the bytes are not hashed a second time."""
         target = self.path(relative)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +64,7 @@ class LocalStorage:
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
-        return hashlib.sha256(data).hexdigest()
+        return sha256 or hashlib.sha256(data).hexdigest()
 
     def read(self, relative: str) -> bytes:
         try:
@@ -99,13 +102,14 @@ class FsspecStorage:
     def location(self, relative: str) -> str:
         return f"{self.url}/{_relative_check(relative).as_posix()}"
 
-    def write(self, relative: str, data: bytes) -> str:
-        """Write `data` as one object (all or nothing); returns its sha256."""
+    def write(self, relative: str, data: bytes, *, sha256: str | None = None) -> str:
+        """Write `data` as one object (all or nothing); returns its sha256 (``sha256`` where the
+        caller gives it, as ``LocalStorage.write``)."""
         try:
             self.fs.pipe_file(self._key(relative), data)
         except (OSError, ValueError) as exc:
             raise StorageError(f"cannot write {self.location(relative)}: {exc}") from exc
-        return hashlib.sha256(data).hexdigest()
+        return sha256 or hashlib.sha256(data).hexdigest()
 
     def read(self, relative: str) -> bytes:
         try:

@@ -60,6 +60,9 @@ def lattice_candidates(auto: npt.NDArray[np.float64], *, low: float, high: float
     found: list[Lattice] = []
     limit = min(height, width) / 2 - _WINDOW - 1
     for _, basis in pairs[: 2 * count]:
+        rough = _canonical(basis.astype(np.float64))
+        if rough is not None and any(np.allclose(rough, other, rtol=0.03, atol=3.0) for other in found):
+            continue  # the fit would land on a lattice already found
         fitted = _canonical(_fit(auto, basis, limit))
         if fitted is None or any(np.allclose(fitted, other, rtol=0.01, atol=1.0) for other in found):
             continue

@@ -50,6 +50,8 @@ class AuditAction(models.TextChoices):
     CAMPAIGN_VARIABLES_IMPORTED = "campaign_variables_imported", "Campaign variables imported"
     # Housekeeping: a sweep of crash leftovers (infra.sweep), its report in the detail.
     SWEPT = "swept", "Crash leftovers swept"
+    # Signing keys (`manage.py signing_keys_revoke`): the certificate's serial, time and reason in the detail.
+    SIGNING_KEY_REVOKED = "signing_key_revoked", "Signing certificate revoked"
     # Campaign runs (review.services.runs): the run's id in the detail; an asset's own event when
     # a cancel or a resume moves it.
     RUN_STARTED = "run_started", "Run started"

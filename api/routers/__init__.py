@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ninja import Router
 
-from api.routers import assets, audit, campaigns, queue, sources, templates, verify, webhooks
+from api.routers import assets, audit, campaigns, insight, matrix, queue, sources, templates, verify, webhooks
 from api.routers import requests as asset_requests
 
 ROUTERS: list[Router] = [
@@ -20,7 +20,9 @@ ROUTERS: list[Router] = [
     audit.router,
     templates.router,
     campaigns.router,
+    matrix.router,
     webhooks.router,
     asset_requests.router,
     sources.router,
+    insight.router,
 ]

@@ -66,7 +66,7 @@ class CampaignIn(Schema):
     source_image: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
         None,
         description="the sha256 of a source image uploaded through POST /sources: the variants draw from it "
-        "instead of their image-to-image or inpainting template's own",
+        "instead of their image-to-image, inpainting or image-to-video template's own",
     )
 
 

@@ -53,7 +53,7 @@ class BriefIn(Schema):
     reference_image: Sha256 | None = Field(
         None,
         description="the sha256 of a source image uploaded through POST /sources: the variants are drawn from it "
-        "(image-to-image and inpainting templates only)",
+        "(image-to-image, inpainting and image-to-video templates only)",
     )
     reference_image_base64: Annotated[str, StringConstraints(max_length=REFERENCE_BASE64_MAX)] | None = Field(
         None,

@@ -7,6 +7,12 @@ from datetime import date
 
 APPROVED_STATES = ("approved", "published", "revoked")  # passed review (revoked after publication)
 DECIDED_STATES = (*APPROVED_STATES, "rejected")
+# Each kind of summary: its per-day view and its all-time total (review/migrations/0016).
+SUMMARY_VIEWS = {
+    "asset": ("insight_asset_day", "insight_asset_total"),
+    "variable": ("insight_variable_day", "insight_variable_total"),
+    "combination": ("insight_combination", "insight_combination_total"),
+}
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,16 @@ class InsightFilters:
     date_to: date | None = None
     campaign_id: int | None = None
     template_id: int | None = None
+
+    @property
+    def dated(self) -> bool:
+        return self.date_from is not None or self.date_to is not None
+
+    def view(self, kind: str) -> str:
+        """The summary view of `kind` ("asset", "variable" or "combination") to read: per day
+        with a date range, else its all-time total (the same figures summed over the days, so a
+        page without a date range costs the same whatever the length of the history)."""
+        return SUMMARY_VIEWS[kind][0 if self.dated else 1]
 
     def where(self, alias: str = "m", *, dates: bool = True) -> tuple[str, list[object]]:
         """` AND ...` conditions over a view with day, campaign_id and prompt_version_id."""

@@ -34,7 +34,7 @@ class PartForm(forms.Form):
 
 
 class MatrixForm(forms.Form):
-    layout = forms.ChoiceField(choices=[(v, v) for v in LAYOUTS], initial="columns")
+    layout = forms.ChoiceField(choices=[(v, v) for v in LAYOUTS], initial="auto")
     file = forms.FileField(required=False)
     csv = forms.CharField(required=False, max_length=CSV_MAX, widget=forms.HiddenInput, strip=False)
     action = forms.ChoiceField(choices=[("preview", "Preview"), ("save", "Save")], initial="preview")

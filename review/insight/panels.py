@@ -1,9 +1,15 @@
-"""The dashboard's panels as plain functions over the summary views (`review/migrations/0013`).
+"""The dashboard's panels as plain functions over the summary views (`review/migrations/0013`,
+`0016`).
 
 Each panel runs a fixed number of queries whatever the number of assets: every figure is summed
 from the views, which hold one row per day, campaign, template version, model and state (and per
-variable value, reviewer and reason), not one per asset. The date range applies to the day an
-asset was generated (decision panels: the day of the decision); the queue is as of now.
+variable value, reviewer and reason), not one per asset. Each query first sums the view's rows
+by its integer keys and only then joins the names (a join before the sum costs a lookup and a
+string per day and group: most of the page's time at a million assets).
+
+Every panel takes the same filters. The date range applies to the day an asset was generated
+(registered, for one not generated yet): the queue's figures count the assets of those days that
+are in each state now; the reviewer and rejection panels count decisions made on those days.
 """
 
 from __future__ import annotations
@@ -75,23 +81,23 @@ class QueuePanel:
 def queue_panel(filters: InsightFilters, *, now: datetime | None = None) -> QueuePanel:
     """Depth by state, past-deadline count, oldest waiting age and throughput per day (3 queries)."""
     now = now or timezone.now()
-    where, params = filters.where(dates=False)
+    where, params = filters.where()
     depth = _rows(
-        "SELECT m.state, sum(m.assets), coalesce(sum(m.assets) FILTER (WHERE c.deadline < %s), 0)"
-        " FROM insight_asset_day m JOIN prompt_library_campaign c ON c.id = m.campaign_id"
-        f" WHERE true{where} GROUP BY 1 ORDER BY 1",
+        "SELECT s.state, sum(s.assets), coalesce(sum(s.assets) FILTER (WHERE c.deadline < %s), 0)"
+        f" FROM (SELECT m.state, m.campaign_id, sum(m.assets) AS assets FROM {filters.view('asset')} m"
+        f" WHERE true{where} GROUP BY 1, 2) s JOIN prompt_library_campaign c ON c.id = s.campaign_id"
+        " GROUP BY 1 ORDER BY 1",
         [now, *params],
     )
     late = [int(n) for state, _, n in depth if state == "in_review"]
     oldest = oldest_waiting_seconds(filters, now=now)
-    dwhere, dparams = filters.where()
     per_day = _rows(
         f"SELECT day, sum(generated), sum(decisions) FROM ("
         f" SELECT m.day, sum(m.assets) FILTER (WHERE m.state NOT IN {_NOT_MADE}) AS generated, 0 AS decisions"
-        f" FROM insight_asset_day m WHERE true{dwhere} GROUP BY 1"
-        f" UNION ALL SELECT m.day, 0, sum(m.decisions) FROM insight_review_day m WHERE true{dwhere} GROUP BY 1"
+        f" FROM insight_asset_day m WHERE true{where} GROUP BY 1"
+        f" UNION ALL SELECT m.day, 0, sum(m.decisions) FROM insight_review_day m WHERE true{where} GROUP BY 1"
         ") t GROUP BY 1 ORDER BY 1",
-        [*dparams, *dparams],
+        [*params, *params],
     )
     return QueuePanel(
         depth=Table(
@@ -108,13 +114,35 @@ def queue_panel(filters: InsightFilters, *, now: datetime | None = None) -> Queu
     )
 
 
+# The day an asset counts on, as the summary views compute it and the index `asset_waiting_day`
+# (migration 0016) holds it for the assets in review.
+ASSET_DAY = "((coalesce(a.generated_at, a.created_at) AT TIME ZONE 'UTC')::date)"
+
+
 def oldest_waiting_seconds(filters: InsightFilters, *, now: datetime | None = None) -> float | None:
-    """How long the oldest asset in review has waited, read live from the claim index (1 query)."""
+    """How long the oldest asset in review has waited, read live (1 query). Without a date range
+    it is the first entry of the index on (state, created_at); with one, the oldest of each day
+    in the range is one probe of `asset_waiting_day`, for the days between the first and last
+    day that has an asset in review (so the query's cost follows the days, not the assets)."""
     where, params = filters.where("a", dates=False)
-    rows = _rows(
-        f"SELECT a.created_at FROM review_asset a WHERE a.state = 'in_review'{where} ORDER BY a.created_at LIMIT 1",
-        params,
-    )
+    if filters.date_from is None and filters.date_to is None:
+        rows = _rows(
+            f"SELECT a.created_at FROM review_asset a WHERE a.state = 'in_review'{where} ORDER BY a.created_at LIMIT 1",
+            params,
+        )
+    else:
+        rows = _rows(
+            "WITH span AS (SELECT"
+            f" (SELECT {ASSET_DAY} FROM review_asset a WHERE a.state = 'in_review' ORDER BY 1 LIMIT 1) AS first,"
+            f" (SELECT {ASSET_DAY} FROM review_asset a WHERE a.state = 'in_review' ORDER BY 1 DESC LIMIT 1) AS last)"
+            " SELECT min(x.created_at) FROM span,"
+            " generate_series(greatest(span.first, %s::date), least(span.last, %s::date), interval '1 day') g(day)"
+            " CROSS JOIN LATERAL (SELECT a.created_at FROM review_asset a"
+            f" WHERE a.state = 'in_review' AND {ASSET_DAY} = g.day::date{where}"
+            " ORDER BY a.created_at LIMIT 1) x",
+            [filters.date_from, filters.date_to, *params],
+        )
+        rows = [r for r in rows if r[0] is not None]
     return ((now or timezone.now()) - rows[0][0]).total_seconds() if rows else None
 
 
@@ -145,7 +173,7 @@ def approval_by(filters: InsightFilters, *, by: str) -> Table:
         where, params = filters.where()
         rows = _rows(
             "SELECT m.name || ' = ' || m.value, sum(m.approved), sum(m.approved + m.rejected)"
-            f" FROM insight_variable_day m WHERE true{where} GROUP BY m.name, m.value ORDER BY m.name, m.value",
+            f" FROM {filters.view('variable')} m WHERE true{where} GROUP BY m.name, m.value ORDER BY m.name, m.value",
             params,
         )
         return _rate_table(by, rows)
@@ -161,13 +189,15 @@ def approvals_by(filters: InsightFilters, *, dimensions: Sequence[str] = tuple(_
     where, params = filters.where()
     pairs = ", ".join(f"('{d}', {_LABELS[d]})" for d in dimensions)
     rows = _rows(
-        f"SELECT g.dim, g.label, sum(m.assets) FILTER (WHERE m.state IN {_APPROVED}), sum(m.assets)"
-        " FROM insight_asset_day m"
+        "SELECT g.dim, g.label, sum(m.approved), sum(m.decided) FROM ("
+        f" SELECT m.prompt_version_id, m.campaign_id, m.model_name,"
+        f" sum(m.assets) FILTER (WHERE m.state IN {_APPROVED}) AS approved, sum(m.assets) AS decided"
+        f" FROM {filters.view('asset')} m WHERE m.state IN {_DECIDED}{where} GROUP BY 1, 2, 3) m"
         " JOIN prompt_library_promptversion pv ON pv.id = m.prompt_version_id"
         " JOIN prompt_library_prompttemplate t ON t.id = pv.template_id"
         " JOIN prompt_library_campaign c ON c.id = m.campaign_id"
         f" CROSS JOIN LATERAL (VALUES {pairs}) AS g(dim, label)"
-        f" WHERE m.state IN {_DECIDED}{where} GROUP BY 1, 2 ORDER BY 1, 2",
+        " GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )
     grouped: dict[str, list[tuple[Any, ...]]] = {d: [] for d in dimensions}
@@ -187,15 +217,18 @@ def ab_compare(
     filters: InsightFilters, *, version_a: int, version_b: int, labels: tuple[str, str] = ("A", "B")
 ) -> ABPanel:
     """Two template versions on the same variables: only the variable combinations both were
-    decided on count (campaign and template filters apply, not dates) (1 query)."""
+    decided on count. Every filter applies: the date range (the day each asset was generated),
+    the campaign, and the template (a version of another template has no decisions) (1 query)."""
+    where, params = filters.where()
+    view = filters.view("combination")
     rows = _rows(
-        "WITH a AS (SELECT m.combination, sum(m.approved) ap, sum(m.rejected) rj FROM insight_combination m"
-        f" WHERE m.prompt_version_id = %s{_campaign_only(filters)} GROUP BY 1),"
-        " b AS (SELECT m.combination, sum(m.approved) ap, sum(m.rejected) rj FROM insight_combination m"
-        f" WHERE m.prompt_version_id = %s{_campaign_only(filters)} GROUP BY 1)"
+        f"WITH a AS (SELECT m.combination, sum(m.approved) ap, sum(m.rejected) rj FROM {view} m"
+        f" WHERE m.prompt_version_id = %s{where} GROUP BY 1),"
+        f" b AS (SELECT m.combination, sum(m.approved) ap, sum(m.rejected) rj FROM {view} m"
+        f" WHERE m.prompt_version_id = %s{where} GROUP BY 1)"
         " SELECT count(*), coalesce(sum(a.ap), 0), coalesce(sum(a.ap + a.rj), 0), coalesce(sum(b.ap), 0),"
         " coalesce(sum(b.ap + b.rj), 0) FROM a JOIN b ON a.combination = b.combination",
-        [version_a, *_campaign_params(filters), version_b, *_campaign_params(filters)],
+        [version_a, *params, version_b, *params],
     )
     combos, a_ap, a_n, b_ap, b_n = (int(v) for v in rows[0])
     verdict = ab_test(a_ap, a_n, b_ap, b_n)
@@ -206,14 +239,6 @@ def ab_compare(
         (_rate_row(labels[0], a_ap, a_n), _rate_row(labels[1], b_ap, b_n)),
     )
     return ABPanel(verdict=verdict, combinations=combos, table=table)
-
-
-def _campaign_only(filters: InsightFilters) -> str:
-    return " AND m.campaign_id = %s" if filters.campaign_id is not None else ""
-
-
-def _campaign_params(filters: InsightFilters) -> list[object]:
-    return [filters.campaign_id] if filters.campaign_id is not None else []
 
 
 # --- Rejections, reviewers, time to decision ---------------------------------------------------
@@ -228,10 +253,12 @@ def rejection_reasons(filters: InsightFilters) -> tuple[Table, Table]:
         params,
     )
     per_template = _rows(
-        "SELECT t.name, coalesce(nullif(m.reason, ''), '(none)'), sum(m.rejections) FROM insight_reason_day m"
+        "SELECT t.name, coalesce(nullif(m.reason, ''), '(none)'), sum(m.rejections) FROM ("
+        " SELECT m.prompt_version_id, m.reason, sum(m.rejections) AS rejections FROM insight_reason_day m"
+        f" WHERE true{where} GROUP BY 1, 2) m"
         " JOIN prompt_library_promptversion pv ON pv.id = m.prompt_version_id"
         " JOIN prompt_library_prompttemplate t ON t.id = pv.template_id"
-        f" WHERE true{where} GROUP BY 1, 2 ORDER BY 1, 2",
+        " GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )
     return (
@@ -263,14 +290,15 @@ def reviewer_panel(filters: InsightFilters) -> ReviewerPanel:
     assets that needed more than one decision (2 queries)."""
     where, params = filters.where()
     rows = _rows(
-        "SELECT u.username, sum(m.decisions), sum(m.approvals),"
-        " count(DISTINCT m.day) FROM insight_review_day m JOIN auth_user u ON u.id = m.reviewer_id"
-        f" WHERE true{where} GROUP BY 1 ORDER BY 1",
+        "SELECT u.username, m.decisions, m.approvals, m.days FROM ("
+        " SELECT m.reviewer_id, sum(m.decisions) AS decisions, sum(m.approvals) AS approvals,"
+        f" count(DISTINCT m.day) AS days FROM insight_review_day m WHERE true{where} GROUP BY 1) m"
+        " JOIN auth_user u ON u.id = m.reviewer_id ORDER BY 1",
         params,
     )
     agree = _rows(
         "SELECT coalesce(sum(m.multi_reviewed), 0), coalesce(sum(m.agreed), 0)"
-        f" FROM insight_asset_day m WHERE true{where}",
+        f" FROM {filters.view('asset')} m WHERE true{where}",
         params,
     )
     multi, agreed = (int(v) for v in agree[0])
@@ -291,10 +319,12 @@ def decision_time(filters: InsightFilters) -> Table:
     """Mean time from generation to the deciding review, per template version and overall (1 query)."""
     where, params = filters.where()
     rows = _rows(
-        "SELECT coalesce(t.name || ' v' || pv.number, '(all)'), sum(m.decide_seconds), sum(m.decide_timed)"
-        " FROM insight_asset_day m JOIN prompt_library_promptversion pv ON pv.id = m.prompt_version_id"
+        "SELECT coalesce(t.name || ' v' || pv.number, '(all)'), sum(m.seconds), sum(m.timed) FROM ("
+        " SELECT m.prompt_version_id, sum(m.decide_seconds) AS seconds, sum(m.decide_timed) AS timed"
+        f" FROM {filters.view('asset')} m WHERE m.decide_timed > 0{where} GROUP BY 1) m"
+        " JOIN prompt_library_promptversion pv ON pv.id = m.prompt_version_id"
         " JOIN prompt_library_prompttemplate t ON t.id = pv.template_id"
-        f" WHERE m.decide_timed > 0{where} GROUP BY GROUPING SETS ((t.name, pv.number), ()) ORDER BY 1",
+        " GROUP BY GROUPING SETS ((t.name, pv.number), ()) ORDER BY 1",
         params,
     )
     return Table(
@@ -328,11 +358,14 @@ def cost_panel(filters: InsightFilters) -> CostPanel:
     share of compute spent on rejected assets (1 query)."""
     where, params = filters.where()
     rows = _rows(
-        "SELECT m.model_name, c.name, GROUPING(m.model_name, c.name), sum(m.gen_timed), sum(m.gen_seconds),"
-        f" sum(m.gen_timed) FILTER (WHERE m.state IN {_APPROVED}),"
-        " coalesce(sum(m.gen_seconds) FILTER (WHERE m.state = 'rejected'), 0)"
-        " FROM insight_asset_day m JOIN prompt_library_campaign c ON c.id = m.campaign_id"
-        f" WHERE m.gen_timed > 0{where} GROUP BY GROUPING SETS ((m.model_name), (c.name), ()) ORDER BY 3, 1, 2",
+        "SELECT m.model_name, c.name, GROUPING(m.model_name, c.name), sum(m.timed), sum(m.seconds),"
+        " sum(m.approved), coalesce(sum(m.rejected_seconds), 0) FROM ("
+        " SELECT m.model_name, m.campaign_id, sum(m.gen_timed) AS timed, sum(m.gen_seconds) AS seconds,"
+        f" sum(m.gen_timed) FILTER (WHERE m.state IN {_APPROVED}) AS approved,"
+        " sum(m.gen_seconds) FILTER (WHERE m.state = 'rejected') AS rejected_seconds"
+        f" FROM {filters.view('asset')} m WHERE m.gen_timed > 0{where} GROUP BY 1, 2) m"
+        " JOIN prompt_library_campaign c ON c.id = m.campaign_id"
+        " GROUP BY GROUPING SETS ((m.model_name), (c.name), ()) ORDER BY 3, 1, 2",
         params,
     )
     by_model: list[tuple[object, ...]] = []

@@ -33,7 +33,7 @@ from review.requests.errors import BriefProblem, BriefRefusedError
 NOTES_MAX = 2000
 TITLE_MAX = 200
 VALUES_MAX = 20  # values of one variable in one brief
-REFERENCE_MODES = ("image-to-image", "inpainting")  # template modes that take a reference image
+REFERENCE_MODES = ("image-to-image", "inpainting", "image-to-video")  # template modes that take a reference image
 REFERENCE_FIELD = "reference_image"
 MASTER = "master"  # the rendition name of the signed master itself, for templates without renditions
 
@@ -179,7 +179,7 @@ def _reference_check(data: bytes, spec: TemplateSpec, problems: list[BriefProble
                 REFERENCE_FIELD,
                 shown,
                 f"is not taken by template '{spec.name}' v{spec.number}: its mode is {spec.mode} "
-                f"(a reference image is for {' or '.join(REFERENCE_MODES)})",
+                f"(a reference image is for {', '.join(REFERENCE_MODES)})",
             )
         )
         return

@@ -42,7 +42,7 @@ class BriefForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
         help_text=(
             f"PNG, JPEG or WebP, at most {SOURCE_MAX_BYTES // 2**20} MiB, {SOURCE_MIN_SIDE} to {SOURCE_MAX_SIDE} px "
-            "a side: the variants are drawn from it (image-to-image and inpainting templates only)"
+            "a side: the variants are drawn from it (image-to-image, inpainting and image-to-video templates only)"
         ),
     )
 

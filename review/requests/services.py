@@ -49,7 +49,7 @@ def request_create(
     """Ask for assets: check the brief, store it unchanged (who, when, the pinned template
     version), create the request's campaign with its deadline, and start its run.
 
-    A reference image (image-to-image and inpainting templates) is stored once as a source image
+    A reference image (image-to-image, inpainting and image-to-video templates) is stored once as a source image
     and the campaign draws from it instead of the template's own: the template version stays
     pinned and unchanged, the variants' keys, generation records and credits name the photo.
 

@@ -34,9 +34,15 @@ def part_audited(sender: type, part: Any, actor: Any, **kwargs: Any) -> None:
 
 
 def matrix_audited(sender: type, campaign: Any, actor: Any, before: Any, **kwargs: Any) -> None:
-    """A campaign's variable values were imported from a CSV."""
+    """A campaign's variable values (and linked rows, in the rows layout) were imported from a CSV."""
     AuditEvent.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
         action=AuditAction.CAMPAIGN_VARIABLES_IMPORTED,
-        detail={"campaign": campaign.name, "before": before, "after": campaign.variables},
+        detail={
+            "campaign": campaign.name,
+            "before": before,
+            "after": campaign.variables,
+            "rows_before": kwargs.get("rows_before", []),
+            "rows_after": campaign.variable_rows,
+        },
     )

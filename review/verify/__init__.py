@@ -18,8 +18,10 @@ Identifying an asset, without false matches:
    matches that asset's stored descriptor (`provenance.fingerprint`); a mark on another picture is
    reported as such (`marked_as`), with none of that asset's record.
 A serial must also be an asset in this database (and its key must match the manifest's). A
-signing certificate that expired (or was revoked) after signing unchanged content gives the
-"expired" outcome, never "tampered". A
+signing certificate that expired after signing unchanged content gives the "expired" outcome, never
+"tampered"; one on the installation's revocation list (`provenance.revocation`) gives "revoked",
+and its manifest's record names no asset (only the file's hash, or its watermark and picture, do),
+unless a trusted timestamp (`GREENLIGHT_TSA_URL`) dates the signature before the revocation. A
 manifest whose content does not match is evidence of the asset it was signed for, not of the
 pixels it is attached to: when the watermark names another asset (a manifest copied from another
 file) or cannot be read, the report names the manifest's asset as such (`manifest_asset`), never

@@ -1,8 +1,9 @@
 """Reading an untrusted file within limits: its size first, then its format from its magic
 numbers, then the pixel count its header claims, and only then a decode, so no upload can make
 `verify` decode a decompression bomb or fill the memory. A video is decoded as a stream of only
-the frames its watermark is read from (`provenance.mp4.mp4_watermark_frames`: a pixel budget, one
-decoder thread), its frame size refused from the stream header first. Formats and limits come
+the frames its watermark is read from (`provenance.mp4.mp4_watermark_luma`: a frame and pixel
+budget, one decoder thread, the frames added up by coding kind as they come, so memory does not
+grow with them), its frame size refused from the stream header first. Formats and limits come
 from `provenance.media`; the byte and pixel limits from the settings."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from provenance.errors import MediaError
 from provenance.media import EXTENSIONS_READ, MAX_VIDEO_SIDE, MIME
-from provenance.mp4 import mp4_watermark_frames
+from provenance.mp4 import ClipLuma, mp4_watermark_luma
 from review.errors import VerifyRefusedError
 from review.verify.limits import Deadline
 
@@ -107,9 +108,10 @@ def watermark_still(image: Image.Image) -> Image.Image:
     return image.crop((left, top, left + min(width, STILL_READ_SIDE), top + min(height, STILL_READ_SIDE)))
 
 
-def video_frames(data: bytes, *, filename: str, deadline: Deadline | None = None) -> list[Image.Image]:
-    """The frames of an MP4 its watermark is read from, as luma ("L") images: the first
-    WATERMARK_FRAMES, fewer when they are larger than 720p (``mp4_watermark_frames``).
+def video_luma(data: bytes, *, filename: str, deadline: Deadline | None = None) -> ClipLuma | None:
+    """What an MP4's watermark is read from (``mp4_watermark_luma``): its first frames (up to ten
+    seconds, fewer when they are large) averaged by coding kind and with the moving picture taken
+    away, and its first frame's luma for the content check. None where PyAV is missing.
 
     The frame size is refused by the stream header, before any packet is decoded, when it is
     above GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS (or GREENLIGHT_VERIFY_MAX_PIXELS, if lower), and
@@ -117,7 +119,7 @@ def video_frames(data: bytes, *, filename: str, deadline: Deadline | None = None
     each packet.
     """
     if not _HAVE_PYAV:  # pragma: no cover - PyAV is a declared dependency
-        return []
+        return None
     limit = min(int(settings.GREENLIGHT_VERIFY_MAX_VIDEO_PIXELS), int(settings.GREENLIGHT_VERIFY_MAX_PIXELS))
 
     def size_check(width: int, height: int) -> None:
@@ -129,7 +131,7 @@ def video_frames(data: bytes, *, filename: str, deadline: Deadline | None = None
             deadline.check("decoding the video")
 
     try:
-        return mp4_watermark_frames(data, size_check=size_check, step=step)
+        return mp4_watermark_luma(data, size_check=size_check, step=step)
     except MediaError as error:
         raise VerifyRefusedError("unreadable", f"The MP4 file cannot be read: {error}.", filename=filename) from None
 

@@ -14,6 +14,7 @@ from provenance.config import provenance_config_from_settings
 from provenance.credentials import GENERATION_LABEL, C2paReport, c2pa_read
 from provenance.errors import SigningError, WatermarkError
 from provenance.media import WATERMARK_MIN_SIDE
+from provenance.mp4 import ClipLuma
 from provenance.watermark import MAX_KEYS, watermark_read_frames
 from provenance.watermark_keys import WatermarkKeyRing, watermark_keys_load
 from review.errors import VerifyRefusedError
@@ -23,7 +24,7 @@ from review.verify.decoding import (
     image_load,
     image_open,
     size_check,
-    video_frames,
+    video_luma,
     watermark_still,
 )
 from review.verify.limits import Deadline
@@ -65,10 +66,12 @@ def file_examine(
         notes.append(f"The name says .{extension}, but the content is {fmt.upper()}: verified as {fmt.upper()}.")
     decode_error: VerifyRefusedError | None = None
     picture: Image.Image | None = None
+    clip: ClipLuma | None = None
     if fmt == "mp4":
-        frames = video_frames(data, filename=filename, deadline=deadline)
-        width, height = frames[0].size if frames else (0, 0)
-        picture = frames[0] if frames else None
+        clip = video_luma(data, filename=filename, deadline=deadline)
+        width, height = clip.size if clip is not None else (0, 0)
+        picture = _picture(clip.first) if clip is not None else None
+        frames = list(clip.images) if clip is not None else []
     else:
         image = image_open(data, fmt, filename=filename)
         width, height = image.size
@@ -91,7 +94,7 @@ def file_examine(
     if deadline is not None:
         deadline.check("reading the watermark")
     if decode_error is None:
-        watermark = _watermark_facts(frames, keys)
+        watermark = _watermark_facts(frames, keys, clip=clip, video=fmt == "mp4")
     elif c2pa.label is None:  # neither pixels nor credentials: a truncated or corrupt file
         raise decode_error
     else:
@@ -107,13 +110,14 @@ def watermark_examine(data: bytes, *, mime: str, keys: WatermarkKeyRing | None =
     fmt = next((name for name, (known, _, _) in FORMATS.items() if known == mime), None)
     try:
         fmt = fmt or format_detect(data)
+        clip = video_luma(data, filename="") if fmt == "mp4" else None
         if fmt == "mp4":
-            frames = video_frames(data, filename="")
+            frames = list(clip.images) if clip is not None else []
         else:
             frames = [watermark_still(image_load(image_open(data, fmt, filename=""), fmt, filename=""))]
     except VerifyRefusedError as refused:
         return WatermarkFacts(False, None, None, f"not read: {refused}")
-    return _watermark_facts(frames, keys)
+    return _watermark_facts(frames, keys, clip=clip, video=fmt == "mp4")
 
 
 def _c2pa_facts(report: C2paReport) -> C2paFacts:
@@ -191,11 +195,15 @@ def _picture(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.BOX)
 
 
-def _watermark_facts(frames: list[Image.Image], keys: WatermarkKeyRing | None) -> WatermarkFacts:
-    if not frames:
+def _watermark_facts(
+    frames: list[Image.Image], keys: WatermarkKeyRing | None, *, clip: ClipLuma | None = None, video: bool = False
+) -> WatermarkFacts:
+    """Read ``frames`` (a still's picture, or a clip's per-kind averages: ``clip``) with every key
+    on the ring, decided once."""
+    if video and clip is None:  # pragma: no cover - PyAV is a declared dependency
         return WatermarkFacts(False, None, None, "not read: PyAV is not installed to decode video frames")
-    width, height = frames[0].size
-    if min(width, height) < WATERMARK_MIN_SIDE:
+    width, height = clip.size if clip is not None else frames[0].size
+    if not frames or (clip is None and min(width, height) < WATERMARK_MIN_SIDE):
         return WatermarkFacts(False, None, None, f"not read: {width}x{height} is too small to carry it")
     if keys is None:
         try:
@@ -210,7 +218,8 @@ def _watermark_facts(frames: list[Image.Image], keys: WatermarkKeyRing | None) -
     for start in range(0, len(ring), MAX_KEYS):
         chunk = ring[start : start + MAX_KEYS]
         try:
-            # A clip's frames are folded into one reading, decided once (the still's false-positive bound).
+            # A clip's averages are folded into one reading, decided once: they are made from the file
+            # alone, never with a key, so the still's false-positive bound holds.
             reading = watermark_read_frames(frames, keys=[key.secret for key in chunk])
         except WatermarkError as error:
             return WatermarkFacts(False, None, None, f"not read: {error}")

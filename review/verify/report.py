@@ -10,6 +10,7 @@ Outcome = Literal[
     "authentic",
     "trusted_unknown",
     "expired",
+    "revoked",
     "tampered",
     "third_party",
     "recovered",
@@ -54,6 +55,11 @@ class C2paFacts:
     expired_unchanged: bool = False
     signer_serial: str | None = None  # the signing certificate's serial number (decimal)
     signed_with: str | None = None  # which of this installation's certificates signed it, if one did
+    # When a trusted RFC 3161 timestamp authority says the manifest was signed (GREENLIGHT_TSA_URL).
+    timestamped_at: datetime | None = None
+    # The signing certificate is on this installation's revocation list: since when, and why.
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,26 @@ agrees; otherwise the report names it as the manifest's asset (`manifest_asset`)
 A watermark is evidence of who marked a file, not of what the picture is: it names an asset only
 when the file's pixels also match the asset's stored descriptor (`provenance.fingerprint`). A
 mark on another picture is reported as such (`marked_as`), with none of that asset's record.
-An expired (or revoked) signing certificate over unchanged content is its own verdict
-("expired"), never "tampered"."""
+An expired signing certificate over unchanged content is its own verdict ("expired"), never
+"tampered". So is a revoked one ("revoked"): one of this installation's certificates on its
+revocation list (`provenance.revocation`), or one c2pa found revoked. A revoked certificate's word
+no longer names an asset, unless a trusted timestamp dates the signature before the revocation:
+then the file stays authentic."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
+from pathlib import Path
 
 from PIL import Image
 
 from provenance.config import provenance_config_from_settings
-from provenance.credentials import reader_context
+from provenance.credentials import c2pa_read, reader_context
+from provenance.errors import SigningError
 from provenance.fingerprint import MATCH_SIMILARITY, fingerprint_similarity
 from provenance.keys import signing_certificates_known
+from provenance.revocation import Revocation, revocations_load
 from review.models import Asset, ManifestRecord
 from review.verify.examination import file_examine
 from review.verify.limits import Deadline
@@ -32,6 +39,8 @@ from review.verify.report import (
     VerifyReport,
     WatermarkFacts,
 )
+
+logger = logging.getLogger("greenlight.verify")
 
 
 def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None) -> VerifyReport:
@@ -47,10 +56,14 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
     config = provenance_config_from_settings()
     with reader_context(config.signing) as context:
         examined = file_examine(data=data, filename=filename, context=context, deadline=deadline)
-    file, c2pa, watermark, notes = examined.file, examined.c2pa, examined.watermark, list(examined.notes)
+        file, c2pa, watermark, notes = examined.file, examined.c2pa, examined.watermark, list(examined.notes)
+        if c2pa.label is not None:  # read once more (about 1 ms) for the timestamp, which the facts lack
+            c2pa = replace(c2pa, timestamped_at=c2pa_read(data, mime=file.mime, context=context).timestamp())
     sha256 = file.sha256
+    revocation: Revocation | None = None  # the signer's, when its word no longer counts
     if c2pa.signer_serial is not None:
         c2pa = replace(c2pa, signed_with=signing_certificates_known(config.signing).get(c2pa.signer_serial))
+        c2pa, revocation = _revocation_apply(c2pa, config.signing.revocation_list, notes)
 
     # 4. (1-3 are `file_examine`.) Which asset, if any: the file's hash, then its intact manifest, then
     # its watermark. A manifest whose content no longer matches (intact credentials, a content-binding
@@ -58,9 +71,10 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
     # from another file reads exactly so. Then the pixels' own mark decides, and the manifest is
     # taken only where the watermark confirms it. A mark names its asset only where the picture
     # matches that asset's stored descriptor: a mark is evidence of who marked, not of what.
+    # A revoked signer's manifest names nothing: whoever holds a leaked key can write any record.
     by_hash = ManifestRecord.objects.filter(sha256=sha256).order_by("created_at", "id").first()
-    named = c2pa.serial if c2pa.credentials_intact else None  # the serial the manifest's record names
-    content_matches = c2pa.state == "trusted"
+    named = c2pa.serial if c2pa.credentials_intact and revocation is None else None  # the record's serial
+    content_matches = c2pa.state == "trusted" and revocation is None
     marked = _marked_asset(watermark)  # (asset id, stored descriptor) of the mark id, if any
     similarity = _similarity(examined.picture, marked[1]) if marked is not None else None
     picture_matches = similarity is not None and similarity >= MATCH_SIMILARITY
@@ -124,7 +138,9 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
         others = tuple(f"{kind} {label}" for kind, label in rows.values_list("kind", "label"))
 
     asset_facts = _asset_facts(asset) if asset is not None else None
-    outcome, verdict = _verdict(c2pa, watermark, asset_facts, stored_facts, matched_by, manifest_asset, marked_as)
+    outcome, verdict = _verdict(
+        c2pa, watermark, asset_facts, stored_facts, matched_by, manifest_asset, marked_as, revocation
+    )
     return VerifyReport(
         outcome=outcome,
         verdict=verdict,
@@ -140,6 +156,35 @@ def file_verify(*, data: bytes, filename: str, deadline: Deadline | None = None)
         other_manifests=others,
         notes=tuple(notes),
     )
+
+
+def _revocation_apply(c2pa: C2paFacts, path: Path, notes: list[str]) -> tuple[C2paFacts, Revocation | None]:
+    """The facts with the signer's revocation, if this installation revoked it; and the revocation
+    when it counts against the file: always, unless a trusted timestamp dates the signature before it."""
+    try:
+        revocation = revocations_load(path).get(c2pa.signer_serial or "")
+    except SigningError as error:  # signing stops on it too, so the operator hears of it at once
+        logger.error("%s", error.problem)
+        notes.append(f"Revocations could not be checked: {error.problem}")
+        return c2pa, None
+    if revocation is None:
+        return c2pa, None
+    c2pa = replace(c2pa, revoked_at=revocation.revoked_at, revocation_reason=revocation.reason)
+    stamped = c2pa.timestamped_at
+    if stamped is not None and stamped < revocation.revoked_at:
+        notes.append(
+            f"The signing {revocation.describe()}, but a trusted timestamp dates this signature "
+            f"{stamped:%Y-%m-%d %H:%M:%S} UTC, before it: the signature still holds."
+        )
+        return c2pa, None
+    if stamped is not None:
+        notes.append(
+            f"A trusted timestamp dates this signature {stamped:%Y-%m-%d %H:%M:%S} UTC, after its certificate was "
+            "revoked."
+        )
+    else:
+        notes.append("No trusted timestamp says when it was signed, so it may have been signed after the revocation.")
+    return c2pa, revocation
 
 
 def _marked_asset(watermark: WatermarkFacts) -> tuple[int, str] | None:
@@ -222,21 +267,28 @@ def _verdict(
     matched_by: str | None,
     manifest_asset: int | None,
     marked_as: int | None,
+    revocation: Revocation | None = None,
 ) -> tuple[Outcome, str]:
     found = f"asset #{asset.serial} found" if asset else ""
     mismatch = f"this file carries asset #{marked_as}'s mark but is not that image" if marked_as is not None else ""
+    unmatched = "no asset in this database matches" + (f"; {mismatch}" if mismatch else "")
+    revoked_head = "signed by a certificate that has since been revoked (content unchanged)"
+    if revocation is not None and (c2pa.state == "trusted" or c2pa.expired_unchanged):
+        head = f"{revoked_head}: {revocation.describe()}"
+        return "revoked", f"{head}; {found} by its {matched_by}" if asset else f"{head}; {unmatched}"
     if c2pa.state == "trusted":
         if asset:
             return "authentic", f"Content Credentials trusted; {found}"
         suffix = f"; {mismatch}" if mismatch else ""
         return "trusted_unknown", f"Content Credentials trusted, but no asset in this database matches{suffix}"
     if c2pa.expired_unchanged:
+        outcome: Outcome = "expired"
         head = "signed by a certificate that has since expired (content unchanged)"
-        if "signingCredential.revoked" in c2pa.codes:
-            head = "signed by a certificate that has since been revoked (content unchanged)"
+        if "signingCredential.revoked" in c2pa.codes:  # c2pa's own finding (an OCSP answer the file carries)
+            outcome, head = "revoked", revoked_head
         if asset:
-            return "expired", f"{head}; {found} by its {matched_by}"
-        return "expired", f"{head}; no asset in this database matches" + (f"; {mismatch}" if mismatch else "")
+            return outcome, f"{head}; {found} by its {matched_by}"
+        return outcome, f"{head}; {unmatched}"
     if c2pa.state == "invalid":
         detail = ", ".join(c2pa.codes) or c2pa.error or "no reason given"
         head = f"tampered: manifest invalid ({detail})"

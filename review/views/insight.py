@@ -9,6 +9,7 @@ publishers, operators, admins)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -36,16 +37,30 @@ def _ab(form: InsightFilterForm) -> tuple[int, int, str, str] | None:
     return a, b, str(versions[a]), str(versions[b])
 
 
+def _options(pairs: Iterable[tuple[int, str]], chosen: str) -> list[tuple[int, str, bool]]:
+    """(value, label, selected) for a filter's <select>: compared here, once per option, rather
+    than through template lookups (the page's options cost more than its cached figures)."""
+    return [(pk, label, str(pk) == chosen) for pk, label in pairs]
+
+
 @permission_required(AUDIT, raise_exception=True)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The dashboard; a filter it cannot read answers 400 naming it, and no figures."""
     form = InsightFilterForm(request.GET)
+    versions = [
+        (pk, f"{name} v{number}")
+        for pk, name, number in PromptVersion.objects.order_by("template__name", "number").values_list(
+            "pk", "template__name", "number"
+        )
+    ]
+    chosen = {name: request.GET.get(name, "") for name in ("campaign", "template", "a", "b")}
     context: dict[str, object] = {
         "form": form,
-        "campaigns": Campaign.objects.order_by("name").only("id", "name"),
-        "templates": PromptTemplate.objects.order_by("name").only("id", "name"),
-        "versions": PromptVersion.objects.select_related("template").order_by("template__name", "number"),
+        "campaigns": _options(Campaign.objects.order_by("name").values_list("pk", "name"), chosen["campaign"]),
+        "templates": _options(PromptTemplate.objects.order_by("name").values_list("pk", "name"), chosen["template"]),
+        "versions_a": _options(versions, chosen["a"]),
+        "versions_b": _options(versions, chosen["b"]),
         "available": insight_available(),
         "query": request.GET.urlencode(),
     }

@@ -26,6 +26,13 @@ from review.insight import library as selectors
 from review.insight.forms import DiffForm, MatrixForm, PartForm, VersionForm
 from review.roles import RUN, VIEW
 
+LAYOUT_NAMES = (
+    ("auto", "detect from the file"),
+    ("columns", "one column per variable (every combination)"),
+    ("rows", "one row per product with its attributes (those rows only)"),
+)
+ROWS_SHOWN = 50  # rows of a preview on the page
+
 
 def _version_or_404(template: PromptTemplate, number: int) -> PromptVersion:
     version = PromptVersion.objects.filter(template=template, number=number).select_related("template").first()
@@ -165,7 +172,9 @@ def parts(request: HttpRequest) -> HttpResponse:
 @permission_required(RUN, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def campaign_matrix(request: HttpRequest, name: str) -> HttpResponse:
-    """A campaign's variable values from a CSV: a preview with the variant count, then save."""
+    """A campaign's variable values from a CSV (one column per variable, or one row per product
+    with its attributes; detected unless chosen): a preview with the variant count, then save
+    exactly what was previewed (the layout read is carried to the save)."""
     campaign = get_object_or_404(Campaign.objects.select_related("prompt_version__template"), name=name)
     context: dict[str, object] = {"campaign": campaign, "problem": ""}
     if request.method == "POST":
@@ -184,10 +193,15 @@ def campaign_matrix(request: HttpRequest, name: str) -> HttpResponse:
                     )
                     return redirect("review:library_matrix", name=campaign.name)
                 context["preview"] = preview
-                form = MatrixForm(initial={"layout": data["layout"], "csv": data["csv"], "action": "save"})
+                context["preview_rows"] = [[value for _, value in row] for row in preview.rows[:ROWS_SHOWN]]
+                context["more_rows"] = max(0, len(preview.rows) - ROWS_SHOWN)
+                context["chosen"] = data["layout"]
+                form = MatrixForm(initial={"layout": preview.layout, "csv": data["csv"], "action": "save"})
         else:
             context["problem"] = form_problems(form)
+        context.setdefault("chosen", request.POST.get("layout", "auto"))
     else:
         form = MatrixForm()
     context["form"] = form
+    context["layouts"] = LAYOUT_NAMES
     return render(request, "review/library/matrix.html", context, status=400 if context["problem"] else 200)

@@ -20,6 +20,7 @@ from provenance.watermark_keys import watermark_keys_load
 from review.verify import file_verify
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.samples import product_shot
+from tests.provenance.tsa import LocalTsa, timestamped_files
 
 
 def run(*args: str) -> str:
@@ -98,28 +99,25 @@ def test_rotate_needs_a_chain_and_does_not_go_with_force(keys_dir: Path) -> None
         run("signing_keys_create", "--rotate", "--force")
 
 
-def test_a_timestamp_authority_is_asked_at_each_sign(signing_files: SigningFiles) -> None:
-    # A closed local port: with a TSA set, signing needs its answer (and fails without one); the
-    # same files sign without it.
-    timestamped = SigningFiles(
-        chain=signing_files.chain,
-        key=signing_files.key,
-        trust_anchors=signing_files.trust_anchors,
-        tsa_url="http://127.0.0.1:9/tsa",
-    )
+def test_a_timestamp_authority_is_asked_at_each_sign(signing_files: SigningFiles, tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (90, 120, 150)).save(buffer, "PNG")
     manifest = generated_manifest(
         title="t", model_name="m", model_manifest_hash="h", generation_record={"serial": 1}, watermark_value="01"
     )
-    with (
-        signer_create(timestamped) as signer,
-        reader_context(signing_files) as context,
-        pytest.raises(SigningError),
-    ):
-        c2pa_sign(buffer.getvalue(), mime="image/png", manifest=manifest, signer=signer, context=context)
+    with LocalTsa() as tsa:
+        timestamped = timestamped_files(signing_files, tsa, tmp_path / "tsa")
+        with signer_create(timestamped) as signer, reader_context(timestamped) as context:
+            signed = [
+                c2pa_sign(buffer.getvalue(), mime="image/png", manifest=manifest, signer=signer, context=context)
+                for _ in range(3)
+            ]
+            stamps = [c2pa_read(data, mime="image/png", context=context).timestamp() for data in signed]
+        assert tsa.requests == 3 and all(stamp is not None for stamp in stamps)
+    # Without a TSA nothing is asked and nothing is stamped.
     with signer_create(signing_files) as signer, reader_context(signing_files) as context:
-        assert c2pa_sign(buffer.getvalue(), mime="image/png", manifest=manifest, signer=signer, context=context)
+        plain = c2pa_sign(buffer.getvalue(), mime="image/png", manifest=manifest, signer=signer, context=context)
+        assert c2pa_read(plain, mime="image/png", context=context).timestamp() is None
 
 
 @pytest.mark.parametrize("url", ["ftp://tsa.example/", "tsa.example", "http:///nohost", "https://tsa.example/a b"])

@@ -115,7 +115,7 @@ def test_the_pin_command_writes_the_manifest(
     pinned: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _, folder = pinned
-    monkeypatch.setattr("models.captioner.MANIFESTS_DIR", tmp_path)
+    monkeypatch.setattr("models.pinned.MANIFESTS_DIR", tmp_path)  # where pinned manifests go by default
     assert main(["pin", "cli-captioner", str(folder), "--class", "VisionEncoderDecoderModel", "--license", "mit"]) == 0
     assert captioner_manifest_load("cli-captioner", manifests_dir=tmp_path).license == "mit"
 

@@ -403,3 +403,24 @@ def tiny_controlnet_save(pipe: Any, folder: Path, *, seed: int) -> Path:
             torch.nn.init.normal_(module.weight, std=0.2)
     controlnet.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def tiny_embedding_save(
+    folder: Path, *, seed: int, vectors: int = 2, width: int = HIDDEN, token: str = "<brand-style>", sdxl: bool = False
+) -> Path:
+    """A random textual inversion of ``vectors`` token vectors, ``width`` wide, saved as diffusers'
+    textual-inversion training saves one: ``folder/learned_embeds.safetensors`` holding
+    ``{token: vectors}``, or for SDXL ``clip_l`` and ``clip_g`` (one set per text encoder). The
+    vectors are standard normal, far larger than a random CLIP's own token vectors, so they
+    change what is drawn."""
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def drawn() -> torch.Tensor:
+        return torch.randn((vectors, width), generator=generator)
+
+    tensors = {"clip_l": drawn(), "clip_g": drawn()} if sdxl else {token: drawn()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "learned_embeds.safetensors"))
+    return folder

@@ -4,10 +4,12 @@ real model, real signing, real files."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -162,6 +164,36 @@ def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again(
     thumb, report = finalised_thumbnail(made, storage, context, mark_key)
     assert report.actions() == ["c2pa.opened", "c2pa.resized", "c2pa.transcoded", "c2pa.watermarked"]
     assert Image.open(io.BytesIO(thumb)).size == (256, 256)
+
+
+@pytest.mark.parametrize("side", [512, 1024])
+def test_the_stored_master_is_the_marked_pixels_signed_trusted_and_each_file_is_stored_under_its_own_hash(
+    side: int, signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey
+) -> None:
+    storage = LocalStorage(tmp_path)
+    image = product_shot(11).resize((side, side), Image.Resampling.LANCZOS)
+
+    made = image_finalize(
+        still_variant(side),
+        serial=SERIAL,
+        mark_id=MARK_ID,
+        image=image,
+        signing=Signing(signer=signer, context=context, watermark=mark_key),
+        storage=storage,
+    )
+
+    master = storage.read(made.file_path)
+    assert c2pa_read(master, mime="image/png", context=context).state == "trusted"
+    # Encoding and signing change no pixel: the master decodes to exactly the marked image.
+    marked = watermark_embed(image, MARK_ID, key=mark_key.secret)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(master)).convert("RGB")), np.asarray(marked))
+    # The hashes recorded for the hand-over (taken from the read-back, not hashed again) are the
+    # stored files' own.
+    thumb = storage.read(made.thumb_path)
+    assert made.sha256 == made.manifests[0].sha256 == hashlib.sha256(master).hexdigest()
+    assert made.size == len(master)
+    assert made.manifests[1].sha256 == hashlib.sha256(thumb).hexdigest()
+    assert made.generation_record["thumbnail"] == {"width": 256, "height": 256, "watermark": "own"}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,23 @@ def test_a_part_refusal_names_the_field(author: User, kind: str, name: str, text
     with pytest.raises(LibraryFileError) as caught:
         prompt_part_create(kind=kind, name=name, text=text, created_by=author)
     assert needle in str(caught.value)
+
+
+def test_an_export_keeps_adapters_structure_control_safety_and_embeddings() -> None:
+    sha = "ab" * 32
+    data = template_data(
+        source_image=sha,
+        controlnet={"name": "sd15-canny", "conditioning": "canny", "scale": 0.8},
+        lora=[{"name": "brand-red", "scale": 0.7}],
+        embeddings=[{"name": "brand-style", "token": "<brand-style>"}],
+        safety={"name": "nsfw-check", "threshold": 0.5},
+    )
+    spec = template_parse(data, path=Path("x"), number=3)
+    version = PromptVersion(number=3, spec=asdict(spec), content_hash=spec.content_hash)
+    exported = yaml.safe_load(prompt_version_export(version=version))
+    assert exported["controlnet"] == {"name": "sd15-canny", "conditioning": "canny", "scale": 0.8}
+    assert exported["lora"] == [{"name": "brand-red", "scale": 0.7}]
+    assert exported["embeddings"] == [{"name": "brand-style", "token": "<brand-style>"}]
+    assert exported["safety"] == {"name": "nsfw-check", "threshold": 0.5}
+    assert exported["source_image"] == sha
+    assert template_parse(exported, path=Path("x"), number=3).content_hash == spec.content_hash

@@ -46,7 +46,7 @@ def test_each_mode_parses_with_its_defaults() -> None:
         ({"mode": "image-to-image", "source_image": "a.png", "mask": "alpha"}, "field 'mask' is only for inpainting"),
         ({"mode": "inpainting", "source_image": "../../etc/passwd"}, "must be a path inside the library folder"),
         ({"mode": "inpainting", "source_image": "/etc/passwd"}, "must be a path inside the library folder"),
-        ({"mode": "inpainting", "source_image": "a.png", "output": clip_output()}, "no model family here animates"),
+        ({"mode": "inpainting", "source_image": "a.png", "output": clip_output()}, "with mode: image-to-video"),
     ],
 )
 def test_a_bad_mode_or_source_is_refused_naming_the_field(overrides: dict[str, object], message: str) -> None:

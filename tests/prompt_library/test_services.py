@@ -20,7 +20,13 @@ pytestmark = pytest.mark.django_db
 
 def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> None:
     report = library_load()
-    assert report.versions_created == ["catalog-clip v1", "catalog-hero v1", "catalog-placement v1", "catalog-scene v1"]
+    assert report.versions_created == [
+        "catalog-clip v1",
+        "catalog-clip v2",
+        "catalog-hero v1",
+        "catalog-placement v1",
+        "catalog-scene v1",
+    ]
     assert report.campaigns_saved == ["demo-catalog", "demo-clips", "demo-placement", "demo-spring"]
     version = PromptVersion.objects.get(template__name="catalog-hero", number=1)
     assert len(version.model_manifest_hash) == 64
@@ -34,14 +40,15 @@ def test_shipped_library_loads_and_the_campaigns_expand(library_dir: Path) -> No
     assert {v.model_name for v in demo.variants} == {"embedded"}
     assert demo.variants[0].prompt == "a red mug on a wooden table"
     assert demo.variants[0].alt_text == "Catalog photo: a red mug on a wooden table"
-    # The demo's clips: two-second MP4s of the same model, drawn as keyframes.
+    # The demo's clips: two-second MP4s of the same model, drawn as keyframes, 512 px a side (v2) so
+    # that a copy shared at half the size still carries the watermark.
     clips = campaign_plan_get(name="demo-clips")
     assert [v.prompt for v in clips.variants] == ["a red mug on a wooden table", "a blue mug on a wooden table"]
     output = clips.variants[0].output
     assert (output.format, output.width, output.height, output.fps, output.seconds, output.keyframes) == (
         "mp4",
-        256,
-        256,
+        512,
+        512,
         12,
         2.0,
         3,
@@ -55,11 +62,12 @@ def test_loading_twice_creates_nothing_new(library_dir: Path) -> None:
     assert report.versions_created == []
     assert report.versions_unchanged == [
         "catalog-clip v1",
+        "catalog-clip v2",
         "catalog-hero v1",
         "catalog-placement v1",
         "catalog-scene v1",
     ]
-    assert PromptVersion.objects.count() == 4
+    assert PromptVersion.objects.count() == 5
     assert Campaign.objects.count() == 4
 
 

@@ -22,11 +22,13 @@ from provenance.credentials import (
     generated_manifest,
     reader_context,
     rendition_manifest,
+    signed_manifest,
 )
 from provenance.errors import SigningError
-from provenance.keys import SigningFiles
+from provenance.keys import SigningFiles, signer_create
 from provenance.watermark import ALGORITHM, watermark_embed, watermark_payload, watermark_read
 from tests.provenance.samples import RECORD, SERIAL, encode, flip_image_byte, manifest_for
+from tests.provenance.tsa import LocalTsa, timestamped_files
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +276,41 @@ def test_a_generation_record_keeps_lists_of_text_and_mixed_lists() -> None:
     )
     record = next(a["data"] for a in manifest["assertions"] if a["label"] == GENERATION_LABEL)
     assert record == {"tags": ["a", "b"], "mixed": [1, "x"], "empty": []}
+
+
+# --- Timestamps --------------------------------------------------------------------------------
+
+
+def test_a_timestamped_file_carries_the_authoritys_time_and_only_a_trusted_one_counts(
+    signing_files: SigningFiles, unsigned: dict[str, bytes], tmp_path: Path
+) -> None:
+    with LocalTsa() as tsa:
+        files = timestamped_files(signing_files, tsa, tmp_path / "tsa")
+        before = datetime.now(UTC).replace(microsecond=0)
+        with signer_create(files) as signer, reader_context(files) as context:
+            data = c2pa_sign(
+                unsigned["image/png"], mime="image/png", manifest=manifest_for(), signer=signer, context=context
+            )
+            report = c2pa_read(data, mime="image/png", context=context)
+            record = signed_manifest(data, kind="master", mime="image/png", context=context)
+        after = datetime.now(UTC)
+
+    assert report.state == "trusted" and "timeStamp.trusted" in report.success_codes()
+    stamped = report.timestamp()
+    assert stamped is not None and before <= stamped <= after
+    assert "timeStamp.trusted" in str(record.store)
+    # Read by someone who does not trust the authority's root: the timestamp is there but counts
+    # for nothing, and a file like that is never stored (its credentials would die with the certificate).
+    with reader_context(signing_files) as context:
+        doubtful = c2pa_read(data, mime="image/png", context=context)
+        with pytest.raises(SigningError, match=r"carries a timestamp its readers do not trust \(timeStamp.untrusted\)"):
+            signed_manifest(data, kind="master", mime="image/png", context=context)
+    assert doubtful.state == "trusted" and doubtful.timestamp() is None
+    assert "timeStamp.untrusted" in doubtful.informational_codes()
+
+
+def test_a_file_signed_without_a_timestamp_authority_has_no_time(signed: dict[str, bytes], context: Any) -> None:
+    report = c2pa_read(signed["image/png"], mime="image/png", context=context)
+
+    assert report.state == "trusted" and report.timestamp() is None
+    assert not [code for code in (*report.success_codes(), *report.informational_codes()) if "timeStamp" in code]

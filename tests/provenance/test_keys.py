@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -21,9 +22,19 @@ from provenance.credentials import (
     c2pa_sign,
 )
 from provenance.errors import SigningError
-from provenance.keys import CallbackKey, KeyFileKey, SigningFiles, signer_create, signing_files_check, signing_key
+from provenance.keys import (
+    CallbackKey,
+    KeyFileKey,
+    SigningFiles,
+    signer_create,
+    signer_tsa_url,
+    signing_files_check,
+    signing_key,
+)
+from provenance.revocation import Revocation, revocation_add
 from tests.factories import chain_write
 from tests.provenance.samples import RECORD, manifest_for
+from tests.provenance.tsa import LocalTsa, timestamped_files
 
 
 def files_copy(files: SigningFiles, directory: Path) -> SigningFiles:
@@ -263,3 +274,65 @@ def test_callback_setting_reaches_the_pipeline_config(settings: Any, signing_fil
     settings.GREENLIGHT_SIGNING_CALLBACK = CALLBACK
 
     assert provenance_config_from_settings().signing.callback == CALLBACK
+
+
+# --- A timestamp authority, proven before anything is generated --------------------------------
+
+
+def test_signing_files_check_signs_once_with_the_timestamp_authority_and_needs_its_root_trusted(
+    signing_files: SigningFiles, tmp_path: Path
+) -> None:
+    with LocalTsa() as tsa:
+        files = timestamped_files(signing_files, tsa, tmp_path / "tsa")
+        signing_files_check(files)
+        assert tsa.requests == 1  # one real timestamped sign, read back
+
+        # The same authority without its root among the trust anchors: its timestamps would be worth
+        # nothing once the certificate expires, so the check refuses, naming the URL and the anchors.
+        untrusted = replace(signing_files, tsa_url=tsa.url)
+        with pytest.raises(SigningError, match="its timestamp is not trusted") as refused:
+            signing_files_check(untrusted)
+    assert repr(tsa.url) in str(refused.value) and "timeStamp.untrusted" in str(refused.value)
+    assert refused.value.path == signing_files.trust_anchors
+
+
+def test_signing_files_check_fails_naming_a_timestamp_authority_that_does_not_answer(
+    signing_files: SigningFiles, tmp_path: Path
+) -> None:
+    with LocalTsa() as tsa:
+        files = timestamped_files(signing_files, tsa, tmp_path / "tsa")
+    # The server is gone: the port no longer answers.
+    with pytest.raises(SigningError, match="gave no timestamp, and nothing is signed without one") as refused:
+        signing_files_check(files)
+    assert f"GREENLIGHT_TSA_URL = {tsa.url!r}" in str(refused.value)
+
+
+def test_a_timestamp_authority_that_stops_answering_fails_the_sign_naming_it(
+    signing_files: SigningFiles, unsigned: dict[str, bytes], context: Any, tmp_path: Path
+) -> None:
+    tsa = LocalTsa()
+    files = timestamped_files(signing_files, tsa, tmp_path / "tsa")
+    with tsa, signer_create(files) as signer:
+        assert signer_tsa_url(signer) == tsa.url
+        c2pa_sign(unsigned["image/png"], mime="image/png", manifest=manifest_for(), signer=signer, context=context)
+        tsa.refuse = True  # answers with a rejection (PKIStatus 2) from now on
+        with pytest.raises(SigningError, match="needs a timestamp from") as refused:
+            c2pa_sign(unsigned["image/png"], mime="image/png", manifest=manifest_for(), signer=signer, context=context)
+    assert f"GREENLIGHT_TSA_URL = {tsa.url!r}" in str(refused.value) and "nothing was signed" in str(refused.value)
+    with signer_create(signing_files) as plain:
+        assert signer_tsa_url(plain) is None
+
+
+# --- Revocation -------------------------------------------------------------------------------
+
+
+def test_a_revoked_signing_certificate_signs_nothing(signing_files: SigningFiles, tmp_path: Path) -> None:
+    files = files_copy(signing_files, tmp_path / "keys")
+    serial = str(x509.load_pem_x509_certificates(files.chain.read_bytes())[0].serial_number)
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    revocation_add(files.revocation_list, Revocation(serial=serial, revoked_at=at, reason="keyCompromise", subject="s"))
+
+    with pytest.raises(SigningError, match=f"certificate {serial} .* revoked at .* \\(keyCompromise\\)") as refused:
+        signer_create(files)
+    assert str(files.revocation_list) in str(refused.value) and "--rotate" in str(refused.value)
+    signing_files_check(files, now=at - timedelta(minutes=1))  # before the revocation it could still sign

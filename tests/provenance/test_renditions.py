@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from provenance.credentials import c2pa_read, c2pa_sign
-from provenance.renditions import RenditionRequest, rendition_sign, thumbnail_render, thumbnail_sizes
+from provenance.renditions import RenditionRequest, image_fit, rendition_sign, thumbnail_render, thumbnail_sizes
 from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_payload, watermark_read
 from provenance.watermark_keys import WatermarkKey
 from tests.provenance.samples import BUSY, SERIAL, encode, manifest_for, photograph, product_shot
@@ -41,6 +42,29 @@ def test_thumbnail_sizes_step_up_from_the_request_to_the_largest_that_fits_the_m
     assert thumbnail_sizes(THUMB, (256, 256)) == [(256, 256)]
     wide = RenditionRequest(name="poster", format="jpeg", width=320, height=256)
     assert thumbnail_sizes(wide, (512, 512))[:3] == [(320, 256), (400, 320), (480, 384)]
+
+
+@pytest.mark.parametrize(
+    ("master", "size"), [((512, 512), (256, 256)), ((1024, 768), (256, 192)), ((600, 400), (256, 256))]
+)
+def test_a_fast_fit_is_the_area_average_lanczos_finishes_where_the_factor_is_not_whole(
+    master: tuple[int, int], size: tuple[int, int]
+) -> None:
+    image = product_shot(5).resize(master, Image.Resampling.LANCZOS)
+
+    fitted = image_fit(image, size, fast=True)
+
+    # What Pillow's resize makes with reducing_gap 1 (the area average over the whole factor, then
+    # Lanczos for what is left), pixel for pixel: at whole factors that is Image.reduce alone.
+    width, height = master
+    crop = min(width / size[0], height / size[1])
+    box = ((width - size[0] * crop) / 2, (height - size[1] * crop) / 2)
+    box4 = (box[0], box[1], width - box[0], height - box[1])
+    expected = image.resize(size, Image.Resampling.LANCZOS, box=box4, reducing_gap=1.0)
+    assert fitted.size == size
+    assert np.array_equal(np.asarray(fitted), np.asarray(expected))
+    if (width // size[0]) * size[0] == width and (width // size[0]) * size[1] == height:
+        assert np.array_equal(np.asarray(fitted), np.asarray(image.reduce(width // size[0])))
 
 
 def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-import provenance.watermark as watermark_module
+from provenance import watermark_detection, watermark_search
 from provenance.errors import WatermarkError
 from provenance.watermark import (
     FALSE_POSITIVE_BOUND,
@@ -21,6 +21,9 @@ from provenance.watermark import (
     MIN_SIDE,
     ORIENTATIONS,
     PAYLOAD_BITS,
+    PLAIN_GEOMETRIES,
+    SEARCH_GEOMETRIES,
+    SEARCH_Z_THRESHOLD,
     SERIAL_BITS,
     SERIAL_MAX,
     Z_THRESHOLD,
@@ -30,7 +33,10 @@ from provenance.watermark import (
     watermark_read,
     watermark_read_frames,
     z_threshold,
+    z_thresholds,
 )
+from provenance.watermark_detection import IDENTITY, luma
+from provenance.watermark_geometry import FIXED_LATTICES, GRID_LATTICES, auto_lattices, scale_neighbours
 
 Maker = Callable[[np.random.Generator, tuple[int, int]], Image.Image]
 
@@ -220,7 +226,7 @@ def test_light_background_keeps_the_mark_when_brightness_plus_20_percent_clips_i
     reading = watermark_read(ImageEnhance.Brightness(image).enhance(1.2))
 
     assert reading.serial == 4242
-    assert reading.confidence >= Z_THRESHOLD + 0.5
+    assert reading.confidence >= SEARCH_Z_THRESHOLD + 0.4  # the embedder's read-back target
 
 
 def test_natural_photo_keeps_the_mark_through_jpeg_and_crop() -> None:
@@ -396,41 +402,107 @@ def test_busy_textures_are_marked_more_strongly_rather_than_refused(name: str) -
 
 
 def test_false_positive_bound_follows_from_the_constants() -> None:
-    bound = HYPOTHESES * 2.0**SERIAL_BITS * math.exp(-(Z_THRESHOLD**2) / 2)
+    # Union bound over both tiers: every (lattice, orientation, shift) and every valid 40-bit word.
+    per_lattice = ORIENTATIONS * 64 * 64 * 2.0**SERIAL_BITS
+    bound = per_lattice * (
+        PLAIN_GEOMETRIES * math.exp(-(Z_THRESHOLD**2) / 2)
+        + SEARCH_GEOMETRIES * math.exp(-(SEARCH_Z_THRESHOLD**2) / 2)
+    )
 
     assert HYPOTHESES == MAX_GEOMETRIES * ORIENTATIONS * 64 * 64
+    assert MAX_GEOMETRIES == PLAIN_GEOMETRIES + SEARCH_GEOMETRIES
+    assert PLAIN_GEOMETRIES == 1 + len(FIXED_LATTICES)
+    # The grid with its neighbours, and three autocorrelation lattices with theirs.
+    assert SEARCH_GEOMETRIES == 3 * (len(GRID_LATTICES) + 3)
     assert bound == pytest.approx(FALSE_POSITIVE_BOUND)
     assert FALSE_POSITIVE_BOUND <= 1e-9
+    assert Z_THRESHOLD <= SEARCH_Z_THRESHOLD
 
 
 @pytest.mark.parametrize("keys", [1, 2, 5, MAX_KEYS])
-def test_reading_with_several_keys_raises_the_threshold_to_keep_the_bound(keys: int) -> None:
-    threshold = z_threshold(keys)
+def test_reading_with_several_keys_raises_the_thresholds_to_keep_the_bound(keys: int) -> None:
+    plain, searched = z_thresholds(keys)
 
-    assert keys * HYPOTHESES * 2.0**SERIAL_BITS * math.exp(-(threshold**2) / 2) <= 1e-9
-    assert threshold >= Z_THRESHOLD
-    assert (threshold == Z_THRESHOLD) == (keys == 1)
+    per_lattice = keys * ORIENTATIONS * 64 * 64 * 2.0**SERIAL_BITS
+    bound = per_lattice * (
+        PLAIN_GEOMETRIES * math.exp(-(plain**2) / 2) + SEARCH_GEOMETRIES * math.exp(-(searched**2) / 2)
+    )
+    assert bound <= 1e-9
+    assert plain >= Z_THRESHOLD and searched >= SEARCH_Z_THRESHOLD
+    assert (plain, searched) == (Z_THRESHOLD, SEARCH_Z_THRESHOLD) if keys == 1 else plain > Z_THRESHOLD
+    assert z_threshold(keys) == plain
+
+
+def _decided_and_screened(monkeypatch: pytest.MonkeyPatch) -> tuple[list[np.ndarray], list[int]]:
+    """Record every lattice a read decides (folds in full and decodes) and how many it screens."""
+    decided: list[np.ndarray] = []
+    screened = [0]
+    original_init = watermark_detection.Synced.__init__
+    original_screen = watermark_search.coarse_syncs
+
+    def deciding(self: watermark_detection.Synced, spectrum: np.ndarray, ring: object, lattice: np.ndarray) -> None:
+        decided.append(lattice)
+        original_init(self, spectrum, ring, lattice)  # type: ignore[arg-type]
+
+    def screening(spectra: np.ndarray, ring: object) -> list[float]:
+        screened[0] += 1
+        return original_screen(spectra, ring)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watermark_detection.Synced, "__init__", deciding)
+    monkeypatch.setattr(watermark_search, "coarse_syncs", screening)
+    return decided, screened
+
+
+def _on_the_list(lattice: np.ndarray, image: Image.Image) -> bool:
+    """Whether ``lattice`` is one the bound counts for this image: scale 1, a fixed scale, a grid
+    lattice or its neighbour, or an autocorrelation lattice (from the image alone) or its neighbour."""
+    canvas = watermark_search._Canvas([luma(image)])
+    found = auto_lattices(canvas.autocorrelation(), FIXED_LATTICES)
+    listed = [IDENTITY, *FIXED_LATTICES]
+    listed += [one for lattice_, neighbours in GRID_LATTICES for one in (lattice_, *neighbours)]
+    listed += [one for found_ in found for one in (found_, *scale_neighbours(found_))]
+    return any(np.allclose(lattice, one) for one in listed)
 
 
 @pytest.mark.parametrize("make", [noise, stripes, text_like, photo], ids=["noise", "stripes", "text_like", "photo"])
-def test_an_unmarked_read_never_decides_more_folds_than_the_bound_counts(
-    make: Maker, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unmarked_read_decides_only_lattices_the_bound_counts(make: Maker, monkeypatch: pytest.MonkeyPatch) -> None:
     # The bound counts MAX_GEOMETRIES lattices, each in ORIENTATIONS orientations: an unmarked
-    # image walks the whole search, so this is the most a read can try.
-    folds = []
-    original = watermark_module._Synced.__init__
+    # image walks the whole search, so this is the most a read can decide.
+    image = make(np.random.default_rng(7), (640, 512))
+    decided, screened = _decided_and_screened(monkeypatch)
 
-    def counting(self: object, folded: np.ndarray, *args: object, **kwargs: object) -> None:
-        folds.append(args[1])  # the lattice
-        original(self, folded, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(watermark_module._Synced, "__init__", counting)
-    reading = watermark_read(make(np.random.default_rng(7), (640, 512)))
+    reading = watermark_read(image)
 
     assert reading.serial is None
-    assert len(folds) > watermark_module.MAX_GEOMETRIES // 2  # it did search: rotations, aspects, scales
-    assert len(folds) <= MAX_GEOMETRIES
+    assert screened[0] >= len(GRID_LATTICES)  # it did search: every grid lattice at least coarsely
+    assert 1 <= len(decided) <= MAX_GEOMETRIES
+    assert all(_on_the_list(lattice, image) for lattice in decided)
+
+
+def test_the_lattices_a_read_walks_depend_on_the_image_not_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What makes the union bound honest: the list is fixed by the image; the key only decides
+    # which of its lattices are folded in full, and around which the neighbours are tried.
+    image = photo(np.random.default_rng(8), (640, 512))
+    found = auto_lattices(watermark_search._Canvas([luma(image)]).autocorrelation(), FIXED_LATTICES)
+    neighbours = [one for _, pair in GRID_LATTICES for one in pair]
+    neighbours += [one for lattice in found for one in scale_neighbours(lattice)]
+    walks = []
+    for key in ("installation-a", "installation-b"):
+        screened: list[np.ndarray] = []
+        original = watermark_search._Canvas.coarse
+
+        def recording(self: watermark_search._Canvas, lattice: np.ndarray, **kwargs: bool) -> np.ndarray:
+            screened.append(lattice)
+            return original(self, lattice, **kwargs)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(watermark_search._Canvas, "coarse", recording)
+            assert watermark_read(image, key=key).serial is None
+        assert all(_on_the_list(lattice, image) for lattice in screened)
+        walks.append([lattice for lattice in screened if not any(np.allclose(lattice, n) for n in neighbours)])
+    first, second = walks
+    assert len(first) == len(second) >= len(GRID_LATTICES)
+    assert all(np.allclose(one, other) for one, other in zip(first, second, strict=True))
 
 
 def test_a_thousand_unmarked_images_read_as_no_serial() -> None:

@@ -32,6 +32,8 @@ def test_operator_makes_a_version_diffs_it_and_imports_a_matrix(
     make_user(username="olga", roles=("admin",))
     csv_file = tmp_path / "products.csv"
     csv_file.write_text("colour,product,scene\nred,mug,on a wooden table\nblue,lamp,on a shelf\ngreen,,\n")
+    rows_file = tmp_path / "catalogue.csv"
+    rows_file.write_text("product,colour\nmug,red\nlamp,blue\nvase,red\n")
     seeds = len(Campaign.objects.get(name="demo-catalog").seeds)
     with browser_page() as page:
         login(page, live_server, "olga")
@@ -69,9 +71,23 @@ def test_operator_makes_a_version_diffs_it_and_imports_a_matrix(
         page.wait_for_selector(".message")
         assert f"{3 * 2 * 2 * seeds} variants on its next run" in page.inner_text(".message")
 
+        # One row per product with its attributes: those rows only, times the campaign's scenes.
+        page.set_input_files("input[name=file]", str(rows_file))
+        page.click("#matrix-form button[type=submit]")
+        page.wait_for_selector("#preview-rows")
+        assert "one row per product" in page.inner_text("#layout-read")
+        assert page.inner_text("#variant-count") == str(3 * 2 * seeds)
+        assert page.locator("#preview-rows tbody tr").count() == 3
+        shot(page, "library-matrix-rows")
+        page.click("#save-form button[type=submit]")
+        page.wait_for_selector(".message")
+        assert f"{3 * 2 * seeds} variants on its next run" in page.inner_text(".message")
+
     version = PromptVersion.objects.get(template__name="catalog-scene", number=2)
     assert version.prompt == NEW_PROMPT and version.created_by is not None
-    assert Campaign.objects.get(name="demo-catalog").variables["product"] == ["mug", "lamp"]
+    campaign = Campaign.objects.get(name="demo-catalog")
+    assert campaign.variables["product"] == ["mug", "lamp", "vase"]
+    assert campaign.variable_rows[2] == {"colour": "red", "product": "vase"}
 
 
 def test_the_dashboard_in_a_browser(live_server: LiveServer) -> None:
@@ -98,3 +114,13 @@ def test_the_dashboard_in_a_browser(live_server: LiveServer) -> None:
         assert download.value.suggested_filename == "approval_version.csv"
         lines = Path(download.value.path()).read_text().splitlines()
         assert lines[1].startswith("hero v1,8,8,16,0.5,")
+
+        # From D2 only: v1's a4 (city, rejected) x 4 against v2's b3 (approved) and b4 (rejected)
+        # x 4 on city, the one scene both have: 0 of 4 against 4 of 8. The smallest expected count
+        # is 4·4/12 < 5: Fisher, P(x) = C(4,x)·C(8,4-x)/495 = 70, 224, 168, 32, 1 for x = 0..4;
+        # observed x = 0 (70), no likelier: 70 + 32 + 1 = 103 of 495, p = 0.208.
+        page.fill("input[name=date_from]", "2026-03-02")
+        page.click("#insight-filters button[type=submit]")
+        page.wait_for_selector("#ab-verdict")
+        assert page.inner_text("#ab-verdict") == "no significant difference (p = 0.208, Fisher exact test)"
+        assert page.inner_text("#past-deadline") == "4"

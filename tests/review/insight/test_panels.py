@@ -173,3 +173,80 @@ def test_with_nothing_made_every_panel_is_empty_not_an_error() -> None:
     assert reviewer_panel(empty).agreement.rate is None
     assert decision_time(empty).rows == ()
     assert all(approval_by(empty, by=by).rows == () for by in DIMENSIONS)
+
+
+# --- Every filter on every panel ---------------------------------------------------------------
+
+
+def test_the_queue_follows_the_date_range(production: Production) -> None:
+    # Made on D1: a1 a2 approved, a3 rejected; nothing of D1 waits.
+    d1 = queue_panel(InsightFilters(date_to=DAY1), now=NOW)
+    assert dict(d1.depth.rows) == {"approved": 2, "rejected": 1}
+    assert (d1.past_deadline, d1.oldest_waiting_seconds) == (0, None)
+    assert d1.throughput.rows == ((DAY1, 3, 6),)
+    # From D2: a4 b4 rejected, b1-b3 approved, a5 b5 in review, a6 pending; a5 is spring's (late),
+    # created D2 08:00, 24 h before now. b5 alone (summer) was created D2 09:00: 23 h.
+    d2 = queue_panel(InsightFilters(date_from=DAY2), now=NOW)
+    assert dict(d2.depth.rows) == {"approved": 3, "in_review": 2, "pending": 1, "rejected": 2}
+    assert (d2.past_deadline, d2.oldest_waiting_seconds) == (1, 24 * 3600)
+    summer = queue_panel(InsightFilters(date_from=DAY2, date_to=DAY2, campaign_id=production.summer.pk), now=NOW)
+    assert (summer.past_deadline, summer.oldest_waiting_seconds) == (0, 23 * 3600)
+    assert queue_panel(InsightFilters(date_from=date(2026, 3, 3)), now=NOW).oldest_waiting_seconds is None
+
+
+def test_the_ab_view_follows_the_date_range_and_the_template(production: Production) -> None:
+    # From D2, v1 has only a4 (city, rejected); v2 b3 (city, approved) and b4 (city, rejected) on
+    # the one scene both have: A 0 of 1, B 1 of 2. Fisher over margins (1, 2; 1, 2):
+    # P(x=0) = C(1,0)·C(2,1)/C(3,1) = 2/3, P(x=1) = 1/3; both at most as likely as x=0: p = 1.
+    d2 = ab_compare(InsightFilters(date_from=DAY2), version_a=production.v1.pk, version_b=production.v2.pk)
+    assert d2.combinations == 1
+    assert d2.table.rows[0][:4] == ("A", 0, 1, 1) and d2.table.rows[1][:4] == ("B", 1, 1, 2)
+    assert d2.verdict.test == "Fisher exact test" and d2.verdict.p_value == pytest.approx(1.0)
+    # Until D1 v2 made nothing: nothing to compare.
+    d1 = ab_compare(InsightFilters(date_to=DAY1), version_a=production.v1.pk, version_b=production.v2.pk)
+    assert (d1.combinations, d1.verdict.p_value) == (0, None)
+    assert d1.verdict.verdict == "not enough decisions to compare"
+    other = InsightFilters(template_id=production.v1.template_id + 1000)
+    assert ab_compare(other, version_a=production.v1.pk, version_b=production.v2.pk).verdict.p_value is None
+    spring = InsightFilters(campaign_id=production.spring.pk)
+    assert ab_compare(spring, version_a=production.v1.pk, version_b=production.v2.pk).combinations == 0
+
+
+def test_decision_panels_follow_the_date_range(production: Production) -> None:
+    from_d2 = InsightFilters(date_from=DAY2)
+    # Decisions on D2: ana visual_artifact on a4, ben off_brand on b4.
+    assert rejection_reasons(from_d2)[0].rows == ((DAY2, "off_brand", 1), (DAY2, "visual_artifact", 1))
+    # Decisions on D1: ana approves a1 a2 a3; ben approves a1 a2 and rejects a3; one day each.
+    until_d1 = reviewer_panel(InsightFilters(date_to=DAY1))
+    assert until_d1.reviewers.rows == (("ana", 3, 3, 1, 3.0), ("ben", 3, 2, 1, 3.0))
+    assert (until_d1.multi_reviewed, until_d1.agreed) == (3, 2)
+    # Made from D2: v1 a4 decided 30 min after generation; v2 b1-b4 10 min each: (1800 + 2400) / 5.
+    assert decision_time(from_d2).rows == (("(all)", 5, 840.0), ("hero v1", 1, 1800.0), ("hero v2", 4, 600.0))
+    # Made from D2: m-a a4 a5 (10 s each, none approved), m-b b1-b5 (4 s, 3 approved); rejected
+    # a4 and b4: 14 of 40 s.
+    cost = cost_panel(from_d2)
+    assert cost.by_model.rows == (("m-a", 2, 20.0, 10.0, 0, None), ("m-b", 5, 20.0, 4.0, 3, pytest.approx(20 / 3)))
+    assert cost.rejected_share == pytest.approx(14 / 40)
+    # Made from D2: beach b1 b2 approved; city a4 b4 rejected, b3 approved.
+    assert [r[:4] for r in approval_by(from_d2, by="variable").rows] == [
+        ("scene = beach", 2, 0, 2),
+        ("scene = city", 1, 2, 3),
+    ]
+
+
+@pytest.mark.parametrize("campaign", [None, "spring", "summer"])
+def test_the_all_time_totals_agree_with_the_days_they_sum(production: Production, campaign: str | None) -> None:
+    """Without a date range the panels read the all-time totals; a range over every day reads the
+    per-day views: the figures must be the same."""
+    campaign_id = getattr(production, campaign).pk if campaign else None
+    total = InsightFilters(campaign_id=campaign_id)
+    every_day = InsightFilters(date_from=DAY1, date_to=DAY2, campaign_id=campaign_id)
+    assert total.view("asset") != every_day.view("asset")
+    for by in DIMENSIONS:
+        assert approval_by(total, by=by) == approval_by(every_day, by=by)
+    assert queue_panel(total, now=NOW) == queue_panel(every_day, now=NOW)
+    assert cost_panel(total) == cost_panel(every_day)
+    assert decision_time(total) == decision_time(every_day)
+    assert reviewer_panel(total) == reviewer_panel(every_day)
+    a, b = production.v1.pk, production.v2.pk
+    assert ab_compare(total, version_a=a, version_b=b) == ab_compare(every_day, version_a=a, version_b=b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 
@@ -39,12 +40,23 @@ PANELS: list[tuple[str, int, Callable[..., object]]] = [
 
 
 @pytest.mark.parametrize("copies", [1, 6])
+@pytest.mark.parametrize("dated", [False, True], ids=["all time", "date range"])
 @pytest.mark.parametrize(("name", "queries", "panel"), PANELS, ids=[p[0] for p in PANELS])
 def test_each_panel_runs_the_same_queries_at_any_size(
-    django_assert_num_queries: Callable[..., object], copies: int, name: str, queries: int, panel: Callable[..., object]
+    django_assert_num_queries: Callable[..., object],
+    copies: int,
+    dated: bool,
+    name: str,
+    queries: int,
+    panel: Callable[..., object],
 ) -> None:
     production = production_build(copies=copies)
     insight_refresh(concurrently=False)
-    filters = InsightFilters(campaign_id=production.spring.pk, template_id=production.v1.template_id)
+    filters = InsightFilters(
+        date_from=date(2026, 3, 1) if dated else None,
+        date_to=date(2026, 3, 2) if dated else None,
+        campaign_id=production.spring.pk,
+        template_id=production.v1.template_id,
+    )
     with django_assert_num_queries(queries):  # type: ignore[attr-defined]
         panel(filters, production)

@@ -1,6 +1,7 @@
 """`file_verify` against someone abusing it: a mark forged with the public default key or on
 another picture, one asset's file re-marked as another, an expired certificate over unchanged and
-over changed content, and the watermark key kept out of the database, logs and messages."""
+over changed content (and a timestamp that outlives it), and the watermark key kept out of the
+database, logs and messages."""
 
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ from django.db import connection
 from PIL import Image
 
 from infra.dev_certs import dev_chain_create
-from provenance.credentials import c2pa_sign, generated_manifest, reader_context, signed_manifest
-from provenance.keys import SigningFiles, signer_create
-from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_payload
-from review.intake import manifest_record_build
+from provenance.keys import SigningFiles
+from provenance.watermark import DEFAULT_KEY, watermark_embed
 from review.models import Asset, ManifestRecord
 from review.verify import file_verify
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.marks import installation_key
 from tests.provenance.samples import flip_image_byte, photograph, product_shot
+from tests.provenance.tsa import LocalTsa, timestamped_files
 from tests.review.helpers import master_bytes, reencode
+from tests.review.verify.signing import asset_copy_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -117,29 +118,22 @@ def short_lived(tmp_path: Path, settings: SettingsWrapper, greenlight_settings: 
     return files
 
 
+def wait_until_expired(files: SigningFiles) -> None:
+    """Let the clock move past the signer's expiry (a real clock: c2pa reads the system's). A
+    certificate's notAfter has whole seconds and c2pa still accepts it during that last second."""
+    signer_certificate = x509.load_pem_x509_certificates(files.chain.read_bytes())[0]
+    expired_from = signer_certificate.not_valid_after_utc + timedelta(seconds=1.5)
+    time.sleep(max(0.0, (expired_from - datetime.now(UTC)).total_seconds()))
+
+
 def test_an_expired_certificate_over_unchanged_content_is_expiry_and_over_changed_content_tampering(
     reviewable_assets: list[Asset], short_lived: SigningFiles
 ) -> None:
     asset = reviewable_assets[0]
-    picture = decoded(master_bytes(asset))
-    manifest = generated_manifest(
-        title="expiring",
-        model_name=asset.model_name,
-        model_manifest_hash=asset.model_manifest_hash,
-        generation_record={"serial": asset.pk, "asset_key": asset.key},
-        watermark_value=watermark_payload(asset.mark_id),
-    )
-    with signer_create(short_lived) as signer, reader_context(short_lived) as context:
-        signed = c2pa_sign(png(picture), mime="image/png", manifest=manifest, signer=signer, context=context)
-        record = signed_manifest(signed, kind="rendition:expiring", mime="image/png", context=context)
-    manifest_record_build(asset, record).save()
+    signed = asset_copy_signed(asset, short_lived, title="expiring")
     assert file_verify(data=signed, filename="fresh.png").outcome == "authentic"
 
-    # The clock moves past the signer's expiry (a real clock: c2pa reads the system's). A certificate's
-    # notAfter has whole seconds and c2pa still accepts it during that last second, so wait past it.
-    signer_certificate = x509.load_pem_x509_certificates(short_lived.chain.read_bytes())[0]
-    expired_from = signer_certificate.not_valid_after_utc + timedelta(seconds=1.5)
-    time.sleep(max(0.0, (expired_from - datetime.now(UTC)).total_seconds()))
+    wait_until_expired(short_lived)
     unchanged = file_verify(data=signed, filename="later.png")
     changed = file_verify(data=flip_image_byte(signed, "image/png"), filename="later-changed.png")
 
@@ -152,3 +146,30 @@ def test_an_expired_certificate_over_unchanged_content_is_expiry_and_over_change
     assert changed.outcome == "tampered" and not changed.c2pa.expired_unchanged
     assert "assertion.dataHash.mismatch" in changed.c2pa.codes
     assert changed.verdict.startswith("tampered: manifest invalid (")
+
+
+def test_a_timestamped_file_stays_authentic_after_its_certificate_expires(
+    reviewable_assets: list[Asset], short_lived: SigningFiles, settings: SettingsWrapper, tmp_path: Path
+) -> None:
+    asset = reviewable_assets[0]
+    with LocalTsa() as tsa:
+        files = timestamped_files(short_lived, tsa, tmp_path / "tsa")
+        settings.GREENLIGHT_TRUST_ANCHORS, settings.GREENLIGHT_TSA_URL = files.trust_anchors, files.tsa_url
+        signed = asset_copy_signed(asset, files, title="timestamped")
+        assert tsa.requests == 1
+    fresh = file_verify(data=signed, filename="fresh.png")
+    assert fresh.outcome == "authentic" and fresh.c2pa.timestamped_at is not None
+
+    wait_until_expired(short_lived)  # no authority is running now: reading needs none
+    later = file_verify(data=signed, filename="later.png")
+    changed = file_verify(data=flip_image_byte(signed, "image/png"), filename="later-changed.png")
+
+    assert later.outcome == "authentic" and later.c2pa.codes == ()
+    assert later.verdict == f"Content Credentials trusted; asset #{asset.pk} found"
+    assert later.c2pa.timestamped_at == fresh.c2pa.timestamped_at
+    assert changed.outcome == "tampered" and "assertion.dataHash.mismatch" in changed.c2pa.codes
+    # An installation that does not trust the authority's root reads the same file as one signed
+    # without a timestamp: expired, content unchanged.
+    settings.GREENLIGHT_TRUST_ANCHORS = short_lived.trust_anchors
+    untrusting = file_verify(data=signed, filename="elsewhere.png")
+    assert untrusting.outcome == "expired" and untrusting.c2pa.timestamped_at is None

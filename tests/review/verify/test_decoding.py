@@ -9,13 +9,14 @@ import io
 import pytest
 from PIL import Image
 
+import provenance.mp4_watermark
 from provenance.media import WATERMARK_FRAMES
 from provenance.mp4 import mp4_encode
 from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_read_frames
 from provenance.watermark_keys import WatermarkKey, WatermarkKeyRing
 from review.errors import VerifyRefusedError
 from review.verify import Deadline, decoding, format_detect, size_check, watermark_examine
-from review.verify.decoding import image_load, image_open, video_frames, watermark_still
+from review.verify.decoding import image_load, image_open, video_luma, watermark_still
 from tests.fixture_types import SettingsWrapper
 from tests.provenance.samples import product_shot
 
@@ -94,28 +95,31 @@ def test_a_video_whose_frames_are_over_the_cap_is_refused_by_its_header_before_d
     clock = CountingClock()
 
     with pytest.raises(VerifyRefusedError, match=r"clip\.mp4: The video's frames are 256x256 \(0\.066 MP\)") as refused:
-        video_frames(long_clip, filename="clip.mp4", deadline=Deadline(60, clock=clock))
+        video_luma(long_clip, filename="clip.mp4", deadline=Deadline(60, clock=clock))
 
     assert refused.value.reason == "too_many_pixels"
     assert clock.reads == 1  # the deadline was started, never checked: no packet was demuxed
 
 
-def test_only_the_watermark_frames_of_a_long_clip_are_decoded(long_clip: bytes) -> None:
+def test_only_the_watermark_frames_of_a_long_clip_are_decoded(
+    long_clip: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(provenance.mp4_watermark, "WATERMARK_READ_FRAMES", WATERMARK_FRAMES)  # of 240
     clock = CountingClock()
 
-    frames = video_frames(long_clip, filename="clip.mp4", deadline=Deadline(60, clock=clock))
+    clip = video_luma(long_clip, filename="clip.mp4", deadline=Deadline(60, clock=clock))
 
-    assert len(frames) == WATERMARK_FRAMES and frames[0].size == (256, 256)
+    assert clip is not None and clip.frames == WATERMARK_FRAMES and clip.size == (256, 256)
     packets = clock.reads - 1  # one check before each packet demuxed
-    assert WATERMARK_FRAMES <= packets <= WATERMARK_FRAMES + 8  # of 240
-    assert watermark_read_frames(frames).serial == 4242
+    assert WATERMARK_FRAMES <= packets <= WATERMARK_FRAMES + 8
+    assert watermark_read_frames(clip.images).serial == 4242
 
 
 def test_a_spent_time_budget_stops_the_decoding_between_packets(long_clip: bytes) -> None:
     clock = CountingClock(tick=1.0)  # each check finds one more second spent
 
     with pytest.raises(VerifyRefusedError, match=r"stopped after 6\.0 s while decoding the video") as refused:
-        video_frames(long_clip, filename="clip.mp4", deadline=Deadline(5, clock=clock))
+        video_luma(long_clip, filename="clip.mp4", deadline=Deadline(5, clock=clock))
 
     assert refused.value.reason == "timeout"
     assert clock.reads == 7  # started, then five packets within the budget, and the sixth refused

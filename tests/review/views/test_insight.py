@@ -100,3 +100,30 @@ def test_the_built_dashboard_is_reused_until_the_next_refresh(viewer: Client, pr
     insight_refresh()
     again = viewer.get("/insight/", {"campaign": production.spring.pk})
     assert again.context["board"].queue.past_deadline == 2
+
+
+def test_every_panel_follows_every_filter_and_its_csv_is_its_table(viewer: Client, production: Production) -> None:
+    query: dict[str, str | int] = {
+        "date_from": "2026-03-02",
+        "date_to": "2026-03-02",
+        "campaign": production.summer.pk,
+        "template": production.v2.template_id,
+        "a": production.v1.pk,
+        "b": production.v2.pk,
+    }
+    page = viewer.get("/insight/", query)
+    assert page.status_code == 200
+    board = page.context["board"]
+    # summer on D2: b1-b3 approved, b4 rejected, b5 in review; v1 made nothing in summer.
+    assert dict(board.queue.depth.rows) == {"approved": 3, "in_review": 1, "rejected": 1}
+    assert [r[:4] for r in board.sections["approval_version"].table.rows] == [("hero v2", 3, 1, 4)]
+    assert board.ab.combinations == 0 and board.ab.verdict.p_value is None
+    html = page.content.decode()
+    for key, section in board.sections.items():
+        link = f'href="/insight/{key}.csv?'
+        assert link in html, key
+        answer = viewer.get(f"/insight/{key}.csv", query)
+        assert answer.status_code == 200, key
+        rows = list(csv.reader(io.StringIO(answer.content.decode())))
+        assert rows[0] == list(section.table.headers), key
+        assert [r[0] for r in rows[1:]] == [str(r[0]) for r in section.table.rows], key

@@ -126,10 +126,12 @@ def test_a_csv_matrix_is_previewed_with_its_variant_count_then_saved(operator: C
     ("csv", "layout", "needle"),
     [
         ("product,colour\nmug,red\n", "columns", "field 'header' is product, colour"),
-        ("product,scene,style\nmug,,x\n", "rows", "field 'row 2.scene' is empty"),
+        ("product,scene,style\nmug,,x\n", "rows", "line 2, column 'scene' (''): empty"),
+        ("product,scene,style\nmug,a,x\n\nlamp,b,x,y\n", "rows", "line 4, column '#4' ('y'): the header has 3"),
         ("product,scene,style\n" + "m," * 2 + "x" * 300 + "\n", "columns", "at most 200"),
         ("product,scene,style\n", "columns", "needs a header row and at least one row"),
         ("product,scene,style\nmug,a,b\n", "diagonal", "layout"),
+        ("product,weight\nmug,300g\n", "auto", "line 1, column 2 ('weight'): not a variable"),
     ],
 )
 def test_a_refused_matrix_answers_400_naming_the_field(operator: Client, csv: str, layout: str, needle: str) -> None:
@@ -137,3 +139,35 @@ def test_a_refused_matrix_answers_400_naming_the_field(operator: Client, csv: st
     assert answer.status_code == 400
     assert needle in answer.content.decode().replace("&#x27;", "'")
     assert not AuditEvent.objects.filter(action=AuditAction.CAMPAIGN_VARIABLES_IMPORTED).exists()
+
+
+def test_a_csv_of_products_with_attributes_makes_those_rows_only(operator: Client) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    campaign = Campaign.objects.get(name="demo-spring")
+    seeds, scenes = len(campaign.seeds), len(campaign.variables["scene"])
+    csv = "product,style\nmug,studio\nlamp,studio\nbottle,pastel\n"
+    preview = operator.post(
+        "/library/campaigns/demo-spring/matrix",
+        {"layout": "auto", "action": "preview", "file": SimpleUploadedFile("p.csv", csv.encode())},
+    )
+    assert preview.status_code == 200
+    shown = preview.context["preview"]
+    # Detected as rows (the header leaves scene to the campaign): 3 rows x the scenes, x the seeds.
+    assert shown.layout == "rows" and shown.kept == ("scene",)
+    assert shown.variant_count == 3 * scenes * seeds
+    html = preview.content.decode()
+    assert 'id="preview-rows"' in html and "<td>bottle</td><td>pastel</td>" in html
+    # The save form carries the layout that was read, not "auto".
+    assert preview.context["form"].initial["layout"] == "rows"
+    saved = operator.post("/library/campaigns/demo-spring/matrix", {"layout": "rows", "action": "save", "csv": csv})
+    assert saved.status_code == 302
+    row = Campaign.objects.get(name="demo-spring")
+    assert row.variable_rows == [
+        {"product": "mug", "style": "studio"},
+        {"product": "lamp", "style": "studio"},
+        {"product": "bottle", "style": "pastel"},
+    ]
+    assert row.variables["style"] == ["studio", "pastel"] and row.variables["scene"] == campaign.variables["scene"]
+    page = operator.get("/library/campaigns/demo-spring/matrix")
+    assert "3 linked rows" in page.content.decode()

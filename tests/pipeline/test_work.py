@@ -1,0 +1,150 @@
+"""A warm worker's batch is post-processed as a run's is: the plan for its model's device
+(``pipeline.batches.model_finalize_plan``, the one a run uses) says whether the batch is finished
+beside the next one's generation and on how many threads."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connections
+from PIL import Image
+
+from pipeline import work as work_module
+from pipeline.batches import FinalizePlan, batch_finalize, model_finalize_plan
+from pipeline.config import config_from_settings
+from pipeline.work import Warm, batch_work
+from prompt_library.models import Campaign
+from prompt_library.services import library_load
+from provenance.credentials import c2pa_read, reader_context
+from provenance.storage import LocalStorage
+from provenance.watermark import watermark_read
+from review.intake import run_batches_plan, run_begin
+from review.models import Asset, AssetState
+from review.services.runs import campaign_run_start
+from tests.factories import make_user
+from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
+
+# A batch finished beside generation is handed over from the worker's finishing thread, on its own
+# database connection: it must see what the test wrote, so the test's writes are committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (tests/conftest.py)."""
+
+
+class FinalizeCalls:
+    """Records the thread and the ``threads`` of each ``batch_finalize`` call the worker makes,
+    and makes the call itself: the batch is really watermarked, signed and stored."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, *args: Any, threads: int = 1, **kwargs: Any) -> Any:
+        self.calls.append((threading.current_thread().name, threads))
+        return batch_finalize(*args, threads=threads, **kwargs)
+
+
+def run_started(batch_size: int) -> tuple[int, list[Sequence[int]]]:
+    """A run of the demo-spring campaign (12 variants), begun, and its batches' serials."""
+    library_load()
+    run = campaign_run_start(
+        campaign=Campaign.objects.get(name="demo-spring"), actor=make_user(("operator",)), submit=False
+    )
+    run_begin(run_id=run.pk)
+    return run.pk, [batch.serials for batch in run_batches_plan(run_id=run.pk, batch_size=batch_size)]
+
+
+@pytest.fixture
+def warm_workers() -> Iterator[list[Warm]]:
+    """The warm workers a test makes, their finishing threads' database connections closed and
+    the threads stopped after it (the test database is dropped after the session)."""
+    made: list[Warm] = []
+    yield made
+    for warm in made:
+        warm.flush()
+        finisher = warm._finisher
+        if finisher is not None:
+            finisher.submit(connections.close_all).result()
+            finisher.shutdown()
+
+
+def warm_worker(
+    made: list[Warm], settings: SettingsWrapper, *, overlap: bool, finalize: FinalizePlan | None = None
+) -> Warm:
+    warm = Warm(
+        name="test-worker",
+        config=config_from_settings(),
+        lease_seconds=float(settings.GREENLIGHT_LEASE_SECONDS),
+        overlap=overlap,
+        finalize=finalize,
+    )
+    made.append(warm)
+    return warm
+
+
+@pytest.mark.parametrize(
+    ("overlap", "plan", "beside"),
+    [
+        (True, FinalizePlan(overlap=True, threads=2, reason="beside generation"), True),
+        (True, FinalizePlan(overlap=False, threads=2, reason="between batches"), False),
+        # The worker started with --no-overlap finishes each batch itself, whatever the plan.
+        (False, FinalizePlan(overlap=True, threads=2, reason="beside generation"), False),
+    ],
+)
+def test_a_batch_is_finalised_on_the_plans_threads_beside_the_next_generation_only_where_both_allow_it(
+    overlap: bool,
+    plan: FinalizePlan,
+    beside: bool,
+    greenlight_settings: SettingsWrapper,
+    library_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warm_workers: list[Warm],
+) -> None:
+    finalize = FinalizeCalls()
+    monkeypatch.setattr(work_module, "batch_finalize", finalize)
+    run_id, batches = run_started(batch_size=3)
+    warm = warm_worker(warm_workers, greenlight_settings, overlap=overlap, finalize=plan)
+
+    first = batch_work(run_id=run_id, serials=batches[0], warm=warm)
+
+    assert first.taken == 3
+    assert first.handed == (0 if beside else 3)  # beside: still being finished when it returns
+    assert (warm.pending is not None) == beside
+    warm.flush()
+    assert finalize.calls == [("batch-finish_0" if beside else threading.current_thread().name, 2)]
+    queued = list(Asset.objects.filter(pk__in=batches[0]).order_by("id"))
+    assert [asset.state for asset in queued] == [AssetState.IN_REVIEW] * 3
+    storage = LocalStorage(config_from_settings().storage_root)
+    with reader_context(config_from_settings().signing) as context:
+        for asset in queued:
+            master = storage.read(asset.file_path)
+            assert c2pa_read(master, mime="image/png", context=context).state == "trusted"
+            image = Image.open(io.BytesIO(master)).convert("RGB")
+            assert watermark_read(image, key=installation_key()).serial == asset.mark_id
+
+
+def test_a_worker_takes_the_plan_a_run_would_take_for_its_model(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch, warm_workers: list[Warm]
+) -> None:
+    finalize = FinalizeCalls()
+    monkeypatch.setattr(work_module, "batch_finalize", finalize)
+    run_id, batches = run_started(batch_size=6)
+    warm = warm_worker(warm_workers, greenlight_settings, overlap=True)
+
+    outcome = batch_work(run_id=run_id, serials=batches[0], warm=warm)
+    warm.flush()
+
+    manifest = warm.checked[("catalog-hero", 1)]
+    plan = model_finalize_plan(manifest)  # what pipeline.run finalises a run of this model with
+    assert warm.plans == {manifest.manifest_hash: plan}
+    assert outcome.handed == (0 if plan.overlap else 6)
+    assert [threads for _, threads in finalize.calls] == [plan.threads]
+    assert Asset.objects.filter(pk__in=batches[0], state=AssetState.IN_REVIEW).count() == 6
