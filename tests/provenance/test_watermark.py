@@ -405,15 +405,14 @@ def test_false_positive_bound_follows_from_the_constants() -> None:
     # Union bound over both tiers: every (lattice, orientation, shift) and every valid 40-bit word.
     per_lattice = ORIENTATIONS * 64 * 64 * 2.0**SERIAL_BITS
     bound = per_lattice * (
-        PLAIN_GEOMETRIES * math.exp(-(Z_THRESHOLD**2) / 2)
-        + SEARCH_GEOMETRIES * math.exp(-(SEARCH_Z_THRESHOLD**2) / 2)
+        PLAIN_GEOMETRIES * math.exp(-(Z_THRESHOLD**2) / 2) + SEARCH_GEOMETRIES * math.exp(-(SEARCH_Z_THRESHOLD**2) / 2)
     )
 
     assert HYPOTHESES == MAX_GEOMETRIES * ORIENTATIONS * 64 * 64
     assert MAX_GEOMETRIES == PLAIN_GEOMETRIES + SEARCH_GEOMETRIES
-    assert PLAIN_GEOMETRIES == 1 + len(FIXED_LATTICES)
+    assert 1 + len(FIXED_LATTICES) == PLAIN_GEOMETRIES
     # The grid with its neighbours, and three autocorrelation lattices with theirs.
-    assert SEARCH_GEOMETRIES == 3 * (len(GRID_LATTICES) + 3)
+    assert 3 * (len(GRID_LATTICES) + 3) == SEARCH_GEOMETRIES
     assert bound == pytest.approx(FALSE_POSITIVE_BOUND)
     assert FALSE_POSITIVE_BOUND <= 1e-9
     assert Z_THRESHOLD <= SEARCH_Z_THRESHOLD
@@ -492,8 +491,8 @@ def test_the_lattices_a_read_walks_depend_on_the_image_not_the_key(monkeypatch: 
         original = watermark_search._Canvas.coarse
 
         def recording(self: watermark_search._Canvas, lattice: np.ndarray, **kwargs: bool) -> np.ndarray:
-            screened.append(lattice)
-            return original(self, lattice, **kwargs)
+            screened.append(lattice)  # noqa: B023 (called only inside this iteration's context)
+            return original(self, lattice, **kwargs)  # noqa: B023
 
         with monkeypatch.context() as patched:
             patched.setattr(watermark_search._Canvas, "coarse", recording)
