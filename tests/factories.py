@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 
+from infra.dev_certs import certificate_builder
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import OutputSpec, RenditionSpec, TemplateSpec
 from provenance.keys import SigningFiles
@@ -134,17 +135,13 @@ def chain_write(
     for index, (key, name) in enumerate(zip(keys, names, strict=True)):
         issuer_index = max(index - 1, 0)
         is_ca = index < 2
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(names[issuer_index])
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(signer_not_before if not is_ca else now - timedelta(days=3650))
-            .not_valid_after(signer_not_after if not is_ca else now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        )
+        builder = certificate_builder(
+            name,
+            names[issuer_index],
+            key.public_key(),
+            signer_not_before if not is_ca else now - timedelta(days=3650),
+            signer_not_after if not is_ca else now + timedelta(days=3650),
+        ).add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         if not is_ca:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from provenance.config import provenance_config_from_settings
 from provenance.keys import signing_files_check
 from review.models import Asset
 from tests.factories import chain_write
 from tests.fixture_types import SettingsWrapper
-
-
-def run(*args: str) -> str:
-    out = io.StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
-
-
-@pytest.fixture
-def keys_dir(settings: SettingsWrapper, tmp_path: Path) -> Path:
-    keys = tmp_path / "keys"
-    settings.GREENLIGHT_SIGNING_CHAIN = keys / "chain.pem"
-    settings.GREENLIGHT_SIGNING_KEY = keys / "signer.key"
-    settings.GREENLIGHT_TRUST_ANCHORS = keys / "root.pem"
-    settings.GREENLIGHT_WATERMARK_KEYS_DIR = keys / "watermark"
-    return keys
+from tests.infra.commands import run
 
 
 def test_signing_keys_create_makes_a_valid_chain_once(keys_dir: Path, settings: SettingsWrapper) -> None:

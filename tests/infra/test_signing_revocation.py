@@ -4,7 +4,6 @@ and mistakes (an unknown serial, a time in the future or without a zone, twice) 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -12,33 +11,23 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from provenance.config import provenance_config_from_settings
 from provenance.errors import SigningError
 from provenance.keys import signer_create, signing_files_check
 from review.audit import AuditAction
 from review.models import AuditEvent
-from tests.fixture_types import SettingsWrapper
+from tests.infra.commands import run
 
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
-    out = io.StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
-
-
 @pytest.fixture
-def keys_dir(settings: SettingsWrapper, tmp_path: Path) -> Path:
-    keys = tmp_path / "keys"
-    settings.GREENLIGHT_SIGNING_CHAIN = keys / "chain.pem"
-    settings.GREENLIGHT_SIGNING_KEY = keys / "signer.key"
-    settings.GREENLIGHT_TRUST_ANCHORS = keys / "root.pem"
-    settings.GREENLIGHT_WATERMARK_KEYS_DIR = keys / "watermark"
+def keys_dir(keys_dir: Path) -> Path:
+    """The signing files' folder, with a development chain made in it."""
     run("signing_keys_create")
-    return keys
+    return keys_dir
 
 
 def current_serial(keys: Path) -> str:

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from PIL import Image
 
 from provenance.config import provenance_config_from_settings
@@ -19,25 +19,16 @@ from provenance.watermark import watermark_embed, watermark_payload
 from provenance.watermark_keys import watermark_keys_load
 from review.verify import file_verify
 from tests.fixture_types import SettingsWrapper
+from tests.infra.commands import run
 from tests.provenance.samples import product_shot
 from tests.provenance.tsa import LocalTsa, timestamped_files
 
 
-def run(*args: str) -> str:
-    out = io.StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
-
-
 @pytest.fixture
-def keys_dir(settings: SettingsWrapper, tmp_path: Path) -> Path:
-    keys = tmp_path / "keys"
-    settings.GREENLIGHT_SIGNING_CHAIN = keys / "chain.pem"
-    settings.GREENLIGHT_SIGNING_KEY = keys / "signer.key"
-    settings.GREENLIGHT_TRUST_ANCHORS = keys / "root.pem"
-    settings.GREENLIGHT_WATERMARK_KEYS_DIR = keys / "watermark"
+def keys_dir(keys_dir: Path, settings: SettingsWrapper, tmp_path: Path) -> Path:
+    """The signing files' folder, with the storage root beside it."""
     settings.GREENLIGHT_STORAGE_ROOT = tmp_path / "storage"
-    return keys
+    return keys_dir
 
 
 def made_now(serial: int) -> bytes:

@@ -21,6 +21,7 @@ from pipeline.config import config_from_settings
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.services import library_load
+from provenance import storage as storage_module
 from provenance.credentials import c2pa_read, reader_context
 from provenance.mp4 import Clip
 from provenance.storage import LocalStorage
@@ -119,6 +120,27 @@ def test_a_batch_finalised_on_two_threads_keeps_its_order_and_every_master_verif
             master = storage.read(file.file_path)
             assert c2pa_read(master, mime="image/png", context=context).state == "trusted"
             assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB"), key=key).serial == mark_id
+
+
+def test_a_batch_whose_files_cannot_be_synced_hands_none_of_them_over(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library_load()
+    variants = campaign_plan_get(name="demo-catalog").variants[:2]
+    images = [
+        catalog_draw(Combo("mug", colour, "studio"), rng=random.Random(i)).resize((512, 512))
+        for i, colour in enumerate(("red", "blue"))
+    ]
+
+    def failing(root: Path) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage_module, "_syncfs", failing)
+    done, failed = batch_finalize(variants, [301, 302], images, config_from_settings(), mark_ids=[9301, 9302])
+
+    assert done == []
+    assert [key for key, _ in failed] == [v.key for v in variants]
+    assert all("cannot sync 4 files" in text and "No space left on device" in text for _, text in failed)
 
 
 def test_finalising_needs_at_least_one_thread(greenlight_settings: SettingsWrapper) -> None:

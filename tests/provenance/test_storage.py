@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from provenance import storage as storage_module
 from provenance.errors import StorageError
 from provenance.storage import FsspecStorage, LocalStorage, publish_storage
 
@@ -22,6 +24,76 @@ def test_local_storage_writes_atomically_and_leaves_no_partial_files(tmp_path: P
     storage.delete("a/b/file.bin")
     storage.delete("a/b/file.bin")  # already gone is fine
     assert not storage.exists("a/b/file.bin")
+
+
+def synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the files and folders fsynced from here on (the kernel call is still made)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(storage_module.os, "fsync", fsync)
+    return synced
+
+
+def test_a_write_is_durable_when_it_returns_the_file_and_its_folder_entry_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = synced_paths(monkeypatch)
+    LocalStorage(tmp_path).write("masters/ab/one.png", b"payload")
+    folder = tmp_path / "masters" / "ab"
+    # The temporary file (renamed since) and then the folder that holds the new name.
+    assert len(synced) == 2 and synced[0].startswith(str(folder / ".one.png.")) and synced[1] == str(folder)
+
+
+def test_a_deferred_storage_syncs_a_batch_of_writes_at_once_and_only_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = synced_paths(monkeypatch)
+    filesystems: list[Path] = []
+    real_syncfs = storage_module._syncfs
+    monkeypatch.setattr(storage_module, "_syncfs", lambda root: filesystems.append(root) or real_syncfs(root))
+    storage = LocalStorage(tmp_path, deferred=True)
+    storage.write("masters/ab/one.png", b"one")
+    storage.write("thumbnails/ab/one.jpg", b"thumb")
+    assert synced == [] and filesystems == []  # nothing synced yet: the batch is not done
+
+    storage.sync()
+    assert filesystems == [tmp_path] and synced == []  # one syncfs of the storage's filesystem
+    storage.sync()  # nothing new written: nothing to do
+    assert filesystems == [tmp_path]
+    assert storage.read("masters/ab/one.png") == b"one" and storage.read("thumbnails/ab/one.jpg") == b"thumb"
+
+
+def test_without_syncfs_a_deferred_sync_fsyncs_each_file_and_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "_syncfs", lambda root: False)  # not Linux
+    synced = synced_paths(monkeypatch)
+    storage = LocalStorage(tmp_path, deferred=True)
+    storage.write("a/one.bin", b"1")
+    storage.write("a/two.bin", b"2")
+    storage.write("b/three.bin", b"3")
+    storage.sync()
+    expected = [tmp_path / "a" / "one.bin", tmp_path / "a" / "two.bin", tmp_path / "b" / "three.bin"]
+    assert synced[:3] == [str(path) for path in expected]
+    assert sorted(synced[3:]) == [str(tmp_path / "a"), str(tmp_path / "b")]
+
+
+def test_a_sync_the_filesystem_refuses_raises_naming_the_files_and_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(root: Path) -> bool:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(storage_module, "_syncfs", failing)
+    storage = LocalStorage(tmp_path, deferred=True)
+    storage.write("a/one.bin", b"1")
+    with pytest.raises(StorageError, match=re.escape(f"cannot sync 1 files under {tmp_path}: Input/output error")):
+        storage.sync()
 
 
 @pytest.mark.parametrize("bad", ["../escape.png", "/etc/passwd", ""])

@@ -23,12 +23,14 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from infra.dev_certs import certificate_builder, certificate_name, key_usage
 from provenance.keys import SigningFiles
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
+ORGANISATION = "Greenlight tests"
 POLICY = "2.999.1"  # an OID under the arc X.660 sets aside for examples
 
 
@@ -49,17 +51,19 @@ def tsa_certificates_create(name: str = "Local test TSA") -> TsaCertificates:
     not_before = datetime.now(UTC) - timedelta(hours=1)
     not_after = not_before + timedelta(days=3650)
     root_key, tsa_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    root_name = _name(f"{name} Root CA")
+    root_name = certificate_name(f"{name} Root CA", ORGANISATION)
     root = (
-        _builder(root_name, root_name, root_key.public_key(), not_before, not_after)
+        certificate_builder(root_name, root_name, root_key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(key_usage(cert_sign=True), critical=True)
         .sign(root_key, hashes.SHA256())
     )
     certificate = (
-        _builder(_name(name), root_name, tsa_key.public_key(), not_before, not_after)
+        certificate_builder(
+            certificate_name(name, ORGANISATION), root_name, tsa_key.public_key(), not_before, not_after
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
         .sign(root_key, hashes.SHA256())
@@ -210,45 +214,3 @@ def _handler(tsa: LocalTsa) -> type[BaseHTTPRequestHandler]:
             """Quiet: the tests count requests instead."""
 
     return Handler
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Greenlight tests"),
-        ]
-    )
-
-
-def _builder(
-    subject: x509.Name,
-    issuer: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
-    not_before: datetime,
-    not_after: datetime,
-) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    )
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not cert_sign,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )

@@ -144,6 +144,7 @@ def child_env(settings: SettingsWrapper) -> dict[str, str]:
         "GREENLIGHT_SIGNING_CHAIN": str(settings.GREENLIGHT_SIGNING_CHAIN),
         "GREENLIGHT_SIGNING_KEY": str(settings.GREENLIGHT_SIGNING_KEY),
         "GREENLIGHT_TRUST_ANCHORS": str(settings.GREENLIGHT_TRUST_ANCHORS),
+        "GREENLIGHT_WATERMARK_KEYS_DIR": str(settings.GREENLIGHT_WATERMARK_KEYS_DIR),
         "GREENLIGHT_PUBLISH_WEBHOOK_URL": "",
     }
 
