@@ -28,39 +28,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.databases import database_recreate, database_url, percentile
+from bench.databases import FILLERS, database_recreate, database_url, django_setup, percentile
 
 BENCH_DB = "greenlight_bench_api"
 GOAL_MS = 50.0
 CAMPAIGNS = 10
 
 
-def django_setup(url: str, var_dir: Path) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["GREENLIGHT_DEBUG"] = "0"  # DEBUG keeps every query in memory
-    os.environ.setdefault("GREENLIGHT_SECRET_KEY", "bench-only-not-secret")
-    os.environ["GREENLIGHT_ALLOWED_HOSTS"] = "testserver"
-    # As gunicorn's threads do in production: the connection outlives the request.
-    os.environ["GREENLIGHT_DB_CONN_MAX_AGE"] = "60"
-    os.environ["GREENLIGHT_VAR_DIR"] = str(var_dir)
-    os.environ["GREENLIGHT_KEYS_DIR"] = str(var_dir / "keys")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
-    import django
-
-    django.setup()
-
-
-# Columns of review_asset the database requires that this bench does not name (added by other
-# features): filled by type, the row number where a unique bigint is needed.
-FILLERS = {
-    "bigint": "i",
-    "integer": "0",
-    "smallint": "0",
-    "double precision": "0",
-    "boolean": "false",
-    "jsonb": "'{}'::jsonb",
-    "timestamp with time zone": "now()",
-}
 STATES = (
     "(ARRAY['in_review','in_review','in_review','in_review','approved','published','published',"
     "'rejected','rejected','failed'])"
@@ -200,7 +174,7 @@ def main() -> None:
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     database_recreate(base, BENCH_DB)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as var:
-        django_setup(database_url(base, BENCH_DB), Path(var))
+        django_setup(database_url(base, BENCH_DB), Path(var), persistent=True)
         seconds = seed(args.assets)
         print(f"seeded {args.assets:,} assets (and {2 * args.assets:,} audit events) in {seconds:.1f} s")
         latencies = measure(args.requests)

@@ -30,38 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.databases import database_recreate, database_url, percentile
+from bench.databases import FILLERS, database_recreate, database_url, django_setup, percentile
 
 BENCH_DB = "greenlight_bench_dashboard"
 GOAL_MS = 300.0
-
-
-def django_setup(url: str, var_dir: Path) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["GREENLIGHT_DEBUG"] = "0"  # DEBUG keeps every query in memory
-    os.environ.setdefault("GREENLIGHT_SECRET_KEY", "bench-only-not-secret")
-    os.environ["GREENLIGHT_ALLOWED_HOSTS"] = "testserver"
-    os.environ["GREENLIGHT_VAR_DIR"] = str(var_dir)
-    os.environ["GREENLIGHT_KEYS_DIR"] = str(var_dir / "keys")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
-    import django
-
-    django.setup()
-
-
-# Columns of review_asset this bench does not name that the database requires (added by other
-# features): filled by type, the row number where a unique bigint is needed.
-FILLERS = {
-    "bigint": "i",
-    "integer": "0",
-    "smallint": "0",
-    "double precision": "0",
-    "boolean": "false",
-    "jsonb": "'{}'::jsonb",
-    "timestamp with time zone": "now()",
-    "character varying": "''",
-    "text": "''",
-}
 
 
 def _asset_fillers(cursor: object, named: set[str]) -> tuple[str, str]:

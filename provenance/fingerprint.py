@@ -102,8 +102,7 @@ def _area_table(image: Image.Image) -> npt.NDArray[np.float64]:
     """The summed-area table of the picture's luma (PIL's ITU-R 601-2 grey), one row and column
     of zeros first: ``table[y, x]`` is the sum of the pixels above and left of (y, x)."""
     grey = image if image.mode == "L" else ImageOps.grayscale(image.convert("RGB"))
-    table: npt.NDArray[np.float64] = cv2.integral(np.asarray(grey, dtype=np.uint8), sdepth=cv2.CV_64F)
-    return table
+    return np.asarray(cv2.integral(np.asarray(grey, dtype=np.uint8), sdepth=cv2.CV_64F), dtype=np.float64)
 
 
 def _centred(height: int, width: int, share: float) -> tuple[float, float, float, float]:

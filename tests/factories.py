@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -157,6 +158,16 @@ def chain_write(
     files.trust_anchors.write_bytes(certs[0].public_bytes(pem))
     files.key.write_bytes(keys[2].private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return files
+
+
+def library_empty(library: Path) -> Path:
+    """A prompt library folder with every template and campaign taken out (for a test that
+    writes its own): the folder."""
+    for child in (library / "templates").iterdir():
+        shutil.rmtree(child)
+    for campaign in (library / "campaigns").iterdir():
+        campaign.unlink()
+    return library
 
 
 def clip_campaign_write(

@@ -28,6 +28,7 @@ from prompt_library.specs import GenerationParams, OutputSpec, Variant
 from provenance.credentials import c2pa_read, reader_context
 from review.models import Asset
 from review.states import AssetState
+from tests.factories import library_empty
 from tests.fixture_types import SettingsWrapper
 from tests.models import tiny_pipelines
 
@@ -73,10 +74,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def style_library(greenlight_settings: SettingsWrapper, models_dir: Path, library_dir: Path) -> Path:
     greenlight_settings.GREENLIGHT_MODELS_DIR = models_dir
-    for child in (library_dir / "templates").iterdir():
-        shutil.rmtree(child)
-    for campaign in (library_dir / "campaigns").iterdir():
-        campaign.unlink()
+    library_empty(library_dir)
     folder = library_dir / "templates" / "catalog-style"
     folder.mkdir()
     (folder / "v1.yaml").write_text(TEMPLATE)

@@ -28,7 +28,7 @@ from review.models import Asset, AuditEvent, ReviewDecision
 from review.services import asset_approve, asset_publish
 from review.services.decisions import assets_decide_bulk
 from review.states import AssetState
-from tests.factories import make_user
+from tests.factories import library_empty, make_user
 from tests.fixture_types import SettingsWrapper
 from tests.pipeline.tiny_guards import tiny_classifier_save
 
@@ -69,10 +69,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def guarded_library(greenlight_settings: SettingsWrapper, models_dir: Path, library_dir: Path) -> Path:
     greenlight_settings.GREENLIGHT_MODELS_DIR = models_dir
-    for child in (library_dir / "templates").iterdir():
-        shutil.rmtree(child)
-    for campaign in (library_dir / "campaigns").iterdir():
-        campaign.unlink()
+    library_empty(library_dir)
     (library_dir / "templates" / "catalog-guarded").mkdir()
     (library_dir / "templates" / "catalog-guarded" / "v1.yaml").write_text(TEMPLATE)
     (library_dir / "campaigns" / "guarded.yaml").write_text(

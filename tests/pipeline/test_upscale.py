@@ -5,7 +5,6 @@ output's size, and the step is signed as ``c2pa.resized`` with the upscaler's na
 from __future__ import annotations
 
 import io
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from prompt_library.services import library_load
 from provenance.credentials import c2pa_read, reader_context
 from review.models import Asset
 from review.states import AssetState
+from tests.factories import library_empty
 from tests.fixture_types import SettingsWrapper
 from tests.pipeline.tiny_guards import tiny_classifier_save, tiny_upscaler_save
 
@@ -77,10 +77,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def large_library(greenlight_settings: SettingsWrapper, models_dir: Path, library_dir: Path) -> Path:
     greenlight_settings.GREENLIGHT_MODELS_DIR = models_dir
-    for child in (library_dir / "templates").iterdir():
-        shutil.rmtree(child)
-    for campaign in (library_dir / "campaigns").iterdir():
-        campaign.unlink()
+    library_empty(library_dir)
     (library_dir / "templates" / "catalog-large").mkdir()
     (library_dir / "templates" / "catalog-large" / "v1.yaml").write_text(TEMPLATE)
     (library_dir / "campaigns" / "large.yaml").write_text(

@@ -6,7 +6,6 @@ signed with the photo credited as an ingredient, in review, the photo shown on t
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from provenance.watermark import watermark_read_frames
 from provenance.watermark_keys import WatermarkKey
 from review.models import Asset
 from review.states import AssetState
-from tests.factories import make_user
+from tests.factories import library_empty, make_user
 from tests.fixture_types import SettingsWrapper
 from tests.models import tiny_pipelines
 
@@ -81,10 +80,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def turntable_library(greenlight_settings: SettingsWrapper, models_dir: Path, library_dir: Path) -> Path:
     greenlight_settings.GREENLIGHT_MODELS_DIR = models_dir
-    for child in (library_dir / "templates").iterdir():
-        shutil.rmtree(child)
-    for campaign in (library_dir / "campaigns").iterdir():
-        campaign.unlink()
+    library_empty(library_dir)
     _template(library_dir, model="tiny-ltx")
     (library_dir / "campaigns" / "turntable.yaml").write_text(CAMPAIGN)
     return library_dir

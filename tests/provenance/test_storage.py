@@ -55,7 +55,12 @@ def test_a_deferred_storage_syncs_a_batch_of_writes_at_once_and_only_once(
     synced = synced_paths(monkeypatch)
     filesystems: list[Path] = []
     real_syncfs = storage_module._syncfs
-    monkeypatch.setattr(storage_module, "_syncfs", lambda root: filesystems.append(root) or real_syncfs(root))
+
+    def syncfs(root: Path) -> bool:
+        filesystems.append(root)
+        return real_syncfs(root)
+
+    monkeypatch.setattr(storage_module, "_syncfs", syncfs)
     storage = LocalStorage(tmp_path, deferred=True)
     storage.write("masters/ab/one.png", b"one")
     storage.write("thumbnails/ab/one.jpg", b"thumb")
