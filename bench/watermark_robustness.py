@@ -1,6 +1,7 @@
 """How well the watermark survives everyday edits, how visible it is and what it costs, on one core.
 
     OMP_NUM_THREADS=1 python -m bench.watermark_robustness [--quick] [--count 32] [--videos 20] [--unmarked 2000]
+        [--sides 512,1024] [--attack NAME ...]
 
 Marks varied images at 512x512 and 1024x1024 (generated product shots, gradients, textures and
 patterns, and crops of scikit-image's bundled photographs) with a secret 32-byte key like an
@@ -28,7 +29,8 @@ encoded to H.264 with PyAV (libx264, yuv420p, CRF 23), decoded and read with
 frames share one decision, so the false-positive bound is the single image's. Also after a
 second encode at CRF 28 and after halving the frame size, and the same clips unmarked.
 ``--quick`` uses fewer images (only 512x512), 4 clips and 200 unmarked images, for a check in a
-minute or two rather than many.
+minute or two rather than many. ``--sides`` and ``--attack`` (repeatable; an attack is run when
+its name contains one of them) narrow the marked images to some sizes and attacks.
 """
 
 from __future__ import annotations
@@ -270,17 +272,17 @@ def bench_key(choice: str, seed: int) -> str:
     return hashlib.sha256(f"greenlight bench watermark key {seed}".encode()).hexdigest()
 
 
-def run_size(side: int, count: int, seed: int, key: str) -> dict[str, list[float]]:
-    """Mark ``count`` images of ``side`` px and attack each; returns per-measure samples."""
+def run_size(side: int, count: int, seed: int, key: str, cases: tuple[Case, ...] = CASES) -> dict[str, list[float]]:
+    """Mark ``count`` images of ``side`` px and put each through ``cases``; returns per-measure samples."""
     rng = np.random.default_rng(seed + 1)
     samples: dict[str, list[float]] = {"psnr": [], "embed": [], "detect": [], "detect_search": [], "refused": []}
-    for case in CASES:
+    for case in cases:
         samples[f"{case.name}|hit"], samples[f"{case.name}|bits"], samples[f"{case.name}|z"] = [], [], []
     named = image_set(count, side, seed)
     generated = {"product", "gradient", "texture", "pattern"}
     sources: list[str] = []  # what each marked image shows: crops of one photograph share a source
     stored: list[str] = []  # each marked master's descriptor, as hand-over stores it
-    probes: dict[str, list[Vector]] = {case.name: [] for case in CASES}
+    probes: dict[str, list[Vector]] = {case.name: [] for case in cases}
     for index, (kind, image) in enumerate(named):
         serial = int(rng.integers(0, SERIAL_MAX + 1))
         start, cpu = time.perf_counter(), time.process_time()
@@ -289,7 +291,7 @@ def run_size(side: int, count: int, seed: int, key: str) -> dict[str, list[float
         except WatermarkError as error:  # refused: a miss under every attack
             samples["refused"].append(1.0)
             print(f"  refused ({kind}, {side}x{side}): {error}")
-            for case in CASES:
+            for case in cases:
                 samples[f"{case.name}|hit"].append(0.0)
             continue
         samples["embed"].append((time.perf_counter() - start) * 1000)
@@ -305,7 +307,7 @@ def run_size(side: int, count: int, seed: int, key: str) -> dict[str, list[float
         sources.append(f"{kind}-{index}" if kind in generated else kind)
         stored.append(image_fingerprint(marked))
         expected = watermark_payload(serial)
-        for case in CASES:
+        for case in cases:
             attacked = case.attack(marked)
             start, cpu = time.perf_counter(), time.process_time()
             reading = watermark_read(attacked, key=key)
@@ -316,7 +318,7 @@ def run_size(side: int, count: int, seed: int, key: str) -> dict[str, list[float
             samples[f"{case.name}|bits"].append(bit_accuracy(reading.bits, expected))
             samples[f"{case.name}|z"].append(reading.confidence)
             probes[case.name].append(image_probes(attacked))
-    for case in CASES:  # the content check: each attacked image against its own master and every other picture
+    for case in cases:  # the content check: each attacked image against its own master and every other picture
         for index, probe in enumerate(probes[case.name]):
             similarities = [probes_similarity(probe, fingerprint) for fingerprint in stored]
             own = similarities[index]
@@ -605,6 +607,10 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=20, help="video clips (default 20; 0: none)")
     parser.add_argument("--unmarked", type=int, default=2000, help="unmarked images read (default 2000; 0: none)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sides", default="512,1024", help="sides (px) of the marked images, comma-separated")
+    parser.add_argument(
+        "--attack", action="append", default=[], help="run only attacks whose name contains this (repeatable)"
+    )
     parser.add_argument(
         "--key",
         choices=("installation", "default"),
@@ -614,17 +620,20 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     key = bench_key(args.key, args.seed)
-    sides = (512,) if args.quick else (512, 1024)
+    sides = (512,) if args.quick else tuple(int(side) for side in args.sides.split(","))
+    cases = tuple(case for case in CASES if not args.attack or any(part in case.name for part in args.attack))
+    if not cases:
+        parser.error(f"no attack's name contains any of {args.attack}")
     count = 12 if args.quick else args.count
     videos = min(args.videos, 4) if args.quick else args.videos
-    results = {side: run_size(side, count, args.seed + side, key) for side in sides} if count > 0 else None
+    results = {side: run_size(side, count, args.seed + side, key, cases) for side in sides} if count > 0 else None
     video_results = run_videos(videos, args.seed, key) if videos > 0 else None
     unmarked = min(args.unmarked, 200) if args.quick else args.unmarked
     unmarked_results = run_unmarked(unmarked, args.seed + 99, key) if unmarked > 0 else None
     described = "a secret 32-byte key, like an installation's" if args.key == "installation" else "the public key"
     print(f"watermark key: {described}")
     if results is not None:
-        report_images(results, sides, count)
+        report_images(results, sides, count, cases)
     if unmarked_results is not None:
         print()
         report_unmarked(unmarked_results)
@@ -634,7 +643,9 @@ def main() -> None:
         report_videos(video_results, videos)
 
 
-def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, ...], count: int) -> None:
+def report_images(
+    results: dict[int, dict[str, list[float]]], sides: tuple[int, ...], count: int, cases: tuple[Case, ...] = CASES
+) -> None:
     print(
         f"watermark robustness: {count} images per size ({', '.join(f'{s}x{s}' for s in sides)}), "
         f"one thread; detection = serial read back exactly (confidence z >= {Z_THRESHOLD} under scale 1 and "
@@ -646,7 +657,7 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
     checks = "".join(f" | {f'{s}: reject  match':>18}" for s in sides)
     print(f"{'attack':34}{header}{checks} | goal")
     print("-" * (34 + 29 * len(sides) + 21 * len(sides) + 10))
-    for case in CASES:
+    for case in cases:
         cells = checked = ""
         for side in sides:
             samples = results[side]
@@ -662,7 +673,8 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
     print()
     header = "".join(f" | {f'{s}: median    max':>20}" for s in sides)
     print(f"{'detect CPU ms, one core':34}{header}")
-    for name in ("unedited", *GEOMETRY, "crop 10% + 0.75x + JPEG q80"):
+    names = {case.name for case in cases}
+    for name in ("unedited", *(one for one in (*GEOMETRY, "crop 10% + 0.75x + JPEG q80") if one in names)):
         cells = ""
         for side in sides:
             times = results[side]["detect_cpu" if name == "unedited" else f"{name}|cpu"]
@@ -681,9 +693,13 @@ def report_images(results: dict[int, dict[str, list[float]]], sides: tuple[int, 
             f"90th percentile {_percentile(samples['embed'], 0.9):.1f} ms, "
             f"max {max(samples['embed']):.1f} ms{' (goal <= 40)' if side == 1024 else ''} (CPU median "
             f"{statistics.median(samples['embed_cpu']):.1f} ms); "
-            f"detect median {statistics.median(samples['detect']):.1f} ms unedited, "
-            f"{statistics.median(samples['detect_search']):.1f} ms (max {max(samples['detect_search']):.1f}) "
-            f"with the scale search{' (goal <= 60)' if side == 1024 else ''}"
+            f"detect median {statistics.median(samples['detect']):.1f} ms unedited"
+            + (
+                f", {statistics.median(samples['detect_search']):.1f} ms (max {max(samples['detect_search']):.1f}) "
+                f"with the scale search{' (goal <= 60)' if side == 1024 else ''}"
+                if samples["detect_search"]
+                else ""
+            )
         )
         strong = sorted(samples.get("strong", []))
         print(

@@ -42,8 +42,9 @@ unmarked image, i.e. one that does not depend on the key, take the key as random
    and those fitted to the autocorrelation, which does not know the key): ``PLAIN_GEOMETRIES``
    = 4 (scale 1 and the resizes 0.5, 2/3, 0.75) and ``SEARCH_GEOMETRIES`` = 129 (3
    autocorrelation lattices and 40 grid lattices, each with its two neighbours). The key,
-   through the pilot, only decides which listed lattices are folded in full and decoded (and
-   around which the neighbours are tried): that removes detections, never adds a hypothesis.
+   through the pilot and the decoded word, only decides which listed lattices are folded in
+   full and decoded (and around which the neighbours, or after a near miss the lattices a grid
+   step away, are tried): that removes detections, never adds a hypothesis.
    Each lattice is decided in 8 orientations with 64 x 64 = 4096 shifts: ``HYPOTHESES`` =
    133 x 32768 = 4,358,144. A video read folds all its frames into the same hypotheses.
 3. The union bound, each tier at its own threshold (``Z_THRESHOLD`` = 11.1 under the plain

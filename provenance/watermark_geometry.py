@@ -149,6 +149,13 @@ def grid_for(short_side: int) -> tuple[Refinable, ...]:
     return COARSE_GRID_LATTICES if short_side <= COARSE_SIDE else GRID_LATTICES
 
 
+def grid_reach(short_side: int) -> float:
+    """One step of that grid, as the largest change (px) of a lattice entry, and a little more:
+    how far from a lattice its grid neighbours lie."""
+    step = max(math.radians(GRID_ROTATION_STEP), GRID_ASPECT_STEP) * (2 if short_side <= COARSE_SIDE else 1)
+    return 1.05 * TILE * step
+
+
 Autocorrelation = tuple[npt.NDArray[np.float64], float]  # normalised, and the shrink factor it was made at
 
 
@@ -168,13 +175,13 @@ def autocorrelation_white(luma: FloatArray) -> FloatArray:
 
 def autocorrelation(whites: Sequence[FloatArray], shrink: float) -> Autocorrelation | None:
     """The autocorrelation of whitened frames (their power spectra summed, normalised); None
-    for a flat image."""
-    height, width = whites[0].shape
-    power = np.zeros((height, width // 2 + 1), dtype=np.float32)
+    for a flat image. OpenCV's transforms (packed real spectra): several times faster than
+    numpy's at this size on one core."""
+    power = np.zeros(whites[0].shape, dtype=np.float32)  # packed (CCS) real spectra, summed
     for white in whites:
-        spectrum = np.fft.rfft2(white)
-        power += spectrum.real**2 + spectrum.imag**2
-    auto = np.fft.irfft2(power, s=(height, width)).astype(np.float64)
+        spectrum = cv2.dft(np.ascontiguousarray(white, dtype=np.float32))
+        power += np.asarray(cv2.mulSpectrums(spectrum, spectrum, 0, conjB=True), dtype=np.float32)
+    auto = np.asarray(cv2.idft(power, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE), dtype=np.float64)
     if auto[0, 0] <= 0:  # a flat image: nothing periodic to find
         return None
     return auto / auto[0, 0], shrink

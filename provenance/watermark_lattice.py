@@ -23,6 +23,7 @@ Pure numpy on an autocorrelation: the prefilter and the FFT are the caller's.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -74,20 +75,30 @@ def lattice_candidates(auto: npt.NDArray[np.float64], *, low: float, high: float
 
 def _ring_peaks(auto: npt.NDArray[np.float64], low: float, high: float, reach: int) -> list[npt.NDArray[np.int64]]:
     """The strongest local maxima at lags ``low``-``high`` long, in the half-plane y > 0 (or y = 0, x > 0)."""
-    height, width = auto.shape
-    across = np.arange(-reach, reach + 1)
-    down = np.arange(0, reach + 1)
-    window = auto[np.ix_(down % height, across % width)].astype(np.float32)  # window[dy, dx + reach]
-    mirrored = auto[np.ix_((-down[1::-1]) % height, across % width)].astype(np.float32)  # rows dy = 1, 0... above
-    padded = np.concatenate([mirrored[:1], window], axis=0)
+    width = auto.shape[1]
+    rows = auto[: reach + 1]  # dy = 0 .. reach (the caller keeps reach under half the height: no wrap)
+    window = np.concatenate([rows[:, width - reach :], rows[:, : reach + 1]], axis=1).astype(np.float32)
+    above = np.concatenate([auto[-1:, width - reach :], auto[-1:, : reach + 1]], axis=1).astype(np.float32)  # dy = -1
+    padded = np.concatenate([above, window], axis=0)
     neighbours = cv2.dilate(padded, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)[1:]
-    dy, dx = np.meshgrid(down, across, indexing="ij")
-    radius = np.hypot(dx, dy)
-    inside = (radius >= low) & (radius <= high) & ((dy > 0) | (dx > 0)) & (window > 0)
-    peak = inside & (window >= neighbours)
+    dy, dx, ring = _ring(reach, low, high)
+    peak = ring & (window > 0) & (window >= neighbours)
     found_rows, found_cols = np.nonzero(peak)
     order = np.argsort(-window[found_rows, found_cols])[:_PEAKS]
     return [np.array([int(dx[found_rows[k], found_cols[k]]), int(dy[found_rows[k], found_cols[k]])]) for k in order]
+
+
+@lru_cache(maxsize=16)  # one per image size and scale range
+def _ring(
+    reach: int, low: float, high: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The lags (dy, dx) of ``_ring_peaks``'s window and which of them it looks at."""
+    dy, dx = np.meshgrid(np.arange(0, reach + 1), np.arange(-reach, reach + 1), indexing="ij")
+    radius = np.hypot(dx, dy)
+    ring = (radius >= low) & (radius <= high) & ((dy > 0) | (dx > 0))
+    for array in (dy, dx, ring):
+        array.setflags(write=False)
+    return dy, dx, ring
 
 
 def _value(auto: npt.NDArray[np.float64], point: npt.NDArray[np.float64]) -> float:

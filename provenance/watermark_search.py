@@ -3,10 +3,12 @@
 An unmarked image walks the whole list, so its read is the slowest; the search is built so that
 walking it costs little. Full folds resample the whitened canvas at the working scale and sync
 on every 1 px shift; *coarse* folds (``provenance.watermark_detection.coarse_spectra``) resample
-a low-passed canvas at half that resolution (a quarter of the pixels) and sync on the zero-padded
-spectrum, which gives the pilot z within a few percent of the full fold's. On the bench's
-images an unmarked image's coarse pilot reached ``_COARSE_GATE`` under about one lattice in 80,
-a marked image's under its lattice all but never fell short of it.
+a low-passed canvas at half that resolution (a quarter of the pixels) and are screened by
+``coarse_syncs``, which gives the pilot z within a few percent of the full fold's; screens are
+synced in batches (the grid ``_SCREEN_BATCH`` lattices at a time, neighbours together), which
+keeps the transforms' data in cache. On the bench's images an unmarked image's coarse pilot
+reached ``_COARSE_GATE`` under about one lattice in 80, a marked image's under its lattice all
+but never fell short of it.
 
 1. Scale 1, folded in full from the whitened half-size canvas: unedited copies, mirrors and
    quarter turns read here, for the price of one fold.
@@ -19,15 +21,22 @@ a marked image's under its lattice all but never fell short of it.
    (``_SCREEN_SIDE``) is also folded from the same resampling, since a fold reads within a
    lattice error inversely proportional to its extent: half a grid step from its lattice a
    1024 px image's whole fold can miss a weak mark its centre still shows. A lattice whose
-   coarse pilot is plainly a mark's is tried at once; then, strongest first, those whose coarse
-   pilot shows; then the neighbours of the strongest by either fold (``_SCREENED``). Trying a
-   lattice: fold it in full and, where its full pilot still shows, its neighbours as in step 2.
+   coarse pilot is plainly a mark's is tried as soon as its batch is screened; then, strongest
+   first, those whose coarse pilot shows; then the neighbours of the strongest by either fold
+   (``_SCREENED``). Trying a lattice: fold it in full and, where its full pilot still shows,
+   its neighbours as in step 2.
+4. Near misses: where a searched lattice's word passed the CRC short of the threshold, the grid
+   and autocorrelation lattices and neighbours within a grid step of it, strongest coarse pilot
+   first, in full (``_NEAR_FOLDS`` at most). At 512 px a lattice's z moves by a few tenths with
+   its exact angle and with how its tiles fall on the working grid, so a rotated copy that read
+   just short under one lattice can read under the next.
 
 The search stops at the first detection, and folds in full at most ``_MAX_FULL_FOLDS`` lattices
 besides scale 1 (an image whose own structure lifts many coarse pilots, such as a smooth
-gradient, would otherwise fold dozens). Which lattices are *on the list* depends on the image
-only; the pilot (hence the key) only decides which of them are folded in full and decoded, which
-removes detections and never adds a hypothesis: the union bound counts the whole list.
+gradient, would otherwise fold dozens), and ``_NEAR_FOLDS`` more around near misses. Which
+lattices are *on the list* depends on the image only; the pilot and the decoded word (hence the
+key) only decide which of them are folded in full and decoded, which removes detections and
+never adds a hypothesis: the union bound counts the whole list.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ from provenance.watermark_geometry import (
     autocorrelation_shape,
     autocorrelation_white,
     grid_for,
+    grid_reach,
     scale_neighbours,
     z_thresholds,
 )
@@ -82,6 +92,8 @@ _EARLY_SYNC = 6.0  # coarse pilot z at which a lattice is tried at once (unmarke
 _MAX_FULL_FOLDS = 10  # lattices one read folds in full at most, besides scale 1
 _SCREENED = 3  # grid lattices whose neighbours are tried after the grid, strongest coarse pilot first
 _SCREEN_GATE = 3.5  # coarse pilot z a grid lattice needs for that
+_SCREEN_BATCH = 8  # grid lattices screened in one batch
+_NEAR_FOLDS = 6  # lattices folded in full around near misses (step 4), besides ``_MAX_FULL_FOLDS``
 
 
 def watermark_read(
@@ -196,28 +208,39 @@ def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReadin
     if best.serial is not None:
         return best
     folded: dict[int, float] = {}  # id of each lattice folded in full: its pilot z
-    budget = [_MAX_FULL_FOLDS]
+    budgets = {"search": _MAX_FULL_FOLDS, "near": _NEAR_FOLDS}
+    near: list[tuple[float, Lattice]] = []  # lattices whose word passed the CRC short of the threshold
 
-    def full(lattice: Lattice, threshold: float) -> float:
+    def full(lattice: Lattice, threshold: float, budget: str = "search") -> float:
         """Fold ``lattice`` in full and decide it (once, within the budget); its pilot z."""
         nonlocal best
-        if id(lattice) not in folded and budget[0] > 0:
-            budget[0] -= 1
+        if id(lattice) not in folded and budgets[budget] > 0:
+            budgets[budget] -= 1
             synced = Synced.of_fold(canvas.fold(lattice), ring, lattice)
-            best = max(best, synced.decide(threshold), key=rank)
+            reading = synced.decide(threshold)
+            best = max(best, reading, key=rank)
             folded[id(lattice)] = synced.sync
+            if reading.check_ok and reading.serial is None:
+                near.append((reading.confidence, lattice))
         return folded.get(id(lattice), 0.0)
 
     screens: dict[int, float] = {}  # id of each lattice folded coarsely: its pilot z
 
+    def screen(lattices: Sequence[Lattice]) -> None:
+        """Fold coarsely those of ``lattices`` not yet screened, and sync them in one batch."""
+        fresh = {id(one): one for one in lattices if id(one) not in screens}
+        if fresh:
+            syncs = coarse_syncs(np.concatenate([canvas.coarse(one) for one in fresh.values()]), ring)
+            screens.update(zip(fresh, syncs, strict=True))
+
     def coarse(lattice: Lattice) -> float:
         """The coarse pilot z of ``lattice`` (once)."""
-        if id(lattice) not in screens:
-            screens[id(lattice)] = coarse_syncs(canvas.coarse(lattice), ring)[0]
+        screen([lattice])
         return screens[id(lattice)]
 
     def gated(lattices: Sequence[Lattice]) -> bool:
         """Fold in full each of ``lattices`` whose coarse pilot shows; whether one was detected."""
+        screen([one for one in lattices if id(one) not in folded])
         for lattice in lattices:
             if id(lattice) not in folded and coarse(lattice) >= _COARSE_GATE:
                 full(lattice, searched)
@@ -231,6 +254,7 @@ def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReadin
     # shows has its two neighbours tried in the same way.
     short = min(lumas[0].shape)
     small = short <= _SMALL_SIDE
+    screen(FIXED_LATTICES)
     for lattice in FIXED_LATTICES:  # a plainly resized copy first: no autocorrelation needed
         if coarse(lattice) >= _EARLY_SYNC:
             full(lattice, plain)
@@ -238,6 +262,12 @@ def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReadin
                 return best
     auto = canvas.autocorrelation()
     found = auto_lattices(auto, FIXED_LATTICES)
+    # The neighbours of the autocorrelation's own lattices (not of the fixed ones it named), made
+    # once: folds are remembered by identity.
+    refined = {
+        id(lattice): scale_neighbours(lattice) for lattice in found if not any(lattice is one for one in FIXED_LATTICES)
+    }
+    screen(found)
     for lattice in [*found, *(one for one in FIXED_LATTICES if not any(one is other for other in found))]:
         is_fixed = any(lattice is one for one in FIXED_LATTICES)
         if not (small and is_fixed) and coarse(lattice) < _COARSE_GATE:
@@ -245,15 +275,15 @@ def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReadin
         sync = full(lattice, plain if is_fixed else searched)
         if best.serial is not None:
             return best
-        if not is_fixed and sync >= _REFINE_GATE and gated(scale_neighbours(lattice)):
+        if not is_fixed and sync >= _REFINE_GATE and gated(refined[id(lattice)]):
             return best
     # 3. The grid, screened coarsely (whole, and a large canvas's centre), those the
-    # autocorrelation favours first. A lattice whose coarse pilot is plainly a mark's is tried at
-    # once; then the strongest of those whose coarse pilot shows, then the neighbours of the
-    # strongest by either screen. Trying a lattice: fold it in full and, where its full pilot
-    # still shows, its two neighbours too. Full folds are capped (an image whose own structure
-    # makes many coarse pilots show, such as a smooth gradient, would otherwise fold dozens):
-    # the cap only ever removes a hypothesis, never adds one.
+    # autocorrelation favours first, in batches. A lattice whose coarse pilot is plainly a mark's
+    # is tried once its batch is screened; then the strongest of those whose coarse pilot shows,
+    # then the neighbours of the strongest by either screen. Trying a lattice: fold it in full
+    # and, where its full pilot still shows, its two neighbours too. Full folds are capped (an
+    # image whose own structure makes many coarse pilots show, such as a smooth gradient, would
+    # otherwise fold dozens): the cap only ever removes a hypothesis, never adds one.
     grid = list(grid_for(short))
     if auto is not None:
         table, shrink = auto
@@ -267,11 +297,15 @@ def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReadin
         return best.serial is not None
 
     screened: list[tuple[float, float, int]] = []
-    for index, (lattice, _) in enumerate(grid):
-        syncs = coarse_syncs(canvas.coarse(lattice, centre=True), ring)
-        if syncs[0] >= _EARLY_SYNC and tried(index):
-            return best
-        screened.append((syncs[0], max(syncs), index))
+    for start in range(0, len(grid), _SCREEN_BATCH):
+        indices = range(start, min(start + _SCREEN_BATCH, len(grid)))
+        spectra = [canvas.coarse(grid[index][0], centre=True) for index in indices]
+        syncs = coarse_syncs(np.concatenate(spectra), ring)
+        for index, spectrum in zip(indices, spectra, strict=True):
+            mine, syncs = syncs[: len(spectrum)], syncs[len(spectrum) :]
+            if mine[0] >= _EARLY_SYNC and tried(index):
+                return best
+            screened.append((mine[0], max(mine), index))
     for whole, _, index in sorted(screened, reverse=True):
         if whole < _COARSE_GATE:
             break
@@ -280,4 +314,23 @@ def _search(lumas: Sequence[FloatArray], keys: Sequence[str]) -> WatermarkReadin
     for _, either, index in sorted(screened, key=lambda entry: -entry[1])[:_SCREENED]:
         if either >= _SCREEN_GATE and gated(grid[index][1]):
             return best
+    # 4. Near misses: a word that passed the CRC under a lattice but fell short of the threshold
+    # (an unmarked image's does once in 65,536) says the mark is close. Every grid or
+    # autocorrelation lattice and neighbour within a grid step of it (all on the list the bound
+    # counts) is folded in full, strongest coarse pilot first, within a budget of its own: a
+    # lattice's z varies by a few tenths with its exact angle or stretch and how its tiles fall
+    # on the working grid, so a copy the first lattices read just short can read under one
+    # next to them.
+    members = [one for lattice, neighbours in grid for one in (lattice, *neighbours)]
+    members += [one for lattice in found if id(lattice) in refined for one in (lattice, *refined[id(lattice)])]
+    reach = grid_reach(short)
+    while near and budgets["near"] > 0:
+        missed = max(near, key=lambda entry: entry[0])
+        near.remove(missed)
+        close = [one for one in members if id(one) not in folded and np.abs(one - missed[1]).max() <= reach]
+        screen(close)
+        for lattice in sorted(close, key=lambda one: -coarse(one)):
+            full(lattice, searched, "near")
+            if best.serial is not None:
+                return best
     return best

@@ -36,7 +36,13 @@ from provenance.watermark import (
     z_thresholds,
 )
 from provenance.watermark_detection import IDENTITY, luma
-from provenance.watermark_geometry import FIXED_LATTICES, GRID_LATTICES, auto_lattices, scale_neighbours
+from provenance.watermark_geometry import (
+    FIXED_LATTICES,
+    GRID_LATTICES,
+    auto_lattices,
+    grid_reach,
+    scale_neighbours,
+)
 
 Maker = Callable[[np.random.Generator, tuple[int, int]], Image.Image]
 
@@ -433,7 +439,7 @@ def test_reading_with_several_keys_raises_the_thresholds_to_keep_the_bound(keys:
 
 
 def _decided_and_screened(monkeypatch: pytest.MonkeyPatch) -> tuple[list[np.ndarray], list[int]]:
-    """Record every lattice a read decides (folds in full and decodes) and how many it screens."""
+    """Record every lattice a read decides (folds in full and decodes) and how many coarse folds it screens."""
     decided: list[np.ndarray] = []
     screened = [0]
     original_init = watermark_detection.Synced.__init__
@@ -444,7 +450,7 @@ def _decided_and_screened(monkeypatch: pytest.MonkeyPatch) -> tuple[list[np.ndar
         original_init(self, spectrum, ring, lattice)  # type: ignore[arg-type]
 
     def screening(spectra: np.ndarray, ring: object) -> list[float]:
-        screened[0] += 1
+        screened[0] += len(spectra)  # coarse folds, screened in batches
         return original_screen(spectra, ring)  # type: ignore[arg-type]
 
     monkeypatch.setattr(watermark_detection.Synced, "__init__", deciding)
@@ -502,6 +508,28 @@ def test_the_lattices_a_read_walks_depend_on_the_image_not_the_key(monkeypatch: 
     first, second = walks
     assert len(first) == len(second) >= len(GRID_LATTICES)
     assert all(np.allclose(one, other) for one, other in zip(first, second, strict=True))
+
+
+def test_a_near_miss_tries_only_listed_lattices_next_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A word that passes the CRC short of the threshold sends the read on to the lattices within
+    # a grid step of it: more folds, within their own budget, all on the list the bound counts.
+    image, _ = marked("shapes", seed=19)
+    turned = image.rotate(-2.0, Image.Resampling.BICUBIC)
+    monkeypatch.setattr(watermark_search, "z_thresholds", lambda keys: (99.0, 99.0))  # every valid word falls short
+    runs = []
+    for near_folds in (0, watermark_search._NEAR_FOLDS):
+        with monkeypatch.context() as patched:
+            patched.setattr(watermark_search, "_NEAR_FOLDS", near_folds)
+            decided, _ = _decided_and_screened(patched)
+            reading = watermark_read(turned)
+        assert reading.serial is None and reading.check_ok
+        assert all(_on_the_list(lattice, turned) for lattice in decided)
+        runs.append(decided)
+    without, with_near = runs
+    extra = [one for one in with_near if not any(np.allclose(one, other) for other in without)]
+    assert 1 <= len(extra) <= watermark_search._NEAR_FOLDS
+    reach = grid_reach(min(turned.size))
+    assert all(any(np.abs(one - other).max() <= reach for other in without) for one in extra)
 
 
 def test_a_thousand_unmarked_images_read_as_no_serial() -> None:
