@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-from bench.review_load import database_url, django_setup, percentile, seed
+from bench.databases import database_url, django_setup, percentile
+from bench.review_load import seed
 from bench.verify_load import database_recreate
 
 ROOT = Path(__file__).resolve().parent.parent

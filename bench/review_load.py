@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.databases import database_recreate, database_url, percentile
+from bench.databases import database_recreate, database_url, django_setup, percentile
 
 BENCH_DB = "greenlight_bench"
 STATE_MIX = (  # share of the seeded assets in each state
@@ -56,19 +56,6 @@ class ClientLog:
     decided: list[tuple[int, int, str]] = field(default_factory=list)  # asset, reviewer, decision
     empty_claims: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def django_setup(url: str, var_dir: Path) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["GREENLIGHT_DEBUG"] = "0"  # DEBUG keeps every query in memory
-    os.environ.setdefault("GREENLIGHT_SECRET_KEY", "bench-only-not-secret")
-    os.environ["GREENLIGHT_ALLOWED_HOSTS"] = "testserver"
-    os.environ["GREENLIGHT_VAR_DIR"] = str(var_dir)
-    os.environ["GREENLIGHT_KEYS_DIR"] = str(var_dir / "keys")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
-    import django
-
-    django.setup()
 
 
 def seed(count: int, reviewers: int) -> tuple[list[int], float]:

@@ -38,7 +38,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.review_load import database_url, django_setup
+from bench.databases import database_url, django_setup
 
 BENCH_DB = "greenlight_verify_bench"
 GOAL_MEMORY_MB = 1024

@@ -140,8 +140,12 @@ def pan_clips(count: int, seed: int) -> list[tuple[str, Clip]]:
 # --- sharing -------------------------------------------------------------------------------
 
 
-def h264(frames: Clip, fps: int, crf: int, *, preset: str = "medium", keyint: int | None = None) -> bytes:
-    """The frames as an H.264 MP4 (libx264, yuv420p) at ``crf``, checked in x264's own settings."""
+def h264(
+    frames: Clip, fps: int, crf: int, *, preset: str = "medium", keyint: int | None = None, threads: int | None = None
+) -> bytes:
+    """The frames as an H.264 MP4 (libx264, yuv420p) at ``crf``, checked in x264's own settings
+    (x264 writes them into the stream: the CRF must be the one asked for, not the default);
+    ``threads`` pins the encoder's threads (one: a fair figure beside one-thread reads)."""
     buffer = io.BytesIO()
     options: dict[str, object] = {"crf": str(crf), "preset": preset, **({"g": str(keyint)} if keyint else {})}
     with av.open(buffer, mode="w", format="mp4") as container:
@@ -149,6 +153,8 @@ def h264(frames: Clip, fps: int, crf: int, *, preset: str = "medium", keyint: in
         stream.width, stream.height = frames[0].size
         stream.pix_fmt = "yuv420p"
         stream.options = options
+        if threads is not None:
+            stream.codec_context.thread_count = threads
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_image(frame)))
         container.mux(stream.encode())

@@ -39,7 +39,6 @@ import argparse
 import hashlib
 import io
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -50,6 +49,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
+from bench.video_robustness import h264 as video_h264
 from provenance.errors import WatermarkError
 from provenance.fingerprint import MATCH_SIMILARITY, Vector, image_fingerprint, image_probes, probes_similarity
 from provenance.watermark import (
@@ -468,23 +468,8 @@ def clip_set(count: int, seed: int) -> list[tuple[str, Clip]]:
 
 
 def h264(frames: Clip, crf: int) -> bytes:
-    """The frames as an H.264 MP4 (libx264, yuv420p, preset medium, one thread) at ``crf``."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        stream.codec_context.thread_count = 1
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
-        container.mux(stream.encode())
-    data = buffer.getvalue()
-    # x264 writes its settings into the stream: check that the CRF was taken, not the default.
-    settings = re.search(rb"rc=(\w+).*?crf=([\d.]+)", data)
-    if settings is None or settings.group(1) != b"crf" or float(settings.group(2)) != crf:
-        raise RuntimeError(f"libx264 did not encode at CRF {crf}: {settings.group(0) if settings else 'no settings'!r}")
-    return data
+    """The frames as an H.264 MP4 at ``FPS`` and ``crf``, encoded on one thread."""
+    return video_h264(frames, FPS, crf, threads=1)
 
 
 def decoded(data: bytes) -> Clip:
