@@ -84,7 +84,7 @@ class LocalStorage:
             if self.deferred:
                 self._unsynced.append(target)
             else:
-                _fsync_path(target.parent)  # the rename itself
+                _folder_sync(target.parent)  # the rename itself
         except OSError as exc:
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
         return sha256 or hashlib.sha256(data).hexdigest()
@@ -101,7 +101,7 @@ class LocalStorage:
                 for path in pending:
                     _fsync_path(path)
                 for folder in {path.parent for path in pending}:
-                    _fsync_path(folder)
+                    _folder_sync(folder)
         except OSError as exc:
             raise StorageError(f"cannot sync {len(pending)} files under {self.root}: {exc.strerror or exc}") from exc
 
@@ -183,6 +183,13 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _folder_sync(folder: Path) -> None:
+    """fsync a folder, so that the names made in it survive a crash (POSIX; elsewhere a folder
+    cannot be opened to sync, and the filesystem keeps its names itself)."""
+    if os.name == "posix":
+        _fsync_path(folder)
 
 
 @functools.cache
