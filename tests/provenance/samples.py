@@ -73,8 +73,9 @@ def unknown_codec(clip: bytes) -> bytes:
     return clip[:entry] + b"zzzz" + clip[entry + 4 :]
 
 
-# scikit-image's photographs, at the master sizes where their 256 px thumbnail could not take a
-# mark of its own (watermark_embed refused it even at 32 dB): the asset failed over its thumbnail.
+# Busy scikit-image photographs, at master sizes where their 256 px thumbnail may be too busy to
+# take a mark of its own (watermark_embed refuses it even at 32 dB, depending on the key): the
+# thumbnail must then step up in size or carry the master's mark, never fail its asset.
 BUSY = [
     ("astronaut", 512),
     ("astronaut", 1024),
