@@ -39,7 +39,7 @@ negative_prompt: "blurry"
 variables: [colour]
 model: tiny-sd
 params: {steps: 2, guidance: 3.0, width: 64, height: 64}
-output: {width: 256, height: 256, format: png}
+output: {width: 384, height: 384, format: png}  # at 256 px a busy picture cannot carry every mark id
 """
 EMBEDDING = 'embeddings:\n  - {name: brand-style, token: "<brand-style>"}\n'
 CAMPAIGN = """name: style

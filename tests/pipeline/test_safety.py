@@ -39,7 +39,7 @@ variables: [colour]
 safety: {name: tiny-unsafe, threshold: 0.5}
 model: embedded
 params: {steps: 4}
-output: {width: 256, height: 256, format: png}
+output: {width: 384, height: 384, format: png}  # at 256 px a busy picture cannot carry every mark id
 """
 
 
