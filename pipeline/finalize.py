@@ -18,7 +18,7 @@ from provenance.mp4 import Clip, mp4_encode, mp4_watermark_frames
 from provenance.renditions import RenditionRequest, image_encode, rendition_sign, thumbnail_render
 from provenance.storage import LocalStorage
 from provenance.watermark import watermark_embed, watermark_payload, watermark_read_frames
-from provenance.watermark_keys import WatermarkKey
+from provenance.watermark_keys import WatermarkKey, mark_id_new
 from review.intake import GeneratedFile
 
 # The thumbnail as asked for: 256 px, or the smallest larger size at which its serial reads back
@@ -27,6 +27,8 @@ THUMBNAIL = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=
 # x264 CRFs a clip master is encoded at, in turn, until its frames read back the serial: 18 looks
 # lossless and keeps the mark (tests/pipeline/test_finalize.py); 10 is for the rare clip it does not.
 MASTER_CRFS = (18, 10)
+# Fresh mark ids an image tries when it cannot carry its asset's own (``_mark``).
+MARK_ID_DRAWS = 3
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def image_finalize(
     store it and a signed thumbnail, and describe the result (with both manifests) for the
     review hand-over."""
     # 1. Watermark first: any byte changed after signing would break the hard binding.
-    marked = watermark_embed(image, mark_id, key=signing.watermark.secret)
+    marked, carried = _mark(image, mark_id, signing.watermark)
     png = image_encode(marked, "png")
     # 2-4. Sign, read back, store the master and a signed thumbnail (made from the marked pixels:
     # the same as the signed PNG's, without decoding it again).
@@ -77,7 +79,7 @@ def image_finalize(
     file = _master_store(
         variant,
         serial=serial,
-        mark_id=mark_id,
+        mark_id=carried,
         data=png,
         fmt="png",
         record=record,
@@ -85,11 +87,34 @@ def image_finalize(
         storage=storage,
         still=marked,
     )
+    if carried != mark_id:  # the hand-over records the mark id the files carry
+        file = replace(file, mark_id=carried)
     if not safety:
         return file
     score, flagged = safety.get("score"), safety.get("flagged")
     scored = float(score) if isinstance(score, int | float) else None
     return replace(file, safety_score=scored, safety_flagged=bool(flagged))
+
+
+def _mark(image: Image.Image, mark_id: int, key: WatermarkKey) -> tuple[Image.Image, int]:
+    """``image`` marked with ``mark_id``, and the mark id it carries.
+
+    A small busy picture (a 256 px master of fine texture or noise) has room for some mark ids
+    and not others: the read-back of a few falls short at every strength (7 of 60 for one such
+    picture, against none at 384 px). Such an asset would fail again on every retry, its picture
+    and mark id being the same, so a refused mark id is replaced by fresh random ones (up to
+    ``MARK_ID_DRAWS``), which the hand-over records on the asset before any file is seen. A
+    picture that takes none of them is refused with the first error."""
+    try:
+        return watermark_embed(image, mark_id, key=key.secret), mark_id
+    except WatermarkError as refused:
+        for _ in range(MARK_ID_DRAWS):
+            drawn = mark_id_new()
+            try:
+                return watermark_embed(image, drawn, key=key.secret), drawn
+            except WatermarkError:
+                continue
+        raise WatermarkError(f"{refused} (nor {MARK_ID_DRAWS} other mark ids drawn for it)") from refused
 
 
 def clip_finalize(

@@ -48,6 +48,9 @@ class GeneratedFile:
     # The template's safety classifier's unsafe score (None: not scored) and whether it reached the threshold.
     safety_score: float | None = None
     safety_flagged: bool = False
+    # The mark id its files carry where finalising drew a new one (the asset's could not be
+    # carried by the picture: ``pipeline.finalize``); None: the asset's own.
+    mark_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ def assets_hand_over(*, files: Sequence[GeneratedFile], generation_seconds: floa
         asset.alt_text = f.alt_text or asset.alt_text
         asset.fingerprint = f.fingerprint
         asset.safety_score, asset.safety_flagged = f.safety_score, f.safety_flagged
+        if f.mark_id is not None:
+            asset.mark_id = f.mark_id
         asset.error = ""
         asset.generated_at, asset.generation_seconds = handed_at, generation_seconds
         asset.updated_at = handed_at
@@ -188,6 +193,7 @@ HANDED_OVER_FIELDS = (
     "fingerprint",
     "safety_score",
     "safety_flagged",
+    "mark_id",
     "error",
     "generated_at",
     "generation_seconds",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,16 @@ import pytest
 from PIL import Image
 
 from models import ModelManifest
-from pipeline.finalize import MASTER_CRFS, THUMBNAIL, Signing, clip_encode, clip_finalize, image_finalize
+from pipeline import finalize as finalize_module
+from pipeline.finalize import (
+    MARK_ID_DRAWS,
+    MASTER_CRFS,
+    THUMBNAIL,
+    Signing,
+    clip_encode,
+    clip_finalize,
+    image_finalize,
+)
 from pipeline.video import clips_generate
 from prompt_library.expansion import campaign_expand
 from prompt_library.parsing import template_parse
@@ -25,7 +35,7 @@ from provenance.media import WATERMARK_FRAMES
 from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
 from provenance.renditions import thumbnail_sizes
 from provenance.storage import LocalStorage
-from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
+from provenance.watermark import SERIAL_MAX, watermark_embed, watermark_payload, watermark_read, watermark_read_frames
 from provenance.watermark_keys import WatermarkKey
 from tests.provenance.samples import BUSY, photograph, product_shot
 
@@ -144,6 +154,73 @@ def test_a_busy_photograph_is_finalised_with_a_thumbnail_that_records_its_size_a
     assert (recorded["width"], recorded["height"]) in thumbnail_sizes(THUMBNAIL, (side, side))
     # Each of these carries the serial at some size up to the master's.
     assert recorded["watermark"] != "none"
+
+
+def mark_ids_sorted(
+    picture: Image.Image, key: WatermarkKey, *, refused: int, carried: int
+) -> tuple[list[int], list[int]]:
+    """Mark ids (from a fixed sequence) that ``picture`` refuses and that it carries, at least
+    ``refused`` and ``carried`` of each (the key decides which are which)."""
+    draws = random.Random(20)
+    no: list[int] = []
+    yes: list[int] = []
+    while len(no) < refused or len(yes) < carried:
+        candidate = draws.randrange(1, SERIAL_MAX + 1)
+        try:
+            watermark_embed(picture, candidate, key=key.secret)
+        except WatermarkError:
+            no.append(candidate)
+            continue
+        yes.append(candidate)
+        assert len(no) + len(yes) < 400, "the picture takes every mark id or none"
+    return no, yes
+
+
+def test_a_picture_that_cannot_carry_its_assets_mark_id_is_marked_with_a_fresh_one_it_records(
+    signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picture = photograph("stereo_motorcycle", 256)  # busy at 256 px: it takes few mark ids
+    refused, carried = mark_ids_sorted(picture, mark_key, refused=2, carried=1)
+    draws = iter([refused[1], carried[0]])  # the fresh ids drawn: one refused too, then one taken
+    monkeypatch.setattr(finalize_module, "mark_id_new", lambda: next(draws))
+    storage = LocalStorage(tmp_path)
+
+    made = image_finalize(
+        still_variant(256),
+        serial=SERIAL,
+        mark_id=refused[0],
+        image=picture,
+        signing=Signing(signer=signer, context=context, watermark=mark_key),
+        storage=storage,
+    )
+
+    assert made.mark_id == carried[0]  # what the hand-over records on the asset
+    master = storage.read(made.file_path)
+    assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB"), key=mark_key.secret).serial == carried[0]
+    binding = c2pa_read(master, mime="image/png", context=context).assertion("c2pa.soft-binding")
+    assert binding is not None and binding["blocks"][0]["value"] == watermark_payload(carried[0])
+
+
+def test_a_picture_that_carries_no_mark_id_drawn_for_it_is_refused_with_the_reason(
+    signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picture = photograph("stereo_motorcycle", 256)
+    refused, _ = mark_ids_sorted(picture, mark_key, refused=1 + MARK_ID_DRAWS, carried=0)
+    draws = iter(refused[1:])
+    monkeypatch.setattr(finalize_module, "mark_id_new", lambda: next(draws))
+
+    with pytest.raises(
+        WatermarkError, match=rf"serial {refused[0]}: .*\(nor {MARK_ID_DRAWS} other mark ids drawn for it\)"
+    ):
+        image_finalize(
+            still_variant(256),
+            serial=SERIAL,
+            mark_id=refused[0],
+            image=picture,
+            signing=Signing(signer=signer, context=context, watermark=mark_key),
+            storage=LocalStorage(tmp_path),
+        )
+    assert not any(tmp_path.rglob("*.png"))  # nothing stored
 
 
 def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again(

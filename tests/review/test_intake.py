@@ -42,6 +42,26 @@ def test_handing_the_same_files_over_again_changes_nothing(reviewable_assets: li
     assert AuditEvent.objects.filter(asset=asset).count() == 3
 
 
+def test_a_hand_over_records_the_fresh_mark_id_a_file_was_marked_with(reviewable_assets: list[Asset]) -> None:
+    variant = campaign_plan_get(name="demo-spring").variants[6]
+    ref = assets_register(variants=[variant])[variant.key]
+    fresh = ref.mark_id + 1  # finalising drew it: the picture could not carry the asset's own
+    made = GeneratedFile(
+        key=variant.key,
+        file_path="masters/aa/a.png",
+        thumb_path="thumbnails/aa/a.jpg",
+        mime="image/png",
+        sha256="0" * 64,
+        size=1,
+        mark_id=fresh,
+    )
+    assert assets_hand_over(files=[made]) == [ref.serial]
+    assert Asset.objects.get(pk=ref.serial).mark_id == fresh
+    # Without one, the asset keeps the mark id it was registered with.
+    untouched = reviewable_assets[1]
+    assert Asset.objects.get(pk=untouched.pk).mark_id == untouched.mark_id
+
+
 def test_a_failed_generation_is_recorded_and_can_be_handed_over_on_retry(reviewable_assets: list[Asset]) -> None:
     variant = campaign_plan_get(name="demo-spring").variants[5]
     assets_register(variants=[variant])
