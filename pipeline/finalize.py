@@ -11,7 +11,7 @@ from PIL import Image
 from pipeline.sources import source_ingredients
 from prompt_library.specs import Variant
 from provenance.credentials import c2pa_sign, generated_manifest, signed_manifest
-from provenance.errors import WatermarkError
+from provenance.errors import WatermarkCapacityError, WatermarkError
 from provenance.fingerprint import image_fingerprint
 from provenance.media import MIME
 from provenance.mp4 import Clip, mp4_encode, mp4_watermark_frames
@@ -104,17 +104,18 @@ def _mark(image: Image.Image, mark_id: int, key: WatermarkKey) -> tuple[Image.Im
     picture, against none at 384 px). Such an asset would fail again on every retry, its picture
     and mark id being the same, so a refused mark id is replaced by fresh random ones (up to
     ``MARK_ID_DRAWS``), which the hand-over records on the asset before any file is seen. A
-    picture that takes none of them is refused with the first error."""
+    picture that takes none of them is refused with the first error; one too small or in the wrong
+    mode (``WatermarkError``) at once."""
     try:
         return watermark_embed(image, mark_id, key=key.secret), mark_id
-    except WatermarkError as refused:
+    except WatermarkCapacityError as refused:
         for _ in range(MARK_ID_DRAWS):
             drawn = mark_id_new()
             try:
                 return watermark_embed(image, drawn, key=key.secret), drawn
-            except WatermarkError:
+            except WatermarkCapacityError:
                 continue
-        raise WatermarkError(f"{refused} (nor {MARK_ID_DRAWS} other mark ids drawn for it)") from refused
+        raise WatermarkCapacityError(f"{refused} (nor {MARK_ID_DRAWS} other mark ids drawn for it)") from refused
 
 
 def clip_finalize(

@@ -20,7 +20,14 @@ from provenance.credentials import (
     rendition_manifest,
     signed_manifest,
 )
-from provenance.errors import MediaError, ProvenanceError, SigningError, StorageError, WatermarkError
+from provenance.errors import (
+    MediaError,
+    ProvenanceError,
+    SigningError,
+    StorageError,
+    WatermarkCapacityError,
+    WatermarkError,
+)
 from provenance.keys import SigningFiles, signer_create, signing_files_check
 from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
 from provenance.renditions import RenditionRequest, image_encode, rendition_make
@@ -47,6 +54,7 @@ __all__ = [
     "SigningFiles",
     "Storage",
     "StorageError",
+    "WatermarkCapacityError",
     "WatermarkError",
     "WatermarkReading",
     "c2pa_read",

@@ -4,6 +4,7 @@
      ├── SigningError       signing files or a C2PA signing step (.path, .problem)
      │    └── WatermarkKeyError  the installation's watermark keys (.path; never the key)
      ├── WatermarkError     an image that cannot take or give up the watermark
+     │    └── WatermarkCapacityError  a picture that does not carry this mark id at any strength
      ├── MediaError         a clip or file that cannot be encoded or decoded (.field, .value)
      └── StorageError       writing or reading a stored or published file
 
@@ -40,6 +41,11 @@ class WatermarkKeyError(SigningError):
 
 class WatermarkError(ProvenanceError):
     """An image is too small, in the wrong mode, or cannot carry the mark."""
+
+
+class WatermarkCapacityError(WatermarkError):
+    """A picture of a usable size and mode whose mark, for this mark id, does not read back at any
+    strength: another mark id may fit (a small, busy picture carries some and not others)."""
 
 
 class MediaError(ProvenanceError):

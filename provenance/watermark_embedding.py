@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from provenance.errors import WatermarkError
+from provenance.errors import WatermarkCapacityError, WatermarkError
 from provenance.watermark_coding import (
     CELL,
     DEFAULT_KEY,
@@ -134,7 +134,7 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
                 fallback = marked
     if fallback is not None:
         return Image.fromarray(fallback)
-    raise WatermarkError(
+    raise WatermarkCapacityError(
         f"Image {image.width}x{image.height} cannot carry the watermark for serial {serial}: marked at PSNR "
         f"{_PSNR_LEVELS[-1]} dB, it reads back as "
         f"{'no serial' if reading.serial is None else f'serial {reading.serial}'} with confidence "

@@ -30,7 +30,7 @@ from prompt_library.expansion import campaign_expand
 from prompt_library.parsing import template_parse
 from prompt_library.specs import CampaignSpec, GenerationParams, Variant
 from provenance.credentials import c2pa_read
-from provenance.errors import WatermarkError
+from provenance.errors import WatermarkCapacityError, WatermarkError
 from provenance.media import WATERMARK_FRAMES
 from provenance.mp4 import Clip, mp4_clip, mp4_decode, mp4_encode
 from provenance.renditions import thumbnail_sizes
@@ -165,6 +165,7 @@ def mark_ids_sorted(
     no: list[int] = []
     yes: list[int] = []
     while len(no) < refused or len(yes) < carried:
+        assert len(no) + len(yes) < 200, f"the picture took {len(yes)} of {len(no) + len(yes)} mark ids"
         candidate = draws.randrange(1, SERIAL_MAX + 1)
         try:
             watermark_embed(picture, candidate, key=key.secret)
@@ -172,14 +173,20 @@ def mark_ids_sorted(
             no.append(candidate)
             continue
         yes.append(candidate)
-        assert len(no) + len(yes) < 400, "the picture takes every mark id or none"
     return no, yes
+
+
+def fine_noise() -> Image.Image:
+    """A 256 px picture of fine colour noise: it carries about half of all mark ids (from 7 to
+    14 of 16, depending on the key), so some are refused and some taken under any key."""
+    pixels = np.random.default_rng(3).integers(0, 256, (88, 88, 3), dtype=np.uint8)
+    return Image.fromarray(pixels).resize((256, 256), Image.Resampling.BICUBIC)
 
 
 def test_a_picture_that_cannot_carry_its_assets_mark_id_is_marked_with_a_fresh_one_it_records(
     signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    picture = photograph("stereo_motorcycle", 256)  # busy at 256 px: it takes few mark ids
+    picture = fine_noise()
     refused, carried = mark_ids_sorted(picture, mark_key, refused=2, carried=1)
     draws = iter([refused[1], carried[0]])  # the fresh ids drawn: one refused too, then one taken
     monkeypatch.setattr(finalize_module, "mark_id_new", lambda: next(draws))
@@ -204,7 +211,7 @@ def test_a_picture_that_cannot_carry_its_assets_mark_id_is_marked_with_a_fresh_o
 def test_a_picture_that_carries_no_mark_id_drawn_for_it_is_refused_with_the_reason(
     signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    picture = photograph("stereo_motorcycle", 256)
+    picture = fine_noise()
     refused, _ = mark_ids_sorted(picture, mark_key, refused=1 + MARK_ID_DRAWS, carried=0)
     draws = iter(refused[1:])
     monkeypatch.setattr(finalize_module, "mark_id_new", lambda: next(draws))
@@ -221,6 +228,25 @@ def test_a_picture_that_carries_no_mark_id_drawn_for_it_is_refused_with_the_reas
             storage=LocalStorage(tmp_path),
         )
     assert not any(tmp_path.rglob("*.png"))  # nothing stored
+
+
+def test_a_picture_too_small_for_any_mark_is_refused_at_once_without_drawing_mark_ids(
+    signer: Any, context: Any, tmp_path: Path, mark_key: WatermarkKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def drawn() -> int:
+        raise AssertionError("no mark id fits a picture under 256 px: none is drawn")
+
+    monkeypatch.setattr(finalize_module, "mark_id_new", drawn)
+    with pytest.raises(WatermarkError, match="200x200") as refused:
+        image_finalize(
+            still_variant(256),
+            serial=SERIAL,
+            mark_id=MARK_ID,
+            image=product_shot(3).resize((200, 200)),
+            signing=Signing(signer=signer, context=context, watermark=mark_key),
+            storage=LocalStorage(tmp_path),
+        )
+    assert not isinstance(refused.value, WatermarkCapacityError) and "other mark ids" not in str(refused.value)
 
 
 def test_an_ordinary_image_keeps_its_256_px_thumbnail_marked_again(
