@@ -33,6 +33,7 @@ work the wall times carry that load; the CPU columns much less so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import statistics
@@ -275,9 +276,11 @@ def main() -> None:
                     if found != ("none", serial):
                         raise SystemExit(f"{side}² copy {index}: verify found {found}, expected none, {serial}")
                 post_wall, post_cpu = [], []
-                variant = still_variant(side)
-                # As a batch stores them: written as they are made, synced together at its end.
-                storage = LocalStorage(Path(keys) / "storage", deferred=True)
+                # One asset per image, each stored under its own key, as a batch stores them: written
+                # as they are made, synced together at its end.
+                base = still_variant(side)
+                variants = [dataclasses.replace(base, seed=base.seed + index) for index in range(args.count)]
+                storage = LocalStorage(Path(keys) / f"storage-{side}", deferred=True)
                 signing = Signing(signer=signer, context=context, watermark=BENCH_KEY)
                 stages = FinalizeStages()
                 for index in range(args.count):
@@ -285,7 +288,7 @@ def main() -> None:
                     serial = 2000 + index
                     started, cpu = time.perf_counter(), time.thread_time()
                     made = image_finalize(
-                        variant, serial=serial, mark_id=serial, image=image, signing=signing, storage=storage
+                        variants[index], serial=serial, mark_id=serial, image=image, signing=signing, storage=storage
                     )
                     post_wall.append((time.perf_counter() - started) * 1000)
                     post_cpu.append((time.thread_time() - cpu) * 1000)
@@ -294,13 +297,21 @@ def main() -> None:
                 sync = batch_sync(storage, args.count)  # each asset's share of the batch's sync
                 post_wall = [wall + sync[0] for wall in post_wall]
                 post_cpu = [cpu + sync[1] for cpu in post_cpu]
+                # A fresh folder: writing over the files just synced would flush them at the rename
+                # (ext4 does so for a file replaced by a rename), which a batch's new files never meet.
+                storage = LocalStorage(Path(keys) / f"storage-stages-{side}", deferred=True)
                 for index in range(args.count):
                     image = product_shot(side * 100 + index, side)
                     serial = 2000 + index
                     with stages.timing(storage):  # the same asset again, cut into stages
                         started, cpu = time.perf_counter(), time.thread_time()
                         image_finalize(
-                            variant, serial=serial, mark_id=serial, image=image, signing=signing, storage=storage
+                            variants[index],
+                            serial=serial,
+                            mark_id=serial,
+                            image=image,
+                            signing=signing,
+                            storage=storage,
                         )
                         stages.asset_end(((time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000))
                 stages.samples[SYNC] = [batch_sync(storage, args.count)] * args.count
