@@ -147,7 +147,9 @@ def batch_finalize(
 
     ``threads`` (``finalize_plan``) finalise that many assets at once, each thread
     with its own signer and trust context, opened once for the batch (c2pa's native handles are
-    not shared between threads). Results keep the batch's order."""
+    not shared between threads). Results keep the batch's order. The batch's files are made
+    durable together at the end (``LocalStorage.sync``), before anything is handed over; if that
+    fails, so does every asset of the batch."""
     if threads < 1:
         raise ValueError(f"threads = {threads}: finalising needs at least one thread")
     captions = batch_captions(media, config)
@@ -159,12 +161,18 @@ def batch_finalize(
     mark_key = watermark_keys_load(config.watermark_keys).current
     items = list(zip(variants, serials, mark_ids, media, captions, verdicts, strict=True))
     shares = [items[start::threads] for start in range(min(threads, len(items)))]
+    storage = LocalStorage(config.storage_root, deferred=True)  # shared: its writes are listed, not synced
     if len(shares) <= 1:
-        results = [_assets_finalize(items, config, mark_key)]
+        results = [_assets_finalize(items, config, mark_key, storage)]
     else:
         with ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="asset-finalize") as pool:
-            results = list(pool.map(lambda share: _assets_finalize(share, config, mark_key), shares))
+            results = list(pool.map(lambda share: _assets_finalize(share, config, mark_key, storage), shares))
     by_key = {key: outcome for result in results for key, outcome in result}
+    try:
+        storage.sync()
+    except StorageError as exc:  # not durable: nothing of this batch may be handed over
+        logger.exception("syncing a batch of %d finalised assets failed", len(items))
+        by_key = {key: outcome if isinstance(outcome, str) else error_text(exc) for key, outcome in by_key.items()}
     done: list[GeneratedFile] = []
     failed: list[tuple[str, str]] = []
     for variant in variants:
@@ -181,13 +189,11 @@ _Item = tuple[Variant, int, int, Media, str, dict[str, object]]
 
 
 def _assets_finalize(
-    items: Sequence[_Item], config: PipelineConfig, mark_key: WatermarkKey
+    items: Sequence[_Item], config: PipelineConfig, mark_key: WatermarkKey, storage: LocalStorage
 ) -> list[tuple[str, GeneratedFile | str]]:
-    """Finalise ``items`` in turn with one signer and one trust context: each variant's key with
-    its file, or with the error text recorded on its asset. The files are made durable together
-    at the end (``LocalStorage.sync``), before anything is handed over; if that fails, so does
-    every asset of the share."""
-    storage = LocalStorage(config.storage_root, deferred=True)
+    """Finalise ``items`` in turn with one signer and one trust context, into ``storage`` (the
+    batch's, synced by the caller): each variant's key with its file, or with the error text
+    recorded on its asset."""
     outcomes: list[tuple[str, GeneratedFile | str]] = []
     with signer_create(config.signing) as signer, reader_context(config.signing, verify_after_sign=False) as context:
         signing = Signing(signer=signer, context=context, watermark=mark_key)
@@ -213,11 +219,6 @@ def _assets_finalize(
             except Exception as exc:  # recorded on the asset row by the caller
                 logger.exception("finalising asset %s failed", serial)
                 outcomes.append((variant.key, error_text(exc)))
-    try:
-        storage.sync()
-    except StorageError as exc:  # not durable: nothing of this share may be handed over
-        logger.exception("syncing %d finalised assets failed", len(items))
-        return [(key, outcome if isinstance(outcome, str) else error_text(exc)) for key, outcome in outcomes]
     return outcomes
 
 

@@ -87,8 +87,6 @@ def image_finalize(
         storage=storage,
         still=marked,
     )
-    if carried != mark_id:  # the hand-over records the mark id the files carry
-        file = replace(file, mark_id=carried)
     if not safety:
         return file
     score, flagged = safety.get("score"), safety.get("flagged")
@@ -230,6 +228,7 @@ def _master_store(
     storage.write(thumbnail_path(variant.key), thumb_signed, sha256=thumb_manifest.sha256)
     return GeneratedFile(
         key=variant.key,
+        mark_id=mark_id,  # what the files carry: the hand-over records it on the asset
         file_path=path,
         thumb_path=thumbnail_path(variant.key),
         mime=mime,

@@ -77,8 +77,7 @@ def image_probes(image: Image.Image) -> Vector:
     height, width = table.shape[0] - 1, table.shape[1] - 1
     shrunk = [_shrunk(table, _centred(height, width, share)) for share in FILE_CROPS]
     views = [np.rot90(view, turns) for small in shrunk for view in (small, small[:, ::-1]) for turns in range(4)]
-    order = [view for index in range(8) for view in (views[index], views[8 + index])]  # by view, then crop
-    return np.stack([_unit(_vector(view)) for view in order])
+    return np.stack([_unit(_vector(view)) for view in views])
 
 
 def probes_similarity(probes: Vector, fingerprint: str) -> float | None:

@@ -47,6 +47,8 @@ class LocalStorage:
     """Files addressed by relative POSIX paths under `root`.
 
     ``deferred``: writes are made durable by ``sync()`` rather than one by one (module docstring).
+    Several threads may write to one storage (each write is listed with one ``list.append``);
+    ``sync()`` runs once they are done.
     """
 
     def __init__(self, root: Path, *, deferred: bool = False) -> None:

@@ -216,9 +216,12 @@ def _oriented(key: str) -> tuple[Codebook, ...]:
     return tuple(codebooks)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Keyring:
-    """The codebooks one read syncs with (each key in each orientation, key-major), stacked."""
+    """The codebooks one read syncs with (each key in each orientation, key-major), stacked.
+
+    Compared and hashed by identity (``keyring`` and ``embed_keyring`` make each once), so that
+    what is derived from one can be cached by it."""
 
     codebooks: tuple[Codebook, ...]
     orientations: int

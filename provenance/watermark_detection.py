@@ -370,14 +370,6 @@ def _fold_axis(image: FloatArray, axis: int) -> FloatArray:
 # --- sync and decode ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _CoarseBand:
-    """A keyring's pilots and the cell-energy weights restricted to the coarse band (32x17)."""
-
-    pilots: npt.NDArray[np.complex64]  # (codebooks, 32, 17)
-    cell_power: npt.NDArray[np.float32]  # (32, 17)
-
-
 def _band(spectrum: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """The coarse band of 64x33 real spectra (last two axes) as 32x17 ones, Nyquist row and column 0."""
     half = _COARSE_TILE // 2
@@ -387,17 +379,13 @@ def _band(spectrum: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return band
 
 
-_BANDS: dict[int, tuple[Keyring, _CoarseBand]] = {}  # by the keyring's id (kept alive with it)
+_COARSE_CELL_POWER = _band(_CELL_POWER)  # the cell-energy weights in the coarse band (32x17)
 
 
-def _coarse_band(keyring: Keyring) -> _CoarseBand:
-    cached = _BANDS.get(id(keyring))
-    if cached is None or cached[0] is not keyring:
-        if len(_BANDS) >= 16:
-            _BANDS.clear()
-        cached = keyring, _CoarseBand(_band(keyring.pilots), _band(_CELL_POWER))
-        _BANDS[id(keyring)] = cached
-    return cached[1]
+@lru_cache(maxsize=16)
+def _coarse_pilots(keyring: Keyring) -> npt.NDArray[np.complex64]:
+    """The keyring's pilot spectra in the coarse band (codebooks, 32, 17), made once a keyring."""
+    return _band(keyring.pilots)
 
 
 # The phases of the band's frequencies at every 1 px shift of the 64x64 grid, each way: rows
@@ -433,10 +421,12 @@ def coarse_syncs(spectra: npt.NDArray[np.complex64], keyring: Keyring) -> list[f
     40 grid lattices, the same to 1e-4 wherever every shift's transform gave 4 or more (the
     gates are 4.5 and 6), and at most 0.07 lower below that.
     """
-    band = _coarse_band(keyring)
-    count, codebooks = len(spectra), len(band.pilots)
-    energy = np.sum((spectra.real**2 + spectra.imag**2) * band.cell_power, axis=(1, 2)) * (PILOT_CELLS / (GRID * GRID))
-    products = spectra[:, None] * band.pilots  # (folds, codebooks, 32, 17)
+    pilots = _coarse_pilots(keyring)
+    count, codebooks = len(spectra), len(pilots)
+    energy = np.sum((spectra.real**2 + spectra.imag**2) * _COARSE_CELL_POWER, axis=(1, 2)) * (
+        PILOT_CELLS / (GRID * GRID)
+    )
+    products = spectra[:, None] * pilots  # (folds, codebooks, 32, 17)
     even = np.fft.irfft2(products, s=(_COARSE_TILE, _COARSE_TILE)).reshape(count, codebooks, -1)
     top = np.argpartition(even.reshape(count, -1), -_REFINED, axis=1)[:, -_REFINED:]  # (folds, _REFINED)
     codebook, rest = np.divmod(top, _COARSE_TILE * _COARSE_TILE)

@@ -48,8 +48,8 @@ class GeneratedFile:
     # The template's safety classifier's unsafe score (None: not scored) and whether it reached the threshold.
     safety_score: float | None = None
     safety_flagged: bool = False
-    # The mark id its files carry where finalising drew a new one (the asset's could not be
-    # carried by the picture: ``pipeline.finalize``); None: the asset's own.
+    # The mark id its files carry: the asset's own, or one finalising drew where the picture
+    # could not carry that (``pipeline.finalize``); None: not said (the asset's own stands).
     mark_id: int | None = None
 
 
