@@ -2,7 +2,7 @@
 and threads, timed in one run.
 
     DATABASE_URL=postgres://... python -m bench.pipeline [--variants 256] [--batch-size 8]
-        [--threads 2] [--finalize auto|overlap|after] [--no-command]
+        [--threads 2] [--finalize auto|overlap|after] [--no-command] [--no-campaign] [--cold]
 
 Everything lives in a temporary folder (prompt library, storage, signing and watermark keys,
 Prefect's home) except the database, which ``DATABASE_URL`` names and this bench migrates. Two
@@ -21,8 +21,13 @@ only by seed.
    the machine's load during the run falls on both sides alike.
 2. ``command/raw``: each as a fresh process, timed from start to exit: a script that imports
    torch and diffusers, loads the folder and runs the same raw loop on the second campaign's
-   variants, then ``manage.py campaign_run`` on that campaign (imports, Prefect's local server,
-   model load, preflight, the run).
+   variants, then ``manage.py campaign_run`` on that campaign as an operator runs it where the
+   generation workers are up: a Prefect server and one worker holding the model (``infra.workers``,
+   ``--threads`` torch threads) are started before the clock, and the command (imports, run start,
+   coordination) hands the campaign to that worker and waits for its end. With ``--cold``, also
+   ``campaign_run --on here`` on a third campaign: no worker, Prefect's local mode, the model
+   loaded by the command itself (``cold command/raw``, printed without a goal). The raw process
+   runs again after the commands; the ratios are taken against the mean of its two times.
 
 A per-stage table splits the campaign's time: timers wrap the stage functions ``pipeline.run``
 calls (preflight, registration, generation, post-processing, hand-over), wall time in the thread
@@ -82,6 +87,9 @@ def main() -> None:
     parser.add_argument("--finalize", choices=("auto", "overlap", "after"), default="auto")
     parser.add_argument("--no-command", action="store_true", help="skip the command/raw part")
     parser.add_argument("--no-campaign", action="store_true", help="skip the campaign/raw part")
+    parser.add_argument(
+        "--cold", action="store_true", help="also time the command making a campaign in its own process, no workers"
+    )
     args = parser.parse_args()
     if args.variants < PER_SEED or args.variants % PER_SEED:
         parser.error(f"--variants {args.variants}: must be a positive multiple of {PER_SEED}")
@@ -95,7 +103,8 @@ def main() -> None:
         seeds = args.variants // PER_SEED
         # Seeds no earlier run drew, so that a database used before holds none of these variants.
         first = 1 + int.from_bytes(os.urandom(4), "big") % 10**9
-        _library_write(tmp / "library", {"bench-in-process": first, "bench-command": first + seeds}, seeds)
+        campaigns = {"bench-in-process": first, "bench-command": first + seeds, "bench-cold": first + 2 * seeds}
+        _library_write(tmp / "library", campaigns, seeds)
         _setup()
         campaign_figures = None if args.no_campaign else _in_process(args)
         command_figures = None if args.no_command else _command(args, tmp, env)
@@ -278,14 +287,16 @@ class _StageTimers:
 
 
 def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[str, float]:
-    """command/raw: the raw loop as a fresh process, then ``manage.py campaign_run``, each timed
-    from start to exit, on the second campaign's variants."""
+    """command/raw: the raw loop as a fresh process, then ``manage.py campaign_run`` handing the
+    second campaign to a warm generation worker, each timed from start to exit; with ``--cold``,
+    also the command making a third campaign in its own process (Prefect's local mode)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from models import manifest_load
     from prompt_library.selectors import campaign_plan_get
 
     variants = campaign_plan_get(name="bench-command").variants
     params = variants[0].params
-    from models import manifest_load
-
     job = {
         "folder": str(manifest_load("embedded").folder),
         "prompts": [v.prompt for v in variants],
@@ -300,19 +311,61 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
     job_file = tmp / "raw-job.json"
     job_file.write_text(json.dumps(job))
     child_env = {**os.environ, **env}
-    raw = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env)
-    command = _timed_process(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "campaign_run",
-            "bench-command",
-            "--batch-size",
-            str(args.batch_size),
-        ],
-        child_env,
-    )
-    return {"raw process": raw, "command": command}
+    figures: dict[str, float] = {}
+    # The production topology, up before the clock starts as it is on a machine that serves
+    # campaigns: a Prefect server and one generation worker holding the model, on the same threads.
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    served_env = {**child_env, "PREFECT_API_URL": server.api_url}
+    worker = _worker_start(served_env, tmp / "worker.log", args.threads)
+    try:
+        figures["raw before"] = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env)
+        figures["command"] = _timed_process(_campaign_command("bench-command", args.batch_size, "workers"), served_env)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        server.stop()
+    if args.cold:
+        figures["cold command"] = _timed_process(_campaign_command("bench-cold", args.batch_size, "here"), child_env)
+    # The raw process again, last: the ratios are taken against the mean of the two (a change in
+    # the machine's load during the run falls on both sides alike).
+    figures["raw after"] = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env)
+    figures["raw process"] = (figures["raw before"] + figures["raw after"]) / 2
+    return figures
+
+
+def _campaign_command(campaign: str, batch_size: int, where: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "campaign_run",
+        campaign,
+        "--batch-size",
+        str(batch_size),
+        "--on",
+        where,
+    ]
+
+
+def _worker_start(env: dict[str, str], log: Path, threads: int) -> subprocess.Popen[bytes]:
+    """A generation worker for the embedded model, returned once its model is loaded and its task
+    subscription is open (its first heartbeat, and a moment for the subscription)."""
+    from review.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.filter(name="bench-worker").delete()
+    argv = [sys.executable, "-m", "infra.workers", "worker", "--name", "bench-worker", "--models", "embedded"]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [*argv, "--threads", str(threads)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 240
+    while not WorkerHeartbeat.objects.filter(name="bench-worker").exists():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise SystemExit(f"the bench's worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    time.sleep(3)
+    return worker
 
 
 def _timed_process(argv: list[str], env: dict[str, str]) -> float:
@@ -338,9 +391,16 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         print(f"  campaign (in process)   {campaign['campaign']:8.1f} s")
         print(_ratio_line("campaign/raw", raw / campaign["campaign"]))
     if command is not None:
-        print(f"  raw loop (own process)  {command['raw process']:8.1f} s  (imports and model load included)")
-        print(f"  campaign_run command    {command['command']:8.1f} s  (imports, Prefect, model, preflight, run)")
+        print(
+            f"  raw loop (own process)  {command['raw process']:8.1f} s  (imports and model load included; "
+            f"before {command['raw before']:.1f} s, after {command['raw after']:.1f} s)"
+        )
+        print(f"  campaign_run command    {command['command']:8.1f} s  (imports, run start, the run on a warm worker)")
         print(_ratio_line("command/raw", command["raw process"] / command["command"]))
+        if "cold command" in command:
+            cold = command["cold command"]
+            print(f"  campaign_run, no worker {cold:8.1f} s  (imports, Prefect's local server, model, preflight, run)")
+            print(f"  cold command/raw {command['raw process'] / cold:.3f}  (no goal: the overhead a worker pays once)")
     if campaign is None:
         return
     print("stages of the campaign (seconds, summed over batches; wall in the thread that ran them)")

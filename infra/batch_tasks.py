@@ -28,7 +28,8 @@ def batch_make(run_id: int, serials: list[int]) -> dict[str, object]:
     warm = WARM.get("warm")
     if warm is None:
         raise RuntimeError("batch-make runs only in a generation worker (python -m infra.workers worker)")
-    outcome = batch_work(run_id=run_id, serials=serials, warm=warm)
+    # In the worker's model thread, where its model was loaded: the task runner's thread only waits.
+    outcome = warm.on_model_thread(batch_work, run_id=run_id, serials=serials, warm=warm)
     return {"taken": outcome.taken, "handed": outcome.handed, "failed": outcome.failed, "line": outcome.line()}
 
 

@@ -28,9 +28,129 @@ def campaign_run_local(*, campaign: str, batch_size: int) -> RunSummary:
     points at a server), and return its summary. Bad parameters are refused (`RunRequestError`)
     before Prefect starts; a run with failed assets raises `RunFailedError`."""
     params = params_validate(CampaignRunParams, what="campaign run", campaign=campaign, batch_size=batch_size)
+    # In local mode Prefect starts its temporary server (a subprocess, a few seconds) at the flow's
+    # first call; it starts here instead, while this thread imports torch and loads the campaign's
+    # model, which the flow then finds loaded (``pipeline.run.campaign_warm``).
+    starting = _local_server_start()
     from infra.flows import campaign_run
+    from pipeline.config import config_from_settings
+    from pipeline.run import campaign_warm
 
+    try:
+        campaign_warm(campaign=params.campaign, config=config_from_settings())
+    finally:
+        if starting is not None:
+            starting.join()
     return campaign_run(params)
+
+
+def _local_server_start() -> threading.Thread | None:
+    """Start Prefect's temporary local server in a thread of its own, when no server is set
+    (PREFECT_API_URL) and local mode is allowed; join the thread before the first flow call.
+    A start that fails is logged and left to the flow, which starts it again or says why not."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+
+    def start() -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except Exception:
+            logger.warning("Prefect's temporary server did not start ahead of the flow", exc_info=True)
+
+    thread = threading.Thread(target=start, name="prefect-local-server", daemon=True)
+    thread.start()
+    return thread
+
+
+def campaign_run_where(*, campaign: str) -> str:
+    """Where `manage.py campaign_run --on auto` makes a campaign's batches: "workers" when a
+    Prefect server is configured (PREFECT_API_URL) and a live generation worker serves every model
+    the campaign uses, so imports, Prefect's start and the model load were paid once, by that
+    worker; else "here", this process."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return "here"
+    return "workers" if not _models_unserved(campaign) else "here"
+
+
+def _models_unserved(campaign: str) -> list[str]:
+    """The models the campaign uses that no live generation worker serves."""
+    from prompt_library.selectors import campaign_plan_get
+    from review.selectors import worker_list
+
+    plan = campaign_plan_get(name=campaign)
+    served = {q.removeprefix("model:") for w in worker_list() if w.alive for q in w.queues if q.startswith("model:")}
+    return sorted({v.model_name for v in plan.variants} - served)
+
+
+def campaign_run_on_workers(*, campaign: str, batch_size: int) -> RunSummary:
+    """Start a run of the campaign and coordinate it from this process while the generation
+    workers (`infra.workers`) make its batches on their warm models; wait for its end and return
+    its summary. Refused (`RunRequestError`) without a Prefect server or a live worker for each of
+    the campaign's models. A run that ends with failed assets raises `RunFailedError`; one paused
+    or cancelled meanwhile (from the dashboard, the API or `manage.py runs`) `RunStoppedError`.
+    Interrupted, the run stays open and the workers finish what they were sent: `manage.py runs
+    resume` goes on with it."""
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    from infra.coordinator import campaign_coordinate
+    from pipeline.errors import RunFailedError, RunRequestError, RunStoppedError
+    from prompt_library.models import Campaign
+    from prompt_library.selectors import campaign_plan_get
+    from review.models import Run
+    from review.services.runs import campaign_run_start
+    from review.states import AssetState
+
+    params = params_validate(CampaignRunParams, what="campaign run", campaign=campaign, batch_size=batch_size)
+    if not PREFECT_API_URL.value():
+        raise RunRequestError(
+            "campaign run on workers: no Prefect server (set PREFECT_API_URL)", field_name="on", value="workers"
+        )
+    row = Campaign.objects.filter(name=params.campaign).first()
+    if row is None:
+        raise RunRequestError(
+            f"campaign {params.campaign!r}: no such campaign (load the library first)",
+            field_name="campaign",
+            value=params.campaign,
+        )
+    unserved = _models_unserved(params.campaign)
+    if unserved:
+        raise RunRequestError(
+            f"campaign {params.campaign}: no live generation worker serves {', '.join(unserved)} "
+            "(start one: python -m infra.workers worker --models ...)",
+            field_name="on",
+            value="workers",
+        )
+    started = time.perf_counter()
+    variants = len(campaign_plan_get(name=params.campaign).variants)
+    run = campaign_run_start(campaign=row, actor=None, submit=False)
+    if run.state == Run.State.QUEUED:
+        campaign_coordinate(run_id=run.pk, batch_size=params.batch_size)
+    run.refresh_from_db()
+    errors = run.assets.filter(state=AssetState.FAILED).exclude(error="").values_list("error", flat=True)[:5]
+    summary = RunSummary(
+        label=f"campaign {params.campaign} (run {run.pk}, made by the workers)",
+        campaign=params.campaign,
+        variants=variants,
+        already_done=variants - run.total,
+        generated=run.done,
+        failed=run.failed,
+        batches=-(-run.total // params.batch_size),
+        seconds=time.perf_counter() - started,
+        failures=tuple(error.splitlines()[0] for error in errors),
+    )
+    if run.is_open or run.state == Run.State.CANCELLED:
+        raise RunStoppedError(summary, run_id=run.pk, state=run.state)
+    if summary.failed:
+        raise RunFailedError(summary)
+    return summary
 
 
 def assets_generate_local(*, serials: Sequence[int], batch_size: int | None = None) -> RunSummary:

@@ -50,18 +50,21 @@ def worker_main(
         lease_seconds=float(settings.GREENLIGHT_LEASE_SECONDS),
         cache=PipelineCache(capacity),
         overlap=overlap,
+        model_threads=limit,
     )
     WARM["warm"] = warm
     if preload:
         for model in models[:capacity]:
-            warm.cache.get(manifest_load(model, manifests_dir=config.models_dir))
+            warm.on_model_thread(warm.cache.get, manifest_load(model, manifests_dir=config.models_dir))
     queues = [f"model:{m}" for m in models]
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop, args=(warm, queues, stop), name="heartbeat", daemon=True)
     beat.start()
     logger.info("worker=%s pid=%s serving models %s", name, os.getpid(), ", ".join(models))
     try:
-        serve(*[batch_task(m) for m in models], limit=limit)
+        # One task more than the batches made at once is taken from the server: it waits for the
+        # model thread here instead of being sent for when the one before ends.
+        serve(*[batch_task(m) for m in models], limit=limit + 1)
     finally:
         stop.set()
 

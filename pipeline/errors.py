@@ -5,7 +5,8 @@
      │    └── GenerationInputError    a request refused before any model work (.field, .value)
      ├── ModelPinError            a template version pins another model manifest than the folder's
      ├── RunRequestError          run parameters a flow would refuse (.field, .value)
-     └── RunFailedError           a run that ended with failed assets (.summary)
+     ├── RunFailedError           a run that ended with failed assets (.summary)
+     └── RunStoppedError          a run paused or cancelled while a command waited for it (.summary)
 
 Watermarking, signing and storage raise ``provenance.errors.ProvenanceError``. A failed
 variant is recorded on its asset whichever tree its error comes from; the message always says
@@ -78,6 +79,17 @@ class RunFailedError(PipelineError):
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its summary (the default would call __init__ with the message).
         return (type(self), (self.summary,))
+
+
+class RunStoppedError(PipelineError):
+    """A run paused or cancelled before its end (from the dashboard, the API or ``manage.py
+    runs``) while a command waited for it; ``summary`` says what it did by then."""
+
+    def __init__(self, summary: RunSummary, *, run_id: int, state: str) -> None:
+        super().__init__(f"{summary.line()}; run {run_id} is {state}: `manage.py runs resume {run_id}` goes on with it")
+        self.summary = summary
+        self.run_id = run_id
+        self.state = state
 
 
 def value_shown(value: object) -> str:

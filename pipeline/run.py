@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from models import ModelManifest
+from models.loading import pipeline_load
 from pipeline.batches import (
     FinalizePlan,
     Media,
@@ -75,6 +76,23 @@ def campaign_run(
         groups=[(plan.version, todo)] if todo else [],
     )
     return _run(work, batch_size=batch_size, config=config, progress=progress, finalize=finalize)
+
+
+def campaign_warm(*, campaign: str, config: PipelineConfig) -> bool:
+    """Load the model of a campaign's pinned template version in this thread, the one its run
+    then generates in, when the campaign has variants left to make; say whether it did. What a
+    run started from a fresh process pays before its first batch, done ahead while something
+    else starts (``infra.orchestration.campaign_run_local``). Best effort: a campaign or a model
+    that cannot be had is left to the run, which refuses it with its own error."""
+    try:
+        plan = campaign_plan_get(name=campaign)
+        if not keys_to_generate(keys=[v.key for v in plan.variants]):
+            return False
+        pipeline_load(version_preflight(plan.version, config))
+    except Exception:
+        logger.debug("campaign %s: the model was not loaded ahead of the run", campaign, exc_info=True)
+        return False
+    return True
 
 
 def assets_generate(

@@ -58,3 +58,41 @@ def test_the_thread_mode_returns_at_once_and_the_background_run_puts_the_assets_
             assert c2pa_read(data, mime="image/png", context=context).state == "trusted"
             image = Image.open(io.BytesIO(data)).convert("RGB")
             assert watermark_read(image, key=installation_key()).serial == asset.mark_id
+
+
+def test_campaign_run_on_workers_is_refused_without_a_prefect_server_and_auto_then_runs_here(
+    greenlight_settings: SettingsWrapper, library_dir: Path
+) -> None:
+    from django.core.management import CommandError
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from infra.orchestration import campaign_run_where
+    from tests.infra.commands import run
+
+    library_load()
+    with temporary_settings({PREFECT_API_URL: None}):
+        with pytest.raises(CommandError, match=r"no Prefect server \(set PREFECT_API_URL\)"):
+            run("campaign_run", "demo-spring", "--on", "workers")
+        assert campaign_run_where(campaign="demo-spring") == "here"
+    assert not Asset.objects.exists()  # refused before anything was registered
+
+
+def test_warming_a_campaign_loads_its_model_only_when_it_has_variants_left_to_make(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import run as run_module
+    from pipeline.config import config_from_settings
+
+    library_load()
+    loaded: list[str] = []
+    monkeypatch.setattr(run_module, "pipeline_load", lambda manifest: loaded.append(manifest.name))
+    config = config_from_settings()
+
+    assert run_module.campaign_warm(campaign="demo-spring", config=config) is True
+    assert loaded == [campaign_plan_get(name="demo-spring").version.model_name]
+    assert run_module.campaign_warm(campaign="no-such-campaign", config=config) is False  # left to the run
+    variants = campaign_plan_get(name="demo-spring").variants
+    refs = assets_register(variants=variants)
+    Asset.objects.filter(pk__in=[ref.serial for ref in refs.values()]).update(state=AssetState.IN_REVIEW)
+    assert run_module.campaign_warm(campaign="demo-spring", config=config) is False
+    assert len(loaded) == 1

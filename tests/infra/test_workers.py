@@ -250,3 +250,33 @@ def test_loading_a_library_with_a_schedule_creates_the_campaigns_deployment_sche
     with get_client(sync_client=True) as client:
         again = client.read_deployment_by_name("campaign-scheduled/demo-spring")
     assert again.id == spring_d.id and crons(again) == ["15 5 * * 2"]
+
+
+def test_the_campaign_run_command_hands_a_campaign_to_a_live_worker_and_waits_for_its_end(
+    setup: dict[str, str], greenlight_settings: SettingsWrapper, tmp_path: Path
+) -> None:
+    command = [sys.executable, "manage.py", "campaign_run", "demo-spring", "--batch-size", "4"]
+    # No worker serves the campaign's model yet: --on workers is refused, naming it.
+    refused = subprocess.run(
+        [*command, "--on", "workers"], cwd=ROOT, env=setup, capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode != 0
+    assert f"no live generation worker serves {model_of('demo-spring')}" in refused.stderr
+    assert not Run.objects.exists()
+
+    log = tmp_path / "w1.log"
+    procs = [worker_start(setup, "w1", model_of("demo-spring"), log)]
+    try:
+        workers_ready(["w1"], procs, [log])
+        done = subprocess.run(command, cwd=ROOT, env=setup, capture_output=True, text=True, timeout=600)
+    finally:
+        stop(procs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = Run.objects.all()
+    # The default (auto) took the live worker: the command process loaded no model.
+    assert f"(run {run.pk}, made by the workers): 12 variants, 12 generated" in done.stdout
+    assert "loaded model" not in done.stderr
+    assert (run.state, run.done, run.failed, run.workers) == ("succeeded", 12, 0, {"w1": 12})
+    all_made_once(run)
+    assert log.read_text().count("batch asked=4 taken=4 handed=4") == 3
+    assert stored(greenlight_settings) == referenced() and len(referenced()) == 24

@@ -1,6 +1,7 @@
 """A warm worker's batch is post-processed as a run's is: the plan for its model's device
 (``pipeline.batches.model_finalize_plan``, the one a run uses) says whether the batch is finished
-beside the next one's generation and on how many threads."""
+beside the next one's generation and on how many threads. Whatever thread a batch arrives on, it
+is made in the worker's model thread, where its model was loaded."""
 
 from __future__ import annotations
 
@@ -70,10 +71,10 @@ def warm_workers() -> Iterator[list[Warm]]:
     yield made
     for warm in made:
         warm.flush()
-        finisher = warm._finisher
-        if finisher is not None:
-            finisher.submit(connections.close_all).result()
-            finisher.shutdown()
+        for pool in (warm._finisher, warm._model_pool):
+            if pool is not None:
+                pool.submit(connections.close_all).result()
+                pool.shutdown()
 
 
 def warm_worker(
@@ -148,3 +149,61 @@ def test_a_worker_takes_the_plan_a_run_would_take_for_its_model(
     assert outcome.handed == (0 if plan.overlap else 6)
     assert [threads for _, threads in finalize.calls] == [plan.threads]
     assert Asset.objects.filter(pk__in=batches[0], state=AssetState.IN_REVIEW).count() == 6
+
+
+def test_a_worker_makes_its_batches_in_the_one_thread_its_model_was_loaded_in(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch, warm_workers: list[Warm]
+) -> None:
+    from infra import batch_tasks
+
+    finalize = FinalizeCalls()
+    monkeypatch.setattr(work_module, "batch_finalize", finalize)
+    run_id, batches = run_started(batch_size=6)
+    warm = warm_worker(warm_workers, greenlight_settings, overlap=False)
+    monkeypatch.setitem(batch_tasks.WARM, "warm", warm)
+
+    def load() -> str:  # as the worker preloads its model at start
+        warm.manifest("catalog-hero", 1)
+        return threading.current_thread().name
+
+    loaded_in = warm.on_model_thread(load)
+    assert warm.cache.names() == [warm.checked[("catalog-hero", 1)].name]
+    calls: list[str] = []
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        return generate_real(*args, **kwargs)
+
+    generate_real = work_module.batch_generate
+    monkeypatch.setattr(work_module, "batch_generate", generate)
+    # Each batch arrives on a task runner's thread of its own, as Prefect's task worker sends them.
+    results: list[dict[str, object]] = []
+    for serials in batches:
+        runner = threading.Thread(target=lambda s=serials: results.append(batch_tasks.batch_make(run_id, list(s))))
+        runner.start()
+        runner.join()
+
+    assert loaded_in.startswith("model") and loaded_in != threading.current_thread().name
+    assert calls == [loaded_in, loaded_in]
+    assert [finalize_thread for finalize_thread, _ in finalize.calls] == [loaded_in, loaded_in]
+    assert [r["handed"] for r in results] == [6, 6]
+    assert Asset.objects.filter(pk__in=[s for b in batches for s in b], state=AssetState.IN_REVIEW).count() == 12
+
+
+def test_the_model_thread_returns_results_raises_errors_and_runs_nested_calls_in_place(
+    greenlight_settings: SettingsWrapper, warm_workers: list[Warm]
+) -> None:
+    warm = warm_worker(warm_workers, greenlight_settings, overlap=False)
+
+    def nested() -> tuple[str, str]:
+        return threading.current_thread().name, warm.on_model_thread(lambda: threading.current_thread().name)
+
+    outer, inner = warm.on_model_thread(nested)
+    assert outer == inner and outer.startswith("model")
+
+    def refused() -> None:
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):
+        warm.on_model_thread(refused)
+    assert warm.on_model_thread(sum, [1, 2, 3]) == 6

@@ -1,4 +1,14 @@
-"""Run a campaign through the Prefect flow (local mode unless PREFECT_API_URL is set)."""
+"""Run a campaign: on the generation workers when they are up, else in this process.
+
+    manage.py campaign_run CAMPAIGN [--batch-size N] [--on auto|workers|here]
+
+"workers": with a Prefect server (PREFECT_API_URL) and live generation workers (`infra.workers`)
+for the campaign's models, the command starts a run, coordinates it and waits while the workers
+make its batches on models they already hold: imports, Prefect's start and the model load are paid
+once per worker process, not once per run. "here": the campaign-run flow in this process (Prefect's
+local mode unless PREFECT_API_URL is set), loading the model itself. "auto" (the default) takes
+the workers when each of the campaign's models has a live one, else makes the batches here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from infra.orchestration import campaign_run_local
+from infra.orchestration import campaign_run_local, campaign_run_on_workers, campaign_run_where
 
 
 class Command(BaseCommand):
@@ -16,10 +26,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("campaign", help="campaign name (see prompt_library/library/campaigns)")
         parser.add_argument("--batch-size", type=int, default=settings.GREENLIGHT_BATCH_SIZE)
+        parser.add_argument(
+            "--on",
+            choices=("auto", "workers", "here"),
+            default="auto",
+            help="where the batches are made (default auto: the workers when they serve the campaign's models)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        campaign, batch_size = options["campaign"], options["batch_size"]
         try:
-            summary = campaign_run_local(campaign=options["campaign"], batch_size=options["batch_size"])
+            where = options["on"] if options["on"] != "auto" else campaign_run_where(campaign=campaign)
+            if where == "workers":
+                summary = campaign_run_on_workers(campaign=campaign, batch_size=batch_size)
+            else:
+                summary = campaign_run_local(campaign=campaign, batch_size=batch_size)
         except Exception as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(summary.line()))
