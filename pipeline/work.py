@@ -18,8 +18,9 @@ A worker makes its batches in one long-lived thread of its own, the *model threa
 its task arrived on. Torch's CPU kernels run on an OpenMP team that belongs to the thread that
 calls them, and libgomp stops its threads spinning between kernels once a process holds more
 OpenMP threads than there are cores: a second thread calling torch (a task runner's, after the
-model was loaded in the main one) made every batch about twice as slow on 2 cores (a 20-step
-batch of 8 on the embedded model: 1.1 s in the thread that loaded it, 2.2 s in another).
+model was loaded in the main one) made batches up to twice as slow on 2 cores (a 20-step batch
+of 8 on the embedded model, measured in one process: 1.1-1.7 s in the main thread, 1.8-2.3 s in
+another thread after the main one had generated).
 """
 
 from __future__ import annotations
