@@ -17,6 +17,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 TASK_KEY_PREFIX = "greenlight-batch"
+MODEL_QUEUE = "model:"  # a worker's heartbeat lists a queue "model:<name>" for each model it serves
 # The worker process's warm state (pipeline.work.Warm), set by infra.workers before it serves.
 WARM: dict[str, Any] = {}
 
@@ -31,6 +32,16 @@ def batch_make(run_id: int, serials: list[int]) -> dict[str, object]:
     # In the worker's model thread, where its model was loaded: the task runner's thread only waits.
     outcome = warm.on_model_thread(batch_work, run_id=run_id, serials=serials, warm=warm)
     return {"taken": outcome.taken, "handed": outcome.handed, "failed": outcome.failed, "line": outcome.line()}
+
+
+def model_queues(models: list[str]) -> list[str]:
+    """The queues a worker serving ``models`` lists in its heartbeat (the Campaigns page shows them)."""
+    return [f"{MODEL_QUEUE}{model}" for model in models]
+
+
+def models_served(queues: list[str]) -> list[str]:
+    """The models a worker serves, from the queues its heartbeat lists (``model_queues``)."""
+    return [q.removeprefix(MODEL_QUEUE) for q in queues if q.startswith(MODEL_QUEUE)]
 
 
 def batch_task_key(model: str) -> str:

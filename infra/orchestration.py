@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 
+from pipeline.errors import RunRequestError
 from pipeline.params import AssetsGenerateParams, CampaignRunParams, params_validate
 from pipeline.summary import RunSummary
+
+if TYPE_CHECKING:
+    from prompt_library.selectors import CampaignPlan
 
 logger = logging.getLogger("greenlight.orchestration")
 
@@ -28,26 +32,102 @@ def campaign_run_local(*, campaign: str, batch_size: int) -> RunSummary:
     points at a server), and return its summary. Bad parameters are refused (`RunRequestError`)
     before Prefect starts; a run with failed assets raises `RunFailedError`."""
     params = params_validate(CampaignRunParams, what="campaign run", campaign=campaign, batch_size=batch_size)
-    # In local mode Prefect starts its temporary server (a subprocess, a few seconds) at the flow's
-    # first call; it starts here instead, while this thread imports torch and loads the campaign's
-    # model, which the flow then finds loaded (``pipeline.run.campaign_warm``).
     starting = _local_server_start()
     from infra.flows import campaign_run
     from pipeline.config import config_from_settings
     from pipeline.run import campaign_warm
 
-    try:
+    try:  # the model the flow will find loaded, while Prefect's local server starts
         campaign_warm(campaign=params.campaign, config=config_from_settings())
     finally:
-        if starting is not None:
-            starting.join()
+        _joined(starting)
     return campaign_run(params)
 
 
+def campaign_run_command(*, campaign: str, batch_size: int, on: str = "auto") -> RunSummary:
+    """`manage.py campaign_run`: make a campaign on the generation workers ("workers"), in this
+    process (``campaign_run_local``, "here"), or ("auto") on the workers when they can take it
+    (``workers_unavailable``), else here. On the workers, this process starts the run,
+    coordinates it and waits for its end while they make its batches on models they already hold:
+    imports, Prefect's start and the model load were paid once, by each worker. "workers" that
+    cannot take it is refused (`RunRequestError`, naming why) before any run starts."""
+    params = params_validate(CampaignRunParams, what="campaign run", campaign=campaign, batch_size=batch_size)
+    if on == "here":
+        return campaign_run_local(campaign=params.campaign, batch_size=params.batch_size)
+    from prompt_library.selectors import campaign_plan_get
+
+    plan = campaign_plan_get(name=params.campaign)  # an unknown campaign is refused here, naming the known ones
+    why_not = workers_unavailable(plan)
+    if not why_not:
+        return _campaign_run_on_workers(plan, batch_size=params.batch_size)
+    if on == "workers":
+        raise RunRequestError(f"campaign {params.campaign} on workers: {why_not}", field_name="on", value=on)
+    return campaign_run_local(campaign=params.campaign, batch_size=params.batch_size)
+
+
+def workers_unavailable(plan: CampaignPlan) -> str:
+    """Why the generation workers cannot make the campaign ``plan`` now ("" when they can): no
+    Prefect server is set (PREFECT_API_URL), or no live worker serves its model."""
+    from prefect.settings import PREFECT_API_URL
+
+    from infra.batch_tasks import models_served
+    from review.selectors import worker_list
+
+    if not PREFECT_API_URL.value():
+        return "no Prefect server (set PREFECT_API_URL)"
+    model = plan.version.model_name
+    if model not in {m for w in worker_list() if w.alive for m in models_served(w.queues)}:
+        return f"no live generation worker serves {model} (start one: python -m infra.workers worker --models {model})"
+    return ""
+
+
+def _campaign_run_on_workers(plan: CampaignPlan, *, batch_size: int) -> RunSummary:
+    """Start a run of the campaign and coordinate it from this process (its `campaign-coordinate`
+    flow run) while the workers make its batches; wait for its end and return its summary. A run
+    that ends with failed assets raises `RunFailedError`; one paused or cancelled meanwhile (from
+    the dashboard, the API or `manage.py runs`) `RunStoppedError`. Interrupted, the run stays open
+    and the workers finish what they were sent: `manage.py runs resume` goes on with it."""
+    import time
+
+    from infra.coordinator import campaign_coordinate
+    from pipeline.errors import RunFailedError, RunStoppedError
+    from prompt_library.models import Campaign
+    from review.models import Run
+    from review.services.runs import campaign_run_start
+    from review.states import AssetState
+
+    name = plan.campaign.name
+    started = time.perf_counter()
+    run = campaign_run_start(campaign=Campaign.objects.get(name=name), actor=None, submit=False)
+    if run.state == Run.State.QUEUED:
+        campaign_coordinate(run_id=run.pk, batch_size=batch_size)
+    run.refresh_from_db()
+    errors = run.assets.filter(state=AssetState.FAILED).exclude(error="").values_list("error", flat=True)[:5]
+    variants = len(plan.variants)
+    summary = RunSummary(
+        label=f"campaign {name} (run {run.pk}, made by the workers)",
+        campaign=name,
+        variants=variants,
+        already_done=variants - run.total,
+        generated=run.done,
+        failed=run.failed,
+        batches=-(-run.total // batch_size),
+        seconds=time.perf_counter() - started,
+        failures=tuple(error.splitlines()[0] for error in errors),
+    )
+    if run.is_open or run.state == Run.State.CANCELLED:
+        raise RunStoppedError(summary, run_id=run.pk, state=run.state)
+    if summary.failed:
+        raise RunFailedError(summary)
+    return summary
+
+
 def _local_server_start() -> threading.Thread | None:
-    """Start Prefect's temporary local server in a thread of its own, when no server is set
-    (PREFECT_API_URL) and local mode is allowed; join the thread before the first flow call.
-    A start that fails is logged and left to the flow, which starts it again or says why not."""
+    """In Prefect's local mode (no PREFECT_API_URL), start its temporary server (a subprocess, a
+    few seconds) in a thread of its own, so that a flow run from this process does not wait for it
+    at its first call: the caller imports the flows (torch with them) meanwhile, and joins the
+    thread (``_joined``) before that call. A start that fails is logged and left to the flow,
+    which starts it again or says why not."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
@@ -66,91 +146,9 @@ def _local_server_start() -> threading.Thread | None:
     return thread
 
 
-def campaign_run_where(*, campaign: str) -> str:
-    """Where `manage.py campaign_run --on auto` makes a campaign's batches: "workers" when a
-    Prefect server is configured (PREFECT_API_URL) and a live generation worker serves every model
-    the campaign uses, so imports, Prefect's start and the model load were paid once, by that
-    worker; else "here", this process."""
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        return "here"
-    return "workers" if not _models_unserved(campaign) else "here"
-
-
-def _models_unserved(campaign: str) -> list[str]:
-    """The models the campaign uses that no live generation worker serves."""
-    from prompt_library.selectors import campaign_plan_get
-    from review.selectors import worker_list
-
-    plan = campaign_plan_get(name=campaign)
-    served = {q.removeprefix("model:") for w in worker_list() if w.alive for q in w.queues if q.startswith("model:")}
-    return sorted({v.model_name for v in plan.variants} - served)
-
-
-def campaign_run_on_workers(*, campaign: str, batch_size: int) -> RunSummary:
-    """Start a run of the campaign and coordinate it from this process while the generation
-    workers (`infra.workers`) make its batches on their warm models; wait for its end and return
-    its summary. Refused (`RunRequestError`) without a Prefect server or a live worker for each of
-    the campaign's models. A run that ends with failed assets raises `RunFailedError`; one paused
-    or cancelled meanwhile (from the dashboard, the API or `manage.py runs`) `RunStoppedError`.
-    Interrupted, the run stays open and the workers finish what they were sent: `manage.py runs
-    resume` goes on with it."""
-    import time
-
-    from prefect.settings import PREFECT_API_URL
-
-    from infra.coordinator import campaign_coordinate
-    from pipeline.errors import RunFailedError, RunRequestError, RunStoppedError
-    from prompt_library.models import Campaign
-    from prompt_library.selectors import campaign_plan_get
-    from review.models import Run
-    from review.services.runs import campaign_run_start
-    from review.states import AssetState
-
-    params = params_validate(CampaignRunParams, what="campaign run", campaign=campaign, batch_size=batch_size)
-    if not PREFECT_API_URL.value():
-        raise RunRequestError(
-            "campaign run on workers: no Prefect server (set PREFECT_API_URL)", field_name="on", value="workers"
-        )
-    row = Campaign.objects.filter(name=params.campaign).first()
-    if row is None:
-        raise RunRequestError(
-            f"campaign {params.campaign!r}: no such campaign (load the library first)",
-            field_name="campaign",
-            value=params.campaign,
-        )
-    unserved = _models_unserved(params.campaign)
-    if unserved:
-        raise RunRequestError(
-            f"campaign {params.campaign}: no live generation worker serves {', '.join(unserved)} "
-            "(start one: python -m infra.workers worker --models ...)",
-            field_name="on",
-            value="workers",
-        )
-    started = time.perf_counter()
-    variants = len(campaign_plan_get(name=params.campaign).variants)
-    run = campaign_run_start(campaign=row, actor=None, submit=False)
-    if run.state == Run.State.QUEUED:
-        campaign_coordinate(run_id=run.pk, batch_size=params.batch_size)
-    run.refresh_from_db()
-    errors = run.assets.filter(state=AssetState.FAILED).exclude(error="").values_list("error", flat=True)[:5]
-    summary = RunSummary(
-        label=f"campaign {params.campaign} (run {run.pk}, made by the workers)",
-        campaign=params.campaign,
-        variants=variants,
-        already_done=variants - run.total,
-        generated=run.done,
-        failed=run.failed,
-        batches=-(-run.total // params.batch_size),
-        seconds=time.perf_counter() - started,
-        failures=tuple(error.splitlines()[0] for error in errors),
-    )
-    if run.is_open or run.state == Run.State.CANCELLED:
-        raise RunStoppedError(summary, run_id=run.pk, state=run.state)
-    if summary.failed:
-        raise RunFailedError(summary)
-    return summary
+def _joined(starting: threading.Thread | None) -> None:
+    if starting is not None:
+        starting.join()
 
 
 def assets_generate_local(*, serials: Sequence[int], batch_size: int | None = None) -> RunSummary:
@@ -161,8 +159,10 @@ def assets_generate_local(*, serials: Sequence[int], batch_size: int | None = No
         serials=list(serials),
         batch_size=batch_size or settings.GREENLIGHT_BATCH_SIZE,
     )
+    starting = _local_server_start()
     from infra.flows import assets_generate
 
+    _joined(starting)
     return assets_generate(params)
 
 

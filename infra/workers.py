@@ -37,7 +37,7 @@ def worker_main(
     from django.conf import settings
     from prefect.task_worker import serve
 
-    from infra.batch_tasks import WARM, batch_task
+    from infra.batch_tasks import WARM, batch_task, model_queues
     from models import manifest_load
     from models.cache import PipelineCache
     from pipeline.config import config_from_settings
@@ -56,7 +56,7 @@ def worker_main(
     if preload:
         for model in models[:capacity]:
             warm.on_model_thread(warm.cache.get, manifest_load(model, manifests_dir=config.models_dir))
-    queues = [f"model:{m}" for m in models]
+    queues = model_queues(models)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop, args=(warm, queues, stop), name="heartbeat", daemon=True)
     beat.start()

@@ -66,14 +66,15 @@ def test_campaign_run_on_workers_is_refused_without_a_prefect_server_and_auto_th
     from django.core.management import CommandError
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from infra.orchestration import campaign_run_where
+    from infra.orchestration import workers_unavailable
     from tests.infra.commands import run
 
     library_load()
     with temporary_settings({PREFECT_API_URL: None}):
         with pytest.raises(CommandError, match=r"no Prefect server \(set PREFECT_API_URL\)"):
             run("campaign_run", "demo-spring", "--on", "workers")
-        assert campaign_run_where(campaign="demo-spring") == "here"
+        # What makes "auto" run it here instead:
+        assert workers_unavailable(campaign_plan_get(name="demo-spring")) == "no Prefect server (set PREFECT_API_URL)"
     assert not Asset.objects.exists()  # refused before anything was registered
 
 

@@ -64,6 +64,14 @@ def run_started(batch_size: int) -> tuple[int, list[Sequence[int]]]:
 
 
 @pytest.fixture
+def finalize(monkeypatch: pytest.MonkeyPatch) -> FinalizeCalls:
+    """The worker's ``batch_finalize``, recorded (``FinalizeCalls``)."""
+    calls = FinalizeCalls()
+    monkeypatch.setattr(work_module, "batch_finalize", calls)
+    return calls
+
+
+@pytest.fixture
 def warm_workers() -> Iterator[list[Warm]]:
     """The warm workers a test makes, their finishing threads' database connections closed and
     the threads stopped after it (the test database is dropped after the session)."""
@@ -106,11 +114,9 @@ def test_a_batch_is_finalised_on_the_plans_threads_beside_the_next_generation_on
     beside: bool,
     greenlight_settings: SettingsWrapper,
     library_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    finalize: FinalizeCalls,
     warm_workers: list[Warm],
 ) -> None:
-    finalize = FinalizeCalls()
-    monkeypatch.setattr(work_module, "batch_finalize", finalize)
     run_id, batches = run_started(batch_size=3)
     warm = warm_worker(warm_workers, greenlight_settings, overlap=overlap, finalize=plan)
 
@@ -133,10 +139,8 @@ def test_a_batch_is_finalised_on_the_plans_threads_beside_the_next_generation_on
 
 
 def test_a_worker_takes_the_plan_a_run_would_take_for_its_model(
-    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch, warm_workers: list[Warm]
+    greenlight_settings: SettingsWrapper, library_dir: Path, finalize: FinalizeCalls, warm_workers: list[Warm]
 ) -> None:
-    finalize = FinalizeCalls()
-    monkeypatch.setattr(work_module, "batch_finalize", finalize)
     run_id, batches = run_started(batch_size=6)
     warm = warm_worker(warm_workers, greenlight_settings, overlap=True)
 
@@ -152,12 +156,14 @@ def test_a_worker_takes_the_plan_a_run_would_take_for_its_model(
 
 
 def test_a_worker_makes_its_batches_in_the_one_thread_its_model_was_loaded_in(
-    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch, warm_workers: list[Warm]
+    greenlight_settings: SettingsWrapper,
+    library_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    finalize: FinalizeCalls,
+    warm_workers: list[Warm],
 ) -> None:
     from infra import batch_tasks
 
-    finalize = FinalizeCalls()
-    monkeypatch.setattr(work_module, "batch_finalize", finalize)
     run_id, batches = run_started(batch_size=6)
     warm = warm_worker(warm_workers, greenlight_settings, overlap=False)
     monkeypatch.setitem(batch_tasks.WARM, "warm", warm)

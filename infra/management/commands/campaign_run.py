@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from infra.orchestration import campaign_run_local, campaign_run_on_workers, campaign_run_where
+from infra.orchestration import campaign_run_command
 
 
 class Command(BaseCommand):
@@ -34,13 +34,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        campaign, batch_size = options["campaign"], options["batch_size"]
         try:
-            where = options["on"] if options["on"] != "auto" else campaign_run_where(campaign=campaign)
-            if where == "workers":
-                summary = campaign_run_on_workers(campaign=campaign, batch_size=batch_size)
-            else:
-                summary = campaign_run_local(campaign=campaign, batch_size=batch_size)
+            summary = campaign_run_command(
+                campaign=options["campaign"], batch_size=options["batch_size"], on=options["on"]
+            )
         except Exception as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(summary.line()))
