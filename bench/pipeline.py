@@ -27,7 +27,9 @@ only by seed.
    coordination) hands the campaign to that worker and waits for its end. With ``--cold``, also
    ``campaign_run --on here`` on a third campaign: no worker, Prefect's local mode, the model
    loaded by the command itself (``cold command/raw``, printed without a goal). The raw process
-   runs again after the commands; the ratios are taken against the mean of its two times.
+   runs again after the commands; the ratios are taken against the mean of its two times. Beside
+   the ratio, the CPU seconds each process used: the raw script, and, while the command ran, the
+   command itself, the worker and the Prefect server (what a served run costs besides the model).
 
 A per-stage table splits the campaign's time: timers wrap the stage functions ``pipeline.run``
 calls (preflight, registration, generation, post-processing, hand-over), wall time in the thread
@@ -42,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -319,8 +322,16 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
     served_env = {**child_env, "PREFECT_API_URL": server.api_url}
     worker = _worker_start(served_env, tmp / "worker.log", args.threads)
     try:
-        figures["raw before"] = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env)
-        figures["command"] = _timed_process(_campaign_command("bench-command", args.batch_size, "workers"), served_env)
+        figures["raw before"] = _timed_process(
+            [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=figures
+        )
+        served = {"server": server.server_process.pid if server.server_process else None, "worker": worker.pid}
+        before = {name: _process_cpu(pid) for name, pid in served.items()}
+        figures["command"] = _timed_process(
+            _campaign_command("bench-command", args.batch_size, "workers"), served_env, cpu=figures
+        )
+        for name, pid in served.items():
+            figures[f"{name} cpu"] = _process_cpu(pid) - before[name]
     finally:
         worker.terminate()
         worker.wait(30)
@@ -368,15 +379,33 @@ def _worker_start(env: dict[str, str], log: Path, threads: int) -> subprocess.Po
     return worker
 
 
-def _timed_process(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+def _timed_process(argv: list[str], env: dict[str, str], *, cpu: dict[str, float] | None = None) -> float:
+    """Wall seconds of ``argv`` as a fresh process; with ``cpu``, its CPU seconds (user and
+    system, its own children included) go there, as "raw cpu" (the raw script) or "command cpu"."""
+    started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    if cpu is not None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["raw cpu" if argv[1] == "-c" else "command cpu"] = (
+            after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        )
     if done.returncode:
         raise SystemExit(
             f"{' '.join(argv[:3])} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
         )
     return seconds
+
+
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds (user and system, all threads) a running process has used so far; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: dict[str, float] | None) -> None:
@@ -397,6 +426,11 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         )
         print(f"  campaign_run command    {command['command']:8.1f} s  (imports, run start, the run on a warm worker)")
         print(_ratio_line("command/raw", command["raw process"] / command["command"]))
+        print(
+            f"    CPU seconds: raw process {command['raw cpu']:.1f} (before); while the command ran: command "
+            f"{command['command cpu']:.1f}, worker {command['worker cpu']:.1f}, "
+            f"Prefect server {command['server cpu']:.1f}"
+        )
         if "cold command" in command:
             cold = command["cold command"]
             print(f"  campaign_run, no worker {cold:8.1f} s  (imports, Prefect's local server, model, preflight, run)")

@@ -24,7 +24,7 @@ from provenance.errors import MediaError, WatermarkError
 from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_MIN_SIDE
 from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode, mp4_watermark_frames
 from provenance.png import COLOUR_TYPES, png_encode
-from provenance.watermark import watermark_embed, watermark_payload, watermark_read, watermark_read_frames
+from provenance.watermark import watermark_confirms, watermark_embed, watermark_payload, watermark_read_frames
 from provenance.watermark_keys import WatermarkKey
 
 # Whose mark reads back from a still: its own (marked again at its size), the master's (resized
@@ -294,11 +294,12 @@ def image_fit(image: Image.Image, size: tuple[int, int], *, fast: bool = False) 
 
 
 def _reads_back(data: bytes, serial: int, mark_key: WatermarkKey) -> bool:
-    """Whether ``serial`` reads back from the encoded still, decoded as any reader would."""
+    """Whether ``serial`` reads back from the encoded still, decoded as any reader would (and read
+    as ``watermark_read`` reads it: ``watermark_confirms``)."""
     decoded = Image.open(io.BytesIO(data))
     decoded.load()
     image = decoded if decoded.mode == "RGB" else decoded.convert("RGB")  # a JPEG decodes to RGB: no copy
-    return watermark_read(image, key=mark_key.secret).serial == serial
+    return watermark_confirms(image, serial, key=mark_key.secret)
 
 
 def _clip_rendition(

@@ -98,7 +98,7 @@ from provenance.watermark_geometry import (
     z_threshold,
     z_thresholds,
 )
-from provenance.watermark_search import watermark_read, watermark_read_frames
+from provenance.watermark_search import watermark_confirms, watermark_read, watermark_read_frames
 
 __all__ = [
     "ALGORITHM",
@@ -126,6 +126,7 @@ __all__ = [
     "Z_THRESHOLD",
     "WatermarkReading",
     "false_positive_bound",
+    "watermark_confirms",
     "watermark_embed",
     "watermark_payload",
     "watermark_read",

@@ -147,9 +147,11 @@ def mean_size(cell: float) -> int:
 def residual_and_norm(luma: FloatArray, cell: float = WORK_CELL) -> tuple[FloatArray, FloatArray]:
     """The detector's prefilter: luma minus its local mean, and the local residual energy."""
     size = mean_size(cell)
-    residual = _floats(cv2.subtract(luma, cv2.blur(luma, (size, size))))
+    residual = _floats(cv2.blur(luma, (size, size)))
+    cv2.subtract(luma, residual, dst=residual)  # in place, here and below: fewer arrays to fill
     energy_size = max(5, round(cell * _ENERGY_CELLS) | 1)
-    norm = _floats(cv2.blur(cv2.multiply(residual, residual), (energy_size, energy_size)))
+    norm = _floats(cv2.multiply(residual, residual))
+    norm = _floats(cv2.blur(norm, (energy_size, energy_size)))
     np.maximum(norm, 0.0, out=norm)
     np.sqrt(norm, out=norm)
     norm += _NORM_FLOOR
@@ -161,7 +163,7 @@ def detector_weight(norm: FloatArray) -> FloatArray:
     level = float(cv2.mean(norm)[0])
     weight = norm + np.float32(MASK_FLOOR * level)
     np.minimum(weight, np.float32(MASK_CAP * level), out=weight)
-    return _floats(cv2.divide(weight, norm, scale=1.0 / level))
+    return _floats(cv2.divide(weight, norm, dst=weight, scale=1.0 / level))
 
 
 def whiten(luma: FloatArray, cell: float) -> FloatArray:
@@ -173,9 +175,9 @@ def whiten(luma: FloatArray, cell: float) -> FloatArray:
     floored. ``cell`` is the chip size in px at this image's scale; windows scale with it.
     """
     residual, norm = residual_and_norm(luma, cell)
-    ratio = _floats(cv2.divide(residual, norm))
+    ratio = _floats(cv2.divide(residual, norm, dst=residual))
     np.clip(ratio, -_CLIP, _CLIP, out=ratio)
-    return _floats(cv2.multiply(ratio, detector_weight(norm)))
+    return _floats(cv2.multiply(ratio, detector_weight(norm), dst=ratio))
 
 
 def _floats(array: npt.NDArray[Any]) -> FloatArray:

@@ -115,23 +115,24 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
     host = _host_prepare(np.asarray(image, dtype=np.uint8))
     signs = cell_signs(serial, key)
     fallback: RgbArray | None = None
-    attempts = [(level, psnr, cancel) for level, psnr in enumerate(_PSNR_LEVELS) for cancel in _ISS_CANCEL]
-    for level, psnr, cancel in attempts:  # stronger only where the mark does not read back
+    for level, psnr in enumerate(_PSNR_LEVELS):  # stronger only where the mark does not read back
         spill = level > 0  # the first level keeps every hue; later ones may move saturated ones
         amplitude = _amplitude(host, psnr, spill=spill)
-        values = _cell_values(host, amplitude, signs, cancel=cancel)
-        marked = _embed_rgb(host, amplitude, values, psnr=psnr, spill=spill)
-        luma = np.asarray(cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY), dtype=np.float32)
-        reading = _embed_read(luma, key)
-        if reading.serial == serial:
-            if (
-                reading.confidence >= _EMBED_TARGET
-                and _survives_crop(luma, serial, key)
-                and (not host.clips_brighter or _survives_brightening(marked, serial, key))
-            ):
-                return Image.fromarray(marked)
-            if fallback is None:
-                fallback = marked
+        unit = _unit_response(host, amplitude, signs)  # the same for each share cancelled
+        for cancel in _ISS_CANCEL:
+            values = _cell_values(host, unit, signs, cancel=cancel)
+            marked = _embed_rgb(host, amplitude, values, psnr=psnr, spill=spill)
+            luma = np.asarray(cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY), dtype=np.float32)
+            reading = _embed_read(luma, key)
+            if reading.serial == serial:
+                if (
+                    reading.confidence >= _EMBED_TARGET
+                    and _survives_crop(luma, serial, key)
+                    and (not host.clips_brighter or _survives_brightening(marked, serial, key))
+                ):
+                    return Image.fromarray(marked)
+                if fallback is None:
+                    fallback = marked
     if fallback is not None:
         return Image.fromarray(fallback)
     raise WatermarkCapacityError(
@@ -159,8 +160,9 @@ class _Host:
     limit: FloatArray  # headroom to 0 and 255 on the same grid, of a luma change along ``_DIRECTION``
     luma_limit: FloatArray  # headroom of the luma alone, any channel moving (saturated colours)
     work: FloatArray  # luma at the detector's working scale (scale 1: half size)
-    residual: FloatArray  # the detector's prefilter of ``work``
-    norm: FloatArray
+    norm: FloatArray  # the detector's local residual energy of ``work`` (``residual_and_norm``)
+    weight: FloatArray  # its matched weighting of ``work`` (``detector_weight``)
+    cells: FloatArray  # its cell sums of ``work`` at shift 0: the host's interference (``_cell_values``)
     clips_brighter: bool  # whether brightness x1.2 would clip a noticeable share of the pixels
 
 
@@ -207,13 +209,9 @@ def _host_prepare(rgb: RgbArray) -> _Host:
     brightest = cv2.max(cv2.max(red, green), blue)
     clipping = cv2.threshold(brightest, math.floor(255 / _BRIGHTEN), 255, cv2.THRESH_BINARY)[1]  # > 212.5
     clips_brighter = cv2.countNonZero(clipping) >= _BRIGHTEN_MIN_SHARE * brightest.size
-    # A luma change of 1 moves the channels by ``_DIRECTION``: green most, blue least.
-    rooms = [
-        cv2.min(c, 255 - c).astype(np.float32) * (1.0 / float(d))
-        for c, d in zip((red, green, blue), _DIRECTION, strict=True)
-    ]
-    headroom = cv2.min(cv2.min(rooms[0], rooms[1]), rooms[2])
-    headroom = cv2.erode(cv2.resize(headroom, small, interpolation=cv2.INTER_AREA), np.ones((3, 3), np.uint8))
+    headroom = cv2.erode(
+        cv2.resize(_headroom(red, green, blue), small, interpolation=cv2.INTER_AREA), np.ones((3, 3), np.uint8)
+    )
     # Luma can move by up to sum(w_i * c_i) down and sum(w_i * (255 - c_i)) up: that is its own
     # value, and 255 minus it. Pure red, say, has none of the first headroom and plenty of this one.
     luma_room = cv2.min(luma, 255 - luma)
@@ -222,8 +220,46 @@ def _host_prepare(rgb: RgbArray) -> _Host:
     work_size = (max(1, round(width * WORK_TILE / TILE)), max(1, round(height * WORK_TILE / TILE)))
     work = cv2.resize(luma, work_size, interpolation=cv2.INTER_AREA).astype(np.float32)
     residual, norm = residual_and_norm(work)
+    weight = detector_weight(norm)
+    cells = _cell_sums(np.clip(residual / norm, -_CLIP, _CLIP) * weight)
     limit, luma_limit = headroom.astype(np.float32), luma_room.astype(np.float32) * 0.5
-    return _Host(rgb, channels, relative, limit, luma_limit, work, residual, norm, clips_brighter)
+    return _Host(rgb, channels, relative, limit, luma_limit, work, norm, weight, cells, clips_brighter)
+
+
+def _headroom_tables() -> tuple[list[RgbArray], FloatArray]:
+    """Per channel, the rank of its headroom (its room to 0 or 255 over its share of a unit luma
+    change) among those of all three; and the headroom of each rank (see ``_headroom``).
+
+    No pixel's least headroom exceeds the least of the channels' largest (green's, 96.7: green
+    moves most): capped there, the three channels have 216 distinct values, so a rank fits a byte.
+    """
+    values = np.arange(256)
+    room = np.minimum(values, 255 - values).astype(np.float32)
+    per_channel = [room * (1.0 / float(d)) for d in _DIRECTION]  # as float32 as the pixels' would be
+    cap = min(float(one.max()) for one in per_channel)
+    capped = [np.minimum(one, np.float32(cap)) for one in per_channel]
+    distinct = np.unique(np.concatenate(capped))
+    assert distinct.size <= 256, "headroom ranks must fit a byte"
+    ranks = [np.searchsorted(distinct, one).astype(np.uint8) for one in capped]
+    by_rank = np.zeros(256, dtype=np.float32)
+    by_rank[: distinct.size] = distinct
+    return ranks, by_rank
+
+
+_HEADROOM_RANKS, _HEADROOM_BY_RANK = _headroom_tables()
+
+
+def _headroom(red: RgbArray, green: RgbArray, blue: RgbArray) -> FloatArray:
+    """The largest luma change along ``_DIRECTION`` each pixel takes before a channel passes 0
+    or 255: the least over the channels of min(c, 255 - c) / d (as float32).
+
+    The least is taken over byte ranks (``_headroom_tables``: one LUT per channel, two byte
+    minima, one LUT back to float): the same floats as three float rooms and two float minima,
+    in 2.3 ms against 5.4 ms at 1024 px (0.6 against 1.0 at 512).
+    """
+    least = cv2.min(cv2.LUT(red, _HEADROOM_RANKS[0]), cv2.LUT(green, _HEADROOM_RANKS[1]))
+    least = cv2.min(least, cv2.LUT(blue, _HEADROOM_RANKS[2]))
+    return np.asarray(cv2.LUT(least, _HEADROOM_BY_RANK), dtype=np.float32)
 
 
 def _amplitude(host: _Host, psnr: float, *, spill: bool) -> FloatArray:
@@ -277,16 +313,28 @@ def _embed_rgb(host: _Host, amplitude: FloatArray, values: FloatArray, *, psnr: 
     """
     height, width = host.rgb.shape[:2]
     target_mse = 255.0**2 / 10 ** (psnr / 10)
-    full_amplitude = cv2.resize(amplitude, (width, height), interpolation=cv2.INTER_LINEAR)
-    reps = (-(-height // TILE), -(-width // TILE))
-    delta = full_amplitude * np.tile(tile_from_grid(values, CELL), reps)[:height, :width]
-    mse = float(np.mean(delta**2)) * _DIRECTION_POWER  # per channel, as PSNR counts it
-    delta *= min(math.sqrt(target_mse / max(mse, 1e-12)), _MAX_BOOST)
+    delta = np.asarray(cv2.resize(amplitude, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+    pattern = _tile_band(tile_from_grid(values, CELL), width)
+    # A band of tiles at a time, each step while the band is in cache: 4.7 ms against 5.3 ms at 1024 px.
+    squares = np.empty_like(delta)
+    for top in range(0, height, TILE):
+        rows = delta[top : top + TILE]
+        rows *= pattern[: rows.shape[0]]
+        np.square(rows, out=squares[top : top + TILE])
+    mse = float(np.mean(squares)) * _DIRECTION_POWER  # per channel, as PSNR counts it
+    gain = min(math.sqrt(target_mse / max(mse, 1e-12)), _MAX_BOOST)
     if not spill:  # rounded and saturated by OpenCV, a channel at a time (several times faster than numpy)
-        channels = [
-            cv2.add(c, delta * float(d), dtype=cv2.CV_8U) for c, d in zip(host.channels, _DIRECTION, strict=True)
-        ]
-        return np.asarray(cv2.merge(channels), dtype=np.uint8)
+        marked = np.empty_like(host.rgb)
+        for top in range(0, height, TILE):
+            rows, scratch = delta[top : top + TILE], squares[top : top + TILE]
+            rows *= gain
+            channels = []
+            for channel, share in zip(host.channels, _DIRECTION, strict=True):
+                np.multiply(rows, float(share), out=scratch)
+                channels.append(cv2.add(channel[top : top + TILE], scratch, dtype=cv2.CV_8U))
+            cv2.merge(channels, dst=marked[top : top + TILE])
+        return marked
+    delta *= gain
     original = host.rgb.astype(np.float32)
     moved = np.clip(original + delta[:, :, None] * _DIRECTION, 0, 255)
     shortfall = delta - (moved - original) @ _LUMA_WEIGHTS
@@ -296,32 +344,47 @@ def _embed_rgb(host: _Host, amplitude: FloatArray, values: FloatArray, *, psnr: 
     return np.clip(np.rint(moved), 0, 255).astype(np.uint8)
 
 
-def _cell_values(host: _Host, amplitude: FloatArray, signs: FloatArray, *, cancel: float) -> FloatArray:
+def _unit_response(host: _Host, amplitude: FloatArray, signs: FloatArray) -> float:
+    """What a unit mark of ``amplitude`` adds to a cell's sum along its sign, as the linearised
+    detector sees it (the host's normaliser, no clipping): the median over the cells."""
+    size = mean_size(WORK_CELL)
+    shape = host.work.shape
+    mark = np.asarray(cv2.resize(amplitude, (shape[1], shape[0])), dtype=np.float32)
+    pattern = _tile_band(tile_from_grid(signs, WORK_CELL), shape[1])
+    for top in range(0, shape[0], WORK_TILE):
+        rows = mark[top : top + WORK_TILE]
+        rows *= pattern[: rows.shape[0]]
+    mark -= cv2.blur(mark, (size, size))
+    mark /= host.norm
+    mark *= host.weight
+    response = _cell_sums(mark) * signs
+    return max(float(np.median(response)), 1e-9)
+
+
+def _cell_values(host: _Host, unit: float, signs: FloatArray, *, cancel: float) -> FloatArray:
     """Per-cell tile values: the signs, minus part of the host's own projection (ISS).
 
     The detector sums each cell over all tiles; at scale 1 the unmarked image's sum there
-    is known here. Subtracting ``cancel`` of it, in units of what a unit mark adds to
-    that sum (linearised detector: the host's normaliser, no clipping), removes much of the
-    image's interference at the cost of some of the energy; values are scaled to mean square
-    1, keeping at least ``_ISS_MIN_SIGNAL`` of it for the signs. (Cancelling more than that
-    looks better in the linear model but not to the real, clipping detector.)
+    is known here (``_Host.cells``). Subtracting ``cancel`` of it, in units of what a unit mark
+    adds to that sum (``unit``: ``_unit_response``), removes much of the image's interference
+    at the cost of some of the energy; values are scaled to mean square 1, keeping at least
+    ``_ISS_MIN_SIGNAL`` of it for the signs. (Cancelling more than that looks better in the
+    linear model but not to the real, clipping detector.)
     """
-    weight = detector_weight(host.norm)
-    host_cells = _cell_sums(np.clip(host.residual / host.norm, -_CLIP, _CLIP) * weight)
-    size = mean_size(WORK_CELL)
-    shape = host.work.shape
-    small = cv2.resize(amplitude, (shape[1], shape[0]))
-    reps = (-(-shape[0] // WORK_TILE), -(-shape[1] // WORK_TILE))
-    mark = small * np.tile(tile_from_grid(signs, WORK_CELL), reps)[: shape[0], : shape[1]]
-    response = _cell_sums((mark - cv2.blur(mark, (size, size))) / host.norm * weight) * signs
-    unit = max(float(np.median(response)), 1e-9)
-    interference = host_cells / unit
+    interference = host.cells / unit
     spread = float(np.mean(interference**2))
     share = min(cancel, math.sqrt((1 - _ISS_MIN_SIGNAL**2) / max(spread, 1e-12)))
     along = float(np.mean(signs * interference))
     signal = share * along + math.sqrt(max(share**2 * along**2 - share**2 * spread + 1.0, 0.0))
     values: FloatArray = (signal * signs - share * interference).astype(np.float32)
     return values
+
+
+def _tile_band(tile: FloatArray, width: int) -> FloatArray:
+    """One band of ``tile`` repeated across ``width`` px from the left (the last one partial): a
+    product with it, band by band, is the product with the whole tiling, without making it."""
+    band: FloatArray = np.tile(tile, (1, -(-width // tile.shape[1])))[:, :width]
+    return band
 
 
 def _cell_sums(image: FloatArray) -> FloatArray:

@@ -49,7 +49,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from provenance.errors import WatermarkError
-from provenance.watermark_coding import DEFAULT_KEY, WORK_CELL, WORK_TILE, FloatArray, keyring
+from provenance.watermark_coding import DEFAULT_KEY, WORK_CELL, WORK_TILE, FloatArray, embed_keyring, keyring
 from provenance.watermark_detection import (
     IDENTITY,
     Lattice,
@@ -71,6 +71,7 @@ from provenance.watermark_detection import (
 from provenance.watermark_geometry import (
     FIXED_LATTICES,
     MAX_KEYS,
+    Z_THRESHOLD,
     Autocorrelation,
     auto_lattices,
     autocorrelation,
@@ -110,6 +111,21 @@ def watermark_read(
     """
     size_check(image)
     return watermark_read_frames([image], key=key, keys=keys)
+
+
+def watermark_confirms(image: Image.Image, serial: int, *, key: str) -> bool:
+    """Whether ``watermark_read(image, key=key)`` finds ``serial``, answered cheaply where it can.
+
+    A rendition just marked and encoded reads at scale 1 as it lies: that read in one
+    orientation at its best shift (what the embedder checks) costs about half the whole read's
+    scale-1 step at 256 px (1.5 against 2.8 ms with the decode). What it detects, the whole read
+    detects too: it decides scale 1 first, from the same fold, in every orientation, at the same
+    threshold, and a marked copy's own shift heads its shortlist. Only where that read falls short
+    does the whole search run, so the answer is the whole read's."""
+    size_check(image)
+    lumas = [luma(image)]
+    quick = Synced.of_fold(fold_lumas(lumas, IDENTITY), embed_keyring(key), IDENTITY).decide(Z_THRESHOLD, shifts=1)
+    return quick.serial == serial or _search(lumas, _keys_check(key, None)).serial == serial
 
 
 def watermark_read_frames(

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from provenance import watermark_detection, watermark_search
 from provenance.errors import WatermarkError
 from provenance.watermark import (
+    DEFAULT_KEY,
     FALSE_POSITIVE_BOUND,
     HYPOTHESES,
     MAX_GEOMETRIES,
@@ -28,6 +29,7 @@ from provenance.watermark import (
     SERIAL_MAX,
     Z_THRESHOLD,
     WatermarkReading,
+    watermark_confirms,
     watermark_embed,
     watermark_payload,
     watermark_read,
@@ -592,6 +594,33 @@ def test_image_marked_with_another_serial_never_reads_as_a_different_valid_seria
         for edited in (image, encoded(image, "JPEG", quality=50), image.resize((128 * 2, 128 * 2))):
             assert watermark_read(edited).serial in (serial, None)
         assert watermark_read(image).serial == serial
+
+
+def test_confirming_a_serial_answers_as_the_whole_read_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(34)
+    base = blotches(rng, (256, 256))
+    serial = int(rng.integers(0, SERIAL_MAX + 1))
+    image = watermark_embed(base, serial)
+    searches: list[int] = []
+    search = watermark_search._search
+
+    def counted(lumas: list[np.ndarray], keys: list[str]) -> WatermarkReading:
+        searches.append(1)
+        return search(lumas, keys)
+
+    monkeypatch.setattr(watermark_search, "_search", counted)
+    # An unedited copy: the quick read at scale 1 answers, the search never runs.
+    assert watermark_confirms(encoded(image, "JPEG", quality=80), serial, key=DEFAULT_KEY)
+    assert searches == []
+    # Where the quick read falls short, the whole read decides: a mirror image still reads, another
+    # serial, an unmarked copy or another key do not.
+    mirrored = ImageOps.mirror(image)
+    assert watermark_confirms(mirrored, serial, key=DEFAULT_KEY) and searches == [1]
+    assert not watermark_confirms(image, serial ^ 1, key=DEFAULT_KEY)
+    assert not watermark_confirms(base, serial, key=DEFAULT_KEY)
+    assert not watermark_confirms(image, serial, key="another key")
+    for one in (image, mirrored, base):
+        assert watermark_confirms(one, serial, key=DEFAULT_KEY) == (watermark_read(one).serial == serial)
 
 
 def test_remarking_a_marked_image_with_its_own_serial_still_reads() -> None:
