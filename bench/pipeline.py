@@ -2,7 +2,8 @@
 and threads, timed in one run.
 
     DATABASE_URL=postgres://... python -m bench.pipeline [--variants 256] [--batch-size 8]
-        [--threads 2] [--finalize auto|overlap|after] [--no-command] [--no-campaign] [--cold]
+        [--threads 2] [--worker-threads N] [--finalize auto|overlap|after] [--no-command]
+        [--no-campaign] [--cold]
 
 Everything lives in a temporary folder (prompt library, storage, signing and watermark keys,
 Prefect's home) except the database, which ``DATABASE_URL`` names and this bench migrates. Two
@@ -23,8 +24,9 @@ only by seed.
    torch and diffusers, loads the folder and runs the same raw loop on the second campaign's
    variants, then ``manage.py campaign_run`` on that campaign as an operator runs it where the
    generation workers are up: a Prefect server and one worker holding the model (``infra.workers``,
-   ``--threads`` torch threads) are started before the clock, and the command (imports, run start,
-   coordination) hands the campaign to that worker and waits for its end. With ``--cold``, also
+   ``--threads`` torch threads, or ``--worker-threads``) are started before the clock, and the
+   command (imports, run start, coordination) hands the campaign to that worker and waits for its
+   end. With ``--cold``, also
    ``campaign_run --on here`` on a third campaign: no worker, Prefect's local mode, the model
    loaded by the command itself (``cold command/raw``, printed without a goal). The raw process
    runs again after the commands; the ratios are taken against the mean of its two times. Beside
@@ -88,6 +90,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides (default 2)")
     parser.add_argument("--finalize", choices=("auto", "overlap", "after"), default="auto")
+    parser.add_argument(
+        "--worker-threads",
+        type=int,
+        help="torch threads of the command's generation worker (default: --threads; the raw loop keeps --threads)",
+    )
     parser.add_argument("--no-command", action="store_true", help="skip the command/raw part")
     parser.add_argument("--no-campaign", action="store_true", help="skip the campaign/raw part")
     parser.add_argument(
@@ -320,7 +327,7 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
     server = SubprocessASGIServer()
     server.start(timeout=120)
     served_env = {**child_env, "PREFECT_API_URL": server.api_url}
-    worker = _worker_start(served_env, tmp / "worker.log", args.threads)
+    worker = _worker_start(served_env, tmp / "worker.log", args.worker_threads or args.threads)
     try:
         figures["raw before"] = _timed_process(
             [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=figures
@@ -410,7 +417,9 @@ def _process_cpu(pid: int | None) -> float:
 
 def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: dict[str, float] | None) -> None:
     print(
-        f"pipeline bench: {args.variants} variants, batch {args.batch_size}, {args.threads} torch thread(s), "
+        f"pipeline bench: {args.variants} variants, batch {args.batch_size}, {args.threads} torch thread(s)"
+        + (f" ({args.worker_threads} in the command's worker)" if args.worker_threads else "")
+        + ", "
         f"post-processing plan {args.finalize}" + (f", model {campaign['model']}" if campaign else "")
     )
     if campaign is not None:

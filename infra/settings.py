@@ -321,6 +321,13 @@ GREENLIGHT_VERIFY_CONCURRENCY = env_int("GREENLIGHT_VERIFY_CONCURRENCY", 2, mini
 GREENLIGHT_VERIFY_TIMEOUT_SECONDS = env_int("GREENLIGHT_VERIFY_TIMEOUT_SECONDS", 6, minimum=1)
 # Prefect runs in its local (ephemeral) mode unless PREFECT_API_URL points at a server; these
 # defaults must be in the environment before `prefect` is first imported.
+# Every Prefect client builds a TLS context from its CA bundle, even for a plain-HTTP API that
+# never uses it: certifi's bundle costs 20-36 ms of CPU a client, and a task run opens four
+# (submitting, running, waiting), beside generation on a worker's cores. For an http:// API URL
+# the bundle is a one-certificate file whose key does not exist (0.5 ms a client): never consulted
+# over plain HTTP. An https:// URL (or a bundle set here) keeps Prefect's own choice.
+if os.environ.get("PREFECT_API_URL", "").strip().startswith("http://"):
+    os.environ.setdefault("PREFECT_API_SSL_CERT_FILE", str(BASE_DIR / "infra" / "prefect_plain_http.pem"))
 os.environ.setdefault("PREFECT_HOME", str(VAR_DIR / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

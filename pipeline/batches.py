@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -145,11 +146,12 @@ def batch_finalize(
     store each image or clip of a batch. A failure is returned with its variant, not raised, so
     one bad file does not lose the rest of the batch.
 
-    ``threads`` (``finalize_plan``) finalise that many assets at once, each thread
-    with its own signer and trust context, opened once for the batch (c2pa's native handles are
-    not shared between threads). Results keep the batch's order. The batch's files are made
-    durable together at the end (``LocalStorage.sync``), before anything is handed over; if that
-    fails, so does every asset of the batch."""
+    ``threads`` (``finalize_plan``) finalise that many assets at once, each thread with its own
+    signer and trust context, opened once for the batch (c2pa's native handles are not shared
+    between threads), taking the batch's assets one at a time as it is free. Results keep the
+    batch's order. The batch's files are made durable together at the end
+    (``LocalStorage.sync``), before anything is handed over; if that fails, so does every asset
+    of the batch."""
     if threads < 1:
         raise ValueError(f"threads = {threads}: finalising needs at least one thread")
     captions = batch_captions(media, config)
@@ -160,13 +162,20 @@ def batch_finalize(
         return [], [(variant.key, error_text(exc)) for variant in variants]
     mark_key = watermark_keys_load(config.watermark_keys).current
     items = list(zip(variants, serials, mark_ids, media, captions, verdicts, strict=True))
-    shares = [items[start::threads] for start in range(min(threads, len(items)))]
+    workers = min(threads, len(items))
     storage = LocalStorage(config.storage_root, deferred=True)  # shared: its writes are listed, not synced
-    if len(shares) <= 1:
+    if workers <= 1:
         results = [_assets_finalize(items, config, mark_key, storage)]
     else:
-        with ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="asset-finalize") as pool:
-            results = list(pool.map(lambda share: _assets_finalize(share, config, mark_key, storage), shares))
+        # Each thread takes the next asset when it is free (an asset that needs a stronger mark
+        # does not hold back a fixed share of the batch behind it).
+        pending: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        for one in items:
+            pending.put(one)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asset-finalize") as pool:
+            results = list(
+                pool.map(lambda _: _assets_finalize(_drained(pending), config, mark_key, storage), range(workers))
+            )
     by_key = {key: outcome for result in results for key, outcome in result}
     try:
         storage.sync()
@@ -188,8 +197,17 @@ def batch_finalize(
 _Item = tuple[Variant, int, int, Media, str, dict[str, object]]
 
 
+def _drained(pending: queue.SimpleQueue[_Item]) -> Iterator[_Item]:
+    """The items of ``pending`` as this thread takes them, until none is left."""
+    while True:
+        try:
+            yield pending.get_nowait()
+        except queue.Empty:
+            return
+
+
 def _assets_finalize(
-    items: Sequence[_Item], config: PipelineConfig, mark_key: WatermarkKey, storage: LocalStorage
+    items: Iterable[_Item], config: PipelineConfig, mark_key: WatermarkKey, storage: LocalStorage
 ) -> list[tuple[str, GeneratedFile | str]]:
     """Finalise ``items`` in turn with one signer and one trust context, into ``storage`` (the
     batch's, synced by the caller): each variant's key with its file, or with the error text

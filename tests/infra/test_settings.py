@@ -254,3 +254,51 @@ def test_the_content_security_policy_is_sent_in_development_too() -> None:
         "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
     )
     assert response["X-Frame-Options"] == "DENY"
+
+
+# The CA bundle a Prefect client of this process builds its TLS context from.
+PREFECT_CLIENT_PROBE = """
+import json, django
+django.setup()
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.settings import PREFECT_API_SSL_CERT_FILE, PREFECT_API_URL
+SyncPrefectClient(PREFECT_API_URL.value())  # builds its TLS context from the bundle
+print(json.dumps({"bundle": PREFECT_API_SSL_CERT_FILE.value()}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "bundle", "placeholder"),
+    [
+        ("http://127.0.0.1:4200/api", "", True),  # plain HTTP: the one-certificate placeholder
+        ("https://prefect.example.com/api", "", False),  # TLS: Prefect's own bundle (certifi)
+        ("http://127.0.0.1:4200/api", "{own}", False),  # an operator's bundle is kept
+    ],
+)
+def test_prefect_clients_of_a_plain_http_api_skip_loading_a_ca_bundle(
+    tmp_path: Path, url: str, bundle: str, placeholder: bool
+) -> None:
+    own = tmp_path / "own-ca.pem"
+    own.write_bytes((BASE_DIR / "infra" / "prefect_plain_http.pem").read_bytes())
+    overrides = {"PREFECT_API_URL": url, "PREFECT_HOME": str(tmp_path / "prefect")}
+    if bundle:
+        overrides["PREFECT_API_SSL_CERT_FILE"] = bundle.format(own=own)
+    env = {k: v for k, v in _env(tmp_path, **overrides).items() if bundle or k != "PREFECT_API_SSL_CERT_FILE"}
+    result = _run(env, "-c", PREFECT_CLIENT_PROBE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    placeholder_path = str(BASE_DIR / "infra" / "prefect_plain_http.pem")
+    if placeholder:
+        assert seen["bundle"] == placeholder_path
+    elif bundle:
+        assert seen["bundle"] == str(own)
+    else:  # Prefect's own default (certifi's bundle, or the machine's SSL_CERT_FILE)
+        assert seen["bundle"] != placeholder_path
+
+
+def test_the_plain_http_placeholder_certifies_nothing() -> None:
+    from cryptography import x509
+
+    (certificate,) = x509.load_pem_x509_certificates((BASE_DIR / "infra" / "prefect_plain_http.pem").read_bytes())
+    assert certificate.issuer == certificate.subject  # self-signed: no public authority's chain leads to it
+    assert "no key" in certificate.subject.rfc4514_string()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pipeline.config import config_from_settings
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import campaign_plan_get, prompt_version_get
 from prompt_library.services import library_load
+from prompt_library.specs import Variant
 from provenance import storage as storage_module
 from provenance.credentials import c2pa_read, reader_context
 from provenance.mp4 import Clip
@@ -37,6 +39,17 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Every test here runs on one torch thread (tests/conftest.py)."""
+
+
+def _mugs(colours: tuple[str, ...], side: int) -> tuple[tuple[Variant, ...], list[Image.Image]]:
+    """The library loaded, and the first demo-catalog variants with a mug drawn in each colour."""
+    library_load()
+    variants = campaign_plan_get(name="demo-catalog").variants[: len(colours)]
+    images = [
+        catalog_draw(Combo("mug", colour, "studio"), rng=random.Random(i)).resize((side, side))
+        for i, colour in enumerate(colours)
+    ]
+    return variants, images
 
 
 def test_a_clip_template_on_a_video_model_passes_preflight_and_makes_one_clip_per_variant(
@@ -59,12 +72,7 @@ def test_a_clip_template_on_a_video_model_passes_preflight_and_makes_one_clip_pe
 def test_a_captioner_adds_what_it_sees_after_the_templates_alt_text(
     greenlight_settings: SettingsWrapper, library_dir: Path, captioner_dir: Path
 ) -> None:
-    library_load()
-    variants = campaign_plan_get(name="demo-catalog").variants[:3]
-    images = [
-        catalog_draw(Combo("mug", colour, "studio"), rng=random.Random(i)).resize((512, 512))
-        for i, colour in enumerate(("red", "blue", "green"))
-    ]
+    variants, images = _mugs(("red", "blue", "green"), 512)
     config = replace(config_from_settings(), models_dir=captioner_dir, captioner="tiny-captioner")
     done, failed = batch_finalize(variants, [101, 102, 103], images, config, mark_ids=[9101, 9102, 9103])
     assert failed == []
@@ -98,12 +106,7 @@ def test_the_post_processing_plan_gives_generation_its_cores_and_finalising_the_
 def test_a_batch_finalised_on_two_threads_keeps_its_order_and_every_master_verifies(
     greenlight_settings: SettingsWrapper, library_dir: Path
 ) -> None:
-    library_load()
-    variants = campaign_plan_get(name="demo-catalog").variants[:5]
-    images = [
-        catalog_draw(Combo("mug", colour, "studio"), rng=random.Random(i)).resize((512, 512))
-        for i, colour in enumerate(("red", "blue", "green", "yellow", "white"))
-    ]
+    variants, images = _mugs(("red", "blue", "green", "yellow", "white"), 512)
     images[3] = Image.new("RGB", (100, 100))  # too small to carry the mark: fails alone
     config = config_from_settings()
 
@@ -122,15 +125,43 @@ def test_a_batch_finalised_on_two_threads_keeps_its_order_and_every_master_verif
             assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB"), key=key).serial == mark_id
 
 
+def test_a_slow_asset_does_not_hold_back_the_rest_of_its_batch(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variants, images = _mugs(("red", "blue", "green", "yellow", "white"), 256)
+    others_done = threading.Event()
+    finished: list[int] = []
+    by_thread: dict[int, list[int]] = {}
+    finalize = batches_module.image_finalize
+
+    def timed(variant: Any, *, serial: int, **kwargs: Any) -> Any:
+        by_thread.setdefault(threading.get_ident(), []).append(serial)
+        if serial == 401:  # the first asset is slow: the other thread makes the rest meanwhile
+            assert others_done.wait(120), f"only {finished} were made beside the slow asset"
+        made = finalize(variant, serial=serial, **kwargs)
+        finished.append(serial)
+        if set(finished) >= {402, 403, 404, 405}:
+            others_done.set()
+        return made
+
+    monkeypatch.setattr(batches_module, "image_finalize", timed)
+    done, failed = batch_finalize(
+        variants,
+        [401, 402, 403, 404, 405],
+        images,
+        config_from_settings(),
+        mark_ids=[9401, 9402, 9403, 9404, 9405],
+        threads=2,
+    )
+
+    assert failed == [] and [file.key for file in done] == [v.key for v in variants]  # the batch's order
+    assert sorted(by_thread.values()) == [[401], [402, 403, 404, 405]]
+
+
 def test_a_batch_whose_files_cannot_be_synced_hands_none_of_them_over(
     greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    library_load()
-    variants = campaign_plan_get(name="demo-catalog").variants[:2]
-    images = [
-        catalog_draw(Combo("mug", colour, "studio"), rng=random.Random(i)).resize((512, 512))
-        for i, colour in enumerate(("red", "blue"))
-    ]
+    variants, images = _mugs(("red", "blue"), 512)
 
     def failing(root: Path) -> bool:
         raise OSError(28, "No space left on device")
