@@ -122,8 +122,8 @@ def _shrunk(table: npt.NDArray[np.float64], region: tuple[float, float, float, f
     Measured in one run on a 1024 px picture: the stored descriptor (seven regions) in 3.1 ms
     against 8.2 ms resizing each region with ``cv2.resize``; a file's 16 probes in 2.2 ms
     against 58 ms resizing each orientation of each region on its own. Reading the table only at
-    the corners and their next row and column (four 65 x 65 gathers), not along whole rows, took
-    the stored descriptor from 4.1 ms to 2.6 ms of CPU on another machine (the same values)."""
+    the corners and their next row and column (four 65 x 65 gathers), not along whole rows, then
+    took the stored descriptor from 4.1 ms to 2.6 ms of CPU (the same values; a slower machine)."""
     top, left, height, width = region
     (y0, fy), (x0, fx) = _corners(table.shape[0] - 1, top, height), _corners(table.shape[1] - 1, left, width)
     y1, x1 = np.minimum(y0 + 1, table.shape[0] - 1), np.minimum(x0 + 1, table.shape[1] - 1)

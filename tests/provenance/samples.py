@@ -55,11 +55,15 @@ def manifest_for(serial: int = SERIAL) -> dict[str, Any]:
 
 
 def flip_image_byte(data: bytes, mime: str) -> bytes:
-    """Flip one byte inside the compressed pixel data, leaving the manifest alone."""
+    """Flip one byte inside the compressed pixel data, leaving the manifest alone.
+
+    In a JPEG the byte lies 400 bytes before the end of the last scan: the flip garbles the scan
+    from there on, the last rows of blocks, so the picture changes for certain while still
+    looking like itself (a flip near the scan's start garbles all of it, as random as the mark)."""
     if mime == "image/png":
         index = data.index(b"IDAT") + 4 + 200
     else:
-        index = data.rindex(b"\xff\xda") + 400  # inside the last scan
+        index = max(data.rindex(b"\xff\xda") + 20, data.rindex(b"\xff\xd9") - 400)  # inside the last scan
         while data[index] in (0x00, 0xFE, 0xFF) or data[index - 1] == 0xFF:
             index += 1  # keep JPEG byte stuffing and markers intact
     tampered = bytearray(data)

@@ -133,7 +133,7 @@ def test_flipped_byte_in_a_published_jpeg_is_tampered_and_names_its_asset(
     # The rendition's manifest has no generation record of its own: its parent's names the asset.
     assert report.matched_by == "manifest" and report.c2pa.serial == asset.pk
     assert report.asset is not None and report.asset.serial == asset.pk
-    # The flipped bit garbles the rest of the JPEG scan: the pixels changed, their hash no longer matches.
+    # The flipped bit garbles the end of the JPEG scan: the pixels changed, their hash no longer matches.
     assert report.stored_manifest is not None and report.stored_manifest.matched_by == "serial"
     # The pixels' watermark confirms the manifest's asset: nothing is reported as another asset's.
     assert report.watermark.serial == asset.mark_id and report.manifest_asset is None
