@@ -330,12 +330,12 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
     worker = _worker_start(served_env, tmp / "worker.log", args.worker_threads or args.threads)
     try:
         figures["raw before"] = _timed_process(
-            [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=figures
+            [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=(figures, "raw cpu")
         )
         served = {"server": server.server_process.pid if server.server_process else None, "worker": worker.pid}
         before = {name: _process_cpu(pid) for name, pid in served.items()}
         figures["command"] = _timed_process(
-            _campaign_command("bench-command", args.batch_size, "workers"), served_env, cpu=figures
+            _campaign_command("bench-command", args.batch_size, "workers"), served_env, cpu=(figures, "command cpu")
         )
         for name, pid in served.items():
             figures[f"{name} cpu"] = _process_cpu(pid) - before[name]
@@ -386,17 +386,16 @@ def _worker_start(env: dict[str, str], log: Path, threads: int) -> subprocess.Po
     return worker
 
 
-def _timed_process(argv: list[str], env: dict[str, str], *, cpu: dict[str, float] | None = None) -> float:
-    """Wall seconds of ``argv`` as a fresh process; with ``cpu``, its CPU seconds (user and
-    system, its own children included) go there, as "raw cpu" (the raw script) or "command cpu"."""
+def _timed_process(argv: list[str], env: dict[str, str], *, cpu: tuple[dict[str, float], str] | None = None) -> float:
+    """Wall seconds of ``argv`` as a fresh process; with ``cpu`` (figures, name), its CPU seconds
+    (user and system, its own children included) go into the figures under that name."""
     started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if cpu is not None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu["raw cpu" if argv[1] == "-c" else "command cpu"] = (
-            after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-        )
+        figures, name = cpu
+        figures[name] = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     if done.returncode:
         raise SystemExit(
             f"{' '.join(argv[:3])} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-4000:]}"

@@ -52,6 +52,7 @@ from provenance.watermark_coding import (
     bits_word,
     conv_encode,
     crc16,
+    embed_keyring,
     viterbi,
 )
 
@@ -492,6 +493,13 @@ class Synced:
 
 def rank(reading: WatermarkReading) -> tuple[bool, float]:
     return reading.serial is not None, reading.confidence
+
+
+def read_as_lies(luma: FloatArray, key: str, threshold: float) -> WatermarkReading:
+    """``luma`` read at scale 1 as it lies: one orientation, one key, the best pilot shift only
+    (a whole read also tries every orientation and the next two shifts: this is the stricter
+    test). The embedder's read-back, and the quick answer of ``watermark_confirms``."""
+    return Synced.of_fold(fold_lumas([luma], IDENTITY), embed_keyring(key), IDENTITY).decide(threshold, shifts=1)
 
 
 def decode_at(

@@ -46,21 +46,18 @@ from provenance.watermark_coding import (
     WORK_TILE,
     FloatArray,
     cell_signs,
-    embed_keyring,
     serial_check,
     tile_from_grid,
 )
 from provenance.watermark_detection import (
-    IDENTITY,
     MASK_CAP,
     MASK_FLOOR,
     MIN_SIDE,
-    Synced,
     WatermarkReading,
     detector_weight,
-    fold_lumas,
     fold_plain,
     mean_size,
+    read_as_lies,
     residual_and_norm,
     size_check,
 )
@@ -145,9 +142,8 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
 
 
 def _embed_read(luma: FloatArray, key: str) -> WatermarkReading:
-    """The embedder's read-back: scale 1, as embedded (one orientation), the best pilot shift
-    only (the detector also tries the next two: this is the stricter test)."""
-    return Synced.of_fold(fold_lumas([luma], IDENTITY), embed_keyring(key), IDENTITY).decide(Z_THRESHOLD, shifts=1)
+    """The embedder's read-back: scale 1, as embedded (``read_as_lies``)."""
+    return read_as_lies(luma, key, Z_THRESHOLD)
 
 
 @dataclass(frozen=True)
