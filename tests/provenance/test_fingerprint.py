@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import io
 
+import cv2
+import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from provenance.fingerprint import MATCH_SIMILARITY, fingerprint_matches, fingerprint_similarity, image_fingerprint
+from provenance.fingerprint import (
+    MATCH_SIMILARITY,
+    SIDE,
+    _area_table,
+    _shrunk,
+    fingerprint_matches,
+    fingerprint_similarity,
+    image_fingerprint,
+)
 from tests.provenance.samples import photograph, product_shot
 
 
@@ -52,3 +62,19 @@ def test_a_descriptor_is_small_text_and_nothing_else_is_read_as_one() -> None:
     assert fingerprint_matches(product_shot(4), "dct-cos.v1:not base64!") is None
     assert fingerprint_matches(product_shot(4), "other.v9:AAAA") is None
     assert fingerprint_matches(Image.new("RGB", (300, 200), (128, 128, 128)), stored) is False
+
+
+def test_regions_shrink_to_the_area_mean_opencv_computes_each_on_its_own() -> None:
+    """The regions the descriptor is made of are shrunk all at once from one summed-area table:
+    each must come out as cv2's area resize of that region alone, whatever the other regions
+    are (whole-pixel regions here, where cv2 can crop them; fractions follow the same table)."""
+    grey = np.asarray(photograph("coins", 512).convert("L").resize((333, 250)), dtype=np.uint8)
+    table = _area_table(Image.fromarray(grey))
+    regions = [(0.0, 0.0, 250.0, 333.0), (10.0, 20.0, 200.0, 300.0), (50.0, 0.0, 128.0, 64.0), (249.0, 332.0, 1.0, 1.0)]
+    together = _shrunk(table, regions)
+    assert together.shape == (len(regions), SIDE, SIDE)
+    for (top, left, height, width), small in zip(regions, together, strict=True):
+        crop = grey[int(top) : int(top + height), int(left) : int(left + width)].astype(np.float32)
+        expected = cv2.resize(crop, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+        np.testing.assert_allclose(small, expected, rtol=0, atol=1e-3)
+    np.testing.assert_array_equal(_shrunk(table, regions[1:2])[0], together[1])
