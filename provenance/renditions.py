@@ -24,7 +24,13 @@ from provenance.errors import MediaError, WatermarkError
 from provenance.media import IMAGE_FORMATS, MIME, VIDEO_MIMES, WATERMARK_MIN_SIDE
 from provenance.mp4 import mp4_clip, mp4_decode, mp4_encode, mp4_watermark_frames
 from provenance.png import COLOUR_TYPES, png_encode
-from provenance.watermark import watermark_confirms, watermark_embed, watermark_payload, watermark_read_frames
+from provenance.watermark import (
+    watermark_confirms,
+    watermark_embed,
+    watermark_embed_encoded,
+    watermark_payload,
+    watermark_read_frames,
+)
 from provenance.watermark_keys import WatermarkKey
 
 # Whose mark reads back from a still: its own (marked again at its size), the master's (resized
@@ -245,22 +251,31 @@ def _still_at(
     check: bool = True,
     fast: bool = False,
 ) -> StillRendition:
-    """``image`` fitted to ``size``, marked again with ``serial`` (``remark``, where large
-    enough; watermark_embed's WatermarkError passes through), encoded as ``request`` asks, and
-    whose mark reads back from the encoded bytes (``check``): "own" if marked again, "master"
-    if not. ``fast`` resamples as thumbnails do (``image_fit``)."""
+    """``image`` fitted to ``size``, encoded as ``request`` asks, and whose mark reads back from
+    the encoded bytes: "own" if marked again with ``serial`` (``remark``, where large enough),
+    marked until its file reads back (``watermark_embed_encoded``; its WatermarkError passes
+    through); "master" if not marked again and the master's mark, resized with it, reads back
+    (checked only with ``check``). ``fast`` resamples as thumbnails do (``image_fit``)."""
     actions = []
     if image.size != size:
         image = image_fit(image, size, fast=fast)
         actions.append("c2pa.resized")
     remark = remark and min(size) >= WATERMARK_MIN_SIDE
-    if remark:
-        image = watermark_embed(image, serial, key=mark_key.secret)
     if transcoded:
         actions.append("c2pa.transcoded")
-    data = image_encode(image, request.format, quality=request.quality)
-    # Claim the watermark only if it survived resizing and encoding.
-    reads = check and min(size) >= WATERMARK_MIN_SIDE and _reads_back(data, serial, mark_key)
+    if remark:
+        # Marked until the encoded file reads back (watermark_embed_encoded): it carries the serial.
+        _, data = watermark_embed_encoded(
+            image,
+            serial,
+            key=mark_key.secret,
+            encode=lambda marked: image_encode(marked, request.format, quality=request.quality),
+        )
+        reads = True
+    else:
+        data = image_encode(image, request.format, quality=request.quality)
+        # Claim the master's mark only if it survived resizing and encoding.
+        reads = check and min(size) >= WATERMARK_MIN_SIDE and _reads_back(data, serial, mark_key)
     mark: MarkSource = ("own" if remark else "master") if reads else "none"
     if mark == "own":
         actions.append("c2pa.watermarked")

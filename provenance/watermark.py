@@ -84,7 +84,7 @@ from provenance.watermark_coding import (
     watermark_payload,
 )
 from provenance.watermark_detection import MIN_SIDE, WatermarkReading
-from provenance.watermark_embedding import watermark_embed
+from provenance.watermark_embedding import watermark_embed, watermark_embed_encoded
 from provenance.watermark_geometry import (
     FALSE_POSITIVE_BOUND,
     HYPOTHESES,
@@ -128,6 +128,7 @@ __all__ = [
     "false_positive_bound",
     "watermark_confirms",
     "watermark_embed",
+    "watermark_embed_encoded",
     "watermark_payload",
     "watermark_read",
     "watermark_read_frames",

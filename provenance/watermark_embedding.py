@@ -16,7 +16,9 @@
   model's output need it. From the second level on, the luma change a channel cannot take (it
   would pass 0 or 255) spills to the other channels, so saturated colours carry the mark at a
   small hue shift. Only an image that reads back at no level (flat white or black, say) is
-  refused (``WatermarkError``), never returned unmarked.
+  refused (``WatermarkError``), never returned unmarked. A still that goes out in a lossy
+  format is read back from its decoded file instead (``watermark_embed_encoded``): the ladder
+  then answers for what the encoder kept.
 * **Informed embedding.** At scale 1 the embedder sees what the detector will see of the
   unmarked image in each cell (its fold) and subtracts part of that interference
   (``_cell_values``, "improved spread spectrum"): in busy images this, not the raw mark
@@ -28,7 +30,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -105,13 +109,52 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
     manifest that says it is watermarked. ``key`` selects the pilot and scrambler (tests
     use another one).
     """
+    marked, _ = _embed(image, serial, key, _as_marked)
+    return Image.fromarray(marked)
+
+
+def watermark_embed_encoded(
+    image: Image.Image, serial: int, *, key: str = DEFAULT_KEY, encode: Callable[[Image.Image], bytes]
+) -> tuple[Image.Image, bytes]:
+    """``watermark_embed`` for a still that goes out in a lossy format: the marked image and its
+    file, ``encode``'s bytes for it, whose decoded pixels are what the read-backs read.
+
+    The file is what a reader gets, so the strength ladder answers to it: a mark the encoder
+    weakens is made stronger until the decoded file reads back as ``watermark_embed`` demands
+    of pixels, and no second read of the file is needed to claim that it carries ``serial``
+    (a thumbnail made so was read three times before: the pixels, brightened, then the file).
+    """
+
+    def as_decoded(marked: RgbArray) -> tuple[RgbArray, bytes]:
+        data = encode(Image.fromarray(marked))
+        decoded = Image.open(io.BytesIO(data))
+        return np.asarray(decoded if decoded.mode == "RGB" else decoded.convert("RGB"), dtype=np.uint8), data
+
+    marked, data = _embed(image, serial, key, as_decoded)
+    assert data is not None  # as_decoded encodes every attempt
+    return Image.fromarray(marked), data
+
+
+def _as_marked(marked: RgbArray) -> tuple[RgbArray, None]:
+    """The marked pixels as a reader sees them when they are stored losslessly: as they are."""
+    return marked, None
+
+
+def _embed(
+    image: Image.Image,
+    serial: int,
+    key: str,
+    seen: Callable[[RgbArray], tuple[RgbArray, bytes | None]],
+) -> tuple[RgbArray, bytes | None]:
+    """The marked pixels and, where ``seen`` encodes them, their file: each strength of the
+    ladder is read back from ``seen(marked)``, the pixels as a reader will decode them."""
     serial_check(serial)
     size_check(image)
     if image.mode != "RGB":
         raise WatermarkError(f"Watermarking needs an RGB image, got mode {image.mode!r}")
     host = _host_prepare(np.asarray(image, dtype=np.uint8))
     signs = cell_signs(serial, key)
-    fallback: RgbArray | None = None
+    fallback: tuple[RgbArray, bytes | None] | None = None
     for level, psnr in enumerate(_PSNR_LEVELS):  # stronger only where the mark does not read back
         spill = level > 0  # the first level keeps every hue; later ones may move saturated ones
         amplitude = _amplitude(host, psnr, spill=spill)
@@ -119,19 +162,20 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
         for cancel in _ISS_CANCEL:
             values = _cell_values(host, unit, signs, cancel=cancel)
             marked = _embed_rgb(host, amplitude, values, psnr=psnr, spill=spill)
-            luma = np.asarray(cv2.cvtColor(marked, cv2.COLOR_RGB2GRAY), dtype=np.float32)
+            visible, data = seen(marked)
+            luma = np.asarray(cv2.cvtColor(visible, cv2.COLOR_RGB2GRAY), dtype=np.float32)
             reading = _embed_read(luma, key)
             if reading.serial == serial:
                 if (
                     reading.confidence >= _EMBED_TARGET
                     and _survives_crop(luma, serial, key)
-                    and (not host.clips_brighter or _survives_brightening(marked, serial, key))
+                    and (not host.clips_brighter or _survives_brightening(visible, serial, key))
                 ):
-                    return Image.fromarray(marked)
+                    return marked, data
                 if fallback is None:
-                    fallback = marked
+                    fallback = (marked, data)
     if fallback is not None:
-        return Image.fromarray(fallback)
+        return fallback
     raise WatermarkCapacityError(
         f"Image {image.width}x{image.height} cannot carry the watermark for serial {serial}: marked at PSNR "
         f"{_PSNR_LEVELS[-1]} dB, it reads back as "

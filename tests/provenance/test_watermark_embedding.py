@@ -1,14 +1,38 @@
-"""The embedder's shortcuts give the very floats and bytes of the plain computations they replace."""
+"""The embedder's shortcuts give the very floats and bytes of the plain computations they replace,
+and a still marked for a lossy file is marked until that file reads back."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import cv2
 import numpy as np
+import pytest
+from PIL import Image
 
 from provenance import watermark_embedding as embedding
+from provenance.errors import WatermarkCapacityError
+from provenance.watermark import watermark_embed, watermark_embed_encoded, watermark_read
 from provenance.watermark_coding import CELL, DEFAULT_KEY, TILE, cell_signs, tile_from_grid
+from tests.provenance.samples import photograph, product_shot
+
+SERIAL = 48_213
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def decoded(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def psnr(image: Image.Image, marked: Image.Image) -> float:
+    error = np.asarray(image, dtype=np.float64) - np.asarray(marked, dtype=np.float64)
+    return 10 * math.log10(255**2 / float(np.mean(error**2)))
 
 
 def test_headroom_by_byte_ranks_is_the_least_float_room_of_every_colour() -> None:
@@ -44,3 +68,41 @@ def test_marking_band_by_band_gives_the_bytes_of_whole_image_passes() -> None:
         cv2.add(c, delta * float(d), dtype=cv2.CV_8U) for c, d in zip(cv2.split(rgb), embedding._DIRECTION, strict=True)
     ]
     assert np.array_equal(embedding._embed_rgb(host, amplitude, values, psnr=38.8, spill=False), cv2.merge(channels))
+
+
+def test_a_still_stored_losslessly_is_marked_as_watermark_embed_marks_it() -> None:
+    image = product_shot(3)
+
+    marked, data = watermark_embed_encoded(image, SERIAL, encode=png_bytes)
+
+    assert np.array_equal(np.asarray(marked), np.asarray(watermark_embed(image, SERIAL)))
+    assert data == png_bytes(marked)
+
+
+def test_a_file_that_weakens_the_mark_is_marked_more_strongly_until_the_file_reads_back() -> None:
+    image = photograph("astronaut", 512)  # busy: its mark reads with little to spare
+    unmarked = np.asarray(image, dtype=np.float32)
+
+    def weakening(marked: Image.Image) -> bytes:  # a lossy encoder that keeps 60% of the mark
+        kept = unmarked + 0.6 * (np.asarray(marked, dtype=np.float32) - unmarked)
+        return png_bytes(Image.fromarray(np.clip(np.rint(kept), 0, 255).astype(np.uint8)))
+
+    plain = watermark_embed(image, SERIAL)
+    # Marked for its pixels, the file falls short of the read-backs: cropped, it no longer reads.
+    seen = cv2.cvtColor(np.asarray(decoded(weakening(plain))), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    assert not embedding._survives_crop(seen, SERIAL, DEFAULT_KEY)
+
+    marked, data = watermark_embed_encoded(image, SERIAL, encode=weakening)
+
+    assert psnr(image, marked) < psnr(image, plain) - 0.5
+    assert data == weakening(marked)
+    reading = watermark_read(decoded(data))
+    assert reading.serial == SERIAL and reading.confidence >= embedding._EMBED_TARGET
+
+
+def test_a_file_that_loses_the_mark_is_refused_never_returned_as_marked() -> None:
+    image = product_shot(3)
+    watermark_embed(image, SERIAL)  # the pixels take it
+
+    with pytest.raises(WatermarkCapacityError, match="cannot carry the watermark"):
+        watermark_embed_encoded(image, SERIAL, encode=lambda _: png_bytes(image))  # an encoder that drops it
