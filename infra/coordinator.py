@@ -66,15 +66,24 @@ def coordinate(
     dispatch: Dispatch,
     max_in_flight: int,
     poll_seconds: float = 0.25,
+    poll_max_seconds: float = 1.0,
     flow_run_id: str = "",
     untaken_seconds: float = 300.0,
     on_progress: Callable[[RunStatus], None] | None = None,
 ) -> CoordinateOutcome:
-    """Hand the run's pending batches out until it ends, is paused or cancelled (see the module)."""
+    """Hand the run's pending batches out until it ends, is paused or cancelled (see the module).
+
+    Between two looks at the run it waits ``poll_seconds``, twice as long after each look that
+    found nothing changed, up to ``poll_max_seconds``, and ``poll_seconds`` again once something
+    has. A look costs about 9 ms of this process's CPU and 5 ms of the database's (measured on
+    2 cores): four a second, through a whole run, took some 5% of a core from the generation
+    sharing the machine; a worker already holds its next batch (``in_flight_default``: two per
+    worker), so it loses nothing when its last one is noticed up to a second late."""
     started = time.perf_counter()
     status = run_begin(run_id=run_id, flow_run_id=flow_run_id)
     sent: dict[int, float] = {}  # serial -> when its batch was sent
     batches_sent = resent = 0
+    wait = poll_seconds
     while status.state == "running":
         if status.pending == 0:
             run_finish_check(run_id=run_id)
@@ -97,17 +106,22 @@ def coordinate(
         plan = [b for b in plan if not any(s in sent for s in b.serials)]
         waiting = sum(len(b.serials) for b in plan)
         in_flight = math.ceil(max(status.pending - waiting, 0) / batch_size)
+        changed = bool(released)
         if plan and in_flight < max_in_flight and not run_outranked(run_id=run_id):
             for batch in plan[: max_in_flight - in_flight]:
                 dispatch(batch)
                 sent.update(dict.fromkeys(batch.serials, time.monotonic()))
                 batches_sent += 1
                 logger.info("run=%s batch sent: model=%s serials=%s", run_id, batch.model_name, list(batch.serials))
+            changed = True
         else:
-            time.sleep(poll_seconds)
+            time.sleep(wait)
         before, status = status.pending, run_status(run_id=run_id)
-        if on_progress is not None and status.pending != before:
-            on_progress(status)
+        if status.pending != before:
+            changed = True
+            if on_progress is not None:
+                on_progress(status)
+        wait = poll_seconds if changed else min(wait * 2, max(poll_max_seconds, poll_seconds))
     outcome = CoordinateOutcome(run_id, status.state, batches_sent, resent, time.perf_counter() - started)
     logger.info(outcome.line())
     return outcome

@@ -4,6 +4,7 @@ asset made exactly once; a run that comes first overtakes one already running.""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -169,3 +170,51 @@ def test_a_request_with_a_deadline_overtakes_a_scheduled_campaign_already_runnin
     assert urgent_at == list(range(urgent_at[0], urgent_at[0] + 3)) and urgent_at[0] <= 2
     assert Run.objects.get(pk=urgent.pk).state == "succeeded"
     assert Run.objects.get(pk=scheduled.pk).state == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_coordinator_looks_less_often_until_something_changes(
+    loaded: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import infra.coordinator
+
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    sent: list[RunBatch] = []
+    looks: list[tuple[float, int]] = []  # when the coordinator looked, and the pending count it saw
+    status = infra.coordinator.run_status
+
+    def looked(**kwargs: int) -> object:
+        seen = status(**kwargs)  # type: ignore[arg-type]
+        looks.append((time.monotonic(), seen.pending))
+        return seen
+
+    monkeypatch.setattr(infra.coordinator, "run_status", looked)
+    # A worker that takes its batch and makes nothing for a while: the coordinator has nothing to do.
+    coordinator = coordinate_in_thread(
+        run_id=run.pk, batch_size=4, dispatch=sent.append, max_in_flight=1, poll_seconds=0.1, poll_max_seconds=0.4
+    )
+    deadline = time.monotonic() + 30
+    while len(looks) < 6:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    # The worker hands one asset over (failed): the next look sees it.
+    Asset.objects.filter(pk=sent[0].serials[0]).update(state=AssetState.FAILED)
+    while not any(pending == 11 for _, pending in looks):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    changed_at = next(i for i, (_, pending) in enumerate(looks) if pending == 11)
+    while len(looks) < changed_at + 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    run_cancel(run=run, actor=operator)
+    coordinator.join(timeout=30)
+
+    assert len(sent) == 1
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(looks)]
+    idle = gaps[:changed_at]
+    # Twice as long after each look that found nothing new, up to the most it waits ...
+    assert idle[0] < 0.25 and max(idle) >= 0.35 and all(gap < 0.4 + 0.2 for gap in idle), idle
+    assert all(later >= earlier - 0.05 for earlier, later in itertools.pairwise(idle)), idle
+    # ... and soon again once a look has found something.
+    assert gaps[changed_at] < 0.25, (gaps, changed_at)
