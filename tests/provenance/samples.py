@@ -44,6 +44,16 @@ def encode(image: Image.Image, mime: str) -> bytes:
     return buffer.getvalue()
 
 
+def decoded(data: bytes) -> Image.Image:
+    """A file's picture as a reader decodes it, in RGB."""
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(10 * np.log10(255.0**2 / np.mean(diff**2)))
+
+
 def manifest_for(serial: int = SERIAL) -> dict[str, Any]:
     return generated_manifest(
         title="hero-shot-kettle.png",

@@ -3,7 +3,6 @@ busy photographs, and an unmarked one claiming no watermark when no size carries
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -14,15 +13,11 @@ from provenance.credentials import c2pa_read, c2pa_sign
 from provenance.renditions import RenditionRequest, image_fit, rendition_sign, thumbnail_render, thumbnail_sizes
 from provenance.watermark import DEFAULT_KEY, watermark_embed, watermark_payload, watermark_read
 from provenance.watermark_keys import WatermarkKey
-from tests.provenance.samples import BUSY, SERIAL, encode, manifest_for, photograph, product_shot
+from tests.provenance.samples import BUSY, SERIAL, decoded, encode, manifest_for, photograph, product_shot
 
 THUMB = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
 # These tests mark and read with the watermark's default key; the pipeline uses the installation's.
 KEY = WatermarkKey(key_id="wk-0123456789ab", secret=DEFAULT_KEY)
-
-
-def decoded(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def test_thumbnail_sizes_step_up_from_the_request_to_the_largest_that_fits_the_master() -> None:

@@ -45,6 +45,7 @@ from provenance.watermark_geometry import (
     grid_reach,
     scale_neighbours,
 )
+from tests.provenance.samples import psnr
 
 Maker = Callable[[np.random.Generator, tuple[int, int]], Image.Image]
 
@@ -133,11 +134,6 @@ def encoded(image: Image.Image, fmt: str, **options: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    return float(10 * np.log10(255.0**2 / np.mean(diff**2)))
 
 
 def marked(kind: str, seed: int, size: tuple[int, int] = (512, 512)) -> tuple[Image.Image, int]:

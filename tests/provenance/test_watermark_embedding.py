@@ -3,7 +3,6 @@ and a still marked for a lossy file is marked until that file reads back."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import cv2
@@ -15,24 +14,13 @@ from provenance import watermark_embedding as embedding
 from provenance.errors import WatermarkCapacityError
 from provenance.watermark import watermark_embed, watermark_embed_encoded, watermark_read
 from provenance.watermark_coding import CELL, DEFAULT_KEY, TILE, cell_signs, tile_from_grid
-from tests.provenance.samples import photograph, product_shot
+from tests.provenance.samples import decoded, encode, photograph, product_shot, psnr
 
 SERIAL = 48_213
 
 
 def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def decoded(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-def psnr(image: Image.Image, marked: Image.Image) -> float:
-    error = np.asarray(image, dtype=np.float64) - np.asarray(marked, dtype=np.float64)
-    return 10 * math.log10(255**2 / float(np.mean(error**2)))
+    return encode(image, "image/png")
 
 
 def test_headroom_by_byte_ranks_is_the_least_float_room_of_every_colour() -> None:
