@@ -309,8 +309,10 @@ def image_fit(image: Image.Image, size: tuple[int, int], *, fast: bool = False) 
 
 
 def _reads_back(data: bytes, serial: int, mark_key: WatermarkKey) -> bool:
-    """Whether ``serial`` reads back from the encoded still, decoded as any reader would (and read
-    as ``watermark_read`` reads it: ``watermark_confirms``)."""
+    """Whether ``serial`` reads back from an encoded still that was not marked again (it keeps
+    the master's mark, resized with it), decoded as any reader would and read as
+    ``watermark_read`` reads it (``watermark_confirms``). A still marked again is read back
+    inside ``watermark_embed_encoded`` instead."""
     decoded = Image.open(io.BytesIO(data))
     decoded.load()
     image = decoded if decoded.mode == "RGB" else decoded.convert("RGB")  # a JPEG decodes to RGB: no copy
