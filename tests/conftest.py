@@ -24,6 +24,34 @@ from provenance.keys import SigningFiles, signer_create
 from provenance.watermark_keys import WatermarkKey, WatermarkKeyFiles, watermark_key_create, watermark_keys_load
 from tests.fixture_types import SettingsWrapper
 
+# Folders a test run writes to outside pytest's own temporary folders: each xdist worker gets one
+# of its own (``pytest_xdist_setupnodes``).
+WORKER_FOLDERS = ("GREENLIGHT_VAR_DIR", "PREFECT_HOME")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Each pytest-xdist worker process gets folders of its own.
+
+    The suite runs on one worker per core (``--numprocesses logical`` in pyproject.toml): much of
+    it waits on servers, browsers and subprocesses, so two workers on two cores take about two
+    thirds of the time of one. Each worker has its own test database (pytest-django adds
+    ``_gw0``, ``_gw1``...), but the files a test stores under ``GREENLIGHT_VAR_DIR`` (masters are
+    named by their asset's key, the same in both workers for the same campaign, and swept when no
+    asset references them) and Prefect's local database under ``PREFECT_HOME`` would be shared:
+    each worker takes a subfolder of its own, set in its environment before it starts (Django's
+    settings read it before any conftest is loaded)."""
+    import execnet
+
+    for index, spec in enumerate(specs):
+        env = []
+        for name in WORKER_FOLDERS:
+            base = os.environ.get(name)
+            folder = Path(base) / f"worker{index}" if base else Path(tempfile.mkdtemp(prefix=f"greenlight-{index}-"))
+            folder.mkdir(parents=True, exist_ok=True)
+            env.append(f"env:{name}={folder.resolve()}")
+        specs[index] = execnet.XSpec("//".join([str(spec), *env]))
+
 
 @pytest.fixture(scope="session")
 def signing_files(tmp_path_factory: pytest.TempPathFactory) -> SigningFiles:
