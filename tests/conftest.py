@@ -39,18 +39,19 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     ``_gw0``, ``_gw1``...), but the files a test stores under ``GREENLIGHT_VAR_DIR`` (masters are
     named by their asset's key, the same in both workers for the same campaign, and swept when no
     asset references them) and Prefect's local database under ``PREFECT_HOME`` would be shared:
-    each worker takes a subfolder of its own, set in its environment before it starts (Django's
-    settings read it before any conftest is loaded)."""
+    each worker takes a subfolder named after it (``gw0``...), set in its environment before it
+    starts (Django's settings read it before any conftest is loaded)."""
     import execnet
 
     for index, spec in enumerate(specs):
         env = []
         for name in WORKER_FOLDERS:
             base = os.environ.get(name)
-            folder = Path(base) / f"worker{index}" if base else Path(tempfile.mkdtemp(prefix=f"greenlight-{index}-"))
+            folder = Path(base) / spec.id if base else Path(tempfile.mkdtemp(prefix=f"greenlight-{spec.id}-"))
             folder.mkdir(parents=True, exist_ok=True)
             env.append(f"env:{name}={folder.resolve()}")
         specs[index] = execnet.XSpec("//".join([str(spec), *env]))
+        specs[index].id = spec.id  # the worker's name (gw0, gw1...), already given
 
 
 @pytest.fixture(scope="session")
