@@ -24,10 +24,6 @@ from provenance.keys import SigningFiles, signer_create
 from provenance.watermark_keys import WatermarkKey, WatermarkKeyFiles, watermark_key_create, watermark_keys_load
 from tests.fixture_types import SettingsWrapper
 
-# Folders a test run writes to outside pytest's own temporary folders: each xdist worker gets one
-# of its own (``pytest_xdist_setupnodes``).
-WORKER_FOLDERS = ("GREENLIGHT_VAR_DIR", "PREFECT_HOME")
-
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
@@ -36,20 +32,22 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     The suite runs on one worker per core (``--numprocesses logical`` in pyproject.toml): much of
     it waits on servers, browsers and subprocesses, so two workers on two cores take about two
     thirds of the time of one. Each worker has its own test database (pytest-django adds
-    ``_gw0``, ``_gw1``...), but the files a test stores under ``GREENLIGHT_VAR_DIR`` (masters are
-    named by their asset's key, the same in both workers for the same campaign, and swept when no
-    asset references them) and Prefect's local database under ``PREFECT_HOME`` would be shared:
-    each worker takes a subfolder named after it (``gw0``...), set in its environment before it
-    starts (Django's settings read it before any conftest is loaded)."""
+    ``_gw0``, ``_gw1``...), but the files a test stores under the var folder (masters are named
+    by their asset's key, the same in both workers for the same campaign, and swept when no asset
+    references them) and Prefect's local database under ``PREFECT_HOME`` (which the settings
+    default to a folder of it) would be shared: each worker takes a subfolder of each named after
+    it (``gw0``...), set in its environment before it starts (Django's settings read it before
+    any conftest is loaded)."""
     import execnet
+    from django.conf import settings
 
+    bases = {"GREENLIGHT_VAR_DIR": Path(settings.VAR_DIR), "PREFECT_HOME": Path(os.environ["PREFECT_HOME"])}
     for index, spec in enumerate(specs):
         env = []
-        for name in WORKER_FOLDERS:
-            base = os.environ.get(name)
-            folder = Path(base) / spec.id if base else Path(tempfile.mkdtemp(prefix=f"greenlight-{spec.id}-"))
-            folder.mkdir(parents=True, exist_ok=True)
-            env.append(f"env:{name}={folder.resolve()}")
+        for name, base in bases.items():
+            folder = (base / spec.id).resolve()
+            folder.mkdir(parents=True, exist_ok=True)  # Prefect's local server does not make its home
+            env.append(f"env:{name}={folder}")
         specs[index] = execnet.XSpec("//".join([str(spec), *env]))
         specs[index].id = spec.id  # the worker's name (gw0, gw1...), already given
 
