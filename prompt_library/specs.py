@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from models.families import IMAGE_TO_VIDEO
@@ -273,7 +274,7 @@ class Variant:
             identity["mask"] = self.mask
         return identity
 
-    @property
+    @cached_property  # the fields are frozen; a run asks for it several times an asset
     def key(self) -> str:
         """The asset key: a hash of what makes the image (not of the campaign that asked for it)."""
         return canonical_hash(
