@@ -7,11 +7,16 @@ crashed run's batch can be handed over again, by another worker, with nothing lo
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Field, Q
 from django.utils import timezone
@@ -25,6 +30,8 @@ from review.errors import AssetRebuildError, UnknownAssetsError
 from review.events import asset_move, audit_event_build
 from review.models import Asset, AuditEvent, ManifestRecord, Run, WorkerHeartbeat, queue_position
 from review.states import AssetState
+
+logger = logging.getLogger("greenlight.intake")
 
 # States a run (re)generates: registered and never made, or made and failed.
 TO_GENERATE = (AssetState.PENDING, AssetState.FAILED)
@@ -469,7 +476,78 @@ def run_batch_hand_over(
             run.save(update_fields=["workers"])
         run_counts_refresh(run_id=run_id)
         run_finish_check(run_id=run_id)
+        run_changed_notify(run_id=run_id)
     return BatchHandOver(tuple(handed), tuple(failed), unused)
+
+
+# The PostgreSQL channel a run's changes are announced on (the payload: the run's id).
+RUN_CHANGED_CHANNEL = "greenlight_run_changed"
+
+
+def run_changed_notify(*, run_id: int) -> None:
+    """Announce that the run changed (a batch handed over, the run paused or cancelled), so that
+    its coordinator looks at it now rather than at its next poll (``RunChanges``). A PostgreSQL
+    NOTIFY: sent when the surrounding transaction commits, never when it rolls back. Elsewhere
+    (a SQLite demo) nothing is sent; the coordinator's polls find the change anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [RUN_CHANGED_CHANNEL, str(run_id)])
+
+
+class RunChanges:
+    """A wait for one run's changes (``run_changed_notify``) that a change ends early: what a
+    run's coordinator waits on between two looks at the run.
+
+    It LISTENs on a PostgreSQL connection of its own (autocommit, opened with the database's
+    settings), so a batch handed over wakes the coordinator within milliseconds instead of at its
+    next poll: the worker's next batch is sent at once, and the run's end is seen at once. The
+    database stays the record; a wake-up only says "look now". Without PostgreSQL, behind a
+    transaction-pooling PgBouncer (``DB_TRANSACTION_POOLING``: a LISTEN needs a session of its
+    own, which such a pool does not keep), or once its connection fails, ``wait`` is a plain
+    sleep (the polls still find every change).
+    """
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._listener: Any = None
+
+    def __enter__(self) -> RunChanges:
+        if connection.vendor == "postgresql" and not getattr(settings, "DB_TRANSACTION_POOLING", False):
+            try:
+                listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+                listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(RUN_CHANGED_CHANNEL)))
+            except psycopg.Error as error:
+                logger.warning("run=%s no change notifications (%s): polling only", self.run_id, error)
+            else:
+                self._listener = listener
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as this run's change is announced (announcements
+        of other runs do not end it), False when the time is up."""
+        deadline = time.monotonic() + seconds
+        payload = str(self.run_id)
+        while (left := deadline - time.monotonic()) > 0:
+            if self._listener is None:
+                time.sleep(left)
+                return False
+            try:
+                for note in self._listener.notifies(timeout=left, stop_after=1):
+                    if note.payload == payload:
+                        return True
+            except psycopg.Error as error:  # the connection broke: sleep out the rest, poll from now on
+                logger.warning("run=%s change notifications lost (%s): polling only", self.run_id, error)
+                self._listener.close()
+                self._listener = None
+        return False
 
 
 def run_counts_refresh(*, run_id: int) -> None:

@@ -22,7 +22,7 @@ from prompt_library.selectors import campaign_plan_get
 from review.audit import AuditAction
 from review.errors import ReviewInputError, RunRefusedError
 from review.events import asset_move, audit_event_build
-from review.intake import assets_register, run_counts_refresh
+from review.intake import assets_register, run_changed_notify, run_counts_refresh
 from review.models import Asset, AuditEvent, Run
 from review.orchestrator import run_submit
 from review.roles import REQUEST, RUN, role_require
@@ -90,6 +90,7 @@ def run_pause(*, run: Run, actor: User) -> Run:
         locked.state = Run.State.PAUSED
         locked.save(update_fields=["state"])
         _run_event(locked, AuditAction.RUN_PAUSED, actor, was=before)
+        run_changed_notify(run_id=locked.pk)  # its coordinator stops sending batches at once
     return locked
 
 
@@ -159,6 +160,7 @@ def run_cancel(*, run: Run, actor: User) -> Run:
         before = locked.state
         _run_close(locked, Run.State.CANCELLED)
         _run_event(locked, AuditAction.RUN_CANCELLED, actor, was=before, assets=len(assets))
+        run_changed_notify(run_id=locked.pk)
     return locked
 
 

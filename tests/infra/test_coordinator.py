@@ -18,7 +18,7 @@ from infra.coordinator import coordinate, local_dispatch
 from prompt_library.models import Campaign
 from prompt_library.services import library_load
 from review.audit import AuditAction
-from review.intake import RunBatch
+from review.intake import RunBatch, run_batch_hand_over
 from review.models import Asset, AuditEvent, Run, WorkerHeartbeat
 from review.services.runs import campaign_run_start, run_cancel, run_resume
 from review.states import AssetState
@@ -218,3 +218,36 @@ def test_an_idle_coordinator_looks_less_often_until_something_changes(
     assert all(later >= earlier - 0.05 for earlier, later in itertools.pairwise(idle)), idle
     # ... and soon again once a look has found something.
     assert gaps[changed_at] < 0.25, (gaps, changed_at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hand_over_has_the_next_batch_sent_at_once_and_a_cancel_ends_the_coordinator(
+    loaded: SettingsWrapper,
+) -> None:
+    """Between its looks the coordinator waits on the run's change notifications: with a poll of
+    30 s, a batch handed over still has the next one sent within moments, and a cancel ends it."""
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    sent: list[RunBatch] = []
+    coordinator = coordinate_in_thread(
+        run_id=run.pk, batch_size=4, dispatch=sent.append, max_in_flight=1, poll_seconds=30, poll_max_seconds=30
+    )
+    deadline = time.monotonic() + 30
+    while not sent:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)  # the coordinator is now waiting out its 30 s poll
+    first = Asset.objects.filter(pk__in=sent[0].serials)
+    failures = [(key, "the worker's model broke") for key in first.values_list("key", flat=True)]
+    handed_at = time.monotonic()
+    run_batch_hand_over(run_id=run.pk, worker="bench", files=[], failures=failures)
+    while len(sent) < 2:
+        assert time.monotonic() < handed_at + 10, "the next batch waited for the poll"
+        time.sleep(0.02)
+    assert set(sent[1].serials).isdisjoint(sent[0].serials)
+    time.sleep(0.5)
+    cancelled_at = time.monotonic()
+    run_cancel(run=run, actor=operator)
+    coordinator.join(timeout=20)
+    assert not coordinator.is_alive() and time.monotonic() - cancelled_at < 10
+    assert Run.objects.get(pk=run.pk).state == "cancelled"

@@ -4,14 +4,24 @@ recording a failed generation; each idempotent."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
 import pytest
+from django.db import connection, transaction
 
 from prompt_library.selectors import campaign_plan_get
 from provenance.config import provenance_config_from_settings
 from provenance.credentials import c2pa_read, reader_context
 from provenance.storage import LocalStorage
-from review.intake import GeneratedFile, asset_generation_fail, assets_hand_over, assets_register
+from review.intake import (
+    GeneratedFile,
+    RunChanges,
+    asset_generation_fail,
+    assets_hand_over,
+    assets_register,
+    run_changed_notify,
+)
 from review.models import Asset, AuditEvent, ManifestRecord
 from review.states import AssetState
 
@@ -110,3 +120,52 @@ def test_handing_the_same_files_over_again_stores_nothing_more(reviewable_assets
     assert assets_hand_over(files=[again]) == []
     assert ManifestRecord.objects.filter(asset=asset).count() == 2
     assert ManifestRecord.objects.get(asset=asset, kind="master") == record
+
+
+def _announce_later(*run_ids: int, after: float = 0.3) -> threading.Thread:
+    """Announce a change of each of ``run_ids``, each in its own committed transaction, from
+    another thread (another database connection) ``after`` seconds from now."""
+
+    def announce() -> None:
+        try:
+            time.sleep(after)
+            for run_id in run_ids:
+                with transaction.atomic():
+                    run_changed_notify(run_id=run_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=announce)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_announced_for_the_run_ends_its_wait_at_once() -> None:
+    with RunChanges(41) as changes:
+        announcer = _announce_later(7, 41)  # another run's change first: it does not end the wait
+        started = time.monotonic()
+        assert changes.wait(30.0)
+        waited = time.monotonic() - started
+        announcer.join()
+    assert 0.25 <= waited < 10.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_with_no_change_of_its_run_lasts_its_time() -> None:
+    with RunChanges(41) as changes:
+        announcer = _announce_later(7, after=0.1)
+        started = time.monotonic()
+        assert not changes.wait(0.8)
+        waited = time.monotonic() - started
+        announcer.join()
+    assert waited >= 0.75
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_rolled_back_is_never_announced() -> None:
+    with RunChanges(41) as changes:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            run_changed_notify(run_id=41)
+            raise RuntimeError("the hand-over failed")
+        assert not changes.wait(0.5)
