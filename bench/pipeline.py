@@ -95,6 +95,11 @@ def main() -> None:
         type=int,
         help="torch threads of the command's generation worker (default: --threads; the raw loop keeps --threads)",
     )
+    parser.add_argument(
+        "--no-finalize-pool",
+        action="store_true",
+        help="finalise in threads (and time each asset's stages) rather than in a warm worker's processes",
+    )
     parser.add_argument("--no-command", action="store_true", help="skip the command/raw part")
     parser.add_argument("--no-campaign", action="store_true", help="skip the campaign/raw part")
     parser.add_argument(
@@ -180,6 +185,7 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline import batches, run
     from pipeline.batches import FinalizePlan
     from pipeline.config import config_from_settings
+    from pipeline.finalize_pool import finalize_pool_start, finalize_pool_stop
     from prompt_library.selectors import campaign_plan_get
 
     plan = campaign_plan_get(name="bench-in-process")
@@ -187,6 +193,16 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     manifest = manifest_load(plan.version.model_name)
     raw_pipe = _raw_pipeline(manifest.folder)
     pipeline_load(manifest)  # the worker's model, loaded once as a warm worker holds it
+    finalize = {
+        "auto": None,
+        "overlap": FinalizePlan(
+            overlap=True, threads=1, nice=10, reason="bench: beside generation, one thread, nice 10"
+        ),
+        "after": FinalizePlan(overlap=False, threads=os.cpu_count() or 1, reason="bench: after each batch"),
+    }[args.finalize]
+    config = config_from_settings()
+    if not args.no_finalize_pool:  # a warm worker's finalising processes, started as it starts them
+        finalize_pool_start(config, (finalize or batches.model_finalize_plan(manifest)).threads)
     _raw_loop(raw_pipe, variants[: args.batch_size], args.batch_size)  # warm-up: first calls allocate
     raw_before = _raw_loop(raw_pipe, variants, args.batch_size)
 
@@ -199,19 +215,13 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     stages = FinalizeStages()
     _asset_stages_wrap(batches, stages)
     timers.wrap(run, "assets_hand_over", "hand-over")
-    finalize = {
-        "auto": None,
-        "overlap": FinalizePlan(
-            overlap=True, threads=1, nice=10, reason="bench: beside generation, one thread, nice 10"
-        ),
-        "after": FinalizePlan(overlap=False, threads=os.cpu_count() or 1, reason="bench: after each batch"),
-    }[args.finalize]
     started = time.perf_counter()
     with stages.timing():
         summary = run.campaign_run(
-            campaign="bench-in-process", batch_size=args.batch_size, config=config_from_settings(), finalize=finalize
+            campaign="bench-in-process", batch_size=args.batch_size, config=config, finalize=finalize
         )
     campaign_seconds = time.perf_counter() - started
+    finalize_pool_stop(config)
     if summary.generated != len(variants) or summary.failed:
         raise SystemExit(f"campaign made {summary.generated} of {len(variants)} ({summary.failed} failed)")
     raw_after = _raw_loop(raw_pipe, variants, args.batch_size)
@@ -327,7 +337,9 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
     server = SubprocessASGIServer()
     server.start(timeout=120)
     served_env = {**child_env, "PREFECT_API_URL": server.api_url}
-    worker = _worker_start(served_env, tmp / "worker.log", args.worker_threads or args.threads)
+    worker = _worker_start(
+        served_env, tmp / "worker.log", args.worker_threads or args.threads, pool=not args.no_finalize_pool
+    )
     try:
         figures["raw before"] = _timed_process(
             [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=(figures, "raw cpu")
@@ -365,7 +377,7 @@ def _campaign_command(campaign: str, batch_size: int, where: str) -> list[str]:
     ]
 
 
-def _worker_start(env: dict[str, str], log: Path, threads: int) -> subprocess.Popen[bytes]:
+def _worker_start(env: dict[str, str], log: Path, threads: int, *, pool: bool = True) -> subprocess.Popen[bytes]:
     """A generation worker for the embedded model, returned once its model is loaded and its task
     subscription is open (its first heartbeat, and a moment for the subscription)."""
     from review.models import WorkerHeartbeat
@@ -374,7 +386,11 @@ def _worker_start(env: dict[str, str], log: Path, threads: int) -> subprocess.Po
     argv = [sys.executable, "-m", "infra.workers", "worker", "--name", "bench-worker", "--models", "embedded"]
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [*argv, "--threads", str(threads)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [*argv, "--threads", str(threads), *([] if pool else ["--no-finalize-pool"])],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 240
     while not WorkerHeartbeat.objects.filter(name="bench-worker").exists():
@@ -404,14 +420,21 @@ def _timed_process(argv: list[str], env: dict[str, str], *, cpu: tuple[dict[str,
 
 
 def _process_cpu(pid: int | None) -> float:
-    """CPU seconds (user and system, all threads) a running process has used so far; 0 if unknown."""
+    """CPU seconds (user and system, all threads) a running process and the processes it started
+    (a worker's finalising processes) have used so far; 0 if unknown."""
     if pid is None:
         return 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return own + sum(_process_cpu(child) for child in children)
 
 
 def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: dict[str, float] | None) -> None:
@@ -419,7 +442,9 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         f"pipeline bench: {args.variants} variants, batch {args.batch_size}, {args.threads} torch thread(s)"
         + (f" ({args.worker_threads} in the command's worker)" if args.worker_threads else "")
         + ", "
-        f"post-processing plan {args.finalize}" + (f", model {campaign['model']}" if campaign else "")
+        f"post-processing plan {args.finalize}"
+        + (" in threads" if args.no_finalize_pool else " in processes")
+        + (f", model {campaign['model']}" if campaign else "")
     )
     if campaign is not None:
         raw = statistics.mean(campaign["raw"])
@@ -436,7 +461,7 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         print(_ratio_line("command/raw", command["raw process"] / command["command"]))
         print(
             f"    CPU seconds: raw process {command['raw cpu']:.1f} (before); while the command ran: command "
-            f"{command['command cpu']:.1f}, worker {command['worker cpu']:.1f}, "
+            f"{command['command cpu']:.1f}, worker (with its finalising processes) {command['worker cpu']:.1f}, "
             f"Prefect server {command['server cpu']:.1f}"
         )
         if "cold command" in command:
@@ -455,6 +480,8 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         from bench.provenance import stage_print
 
         stage_print([(campaign["model"].rsplit("output ", 1)[-1], campaign["asset stages"])])
+    else:
+        print("post-processing stages: made in the pool's processes, not timed here (--no-finalize-pool times them)")
 
 
 def _ratio_line(name: str, ratio: float) -> str:

@@ -9,7 +9,9 @@ each model it is started for (`infra.batch_tasks`): it keeps those models loaded
 sent for them. Every few seconds it records a heartbeat (shown on the Campaigns page) and renews
 the leases of the batch it is making; killed, it stops renewing them, and after
 GREENLIGHT_LEASE_SECONDS the run's coordinator sends that batch to another worker. One worker per
-GPU: start each with its own CUDA_VISIBLE_DEVICES.
+GPU: start each with its own CUDA_VISIBLE_DEVICES. With its models preloaded, a worker finalises
+stills (watermark, sign, store) in processes of its own, as many as its post-processing plan's
+threads (`pipeline.finalize_pool`; `--no-finalize-pool` keeps them in threads).
 
 The coordinator service serves the `campaign-coordinate` deployment (each run's coordinator, see
 `infra.coordinator`) and the campaigns' scheduled deployments (`infra.deployments`).
@@ -31,7 +33,14 @@ HEARTBEAT_SECONDS = 5.0  # at most; a third of the lease when that is shorter
 
 
 def worker_main(
-    *, name: str, models: list[str], capacity: int, limit: int, preload: bool, overlap: bool = True
+    *,
+    name: str,
+    models: list[str],
+    capacity: int,
+    limit: int,
+    preload: bool,
+    overlap: bool = True,
+    finalize_pool: bool = True,
 ) -> None:
     """Run one generation worker until it is stopped (see the module)."""
     from django.conf import settings
@@ -41,6 +50,7 @@ def worker_main(
     from models import manifest_load
     from models.cache import PipelineCache
     from pipeline.config import config_from_settings
+    from pipeline.finalize_pool import finalize_pool_start
     from pipeline.work import Warm
 
     config = config_from_settings()
@@ -56,6 +66,11 @@ def worker_main(
     if preload:
         for model in models[:capacity]:
             warm.on_model_thread(warm.cache.get, manifest_load(model, manifests_dir=config.models_dir))
+        if finalize_pool and models:
+            # Stills are finalised in processes of their own, started now (pipeline.finalize_pool).
+            plan = warm.on_model_thread(warm.plan, manifest_load(models[0], manifests_dir=config.models_dir))
+            finalize_pool_start(config, plan.threads)
+            logger.info("worker=%s finalises stills in %d process(es)", name, plan.threads)
     queues = model_queues(models)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop, args=(warm, queues, stop), name="heartbeat", daemon=True)
@@ -120,6 +135,11 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument(
         "--no-overlap", action="store_true", help="finish each batch before generating the next (default: overlap)"
     )
+    worker.add_argument(
+        "--no-finalize-pool",
+        action="store_true",
+        help="finalise stills in threads of this process, not in processes of their own (less memory)",
+    )
     sub.add_parser("coordinator", help="serve the coordinator deployment and the campaigns' schedules")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -140,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
             limit=args.limit,
             preload=not args.no_preload,
             overlap=not args.no_overlap,
+            finalize_pool=not args.no_finalize_pool,
         )
     else:
         coordinator_main()

@@ -7,7 +7,6 @@ import logging
 import os
 import queue
 import threading
-import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,7 +19,10 @@ from models.captioner import alt_text_compose, captioner_load
 from models.loading import pipeline_load, pipeline_setup
 from models.safety import safety_classifier_load
 from pipeline.config import PipelineConfig
+from pipeline.errors import error_text
 from pipeline.finalize import Signing, clip_finalize, image_finalize
+from pipeline.finalize_pool import FinalizePool, finalize_pool_for
+from pipeline.finalize_process import StillJob
 from pipeline.generate import images_generate
 from pipeline.video import clips_generate
 from prompt_library.specs import Variant
@@ -164,7 +166,10 @@ def batch_finalize(
     items = list(zip(variants, serials, mark_ids, media, captions, verdicts, strict=True))
     workers = min(threads, len(items))
     storage = LocalStorage(config.storage_root, deferred=True)  # shared: its writes are listed, not synced
-    if workers <= 1:
+    warm_pool = finalize_pool_for(config)
+    if warm_pool is not None and all(isinstance(item, Image.Image) for item in media):
+        results = [_pool_finalize(warm_pool, items, mark_key, storage)]
+    elif workers <= 1:
         results = [_assets_finalize(items, config, mark_key, storage)]
     else:
         # Each thread takes the next asset when it is free (an asset that needs a stronger mark
@@ -231,13 +236,34 @@ def _assets_finalize(
                         storage=storage,
                         safety=verdict,
                     )
-                if caption:
-                    file = replace(file, alt_text=alt_text_compose(variant.alt_text, caption))
-                outcomes.append((variant.key, file))
+                outcomes.append((variant.key, _captioned(file, variant, caption)))
             except Exception as exc:  # recorded on the asset row by the caller
                 logger.exception("finalising asset %s failed", serial)
                 outcomes.append((variant.key, error_text(exc)))
     return outcomes
+
+
+def _pool_finalize(
+    pool: FinalizePool, items: Sequence[_Item], mark_key: WatermarkKey, storage: LocalStorage
+) -> list[tuple[str, GeneratedFile | str]]:
+    """Finalise a batch of stills in the process's finalising pool (``pipeline.finalize_pool``):
+    as ``_assets_finalize`` does, the files the pool's processes wrote listed in ``storage`` for
+    the batch's sync."""
+    jobs = [
+        StillJob(variant=variant, serial=serial, mark_id=mark_id, image=image, safety=verdict)
+        for variant, serial, mark_id, image, _, verdict in items
+        if isinstance(image, Image.Image)
+    ]
+    outcomes: list[tuple[str, GeneratedFile | str]] = []
+    for (key, outcome, written), (variant, *_, caption, _) in zip(pool.finalize(jobs, mark_key), items, strict=True):
+        storage.adopt(written)
+        outcomes.append((key, outcome if isinstance(outcome, str) else _captioned(outcome, variant, caption)))
+    return outcomes
+
+
+def _captioned(file: GeneratedFile, variant: Variant, caption: str) -> GeneratedFile:
+    """The file with the captioner's caption added to its alt text, if there is one."""
+    return replace(file, alt_text=alt_text_compose(variant.alt_text, caption)) if caption else file
 
 
 def batch_safety(
@@ -269,8 +295,3 @@ def batch_captions(media: Sequence[Media], config: PipelineConfig) -> list[str]:
     except Exception:  # alt text falls back to the template's; the asset is not lost over a caption
         logger.exception("captioner %r failed; alt text stays the template's", config.captioner)
         return [""] * len(media)
-
-
-def error_text(exc: BaseException) -> str:
-    """How a failure is recorded on its asset row: the message first, then the traceback's end."""
-    return f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))[-4000:]

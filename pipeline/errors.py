@@ -15,6 +15,7 @@ what was wrong and with which file, variant or value.
 
 from __future__ import annotations
 
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -102,3 +103,8 @@ def value_shown(value: object) -> str:
         return f"<{value.mode} image {value.width}x{value.height}>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def error_text(exc: BaseException) -> str:
+    """How a failure is recorded on its asset row: the message first, then the traceback's end."""
+    return f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))[-4000:]

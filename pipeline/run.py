@@ -29,12 +29,11 @@ from pipeline.batches import (
     Media,
     batch_finalize,
     batch_generate,
-    error_text,
     model_finalize_plan,
     thread_priority_lower,
 )
 from pipeline.config import PipelineConfig
-from pipeline.errors import RunRequestError
+from pipeline.errors import RunRequestError, error_text
 from pipeline.preflight import version_preflight
 from pipeline.summary import RunProgress, RunSummary
 from prompt_library.models import PromptVersion

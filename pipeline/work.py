@@ -40,11 +40,11 @@ from pipeline.batches import (
     Media,
     batch_finalize,
     batch_generate,
-    error_text,
     model_finalize_plan,
     thread_priority_lower,
 )
 from pipeline.config import PipelineConfig
+from pipeline.errors import error_text
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import prompt_version_get
 from provenance.storage import LocalStorage

@@ -107,6 +107,23 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot sync {len(pending)} files under {self.root}: {exc.strerror or exc}") from exc
 
+    def written_take(self) -> list[str]:
+        """The files written since the last ``sync()`` (or call of this), as absolute paths, no
+        longer listed here: for another process's storage on the same root to sync them
+        (``adopt``), as a finalising pool's processes hand their files back."""
+        taken, self._unsynced = self._unsynced, []
+        return [str(path) for path in taken]
+
+    def adopt(self, paths: list[str]) -> None:
+        """List files another process wrote under this root (``written_take``) to be made durable
+        by this storage's next ``sync()``; refuses a path outside the root."""
+        root = self.root.resolve()
+        for one in paths:
+            path = Path(one)
+            if not path.resolve().is_relative_to(root):
+                raise StorageError(f"cannot adopt {path}: it is not under the storage root {self.root}")
+            self._unsynced.append(path)
+
     def read(self, relative: str) -> bytes:
         try:
             return self.path(relative).read_bytes()

@@ -73,6 +73,31 @@ def test_a_deferred_storage_syncs_a_batch_of_writes_at_once_and_only_once(
     assert storage.read("masters/ab/one.png") == b"one" and storage.read("thumbnails/ab/one.jpg") == b"thumb"
 
 
+def test_files_another_process_wrote_are_synced_by_the_storage_that_adopts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filesystems: list[Path] = []
+
+    def syncfs(root: Path) -> bool:
+        filesystems.append(root)
+        return True
+
+    monkeypatch.setattr(storage_module, "_syncfs", syncfs)
+    writer = LocalStorage(tmp_path, deferred=True)  # a finalising process's
+    writer.write("masters/ab/one.png", b"one")
+    written = writer.written_take()
+    assert written == [str(tmp_path / "masters" / "ab" / "one.png")] and writer.written_take() == []
+    writer.sync()
+    assert filesystems == []  # handed over: not the writer's to sync any more
+
+    batch = LocalStorage(tmp_path, deferred=True)
+    batch.adopt(written)
+    batch.sync()
+    assert filesystems == [tmp_path]
+    with pytest.raises(StorageError, match="not under the storage root"):
+        batch.adopt([str(tmp_path.parent / "elsewhere.png")])
+
+
 def test_without_syncfs_a_deferred_sync_fsyncs_each_file_and_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

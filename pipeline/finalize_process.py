@@ -1,0 +1,103 @@
+"""What a finalising pool's processes run (``pipeline.finalize_pool``): kept apart from the pool so
+that a spawned process can load it, and the jobs sent to it, before Django is set up (its
+``process_start`` sets Django up; the modules that need Django's apps are imported after).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from pipeline.config import PipelineConfig
+from pipeline.errors import error_text
+from prompt_library.specs import Variant
+from provenance.watermark_keys import WatermarkKey
+
+if TYPE_CHECKING:
+    from review.intake import GeneratedFile
+
+logger = logging.getLogger("greenlight.pipeline")
+
+
+@dataclass(frozen=True)
+class StillJob:
+    """One still to finalise in a pool process: what ``image_finalize`` is called with."""
+
+    variant: Variant
+    serial: int
+    mark_id: int
+    image: Image.Image
+    safety: dict[str, object]
+
+
+# What a job comes back as: the variant's key with its file or the error text for its asset, and
+# the storage paths the process wrote (the caller syncs them with the batch).
+JobResult = tuple[str, "GeneratedFile | str", list[str]]
+
+_STATE: dict[str, Any] = {}
+
+
+def process_start(config: PipelineConfig) -> None:
+    """A pool process's start: Django's apps (the hand-over record's types need them; no query
+    is made), then the signer and trust context it signs every asset with, and its storage."""
+    _parent_watch()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
+    import django
+
+    django.setup()
+    from provenance.credentials import reader_context
+    from provenance.keys import signer_create
+    from provenance.storage import LocalStorage
+
+    _STATE["signer"] = signer_create(config.signing)
+    _STATE["context"] = reader_context(config.signing, verify_after_sign=False)
+    _STATE["storage"] = LocalStorage(config.storage_root, deferred=True)
+
+
+def _parent_watch() -> None:
+    """End this process as soon as the process that started it is gone (a worker stopped with
+    SIGTERM or killed runs no clean-up of its pool): no finalising process outlives its worker."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the pipe closes, however it ended
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def ready() -> int:
+    """This process's id, once its start is done."""
+    return os.getpid()
+
+
+def still_finalize(job: StillJob, mark_key: WatermarkKey) -> JobResult:
+    """``image_finalize`` of one job with this process's signer, into its storage; the files it
+    wrote are handed back for the batch's sync."""
+    from pipeline.finalize import Signing, image_finalize
+
+    storage = _STATE["storage"]
+    signing = Signing(signer=_STATE["signer"], context=_STATE["context"], watermark=mark_key)
+    outcome: GeneratedFile | str
+    try:
+        outcome = image_finalize(
+            job.variant,
+            serial=job.serial,
+            mark_id=job.mark_id,
+            image=job.image,
+            signing=signing,
+            storage=storage,
+            safety=job.safety,
+        )
+    except Exception as exc:  # recorded on the asset row by the caller
+        logger.exception("finalising asset %s failed", job.serial)
+        outcome = error_text(exc)
+    return job.variant.key, outcome, storage.written_take()

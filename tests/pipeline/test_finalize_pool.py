@@ -1,0 +1,155 @@
+"""A warm worker's finalising processes: a batch of stills finalised there comes back in order,
+signed, marked and synced with the batch; a process that dies fails only the batch it was making."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from models.training.catalog_domain import Combo, catalog_draw
+from pipeline.batches import batch_finalize
+from pipeline.config import PipelineConfig, config_from_settings
+from pipeline.finalize_pool import finalize_pool_for, finalize_pool_start, finalize_pool_stop
+from prompt_library.selectors import campaign_plan_get
+from prompt_library.services import library_load
+from prompt_library.specs import Variant
+from provenance import storage as storage_module
+from provenance.credentials import c2pa_read, reader_context
+from provenance.storage import LocalStorage
+from provenance.watermark import watermark_read
+from tests.fixture_types import SettingsWrapper
+from tests.provenance.marks import installation_key
+
+pytestmark = pytest.mark.django_db
+
+
+POOL_PROCESSES: list[int] = []  # the ids of the processes the current test's pool started
+
+
+@pytest.fixture
+def pooled(greenlight_settings: SettingsWrapper, library_dir: Path) -> Iterator[PipelineConfig]:
+    """The test's configuration with a pool of two finalising processes started for it."""
+    config = config_from_settings()
+    before = {child.pid for child in multiprocessing.active_children()}
+    finalize_pool_start(config, 2)
+    POOL_PROCESSES[:] = [c.pid or 0 for c in multiprocessing.active_children() if c.pid not in before]
+    try:
+        yield config
+    finally:
+        finalize_pool_stop(config)
+
+
+def _mugs(count: int, side: int) -> tuple[tuple[Variant, ...], list[Image.Image]]:
+    library_load()
+    variants = campaign_plan_get(name="demo-catalog").variants[:count]
+    colours = ("red", "blue", "green", "yellow", "white")
+    images = [
+        catalog_draw(Combo("mug", colours[i % 5], "studio"), rng=random.Random(i)).resize((side, side))
+        for i in range(count)
+    ]
+    return variants, images
+
+
+def test_a_batch_finalised_in_the_pool_keeps_its_order_and_every_master_verifies(pooled: PipelineConfig) -> None:
+    variants, images = _mugs(5, 512)
+    images[3] = Image.new("RGB", (100, 100))  # too small to carry the mark: fails alone
+    serials, mark_ids = [601, 602, 603, 604, 605], [9601, 9602, 9603, 9604, 9605]
+
+    done, failed = batch_finalize(variants, serials, images, pooled, mark_ids=mark_ids, threads=2)
+
+    assert [file.key for file in done] == [v.key for i, v in enumerate(variants) if i != 3]
+    assert [key for key, _ in failed] == [variants[3].key] and "100" in failed[0][1]
+    assert all(
+        file.generation_record["serial"] == serial for file, serial in zip(done, [601, 602, 603, 605], strict=True)
+    )
+    storage, key = LocalStorage(pooled.storage_root), installation_key()
+    with reader_context(pooled.signing) as context:
+        for file, mark_id in zip(done, [9601, 9602, 9603, 9605], strict=True):
+            master = storage.read(file.file_path)
+            assert c2pa_read(master, mime="image/png", context=context).state == "trusted"
+            assert c2pa_read(storage.read(file.thumb_path), mime="image/jpeg", context=context).state == "trusted"
+            assert watermark_read(Image.open(io.BytesIO(master)).convert("RGB"), key=key).serial == mark_id
+    # Made in the pool's two processes, which are still up for the next batch.
+    assert finalize_pool_for(pooled) is not None
+    assert {c.pid for c in multiprocessing.active_children()} >= set(POOL_PROCESSES)
+
+
+def test_the_files_the_pool_wrote_are_synced_with_the_batch(
+    pooled: PipelineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variants, images = _mugs(2, 256)
+
+    def failing(root: Path) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage_module, "_syncfs", failing)
+    done, failed = batch_finalize(variants, [611, 612], images, pooled, mark_ids=[9611, 9612])
+
+    assert done == []  # a master and a thumbnail each, written by the pool, all listed for the sync
+    assert all("cannot sync 4 files" in text and "No space left on device" in text for _, text in failed)
+
+
+def test_a_finalising_process_that_dies_fails_its_batch_and_the_next_batch_is_made(pooled: PipelineConfig) -> None:
+    variants, images = _mugs(4, 256)
+    assert len(POOL_PROCESSES) == 2
+    for pid in POOL_PROCESSES:  # the pool's processes die (out of memory, say)
+        os.kill(pid, signal.SIGKILL)
+
+    done, failed = batch_finalize(variants[:2], [621, 622], images[:2], pooled, mark_ids=[9621, 9622])
+
+    assert done == [] and [key for key, _ in failed] == [v.key for v in variants[:2]]
+    assert all("finalising process died" in text for _, text in failed)
+    again, failed_again = batch_finalize(variants[2:], [623, 624], images[2:], pooled, mark_ids=[9623, 9624])
+    assert failed_again == [] and [file.key for file in again] == [v.key for v in variants[2:]]
+
+
+POOL_SCRIPT = """
+import multiprocessing, os, pickle, sys, time
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
+import django
+django.setup()
+from pipeline.finalize_pool import finalize_pool_start
+finalize_pool_start(pickle.loads(open(sys.argv[1], "rb").read()), 2)
+print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie no one reaped has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_finalising_processes_end_with_the_worker_that_started_them(pooled: PipelineConfig, tmp_path: Path) -> None:
+    config_file = tmp_path / "config.pickle"
+    config_file.write_bytes(pickle.dumps(pooled))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", POOL_SCRIPT, str(config_file)], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    try:
+        assert worker.stdout is not None
+        children = [int(pid) for pid in worker.stdout.readline().split()]
+        assert len(children) == 2 and all(_running(pid) for pid in children)
+    finally:
+        worker.kill()  # killed: no clean-up of its pool runs
+        worker.wait()
+    deadline = time.monotonic() + 20
+    while any(_running(pid) for pid in children):
+        assert time.monotonic() < deadline, "a finalising process outlived its worker"
+        time.sleep(0.1)
