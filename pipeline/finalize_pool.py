@@ -29,6 +29,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from pipeline.config import PipelineConfig
+from pipeline.errors import PipelineError
 from pipeline.finalize_process import JobResult, StillJob, process_start, ready, still_finalize
 from provenance.watermark_keys import WatermarkKey
 
@@ -47,11 +48,18 @@ class FinalizePool:
         self._executor: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start the processes and wait until each has opened its signer (the warm-up a worker
-        pays once, at start, rather than in its first batch)."""
+        """Start the processes and wait for their first answers (the warm-up a worker pays once,
+        at start, rather than in its first batch). Raises PipelineError when they cannot start
+        (their signing files unreadable, say: each process logs why)."""
         executor = self._running()
-        for future in [executor.submit(ready) for _ in range(self.processes)]:
-            future.result()
+        try:
+            for future in [executor.submit(ready) for _ in range(self.processes)]:
+                future.result()
+        except BrokenProcessPool as exc:
+            self.close()
+            raise PipelineError(
+                f"the {self.processes} finalising process(es) could not start (their error is logged above): {exc}"
+            ) from exc
 
     def finalize(self, jobs: Sequence[StillJob], mark_key: WatermarkKey) -> list[JobResult]:
         """Each job's result, in order. Never raises for an asset: a failure, or a process that
@@ -97,14 +105,19 @@ _POOLS_LOCK = threading.Lock()
 
 def finalize_pool_start(config: PipelineConfig, processes: int) -> FinalizePool:
     """Start (or return, already started) this process's finalising pool for ``config``; batches
-    finalised with that configuration then use it (``finalize_pool_for``)."""
+    finalised with that configuration then use it (``finalize_pool_for``). Raises PipelineError
+    when its processes cannot start."""
     with _POOLS_LOCK:
         pool = _POOLS.get(config)
-        if pool is None or pool.processes != processes:
-            if pool is not None:
-                pool.close()
-            pool = _POOLS[config] = FinalizePool(config, processes)
-    pool.start()
+        if pool is not None and pool.processes == processes:
+            return pool
+        old = _POOLS.pop(config, None)
+    if old is not None:
+        old.close()
+    pool = FinalizePool(config, processes)
+    pool.start()  # only a pool that started is used: one that cannot leaves batches on threads
+    with _POOLS_LOCK:
+        _POOLS[config] = pool
     return pool
 
 

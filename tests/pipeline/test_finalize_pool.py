@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from PIL import Image
 from models.training.catalog_domain import Combo, catalog_draw
 from pipeline.batches import batch_finalize
 from pipeline.config import PipelineConfig, config_from_settings
+from pipeline.errors import PipelineError
 from pipeline.finalize_pool import finalize_pool_for, finalize_pool_start, finalize_pool_stop
 from prompt_library.selectors import campaign_plan_get
 from prompt_library.services import library_load
@@ -153,3 +155,15 @@ def test_finalising_processes_end_with_the_worker_that_started_them(pooled: Pipe
     while any(_running(pid) for pid in children):
         assert time.monotonic() < deadline, "a finalising process outlived its worker"
         time.sleep(0.1)
+
+
+def test_a_pool_whose_processes_cannot_sign_refuses_to_start_and_batches_stay_on_threads(
+    greenlight_settings: SettingsWrapper, library_dir: Path, tmp_path: Path
+) -> None:
+    config = config_from_settings()
+    broken = replace(config, signing=replace(config.signing, key=tmp_path / "missing.key"))
+
+    with pytest.raises(PipelineError, match="finalising process"):
+        finalize_pool_start(broken, 2)
+
+    assert finalize_pool_for(broken) is None
