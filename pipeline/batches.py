@@ -150,8 +150,10 @@ def batch_finalize(
 
     ``threads`` (``finalize_plan``) finalise that many assets at once, each thread with its own
     signer and trust context, opened once for the batch (c2pa's native handles are not shared
-    between threads), taking the batch's assets one at a time as it is free. Results keep the
-    batch's order. The batch's files are made durable together at the end
+    between threads), taking the batch's assets one at a time as it is free. Where this process
+    started a finalising pool for ``config`` (a warm worker: ``pipeline.finalize_pool``), a batch
+    of stills is finalised in its processes instead. Results keep the batch's order. The batch's
+    files (the pool's too) are made durable together at the end
     (``LocalStorage.sync``), before anything is handed over; if that fails, so does every asset
     of the batch."""
     if threads < 1:
