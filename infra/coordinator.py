@@ -81,7 +81,7 @@ def coordinate(
     process's CPU and 5 ms of the database's (measured on 2 cores). Polling alone, a worker's
     next batch was sent up to a second after its last one was handed over; on 2 cores, where a
     batch of the embedded model takes about a second, the worker then waited for its next batch
-    for 3.6-5.4 s of a 41 s run, and the looks, four a second after each change, took CPU from
+    for 2.5-5.4 s of a 41-43 s run, and the looks, four a second after each change, took CPU from
     the generation sharing the machine."""
     started = time.perf_counter()
     status = run_begin(run_id=run_id, flow_run_id=flow_run_id)
