@@ -202,8 +202,7 @@ def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0
         dispatch=dispatch,
         max_in_flight=max_in_flight or in_flight_default(),
         flow_run_id=str(current_flow_run.id or ""),
-        on_progress=None if os.environ.get("GL_EXP_QUIET") else _progress_artifact(run_id),
-        **({"poll_seconds": 1.0, "poll_max_seconds": 2.0} if os.environ.get("GL_EXP_QUIET") else {}),
+        on_progress=_progress_artifact(run_id),
     )
     return outcome.line()
 
@@ -221,14 +220,15 @@ def _progress_artifact(run_id: int, *, every: float = PROGRESS_SECONDS) -> Calla
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
     made: list[UUID] = []
-    moved = [0.0]  # when it was last made or moved (monotonic)
+    moved = 0.0  # when it was last made or moved (monotonic)
 
     def report(status: RunStatus) -> None:
+        nonlocal moved
         percent = 100.0 * (status.total - status.pending) / status.total if status.total else 100.0
         now = time.monotonic()
-        if made and percent < 100.0 and now - moved[0] < every:
+        if made and percent < 100.0 and now - moved < every:
             return
-        moved[0] = now
+        moved = now
         if made:
             update_progress_artifact(made[0], progress=percent)
         else:

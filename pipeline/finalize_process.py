@@ -47,6 +47,7 @@ def process_start(config: PipelineConfig) -> None:
     """A pool process's start: Django's apps (the hand-over record's types need them; no query
     is made), then the signer and trust context it signs every asset with, and its storage."""
     _parent_watch()
+    # What infra.django_boot does; pipeline/ may not import infra/ (the import contracts).
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
     import django
 
