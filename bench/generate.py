@@ -63,6 +63,7 @@ def main() -> None:
 
     from diffusers import StableDiffusionPipeline
 
+    import infra.django_boot  # noqa: F401  (the engine's imports reach the prompt library's models)
     from models import manifest_load
     from models.loading import pipeline_load
     from pipeline.generate import ImageRequest, engine_generate

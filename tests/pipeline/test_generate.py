@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from models import ModelManifest, manifest_load, template_load
 from models.loading import pipeline_load
@@ -20,6 +20,7 @@ from pipeline.generate import (
     ImageRequest,
     compel_syntax,
     engine_generate,
+    images_fit,
     images_generate,
     request_check,
     variant_request,
@@ -275,3 +276,17 @@ def test_a_wide_output_is_drawn_wide_and_resampled_to_the_output_size(pipe: Any,
     assert drawn.size == (88, 48)
     (master,) = images_generate(pipe, manifest, [wide])
     assert master.size == (1024, 576) and master.mode == "RGB"
+
+
+def test_images_are_fitted_in_threads_to_the_same_pixels_in_their_order() -> None:
+    rng = np.random.default_rng(5)
+    drawings = [Image.fromarray(rng.integers(0, 256, (48, 88, 3), dtype=np.uint8)) for _ in range(7)]
+    already = Image.fromarray(rng.integers(0, 256, (288, 512, 3), dtype=np.uint8))
+    images = [*drawings[:3], already, *drawings[3:]]
+    fitted = images_fit(images, (512, 288))
+    expected = [ImageOps.fit(image, (512, 288), Image.Resampling.LANCZOS) for image in drawings]
+    assert fitted[3] is already  # at the output size: passed through, not resampled
+    assert [image.tobytes() for image in fitted[:3] + fitted[4:]] == [image.tobytes() for image in expected]
+    square = images_fit(drawings[:2], (64, 64))  # another aspect: cropped at the centre, never stretched
+    assert [image.size for image in square] == [(64, 64)] * 2
+    assert square[1].tobytes() == ImageOps.fit(drawings[1], (64, 64), Image.Resampling.LANCZOS).tobytes()
