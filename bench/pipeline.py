@@ -13,13 +13,16 @@ for the run so that a database used before holds none of them) are loaded; their
 only by seed.
 
 1. ``campaign/raw``: in this process, with ``--threads`` torch threads and the model loaded on
-   both sides first (a warm worker), the raw loop (``StableDiffusionPipeline`` called in batches
-   with the variants' prompts, negative prompts, steps, guidance, size and one generator per
-   seed, as diffusers documents it) and then ``pipeline.run.campaign_run`` on the same variants
-   (registered, generated, watermarked, signed, stored with thumbnails and handed over to
-   review), each timed from its first batch to its last result. The raw loop runs a second
-   time after the campaign, and the ratio is taken against the mean of the two, so a change in
-   the machine's load during the run falls on both sides alike.
+   both sides first (a warm worker), ``pipeline.run.campaign_run`` (registered, generated,
+   watermarked, signed, stored with thumbnails and handed over to review) and the raw loop
+   (``StableDiffusionPipeline`` called in batches with the variants' prompts, negative prompts,
+   steps, guidance, size and one generator per seed, as diffusers documents it) on the same
+   variants, paired batch by batch: each raw call runs next to the campaign's generation of the
+   same batch, before it for even batches and after it for odd ones, and is taken out of the
+   campaign's time (first batch to last result). This machine's speed moves by up to a tenth
+   from one minute to the next (the raw loop run whole before and after a campaign took 38.6 and
+   41.8 s in one run); paired calls a second apart see the same machine, so the ratio measures
+   the pipeline, not the drift.
 2. ``command/raw``: each as a fresh process, timed from start to exit: a script that imports
    torch and diffusers, loads the folder and runs the same raw loop on the second campaign's
    variants, then ``manage.py campaign_run`` on that campaign as an operator runs it where the
@@ -47,7 +50,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -204,12 +206,13 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_finalize_pool:  # a warm worker's finalising processes, started as it starts them
         finalize_pool_start(config, (finalize or batches.model_finalize_plan(manifest)).threads)
     _raw_loop(raw_pipe, variants[: args.batch_size], args.batch_size)  # warm-up: first calls allocate
-    raw_before = _raw_loop(raw_pipe, variants, args.batch_size)
+    batches.batch_generate(manifest, variants[: args.batch_size])
 
     timers = _StageTimers()
     timers.wrap(run, "version_preflight", "preflight")
     timers.wrap(run, "assets_register", "register")
     timers.wrap(run, "batch_generate", "generate")
+    raw_paired = _raw_pair(run, raw_pipe)
     timers.wrap(run, "batch_finalize", "post-process (batches)")
     timers.wrap(batches, "image_finalize", "post-process (assets)", cpu=True)
     stages = FinalizeStages()
@@ -220,14 +223,16 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
         summary = run.campaign_run(
             campaign="bench-in-process", batch_size=args.batch_size, config=config, finalize=finalize
         )
-    campaign_seconds = time.perf_counter() - started
+    campaign_seconds = time.perf_counter() - started - sum(raw_paired)
     finalize_pool_stop(config)
     if summary.generated != len(variants) or summary.failed:
         raise SystemExit(f"campaign made {summary.generated} of {len(variants)} ({summary.failed} failed)")
-    raw_after = _raw_loop(raw_pipe, variants, args.batch_size)
+    if len(raw_paired) != summary.batches:
+        raise SystemExit(f"{len(raw_paired)} raw calls paired with the campaign's {summary.batches} batches")
     return {
         "variants": len(variants),
-        "raw": (raw_before, raw_after),
+        "raw": sum(raw_paired),
+        "raw halves": (sum(raw_paired[0::2]), sum(raw_paired[1::2])),
         "campaign": campaign_seconds,
         "stages": timers.totals,
         "asset stages": stages.medians() if stages.samples else {},
@@ -235,6 +240,26 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
         f"{variants[0].params.steps} steps, guidance {variants[0].params.guidance}, "
         f"output {variants[0].output.width}x{variants[0].output.height} PNG",
     }
+
+
+def _raw_pair(module: Any, raw_pipe: Any) -> list[float]:
+    """Pair each ``batch_generate`` call ``module`` makes with the raw call on the same variants,
+    before it for even batches and after it for odd ones; returns the list the raw calls' seconds
+    go into, in batch order."""
+    function: Callable[..., Any] = module.batch_generate
+    seconds: list[float] = []
+
+    def paired(manifest: Any, variants: Sequence[Any]) -> Any:
+        first = len(seconds) % 2 == 0
+        if first:
+            seconds.append(_raw_loop(raw_pipe, variants, len(variants)))
+        made = function(manifest, variants)
+        if not first:
+            seconds.append(_raw_loop(raw_pipe, variants, len(variants)))
+        return made
+
+    module.batch_generate = paired
+    return seconds
 
 
 def _asset_stages_wrap(module: Any, stages: Any) -> None:
@@ -447,10 +472,13 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         + (f", model {campaign['model']}" if campaign else "")
     )
     if campaign is not None:
-        raw = statistics.mean(campaign["raw"])
-        before, after = campaign["raw"]
-        print(f"  raw loop (in process)   {raw:8.1f} s  (before {before:.1f} s, after {after:.1f} s)")
-        print(f"  campaign (in process)   {campaign['campaign']:8.1f} s")
+        raw = campaign["raw"]
+        before, after = campaign["raw halves"]
+        print(
+            f"  raw loop (in process)   {raw:8.1f} s  (paired with the campaign's batches: {before:.1f} s "
+            f"before them, {after:.1f} s after)"
+        )
+        print(f"  campaign (in process)   {campaign['campaign']:8.1f} s  (its paired raw calls taken out)")
         print(_ratio_line("campaign/raw", raw / campaign["campaign"]))
     if command is not None:
         print(
