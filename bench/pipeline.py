@@ -12,8 +12,8 @@ model: 4 colours x 4 products x 2 scenes, and as many seeds as that takes, from 
 for the run so that a database used before holds none of them) are loaded; their images differ
 only by seed.
 
-1. ``campaign/raw``: in this process, with ``--threads`` torch threads and the model loaded on
-   both sides first (a warm worker), ``pipeline.run.campaign_run`` (registered, generated,
+1. ``campaign/raw``: in this process, with ``--threads`` torch threads, the model loaded and one
+   batch made on both sides first (a warm worker), ``pipeline.run.campaign_run`` (registered, generated,
    watermarked, signed, stored with thumbnails and handed over to review) and the raw loop
    (``StableDiffusionPipeline`` called in batches with the variants' prompts, negative prompts,
    steps, guidance, size and one generator per seed, as diffusers documents it) on the same
@@ -206,7 +206,7 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_finalize_pool:  # a warm worker's finalising processes, started as it starts them
         finalize_pool_start(config, (finalize or batches.model_finalize_plan(manifest)).threads)
     _raw_loop(raw_pipe, variants[: args.batch_size], args.batch_size)  # warm-up: first calls allocate
-    batches.batch_generate(manifest, variants[: args.batch_size])
+    batches.batch_generate(manifest, variants[: args.batch_size])  # the same for the engine
 
     timers = _StageTimers()
     timers.wrap(run, "version_preflight", "preflight")
@@ -475,8 +475,8 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         raw = campaign["raw"]
         before, after = campaign["raw halves"]
         print(
-            f"  raw loop (in process)   {raw:8.1f} s  (paired with the campaign's batches: {before:.1f} s "
-            f"before them, {after:.1f} s after)"
+            f"  raw loop (in process)   {raw:8.1f} s  (paired with the campaign's batches: {before:.1f} s in "
+            f"calls made just before theirs, {after:.1f} s just after)"
         )
         print(f"  campaign (in process)   {campaign['campaign']:8.1f} s  (its paired raw calls taken out)")
         print(_ratio_line("campaign/raw", raw / campaign["campaign"]))
