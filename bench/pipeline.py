@@ -13,8 +13,8 @@ for the run so that a database used before holds none of them) are loaded; their
 only by seed.
 
 1. ``campaign/raw``: in this process, with ``--threads`` torch threads, the model loaded and one
-   batch made on both sides first (a warm worker), ``pipeline.run.campaign_run`` (registered, generated,
-   watermarked, signed, stored with thumbnails and handed over to review) and the raw loop
+   batch made on both sides first (a warm worker), ``pipeline.run.campaign_run`` (registered,
+   generated, watermarked, signed, stored with thumbnails and handed over to review) and the raw loop
    (``StableDiffusionPipeline`` called in batches with the variants' prompts, negative prompts,
    steps, guidance, size and one generator per seed, as diffusers documents it) on the same
    variants, paired batch by batch: each raw call runs next to the campaign's generation of the

@@ -64,11 +64,12 @@ def worker_main(
     )
     WARM["warm"] = warm
     if preload:
-        for model in models[:capacity]:
-            warm.on_model_thread(warm.cache.get, manifest_load(model, manifests_dir=config.models_dir))
-        if finalize_pool and models:
+        manifests = [manifest_load(model, manifests_dir=config.models_dir) for model in models[:capacity]]
+        for manifest in manifests:
+            warm.on_model_thread(warm.cache.get, manifest)
+        if finalize_pool and manifests:
             # Stills are finalised in processes of their own, started now (pipeline.finalize_pool).
-            plan = warm.on_model_thread(warm.plan, manifest_load(models[0], manifests_dir=config.models_dir))
+            plan = warm.on_model_thread(warm.plan, manifests[0])
             finalize_pool_start(config, plan.threads)
             logger.info("worker=%s finalises stills in %d process(es)", name, plan.threads)
     queues = model_queues(models)

@@ -483,26 +483,19 @@ def variant_request(
 
 def images_fit(images: Sequence[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
     """Each image resampled to ``size`` (Lanczos), cropped at the centre where the aspect ratios
-    differ, several at once: Pillow lets go of the GIL while it resamples, and this runs while
-    the model's threads are idle between two batches. Measured on 2 cores, eight 64 px drawings
-    to 512 px: 28 ms one after another, 16 ms on two threads (the same pixels)."""
-    todo = [index for index, image in enumerate(images) if image.size != size]
-    fitted = list(images)
-    if not todo:
-        return fitted
-    workers = min(len(todo), len(os.sched_getaffinity(0)))
+    differ (one already at ``size`` passed through), several at once: Pillow lets go of the GIL
+    while it resamples, and this runs while the model's threads are idle between two batches.
+    Measured on 2 cores, eight 64 px drawings to 512 px: 28 ms one after another, 16 ms on two
+    threads (the same pixels)."""
 
-    def fit(index: int) -> Image.Image:
-        return ImageOps.fit(images[index], size, Image.Resampling.LANCZOS)
+    def fit(image: Image.Image) -> Image.Image:
+        return image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS)
 
+    workers = min(sum(image.size != size for image in images), len(os.sched_getaffinity(0)))
     if workers <= 1:
-        results = [fit(index) for index in todo]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-fit") as pool:
-            results = list(pool.map(fit, todo))
-    for index, image in zip(todo, results, strict=True):
-        fitted[index] = image
-    return fitted
+        return [fit(image) for image in images]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-fit") as pool:
+        return list(pool.map(fit, images))
 
 
 def images_generate(pipe: Any, manifest: ModelManifest, variants: Sequence[Variant]) -> list[Image.Image]:
