@@ -10,6 +10,13 @@ opens its signer and trust context once, not once a batch. Clips, and processes 
 pool (a run in a fresh process, the tests of the threads), finalise in threads
 (``pipeline.batches.batch_finalize``).
 
+A batch's pixels reach the processes through a block of shared memory that the pool keeps and
+reuses (``_PixelBlocks``), each job carrying only where its still lies; the job, its variant
+and its result still travel pickled. Measured on 2 cores (256 assets at 512², 8 a batch): pickled
+through the pool's pipe, each 786 kB still held its process up between two assets (16 ms a
+batch); through a fresh block each batch, the block's first writes cost 5 ms and its unlinking
+1 ms; a kept block takes 0.3 ms.
+
 The processes are spawned (a fresh interpreter each: forking a process that runs torch's
 OpenMP threads, Prefect's event loop and open database connections is not safe). They never
 touch the database: each gets the pipeline configuration, finalises the assets it is sent, and
@@ -21,16 +28,31 @@ batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import replace
+from multiprocessing.shared_memory import SharedMemory
+
+from PIL import Image
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
-from pipeline.finalize_process import JobResult, StillJob, process_start, ready, still_finalize
+from pipeline.finalize_process import (
+    SHARED_MODES,
+    JobResult,
+    SharedPixels,
+    StillJob,
+    block_buffer,
+    process_start,
+    ready,
+    still_finalize,
+)
 from provenance.watermark_keys import WatermarkKey
 
 logger = logging.getLogger("greenlight.pipeline")
@@ -46,6 +68,7 @@ class FinalizePool:
         self.processes = processes
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        self._blocks = _PixelBlocks()
 
     def start(self) -> None:
         """Start the processes and wait for their first answers (the warm-up a worker pays once,
@@ -65,7 +88,11 @@ class FinalizePool:
         """Each job's result, in order. Never raises for an asset: a failure, or a process that
         died meanwhile, is that asset's error text."""
         executor = self._running()
-        futures: list[Future[JobResult]] = [executor.submit(still_finalize, job, mark_key) for job in jobs]
+        with self._blocks.holding(jobs) as sent:
+            return self._results(jobs, [executor.submit(still_finalize, job, mark_key) for job in sent])
+
+    def _results(self, jobs: Sequence[StillJob], futures: Sequence[Future[JobResult]]) -> list[JobResult]:
+        """Each job's result once all are in (the block their pixels lie in is then free)."""
         results: list[JobResult] = []
         broken = False
         for job, future in zip(jobs, futures, strict=True):
@@ -86,6 +113,7 @@ class FinalizePool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        self._blocks.close()
 
     def _running(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -97,6 +125,76 @@ class FinalizePool:
                     initargs=(self.config,),
                 )
             return self._executor
+
+
+class _PixelBlocks:
+    """Blocks of shared memory a pool's batches put their stills' pixels in, kept from one batch
+    to the next (a fresh block pays for its first writes: module docstring). A block is held by
+    one batch at a time, until every job of it is back; at most ``KEPT`` are kept."""
+
+    KEPT = 2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[SharedMemory] = []
+
+    @contextmanager
+    def holding(self, jobs: Sequence[StillJob]) -> Iterator[list[StillJob]]:
+        """The jobs as the processes get them: a still in a mode of ``SHARED_MODES`` (and no
+        metadata of its own) replaced by where its pixels lie in a block held meanwhile."""
+        raws = [_raw(job.image) for job in jobs]
+        need = sum(len(raw) for raw in raws if raw is not None)
+        if not need:
+            yield list(jobs)
+            return
+        block = self._take(need)
+        try:
+            sent, at = [], 0
+            for job, raw in zip(jobs, raws, strict=True):
+                if raw is None or not isinstance(job.image, Image.Image):
+                    sent.append(job)
+                    continue
+                block_buffer(block)[at : at + len(raw)] = raw
+                sent.append(replace(job, image=SharedPixels(block.name, at, job.image.mode, job.image.size)))
+                at += len(raw)
+            yield sent
+        finally:
+            self._give(block)
+
+    def close(self) -> None:
+        with self._lock:
+            blocks, self._free = self._free, []
+        for block in blocks:
+            _block_drop(block)
+
+    def _take(self, need: int) -> SharedMemory:
+        with self._lock:
+            for index, block in enumerate(self._free):
+                if block.size >= need:
+                    return self._free.pop(index)
+        return SharedMemory(create=True, size=need)
+
+    def _give(self, block: SharedMemory) -> None:
+        with self._lock:
+            self._free.append(block)
+            self._free.sort(key=lambda one: one.size)  # a batch takes the smallest that holds it
+            dropped = self._free[: -self.KEPT]
+            del self._free[: -self.KEPT]
+        for one in dropped:
+            _block_drop(one)
+
+
+def _raw(image: Image.Image | SharedPixels) -> bytes | None:
+    """The still's raw pixels, where they are the whole of it; else None (it goes pickled)."""
+    if isinstance(image, Image.Image) and image.mode in SHARED_MODES and not image.info:
+        return image.tobytes()
+    return None
+
+
+def _block_drop(block: SharedMemory) -> None:
+    block.close()
+    with contextlib.suppress(FileNotFoundError):  # already gone (a clean-up of the system's)
+        block.unlink()
 
 
 _POOLS: dict[PipelineConfig, FinalizePool] = {}

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import threading
 from dataclasses import dataclass
+from multiprocessing.shared_memory import SharedMemory
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -25,14 +26,48 @@ if TYPE_CHECKING:
 logger = logging.getLogger("greenlight.pipeline")
 
 
+# The modes whose raw bytes are the whole picture (no palette), with their bytes a pixel: a still
+# in one of them travels to a pool process through shared memory, others pickled.
+SHARED_MODES = {"L": 1, "RGB": 3, "RGBA": 4}
+
+
+@dataclass(frozen=True)
+class SharedPixels:
+    """A still's pixels where the pool left them in a block of shared memory
+    (``pipeline.finalize_pool``): its raw bytes from ``offset``, in ``mode`` at ``size``."""
+
+    block: str
+    offset: int
+    mode: str
+    size: tuple[int, int]
+
+    def image(self) -> Image.Image:
+        """The still, copied out of the block (which the pool reuses for its next batch)."""
+        block = SharedMemory(name=self.block)
+        try:
+            length = self.size[0] * self.size[1] * SHARED_MODES[self.mode]
+            with block_buffer(block)[self.offset : self.offset + length] as view:
+                return Image.frombytes(self.mode, self.size, view)
+        finally:
+            block.close()
+
+
+def block_buffer(block: SharedMemory) -> memoryview:
+    """The bytes of an open block of shared memory."""
+    if block.buf is None:
+        raise ValueError(f"shared memory block {block.name} is closed")
+    return block.buf
+
+
 @dataclass(frozen=True)
 class StillJob:
-    """One still to finalise in a pool process: what ``image_finalize`` is called with."""
+    """One still to finalise in a pool process: what ``image_finalize`` is called with (the
+    image itself, or where its pixels lie in shared memory)."""
 
     variant: Variant
     serial: int
     mark_id: int
-    image: Image.Image
+    image: Image.Image | SharedPixels
     safety: dict[str, object]
 
 
@@ -93,7 +128,7 @@ def still_finalize(job: StillJob, mark_key: WatermarkKey) -> JobResult:
             job.variant,
             serial=job.serial,
             mark_id=job.mark_id,
-            image=job.image,
+            image=job.image if isinstance(job.image, Image.Image) else job.image.image(),
             signing=signing,
             storage=storage,
             safety=job.safety,

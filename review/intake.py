@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Field, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from prompt_library.models import Campaign, PromptVersion
@@ -26,6 +26,7 @@ from prompt_library.selectors import variants_build
 from prompt_library.specs import Variant
 from provenance.credentials import SignedManifest
 from review.audit import AuditAction
+from review.bulk import rows_insert, rows_update
 from review.errors import AssetRebuildError, UnknownAssetsError
 from review.events import asset_move, audit_event_build
 from review.models import Asset, AuditEvent, ManifestRecord, Run, WorkerHeartbeat, queue_position
@@ -180,11 +181,9 @@ def assets_hand_over(*, files: Sequence[GeneratedFile], generation_seconds: floa
         flag: dict[str, Any] = {"safety_flagged": True, "safety_score": f.safety_score} if f.safety_flagged else {}
         events.append(asset_move(asset, AssetState.IN_REVIEW, AuditAction.SUBMITTED, **flag))
         moved.append(asset)
-    _assets_fields_write(moved, HANDED_OVER_FIELDS)
-    AuditEvent.objects.bulk_create(events)
-    ManifestRecord.objects.bulk_create(
-        [manifest_record_build(asset, m) for asset in moved for m in by_key[asset.key].manifests]
-    )
+    rows_update(moved, HANDED_OVER_FIELDS)  # one statement each (review.bulk)
+    rows_insert(events)
+    rows_insert([manifest_record_build(asset, m) for asset in moved for m in by_key[asset.key].manifests])
     return [a.pk for a in moved]
 
 
@@ -207,40 +206,6 @@ HANDED_OVER_FIELDS = (
     "state",
     "updated_at",
 )
-
-
-def _assets_fields_write(assets: Sequence[Asset], names: Sequence[str]) -> None:
-    """Write the ``names`` fields of ``assets`` (as they are in memory) in one statement:
-    ``UPDATE ... FROM unnest(<one array a field>)``, each value prepared by its model field.
-
-    Django's ``bulk_update`` builds a ``CASE WHEN id = ... THEN ...`` per field and row: for a
-    batch of 8 with these 15 fields most of the hand-over's time went into building it (the
-    hand-over took 125-175 ms, against 70-95 ms this way, on a loaded 2-core machine), and at
-    10,000 rows PostgreSQL was still planning it after minutes. This statement grows linearly
-    with the rows. Other databases than PostgreSQL (the embedded demo's SQLite file) have no
-    ``unnest``: ``bulk_update`` there."""
-    if not assets:
-        return
-    if connection.vendor != "postgresql":
-        Asset.objects.bulk_update(assets, list(names))
-        return
-    columns: list[tuple[Field[Any, Any], str]] = []  # the key first, then each field written
-    for name in ("id", *names):
-        column = Asset._meta.get_field(name)
-        assert isinstance(column, Field) and column.column, name
-        columns.append((column, column.column))
-    arrays = [
-        [column.get_db_prep_save(getattr(asset, column.attname), connection) for asset in assets]
-        for column, _ in columns
-    ]
-    quote = connection.ops.quote_name
-    values = [quote(f"v_{name}") for _, name in columns]
-    sets = ", ".join(f"{quote(name)} = {value}" for (_, name), value in zip(columns[1:], values[1:], strict=True))
-    unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column, _ in columns)
-    table, key = quote(Asset._meta.db_table), quote(columns[0][1])
-    sql = f"UPDATE {table} SET {sets} FROM unnest({unnest}) AS v({', '.join(values)}) WHERE {table}.{key} = {values[0]}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
 
 
 def manifest_record_build(asset: Asset, manifest: SignedManifest) -> ManifestRecord:

@@ -14,16 +14,19 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from models.training.catalog_domain import Combo, catalog_draw
+from pipeline import finalize_pool
 from pipeline.batches import batch_finalize
 from pipeline.config import PipelineConfig, config_from_settings
 from pipeline.errors import PipelineError
-from pipeline.finalize_pool import finalize_pool_for, finalize_pool_start, finalize_pool_stop
+from pipeline.finalize_pool import _PixelBlocks, finalize_pool_for, finalize_pool_start, finalize_pool_stop
+from pipeline.finalize_process import SharedPixels, StillJob
 from prompt_library.selectors import campaign_plan_get
 from prompt_library.services import library_load
 from prompt_library.specs import Variant
@@ -167,3 +170,59 @@ def test_a_pool_whose_processes_cannot_sign_refuses_to_start_and_batches_stay_on
         finalize_pool_start(broken, 2)
 
     assert finalize_pool_for(broken) is None
+
+
+def test_stills_travel_in_shared_memory_unchanged_and_others_as_they_are() -> None:
+    variant = Variant.__new__(Variant)  # not looked at: only the image travels here
+    rgb = Image.frombytes("RGB", (37, 23), random.Random(1).randbytes(37 * 23 * 3))
+    grey, rgba = rgb.convert("L"), rgb.convert("RGBA")
+    palette = rgb.convert("P")  # its palette is not in its raw bytes
+    tagged = rgb.copy()
+    tagged.info["icc_profile"] = b"profile"  # nor is its metadata
+    jobs = [StillJob(variant, i, i, image, {}) for i, image in enumerate((rgb, grey, palette, rgba, tagged))]
+    blocks = _PixelBlocks()
+    try:
+        with blocks.holding(jobs) as sent:
+            shared = [job.image for job in sent if isinstance(job.image, SharedPixels)]
+            assert len(shared) == 3 and len({pixels.block for pixels in shared}) == 1  # one block a batch
+            assert [pixels.image().tobytes() for pixels in shared] == [i.tobytes() for i in (rgb, grey, rgba)]
+            assert [p.image().mode for p in shared] == ["RGB", "L", "RGBA"]
+            assert sent[2].image is palette and sent[4].image is tagged
+            name = shared[0].block
+        with blocks.holding(jobs[:1]) as again:  # the next batch reuses the block
+            assert isinstance(again[0].image, SharedPixels) and again[0].image.block == name
+    finally:
+        blocks.close()
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=name)  # gone once the pool closes
+
+
+def test_a_pool_leaves_no_shared_memory_behind_when_it_stops(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+
+    class Recorded(SharedMemory):
+        def __init__(self, name: str | None = None, create: bool = False, size: int = 0) -> None:
+            super().__init__(name=name, create=create, size=size)
+            made.append(self.name)
+
+    monkeypatch.setattr(finalize_pool, "SharedMemory", Recorded)
+    config = config_from_settings()
+    finalize_pool_start(config, 2)
+    try:
+        variants, images = _mugs(4, 256)
+        for first in (0, 2):
+            done, failed = batch_finalize(
+                variants[first : first + 2],
+                [631 + first, 632 + first],
+                images[first : first + 2],
+                config,
+                mark_ids=[9631 + first, 9632 + first],
+            )
+            assert failed == [] and len(done) == 2
+        assert len(made) == 1  # kept from one batch to the next
+    finally:
+        finalize_pool_stop(config)
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=made[0])
