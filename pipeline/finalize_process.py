@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
 from typing import TYPE_CHECKING, Any
 
+import cv2
 from PIL import Image
 
 from pipeline.config import PipelineConfig
@@ -79,9 +80,16 @@ _STATE: dict[str, Any] = {}
 
 
 def process_start(config: PipelineConfig) -> None:
-    """A pool process's start: Django's apps (the hand-over record's types need them; no query
-    is made), then the signer and trust context it signs every asset with, and its storage."""
+    """A pool process's start: one thread for OpenCV, Django's apps (the hand-over record's types
+    need them; no query is made), then the signer and trust context it signs every asset with,
+    and its storage.
+
+    The pool has a process a core, each finalising one asset at a time; OpenCV's own threads
+    (as many as cores, by default) then only add their hand-offs. Measured on 2 cores, 32 stills
+    of the embedded model at 512², one process: 29.7 ms of CPU an asset with OpenCV's default
+    threads, 25.7 ms with one."""
     _parent_watch()
+    cv2.setNumThreads(1)
     # What infra.django_boot does; pipeline/ may not import infra/ (the import contracts).
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "infra.settings")
     import django

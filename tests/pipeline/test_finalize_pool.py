@@ -17,6 +17,7 @@ from dataclasses import replace
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
+import cv2
 import pytest
 from PIL import Image
 
@@ -226,3 +227,10 @@ def test_a_pool_leaves_no_shared_memory_behind_when_it_stops(
         finalize_pool_stop(config)
     with pytest.raises(FileNotFoundError):
         SharedMemory(name=made[0])
+
+
+def test_a_finalising_process_runs_opencv_on_one_thread(pooled: PipelineConfig) -> None:
+    pool = finalize_pool_for(pooled)
+    assert pool is not None
+    # A process a core, an asset at a time: OpenCV's default (a thread a core) only adds hand-offs.
+    assert [pool._running().submit(cv2.getNumThreads).result() for _ in range(4)] == [1, 1, 1, 1]
