@@ -132,11 +132,12 @@ def still_finalize(job: StillJob, mark_key: WatermarkKey) -> JobResult:
     signing = Signing(signer=_STATE["signer"], context=_STATE["context"], watermark=mark_key)
     outcome: GeneratedFile | str
     try:
+        image = job.image if isinstance(job.image, Image.Image) else job.image.image()
         outcome = image_finalize(
             job.variant,
             serial=job.serial,
             mark_id=job.mark_id,
-            image=job.image if isinstance(job.image, Image.Image) else job.image.image(),
+            image=image,
             signing=signing,
             storage=storage,
             safety=job.safety,

@@ -6,9 +6,10 @@ Django 5.2 inserts many rows on PostgreSQL through ``unnest`` of one array a col
 PostgreSQL was still planning it after minutes). With Django's client-side binding, psycopg
 quotes those arrays in Python: every double quote inside a JSON column is escaped by a regular
 expression substitution of its own. A batch's hand-over to review (8 assets with their generation
-records, 16 audit events, 16 manifest stores) made about 8,000 of them, 45% of its time under a
-profiler. One JSON document is escaped in C, and PostgreSQL plans a statement of one parameter
-at once whatever the number of rows.
+records, 16 audit events, 16 manifest stores) made about 8,700 of them, 43% of its time under a
+profiler. One JSON document is escaped in C, and the statement stays the same size whatever the
+number of rows. Measured over the 32 hand-overs of a 256-asset campaign on 2 cores: 0.45 s of
+the hand-over thread's CPU and 0.67 s in all through arrays, 0.20 s and 0.37 s so.
 
 Other databases than PostgreSQL (the embedded demo's SQLite file): Django's bulk writes.
 """

@@ -13,7 +13,7 @@ from PIL import Image
 from models.training.catalog_domain import Combo, catalog_draw
 from pipeline import finalize_process
 from pipeline.config import config_from_settings
-from pipeline.finalize_process import StillJob, process_start, still_finalize
+from pipeline.finalize_process import SharedPixels, StillJob, process_start, still_finalize
 from prompt_library.selectors import campaign_plan_get
 from prompt_library.services import library_load
 from provenance.watermark_keys import watermark_keys_load
@@ -58,3 +58,14 @@ def test_a_job_that_fails_comes_back_as_its_error_with_nothing_to_sync(started: 
     key, outcome, written = still_finalize(StillJob(variant, 702, 9702, Image.new("RGB", (100, 100)), {}), mark_key)
 
     assert key == variant.key and isinstance(outcome, str) and "100" in outcome and written == []
+
+
+def test_a_job_whose_pixels_are_gone_comes_back_as_its_error(started: None) -> None:
+    library_load()
+    variant = campaign_plan_get(name="demo-catalog").variants[2]
+    mark_key = watermark_keys_load(config_from_settings().watermark_keys).current
+    gone = SharedPixels(block="greenlight-no-such-block", offset=0, mode="RGB", size=(256, 256))
+
+    key, outcome, written = still_finalize(StillJob(variant, 703, 9703, gone, {}), mark_key)
+
+    assert key == variant.key and isinstance(outcome, str) and "FileNotFoundError" in outcome and written == []
