@@ -11,7 +11,9 @@ profiler. One JSON document is escaped in C, and the statement stays the same si
 number of rows. Measured over the 32 hand-overs of a 256-asset campaign on 2 cores: 0.45 s of
 the hand-over thread's CPU and 0.67 s in all through arrays, 0.20 s and 0.37 s so.
 
-Other databases than PostgreSQL (the embedded demo's SQLite file): Django's bulk writes.
+Every many-row insert and update of the review models goes through here: registration, the
+hand-over, a run's cancels and requeues, a publication's rows and manifests. Other databases
+than PostgreSQL (the embedded demo's SQLite file): Django's bulk writes.
 """
 
 from __future__ import annotations

@@ -93,10 +93,8 @@ def assets_register(*, variants: Sequence[Variant], regenerated_from: Asset | No
                 rows = [_asset_row(v, ids) for v in new]
                 for row in rows:
                     row.regenerated_from = regenerated_from
-                created = Asset.objects.bulk_create(rows) if rows else []
-                AuditEvent.objects.bulk_create(
-                    [audit_event_build(a, AuditAction.REGISTERED, to_state=a.state) for a in created]
-                )
+                rows_insert(rows)
+                rows_insert([audit_event_build(a, AuditAction.REGISTERED, to_state=a.state) for a in rows])
             break
         except IntegrityError:
             # Another run registered some of the same keys at the same moment: read them again.

@@ -42,6 +42,7 @@ from provenance.renditions import RenditionRequest, rendition_make
 from provenance.storage import LocalStorage, Storage, publish_storage
 from provenance.watermark_keys import watermark_keys_load
 from review.audit import AuditAction
+from review.bulk import rows_insert
 from review.errors import (
     PublicationRolledBackError,
     PublishInProgressError,
@@ -50,7 +51,7 @@ from review.errors import (
 )
 from review.events import asset_move, audit_event_unmoved
 from review.intake import manifest_record_build
-from review.models import Asset, AuditEvent, ManifestRecord, Publication
+from review.models import Asset, AuditEvent, Publication
 from review.roles import PUBLISH, role_require
 from review.states import AssetState
 from review.webhooks import webhook_send
@@ -224,23 +225,23 @@ def _publication_intend(
         abandoned = _publishable_check(locked, lock=True)
         if abandoned:
             _rows_roll_back(locked, abandoned, target, actor=user, reason="abandoned: found by the next publish")
-        return Publication.objects.bulk_create(
-            [
-                Publication(
-                    asset=locked,
-                    rendition=r.name,
-                    path=r.path,
-                    mime=r.mime,
-                    width=r.width,
-                    height=r.height,
-                    sha256=r.sha256,
-                    size=len(r.data),
-                    published_by=user,
-                    state=WRITING,
-                )
-                for r in renditions
-            ]
-        )
+        rows = [
+            Publication(
+                asset=locked,
+                rendition=r.name,
+                path=r.path,
+                mime=r.mime,
+                width=r.width,
+                height=r.height,
+                sha256=r.sha256,
+                size=len(r.data),
+                published_by=user,
+                state=WRITING,
+            )
+            for r in renditions
+        ]
+        rows_insert(rows)
+        return rows
 
 
 def _publication_complete(
@@ -258,7 +259,7 @@ def _publication_complete(
         intact = locked.state == AssetState.APPROVED and [p.state for p in current] == [WRITING] * len(ids)
         if intact:
             Publication.objects.filter(pk__in=ids).update(state=PUBLISHED)
-            ManifestRecord.objects.bulk_create([manifest_record_build(locked, r.manifest) for r in renditions])
+            rows_insert([manifest_record_build(locked, r.manifest) for r in renditions])
             paths = [r.path for r in renditions]
             event = asset_move(locked, AssetState.PUBLISHED, AuditAction.PUBLISHED, actor=user, renditions=paths)
             locked.save(update_fields=["state", "updated_at"])

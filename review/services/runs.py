@@ -20,10 +20,11 @@ from django.utils import timezone
 from prompt_library.models import Campaign
 from prompt_library.selectors import campaign_plan_get
 from review.audit import AuditAction
+from review.bulk import rows_insert
 from review.errors import ReviewInputError, RunRefusedError
 from review.events import asset_move, audit_event_build
 from review.intake import assets_register, run_changed_notify, run_counts_refresh
-from review.models import Asset, AuditEvent, Run
+from review.models import Asset, Run
 from review.orchestrator import run_submit
 from review.roles import REQUEST, RUN, role_require
 from review.states import AssetState
@@ -156,7 +157,7 @@ def run_cancel(*, run: Run, actor: User) -> Run:
         Asset.objects.filter(pk__in=[a.pk for a in assets]).update(
             state=AssetState.CANCELLED, gen_worker="", gen_lease_until=None, updated_at=timezone.now()
         )
-        AuditEvent.objects.bulk_create(events)
+        rows_insert(events)
         before = locked.state
         _run_close(locked, Run.State.CANCELLED)
         _run_event(locked, AuditAction.RUN_CANCELLED, actor, was=before, assets=len(assets))
@@ -178,7 +179,7 @@ def _assets_requeue(*, run: Run, serials: list[int], actor: User | None) -> None
     )
     events = [asset_move(a, AssetState.PENDING, AuditAction.REQUEUED, actor=actor, run=run.pk) for a in cancelled]
     Asset.objects.filter(pk__in=[a.pk for a in cancelled]).update(state=AssetState.PENDING)
-    AuditEvent.objects.bulk_create(events)
+    rows_insert(events)
     Asset.objects.filter(pk__in=serials).update(run=run, updated_at=timezone.now())
 
 
