@@ -6,11 +6,12 @@ and threads, timed in one run.
         [--no-campaign] [--cold]
 
 Everything lives in a temporary folder (prompt library, storage, signing and watermark keys,
-Prefect's home) except the database, which ``DATABASE_URL`` names and this bench migrates. Two
+Prefect's home) except the database, which ``DATABASE_URL`` names and this bench migrates. Three
 campaigns of ``--variants`` variants each (the shipped ``catalog-scene`` template on the embedded
 model: 4 colours x 4 products x 2 scenes, and as many seeds as that takes, from a number drawn
-for the run so that a database used before holds none of them) are loaded; their images differ
-only by seed.
+for the run so that a database used before holds none of them; the third for ``--cold``) are
+loaded, and a fourth of one seed that warms the served topology up; their images differ only by
+seed.
 
 1. ``campaign/raw``: in this process, with ``--threads`` torch threads, the model loaded and one
    batch made on both sides first (a warm worker), ``pipeline.run.campaign_run`` (registered,
@@ -27,7 +28,8 @@ only by seed.
    torch and diffusers, loads the folder and runs the same raw loop on the second campaign's
    variants, then ``manage.py campaign_run`` on that campaign as an operator runs it where the
    generation workers are up: a Prefect server and one worker holding the model (``infra.workers``,
-   ``--threads`` torch threads, or ``--worker-threads``) are started before the clock, and the
+   ``--threads`` torch threads, or ``--worker-threads``) are started, and have made one small
+   campaign (``bench-warm-up``, 32 variants, through the same command), before the clock; the
    command (imports, run start, coordination) hands the campaign to that worker and waits for its
    end. With ``--cold``, also
    ``campaign_run --on here`` on a third campaign: no worker, Prefect's local mode, the model
@@ -120,8 +122,13 @@ def main() -> None:
         seeds = args.variants // PER_SEED
         # Seeds no earlier run drew, so that a database used before holds none of these variants.
         first = 1 + int.from_bytes(os.urandom(4), "big") % 10**9
-        campaigns = {"bench-in-process": first, "bench-command": first + seeds, "bench-cold": first + 2 * seeds}
-        _library_write(tmp / "library", campaigns, seeds)
+        campaigns = {
+            "bench-in-process": (first, seeds),
+            "bench-command": (first + seeds, seeds),
+            "bench-cold": (first + 2 * seeds, seeds),
+            "bench-warm-up": (first + 3 * seeds, 1),
+        }
+        _library_write(tmp / "library", campaigns)
         _setup()
         campaign_figures = None if args.no_campaign else _in_process(args)
         command_figures = None if args.no_command else _command(args, tmp, env)
@@ -143,14 +150,13 @@ def _environment(tmp: Path, threads: int) -> dict[str, str]:
     }
 
 
-def _library_write(root: Path, campaigns: dict[str, int], seeds: int) -> None:
-    """The shipped catalog-scene template and one campaign per name, ``seeds`` seeds from the
-    first one given."""
+def _library_write(root: Path, campaigns: dict[str, tuple[int, int]]) -> None:
+    """The shipped catalog-scene template and one campaign per name: (first seed, seeds)."""
     (root / "templates" / "catalog-scene").mkdir(parents=True)
     (root / "campaigns").mkdir()
     for version in TEMPLATE_DIR.iterdir():
         (root / "templates" / "catalog-scene" / version.name).write_bytes(version.read_bytes())
-    for name, first_seed in campaigns.items():
+    for name, (first_seed, seeds) in campaigns.items():
         spec = {
             "name": name,
             "title": f"Pipeline bench ({name})",
@@ -366,6 +372,10 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
         served_env, tmp / "worker.log", args.worker_threads or args.threads, pool=not args.no_finalize_pool
     )
     try:
+        # A serving machine's server and worker have made campaigns before: one small campaign
+        # through the same command, untimed (the server builds each API route's handler at its
+        # first request, 0.4 s for the first; the worker's task runner starts its threads).
+        _timed_process(_campaign_command("bench-warm-up", args.batch_size, "workers"), served_env)
         figures["raw before"] = _timed_process(
             [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=(figures, "raw cpu")
         )

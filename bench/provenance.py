@@ -78,8 +78,8 @@ GOALS_MS = {512: 25.0, 1024: 60.0}  # post-processing per asset on one core
 # thumbnail's own mark (with the encodings its read-backs read) and the read-back of a master's
 # mark it keeps are timed inside ``thumbnail_render`` and taken out of it.
 FINALIZE_CALLS: tuple[tuple[Any, str, str], ...] = (
-    (pipeline.finalize, "watermark_embed", "mark master"),
-    (pipeline.finalize, "image_encode", "encode PNG"),
+    (pipeline.finalize, "watermark_embed_pixels", "mark master"),
+    (pipeline.finalize, "png_encode", "encode PNG"),
     (pipeline.finalize, "thumbnail_render", "thumbnail"),
     (provenance.renditions, "watermark_embed_encoded", "thumbnail: mark + encode"),
     (provenance.renditions, "_reads_back", "thumbnail: read mark"),

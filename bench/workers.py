@@ -71,8 +71,8 @@ def main() -> None:
         base = secrets.randbelow(2**40)
         tag = secrets.token_hex(3)  # campaigns of their own, whatever an earlier bench left open
         args.campaign = f"bench-workers-{tag}-" + "{k}"
-        campaigns = {args.campaign.format(k=k): base + i * seeds for i, k in enumerate(counts)}
-        _library_write(tmp / "library", campaigns, seeds)
+        campaigns = {args.campaign.format(k=k): (base + i * seeds, seeds) for i, k in enumerate(counts)}
+        _library_write(tmp / "library", campaigns)
         figures = _run(args, counts, tmp, env)
     _report(args, counts, figures)
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import c2pa
+import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from pipeline.sources import source_ingredients
@@ -15,14 +17,16 @@ from provenance.errors import WatermarkCapacityError, WatermarkError
 from provenance.fingerprint import image_fingerprint
 from provenance.media import MIME
 from provenance.mp4 import Clip, mp4_encode, mp4_watermark_frames
-from provenance.renditions import RenditionRequest, image_encode, rendition_sign, thumbnail_render
+from provenance.png import png_encode
+from provenance.renditions import RenditionRequest, rendition_sign, thumbnail_render
 from provenance.storage import LocalStorage
-from provenance.watermark import watermark_embed, watermark_payload, watermark_read_frames
+from provenance.watermark import watermark_embed, watermark_embed_pixels, watermark_payload, watermark_read_frames
 from provenance.watermark_keys import WatermarkKey, mark_id_new
 from review.intake import GeneratedFile
 
 # The thumbnail as asked for: 256 px, or the smallest larger size at which its serial reads back
 # (busy photographs: provenance.renditions.thumbnail_render); the generation record says which.
+RgbArray = npt.NDArray[np.uint8]  # an RGB picture's pixels, height x width x 3
 THUMBNAIL = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
 # x264 CRFs a clip master is encoded at, in turn, until its frames read back the serial: 18 looks
 # lossless and keeps the mark (tests/pipeline/test_finalize.py); 10 is for the rare clip it does not.
@@ -60,17 +64,20 @@ def image_finalize(
     *,
     serial: int,
     mark_id: int,
-    image: Image.Image,
+    image: Image.Image | RgbArray,
     signing: Signing,
     storage: LocalStorage,
     safety: Mapping[str, object] | None = None,
 ) -> GeneratedFile:
-    """Watermark the image with its mark id (the installation's key), sign it as a PNG master,
-    store it and a signed thumbnail, and describe the result (with both manifests) for the
-    review hand-over."""
-    # 1. Watermark first: any byte changed after signing would break the hard binding.
-    marked, carried = _mark(image, mark_id, signing.watermark)
-    png = image_encode(marked, "png")
+    """Watermark the image (or its RGB pixels, height x width x 3 bytes) with its mark id (the
+    installation's key), sign it as a PNG master, store it and a signed thumbnail, and describe
+    the result (with both manifests) for the review hand-over."""
+    # 1. Watermark first: any byte changed after signing would break the hard binding. The marked
+    # pixels are written as they are: the PNG from the array, the thumbnail from its image.
+    pixels = image if isinstance(image, np.ndarray) else _rgb(image)
+    marked_pixels, carried = _mark(pixels, mark_id, signing.watermark)
+    png = png_encode(marked_pixels)
+    marked = Image.fromarray(marked_pixels)
     # 2-4. Sign, read back, store the master and a signed thumbnail (made from the marked pixels:
     # the same as the signed PNG's, without decoding it again).
     record = {**variant.generation_record(), "serial": serial, "asset_key": variant.key}
@@ -94,8 +101,14 @@ def image_finalize(
     return replace(file, safety_score=scored, safety_flagged=bool(flagged))
 
 
-def _mark(image: Image.Image, mark_id: int, key: WatermarkKey) -> tuple[Image.Image, int]:
-    """``image`` marked with ``mark_id``, and the mark id it carries.
+def _rgb(image: Image.Image) -> RgbArray:
+    if image.mode != "RGB":
+        raise WatermarkError(f"Watermarking needs an RGB image, got mode {image.mode!r}")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _mark(pixels: RgbArray, mark_id: int, key: WatermarkKey) -> tuple[RgbArray, int]:
+    """``pixels`` marked with ``mark_id``, and the mark id they carry.
 
     A small busy picture (a 256 px master of fine texture or noise) has room for some mark ids
     and not others: the read-back of a few falls short at every strength (7 of 60 for one such
@@ -105,12 +118,12 @@ def _mark(image: Image.Image, mark_id: int, key: WatermarkKey) -> tuple[Image.Im
     picture that takes none of them is refused with the first error; one too small or in the wrong
     mode (``WatermarkError``) at once."""
     try:
-        return watermark_embed(image, mark_id, key=key.secret), mark_id
+        return watermark_embed_pixels(pixels, mark_id, key=key.secret), mark_id
     except WatermarkCapacityError as refused:
         for _ in range(MARK_ID_DRAWS):
             drawn = mark_id_new()
             try:
-                return watermark_embed(image, drawn, key=key.secret), drawn
+                return watermark_embed_pixels(pixels, drawn, key=key.secret), drawn
             except WatermarkCapacityError:
                 continue
         raise WatermarkCapacityError(f"{refused} (nor {MARK_ID_DRAWS} other mark ids drawn for it)") from refused

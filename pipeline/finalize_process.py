@@ -9,11 +9,15 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.shared_memory import SharedMemory
 from typing import TYPE_CHECKING, Any
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from pipeline.config import PipelineConfig
@@ -44,11 +48,25 @@ class SharedPixels:
 
     def image(self) -> Image.Image:
         """The still, copied out of the block (which the pool reuses for its next batch)."""
+        with self._bytes() as view:
+            return Image.frombytes(self.mode, self.size, view)
+
+    def still(self) -> Image.Image | npt.NDArray[np.uint8]:
+        """What ``image_finalize`` is given: an RGB still as its array of pixels (copied out of
+        the block, and marked without a copy through Pillow and back), another as ``image()``."""
+        if self.mode != "RGB":
+            return self.image()
+        width, height = self.size
+        with self._bytes() as view:
+            return np.frombuffer(view, dtype=np.uint8).reshape(height, width, 3).copy()
+
+    @contextmanager
+    def _bytes(self) -> Iterator[memoryview]:
         block = SharedMemory(name=self.block)
         try:
             length = self.size[0] * self.size[1] * SHARED_MODES[self.mode]
             with block_buffer(block)[self.offset : self.offset + length] as view:
-                return Image.frombytes(self.mode, self.size, view)
+                yield view
         finally:
             block.close()
 
@@ -132,7 +150,7 @@ def still_finalize(job: StillJob, mark_key: WatermarkKey) -> JobResult:
     signing = Signing(signer=_STATE["signer"], context=_STATE["context"], watermark=mark_key)
     outcome: GeneratedFile | str
     try:
-        image = job.image if isinstance(job.image, Image.Image) else job.image.image()
+        image = job.image if isinstance(job.image, Image.Image) else job.image.still()
         outcome = image_finalize(
             job.variant,
             serial=job.serial,

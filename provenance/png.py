@@ -28,6 +28,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import numpy.typing as npt
 from isal import isal_zlib
 from PIL import Image
 
@@ -40,17 +41,35 @@ DEFLATE_LEVEL = 1  # ISA-L's levels are 0-3; 1 measured best above
 _FILTER_UP = 2  # PNG filter type: each byte minus the byte above it
 
 
-def png_encode(image: Image.Image) -> bytes:
-    """``image`` (mode L, RGB or RGBA) as a standard 8-bit PNG, every row Up-filtered and the
-    whole deflated by ISA-L at level 1; decodes to exactly the same pixels."""
-    colour_type = COLOUR_TYPES.get(image.mode)
-    if colour_type is None:
-        raise MediaError(
-            f"png_encode takes an image of mode {', '.join(COLOUR_TYPES)}, not {image.mode!r}",
-            field="mode",
-            value=image.mode,
-        )
-    pixels = np.asarray(image, dtype=np.uint8)
+# Colour type by the number of samples a pixel of an array has (a 2-d array is grey).
+_ARRAY_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}
+
+
+def png_encode(image: Image.Image | npt.NDArray[np.uint8]) -> bytes:
+    """``image`` (mode L, RGB or RGBA; or its pixels as an array of bytes, height x width, or
+    height x width x 3 or 4) as a standard 8-bit PNG, every row Up-filtered and the whole
+    deflated by ISA-L at level 1; decodes to exactly the same pixels. An array is written as it
+    is (a marked master's pixels: no copy of them through Pillow, 1 ms at 1024 px)."""
+    if isinstance(image, Image.Image):
+        colour_type = COLOUR_TYPES.get(image.mode)
+        if colour_type is None:
+            raise MediaError(
+                f"png_encode takes an image of mode {', '.join(COLOUR_TYPES)}, not {image.mode!r}",
+                field="mode",
+                value=image.mode,
+            )
+        pixels = np.asarray(image, dtype=np.uint8)
+    else:
+        pixels = image
+        samples = 1 if pixels.ndim == 2 else (pixels.shape[2] if pixels.ndim == 3 else 0)
+        colour_type = _ARRAY_COLOUR_TYPES.get(samples, -1)
+        if pixels.dtype != np.uint8 or colour_type < 0 or 0 in pixels.shape:
+            raise MediaError(
+                f"png_encode takes pixels as bytes, height x width (x 3 or 4), not {pixels.dtype} of shape "
+                f"{pixels.shape}",
+                field="pixels",
+                value=str(pixels.shape),
+            )
     height, width = pixels.shape[:2]
     rows = pixels.reshape(height, -1)
     filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)

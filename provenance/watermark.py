@@ -84,7 +84,7 @@ from provenance.watermark_coding import (
     watermark_payload,
 )
 from provenance.watermark_detection import MIN_SIDE, WatermarkReading
-from provenance.watermark_embedding import watermark_embed, watermark_embed_encoded
+from provenance.watermark_embedding import watermark_embed, watermark_embed_encoded, watermark_embed_pixels
 from provenance.watermark_geometry import (
     FALSE_POSITIVE_BOUND,
     HYPOTHESES,
@@ -129,6 +129,7 @@ __all__ = [
     "watermark_confirms",
     "watermark_embed",
     "watermark_embed_encoded",
+    "watermark_embed_pixels",
     "watermark_payload",
     "watermark_read",
     "watermark_read_frames",

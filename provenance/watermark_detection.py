@@ -122,10 +122,13 @@ class WatermarkReading:
 
 
 def size_check(image: Image.Image) -> None:
-    if image.width < MIN_SIDE or image.height < MIN_SIDE:
-        raise WatermarkError(
-            f"Image is {image.width}x{image.height}; the watermark needs at least {MIN_SIDE}x{MIN_SIDE}"
-        )
+    sides_check(image.width, image.height)
+
+
+def sides_check(width: int, height: int) -> None:
+    """Refuse a picture too small to carry (or be searched for) the watermark."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise WatermarkError(f"Image is {width}x{height}; the watermark needs at least {MIN_SIDE}x{MIN_SIDE}")
 
 
 def luma(image: Image.Image) -> FloatArray:

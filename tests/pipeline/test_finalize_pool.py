@@ -18,6 +18,7 @@ from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -188,6 +189,11 @@ def test_stills_travel_in_shared_memory_unchanged_and_others_as_they_are() -> No
             assert len(shared) == 3 and len({pixels.block for pixels in shared}) == 1  # one block a batch
             assert [pixels.image().tobytes() for pixels in shared] == [i.tobytes() for i in (rgb, grey, rgba)]
             assert [p.image().mode for p in shared] == ["RGB", "L", "RGBA"]
+            # What a process finalises: the RGB still as its pixels, a copy the block's reuse leaves alone.
+            pixels = shared[0].still()
+            assert isinstance(pixels, np.ndarray) and np.array_equal(pixels, np.asarray(rgb))
+            assert pixels.flags.owndata and pixels.flags.writeable
+            assert [p.still().tobytes() for p in shared[1:]] == [grey.tobytes(), rgba.tobytes()]
             assert sent[2].image is palette and sent[4].image is tagged
             name = shared[0].block
         with blocks.holding(jobs[:1]) as again:  # the next batch reuses the block

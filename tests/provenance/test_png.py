@@ -50,6 +50,33 @@ def test_the_pixels_come_back_bit_for_bit(mode: str, width: int, height: int) ->
     assert np.array_equal(np.asarray(decoded), np.asarray(image))
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_an_array_of_pixels_is_written_as_its_image_is(mode: str) -> None:
+    image = _noise(mode, 129, 64, seed=5)
+    pixels = np.asarray(image)
+
+    data = png_encode(pixels)
+
+    assert data == png_encode(image)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+    assert png_encode(pixels[:, ::-1]) == png_encode(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))  # a view
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.zeros((4, 4, 2), np.uint8),
+        np.zeros((4, 4, 3), np.uint16),
+        np.zeros((0, 4, 3), np.uint8),
+        np.zeros(4, np.uint8),
+    ],
+)
+def test_an_array_it_cannot_write_is_refused_naming_its_shape(pixels: np.ndarray) -> None:
+    with pytest.raises(MediaError, match=r"shape") as refused:
+        png_encode(pixels)
+    assert refused.value.field == "pixels"
+
+
 def test_the_file_is_a_standard_png_with_up_filtered_rows() -> None:
     image = product_shot(3)
 

@@ -4,6 +4,7 @@ and a still marked for a lossy file is marked until that file reads back."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 
 from provenance import watermark_embedding as embedding
-from provenance.errors import WatermarkCapacityError
-from provenance.watermark import watermark_embed, watermark_embed_encoded, watermark_read
+from provenance.errors import WatermarkCapacityError, WatermarkError
+from provenance.watermark import watermark_embed, watermark_embed_encoded, watermark_embed_pixels, watermark_read
 from provenance.watermark_coding import CELL, DEFAULT_KEY, TILE, cell_signs, tile_from_grid
 from tests.provenance.samples import decoded, encode, photograph, product_shot, psnr
 
@@ -65,6 +66,23 @@ def test_a_still_stored_losslessly_is_marked_as_watermark_embed_marks_it() -> No
 
     assert np.array_equal(np.asarray(marked), np.asarray(watermark_embed(image, SERIAL)))
     assert data == png_bytes(marked)
+
+
+def test_pixels_are_marked_as_their_image_is_and_only_rgb_bytes_are_taken() -> None:
+    image = product_shot(4)
+    pixels = np.asarray(image)
+
+    marked = watermark_embed_pixels(pixels, SERIAL)
+
+    assert marked.dtype == np.uint8 and marked.shape == pixels.shape
+    assert np.array_equal(marked, np.asarray(watermark_embed(image, SERIAL)))
+    assert np.array_equal(pixels, np.asarray(image)), "the pixels given are left as they were"
+    wrongs: list[Any] = [pixels[..., 0], pixels.astype(np.float32), np.dstack([pixels, pixels[..., :1]])]
+    for wrong in wrongs:
+        with pytest.raises(WatermarkError, match="RGB pixels"):
+            watermark_embed_pixels(wrong, SERIAL)
+    with pytest.raises(WatermarkError, match="at least"):
+        watermark_embed_pixels(pixels[:40], SERIAL)
 
 
 def test_a_file_that_weakens_the_mark_is_marked_more_strongly_until_the_file_reads_back() -> None:

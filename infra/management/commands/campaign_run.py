@@ -22,6 +22,10 @@ from infra.orchestration import campaign_run_command
 
 class Command(BaseCommand):
     help = "Generate a campaign's missing variants, sign them and queue them for review."
+    # Django's system checks import every URL and view (0.26 s on 2 cores, before a worker gets
+    # its first batch); they are `manage.py check`'s and the deploy's. A run checks what it needs:
+    # its parameters and campaign here, its model and keys in the preflight of whoever makes it.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("campaign", help="campaign name (see prompt_library/library/campaigns)")
