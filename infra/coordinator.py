@@ -42,6 +42,8 @@ from review.intake import (
 logger = logging.getLogger("greenlight.coordinator")
 
 COORDINATE_FLOW = "campaign-coordinate"
+# Between two announced changes of a run (``RunChanges``), a look every this many seconds.
+LISTENING_POLL_SECONDS = 2.0
 Dispatch = Callable[[RunBatch], None]
 
 
@@ -68,6 +70,7 @@ def coordinate(
     max_in_flight: int,
     poll_seconds: float = 0.25,
     poll_max_seconds: float = 1.0,
+    listening_poll_seconds: float | None = None,
     flow_run_id: str = "",
     untaken_seconds: float = 300.0,
     on_progress: Callable[[RunStatus], None] | None = None,
@@ -82,7 +85,14 @@ def coordinate(
     next batch was sent up to a second after its last one was handed over; on 2 cores, where a
     batch of the embedded model takes about a second, the worker then waited for its next batch
     for 2.5-5.4 s of a 41-43 s run, and the looks, four a second after each change, took CPU from
-    the generation sharing the machine."""
+    the generation sharing the machine.
+
+    With ``listening_poll_seconds``, while the database announces the run's changes
+    (``RunChanges.listening``), the looks between announcements are only a safety net (a
+    worker whose lease ran out, a change made behind the database's back) and come that many
+    seconds apart: a hand-over, a pause or a cancel is looked at when announced. Polling from
+    a quarter second after each batch sent, the coordinator looked three times a batch on 2 cores,
+    twice for nothing, each look in the middle of the worker's generation."""
     started = time.perf_counter()
     status = run_begin(run_id=run_id, flow_run_id=flow_run_id)
     with RunChanges(run_id) as changes:
@@ -126,7 +136,10 @@ def coordinate(
                 changed = True
                 if on_progress is not None:
                     on_progress(status)
-            wait = poll_seconds if changed else min(wait * 2, max(poll_max_seconds, poll_seconds))
+            if listening_poll_seconds is not None and changes.listening:
+                wait = max(listening_poll_seconds, poll_seconds)
+            else:
+                wait = poll_seconds if changed else min(wait * 2, max(poll_max_seconds, poll_seconds))
     outcome = CoordinateOutcome(run_id, status.state, batches_sent, resent, time.perf_counter() - started)
     logger.info(outcome.line())
     return outcome
@@ -201,6 +214,7 @@ def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0
         batch_size=batch_size,
         dispatch=dispatch,
         max_in_flight=max_in_flight or in_flight_default(),
+        listening_poll_seconds=LISTENING_POLL_SECONDS,
         flow_run_id=str(current_flow_run.id or ""),
         on_progress=_progress_artifact(run_id),
     )

@@ -493,6 +493,11 @@ class RunChanges:
         if listener is not None:
             listener.close()
 
+    @property
+    def listening(self) -> bool:
+        """Whether changes are announced now (else ``wait`` only sleeps)."""
+        return self._listener is not None
+
     def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True as soon as this run's change is announced (announcements
         of other runs do not end it), False when the time is up."""

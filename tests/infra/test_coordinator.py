@@ -251,3 +251,51 @@ def test_a_hand_over_has_the_next_batch_sent_at_once_and_a_cancel_ends_the_coord
     coordinator.join(timeout=20)
     assert not coordinator.is_alive() and time.monotonic() - cancelled_at < 10
     assert Run.objects.get(pk=run.pk).state == "cancelled"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_changes_are_announced_the_looks_between_them_are_a_slow_safety_net(
+    loaded: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``listening_poll_seconds`` and the run's changes announced, a coordinator whose batch
+    is being made looks every that many seconds, not from a tenth of a second up; a hand-over
+    still has the next batch sent at once."""
+    import infra.coordinator
+
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    sent: list[RunBatch] = []
+    looks: list[float] = []
+    status = infra.coordinator.run_status
+
+    def looked(**kwargs: int) -> object:
+        looks.append(time.monotonic())
+        return status(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(infra.coordinator, "run_status", looked)
+    coordinator = coordinate_in_thread(
+        run_id=run.pk,
+        batch_size=4,
+        dispatch=sent.append,
+        max_in_flight=1,
+        poll_seconds=0.1,
+        poll_max_seconds=0.4,
+        listening_poll_seconds=1.0,
+    )
+    deadline = time.monotonic() + 30
+    while not sent:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first_sent = time.monotonic()
+    time.sleep(2.5)
+    idle = [at for at in looks if at > first_sent]
+    assert 1 <= len(idle) <= 4, f"{len(idle)} looks in 2.5 s"  # polling alone: 0.1, 0.2, 0.4, 0.4 ... 7 or more
+    failures = [(key, "broke") for key in Asset.objects.filter(pk__in=sent[0].serials).values_list("key", flat=True)]
+    handed_at = time.monotonic()
+    run_batch_hand_over(run_id=run.pk, worker="bench", files=[], failures=failures)
+    while len(sent) < 2:
+        assert time.monotonic() < handed_at + 0.9, "the next batch waited for the poll"
+        time.sleep(0.02)
+    run_cancel(run=run, actor=operator)
+    coordinator.join(timeout=20)
+    assert not coordinator.is_alive()
