@@ -43,7 +43,9 @@ calls (preflight, registration, generation, post-processing, hand-over), wall ti
 that runs them, and the post-processing's CPU time; a second table cuts each asset's
 post-processing into its stages (``bench.provenance.FinalizeStages``: median per asset). Goals:
 campaign/raw >= 0.90, command/raw >= 0.85. On a machine shared with other work both sides carry
-that load; say so with the figures.
+that load; say so with the figures. With ``--finalize overlap`` a batch's post-processing runs
+on beside the paired raw calls, whose time it then lengthens and which are taken out of the
+campaign's: compare plans with ``command/raw``, which has no pairing.
 """
 
 from __future__ import annotations
