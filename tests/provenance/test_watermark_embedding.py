@@ -77,6 +77,9 @@ def test_pixels_are_marked_as_their_image_is_and_only_rgb_bytes_are_taken() -> N
     assert marked.dtype == np.uint8 and marked.shape == pixels.shape
     assert np.array_equal(marked, np.asarray(watermark_embed(image, SERIAL)))
     assert np.array_equal(pixels, np.asarray(image)), "the pixels given are left as they were"
+    mirrored = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    from_view = watermark_embed_pixels(pixels[:, ::-1], SERIAL)  # a strided view, as a mirror gives
+    assert np.array_equal(from_view, np.asarray(watermark_embed(mirrored, SERIAL)))
     wrongs: list[Any] = [pixels[..., 0], pixels.astype(np.float32), np.dstack([pixels, pixels[..., :1]])]
     for wrong in wrongs:
         with pytest.raises(WatermarkError, match="RGB pixels"):
