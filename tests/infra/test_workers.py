@@ -12,7 +12,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import pytest
 from django.db import connection
@@ -280,3 +281,40 @@ def test_the_campaign_run_command_hands_a_campaign_to_a_live_worker_and_waits_fo
     all_made_once(run)
     assert log.read_text().count("batch asked=4 taken=4 handed=4") == 3
     assert stored(greenlight_settings) == referenced() and len(referenced()) == 24
+
+
+def test_a_batch_sent_to_the_workers_carries_its_flow_run_and_not_the_senders_settings(prefect_api: str) -> None:
+    """What a task worker reads back with a batch (the parameters Prefect stored for the deferred
+    task run): its run id and serials, and the coordinator's flow run, but no Prefect settings
+    for the worker to rebuild before making it (``infra.batch_tasks``)."""
+    from prefect import flow, get_client
+    from prefect.results import ResultStore, get_or_create_default_task_scheduling_storage
+    from prefect.task_worker import read_parameters
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    from infra.batch_tasks import batch_task
+
+    task = batch_task("model-nobody-serves")  # its own task key: no worker takes the run
+
+    @flow(name="batch-context-check")
+    def send() -> tuple[str, str]:
+        from prefect.runtime import flow_run
+
+        return str(task.delay(41, [7, 8]).task_run_id), str(flow_run.id)
+
+    task_run_id, flow_run_id = send()
+    with get_client(sync_client=True) as client:
+        task_run = client.read_task_run(UUID(task_run_id))
+    parameters_id = task_run.state.state_details.task_parameters_id if task_run.state else None
+    assert parameters_id is not None and str(task_run.flow_run_id) == flow_run_id
+
+    async def stored() -> dict[str, Any]:
+        storage = await get_or_create_default_task_scheduling_storage()
+        store = await ResultStore(result_storage=cast(Any, storage)).aupdate_for_task(task)  # as Task.create_run
+        return await read_parameters(store, parameters_id)
+
+    data = run_coro_as_sync(stored())
+    assert data is not None
+    assert data["parameters"] == {"run_id": 41, "serials": [7, 8]}
+    assert data["context"]["settings_context"] == {}
+    assert str(data["context"]["flow_run_context"]["flow_run"]["id"]) == flow_run_id
