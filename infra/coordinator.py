@@ -70,7 +70,7 @@ def coordinate(
     max_in_flight: int,
     poll_seconds: float = 0.25,
     poll_max_seconds: float = 1.0,
-    listening_poll_seconds: float | None = None,
+    listening_poll_seconds: float | None = LISTENING_POLL_SECONDS,
     flow_run_id: str = "",
     untaken_seconds: float = 300.0,
     on_progress: Callable[[RunStatus], None] | None = None,
@@ -87,10 +87,11 @@ def coordinate(
     for 2.5-5.4 s of a 41-43 s run, and the looks, four a second after each change, took CPU from
     the generation sharing the machine.
 
-    With ``listening_poll_seconds``, while the database announces the run's changes
-    (``RunChanges.listening``), the looks between announcements are only a safety net (a
-    worker whose lease ran out, a change made behind the database's back) and come that many
-    seconds apart: a hand-over, a pause or a cancel is looked at when announced. Polling from
+    While the database announces the run's changes (``RunChanges.listening``), the looks between
+    announcements are only a safety net and come ``listening_poll_seconds`` apart (None: poll as
+    without announcements): a hand-over, a pause or a cancel is looked at when announced; a
+    worker whose lease ran out, a run that outranked this one having sent its last batch, or a
+    change made behind the database's back, at the next look. Polling from
     a quarter second after each batch sent, a served campaign of 16 batches on 2 cores was looked
     at 63 times, mostly in the middle of the worker's generation; 31 times with a look every 2 s
     between announcements (the coordinator's CPU 2.76 against 2.53 s)."""
@@ -215,7 +216,6 @@ def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0
         batch_size=batch_size,
         dispatch=dispatch,
         max_in_flight=max_in_flight or in_flight_default(),
-        listening_poll_seconds=LISTENING_POLL_SECONDS,
         flow_run_id=str(current_flow_run.id or ""),
         on_progress=_progress_artifact(run_id),
     )

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 
 import c2pa
 import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from pipeline.sources import source_ingredients
@@ -20,13 +19,19 @@ from provenance.mp4 import Clip, mp4_encode, mp4_watermark_frames
 from provenance.png import png_encode
 from provenance.renditions import RenditionRequest, rendition_sign, thumbnail_render
 from provenance.storage import LocalStorage
-from provenance.watermark import watermark_embed, watermark_embed_pixels, watermark_payload, watermark_read_frames
+from provenance.watermark import (
+    RgbArray,
+    rgb_pixels,
+    watermark_embed,
+    watermark_embed_pixels,
+    watermark_payload,
+    watermark_read_frames,
+)
 from provenance.watermark_keys import WatermarkKey, mark_id_new
 from review.intake import GeneratedFile
 
 # The thumbnail as asked for: 256 px, or the smallest larger size at which its serial reads back
 # (busy photographs: provenance.renditions.thumbnail_render); the generation record says which.
-RgbArray = npt.NDArray[np.uint8]  # an RGB picture's pixels, height x width x 3
 THUMBNAIL = RenditionRequest(name="thumbnail", format="jpeg", width=256, height=256, quality=80)
 # x264 CRFs a clip master is encoded at, in turn, until its frames read back the serial: 18 looks
 # lossless and keeps the mark (tests/pipeline/test_finalize.py); 10 is for the rare clip it does not.
@@ -74,7 +79,7 @@ def image_finalize(
     the result (with both manifests) for the review hand-over."""
     # 1. Watermark first: any byte changed after signing would break the hard binding. The marked
     # pixels are written as they are: the PNG from the array, the thumbnail from its image.
-    pixels = image if isinstance(image, np.ndarray) else _rgb(image)
+    pixels = image if isinstance(image, np.ndarray) else rgb_pixels(image)
     marked_pixels, carried = _mark(pixels, mark_id, signing.watermark)
     png = png_encode(marked_pixels)
     marked = Image.fromarray(marked_pixels)
@@ -99,12 +104,6 @@ def image_finalize(
     score, flagged = safety.get("score"), safety.get("flagged")
     scored = float(score) if isinstance(score, int | float) else None
     return replace(file, safety_score=scored, safety_flagged=bool(flagged))
-
-
-def _rgb(image: Image.Image) -> RgbArray:
-    if image.mode != "RGB":
-        raise WatermarkError(f"Watermarking needs an RGB image, got mode {image.mode!r}")
-    return np.asarray(image, dtype=np.uint8)
 
 
 def _mark(pixels: RgbArray, mark_id: int, key: WatermarkKey) -> tuple[RgbArray, int]:

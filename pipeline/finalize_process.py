@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import error_text
 from prompt_library.specs import Variant
+from provenance.watermark import RgbArray
 from provenance.watermark_keys import WatermarkKey
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class SharedPixels:
         with self._bytes() as view:
             return Image.frombytes(self.mode, self.size, view)
 
-    def still(self) -> Image.Image | npt.NDArray[np.uint8]:
+    def still(self) -> Image.Image | RgbArray:
         """What ``image_finalize`` is given: an RGB still as its array of pixels (copied out of
         the block, and marked without a copy through Pillow and back), another as ``image()``."""
         if self.mode != "RGB":

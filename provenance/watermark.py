@@ -84,7 +84,13 @@ from provenance.watermark_coding import (
     watermark_payload,
 )
 from provenance.watermark_detection import MIN_SIDE, WatermarkReading
-from provenance.watermark_embedding import watermark_embed, watermark_embed_encoded, watermark_embed_pixels
+from provenance.watermark_embedding import (
+    RgbArray,
+    rgb_pixels,
+    watermark_embed,
+    watermark_embed_encoded,
+    watermark_embed_pixels,
+)
 from provenance.watermark_geometry import (
     FALSE_POSITIVE_BOUND,
     HYPOTHESES,
@@ -124,8 +130,10 @@ __all__ = [
     "WORK_CELL",
     "WORK_TILE",
     "Z_THRESHOLD",
+    "RgbArray",
     "WatermarkReading",
     "false_positive_bound",
+    "rgb_pixels",
     "watermark_confirms",
     "watermark_embed",
     "watermark_embed_encoded",

@@ -109,7 +109,7 @@ def watermark_embed(image: Image.Image, serial: int, *, key: str = DEFAULT_KEY) 
     manifest that says it is watermarked. ``key`` selects the pilot and scrambler (tests
     use another one).
     """
-    return Image.fromarray(watermark_embed_pixels(_rgb_pixels(image), serial, key=key))
+    return Image.fromarray(watermark_embed_pixels(rgb_pixels(image), serial, key=key))
 
 
 def watermark_embed_pixels(pixels: RgbArray, serial: int, *, key: str = DEFAULT_KEY) -> RgbArray:
@@ -125,7 +125,8 @@ def watermark_embed_pixels(pixels: RgbArray, serial: int, *, key: str = DEFAULT_
     return marked
 
 
-def _rgb_pixels(image: Image.Image) -> RgbArray:
+def rgb_pixels(image: Image.Image) -> RgbArray:
+    """An RGB image's pixels as ``watermark_embed_pixels`` takes them; another mode is refused."""
     if image.mode != "RGB":
         raise WatermarkError(f"Watermarking needs an RGB image, got mode {image.mode!r}")
     return np.asarray(image, dtype=np.uint8)
@@ -148,7 +149,7 @@ def watermark_embed_encoded(
         decoded = Image.open(io.BytesIO(data))
         return np.asarray(decoded if decoded.mode == "RGB" else decoded.convert("RGB"), dtype=np.uint8), data
 
-    marked, data = _embed(_rgb_pixels(image), serial, key, as_decoded)
+    marked, data = _embed(rgb_pixels(image), serial, key, as_decoded)
     assert data is not None  # as_decoded encodes every attempt
     return Image.fromarray(marked), data
 

@@ -191,8 +191,15 @@ def test_an_idle_coordinator_looks_less_often_until_something_changes(
 
     monkeypatch.setattr(infra.coordinator, "run_status", looked)
     # A worker that takes its batch and makes nothing for a while: the coordinator has nothing to do.
+    # The change below is made behind the database's back (no announcement): polling alone finds it.
     coordinator = coordinate_in_thread(
-        run_id=run.pk, batch_size=4, dispatch=sent.append, max_in_flight=1, poll_seconds=0.1, poll_max_seconds=0.4
+        run_id=run.pk,
+        batch_size=4,
+        dispatch=sent.append,
+        max_in_flight=1,
+        poll_seconds=0.1,
+        poll_max_seconds=0.4,
+        listening_poll_seconds=None,
     )
     deadline = time.monotonic() + 30
     while len(looks) < 6:
