@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 
 from infra.coordinator import coordinate, local_dispatch
@@ -41,6 +42,44 @@ def loaded(greenlight_settings: SettingsWrapper, library_dir: Path) -> SettingsW
     SUBMITTED.clear()
     library_load()
     return greenlight_settings
+
+
+def coordinator_idle(
+    monkeypatch: pytest.MonkeyPatch, *, listening_poll_seconds: float | None
+) -> tuple[User, Run, list[RunBatch], list[tuple[float, int]], threading.Thread]:
+    """A run of demo-spring started by an operator, and its coordinator in a thread: one batch in
+    flight at a time, sent to a list (a worker that makes nothing), polling from 0.1 s up to 0.4 s
+    (``listening_poll_seconds`` between announcements), its looks recorded (``looks_recorded``)."""
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    sent: list[RunBatch] = []
+    looks = looks_recorded(monkeypatch)
+    coordinator = coordinate_in_thread(
+        run_id=run.pk,
+        batch_size=4,
+        dispatch=sent.append,
+        max_in_flight=1,
+        poll_seconds=0.1,
+        poll_max_seconds=0.4,
+        listening_poll_seconds=listening_poll_seconds,
+    )
+    return operator, run, sent, looks, coordinator
+
+
+def looks_recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, int]]:
+    """Each look the coordinator makes at its run from now on: when, and the pending count it saw."""
+    import infra.coordinator
+
+    looks: list[tuple[float, int]] = []
+    status = infra.coordinator.run_status
+
+    def looked(**kwargs: int) -> object:
+        seen = status(**kwargs)  # type: ignore[arg-type]
+        looks.append((time.monotonic(), seen.pending))
+        return seen
+
+    monkeypatch.setattr(infra.coordinator, "run_status", looked)
+    return looks
 
 
 def coordinate_in_thread(**kwargs: object) -> threading.Thread:
@@ -176,31 +215,9 @@ def test_a_request_with_a_deadline_overtakes_a_scheduled_campaign_already_runnin
 def test_an_idle_coordinator_looks_less_often_until_something_changes(
     loaded: SettingsWrapper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import infra.coordinator
-
-    operator = make_user(("operator",))
-    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
-    sent: list[RunBatch] = []
-    looks: list[tuple[float, int]] = []  # when the coordinator looked, and the pending count it saw
-    status = infra.coordinator.run_status
-
-    def looked(**kwargs: int) -> object:
-        seen = status(**kwargs)  # type: ignore[arg-type]
-        looks.append((time.monotonic(), seen.pending))
-        return seen
-
-    monkeypatch.setattr(infra.coordinator, "run_status", looked)
     # A worker that takes its batch and makes nothing for a while: the coordinator has nothing to do.
     # The change below is made behind the database's back (no announcement): polling alone finds it.
-    coordinator = coordinate_in_thread(
-        run_id=run.pk,
-        batch_size=4,
-        dispatch=sent.append,
-        max_in_flight=1,
-        poll_seconds=0.1,
-        poll_max_seconds=0.4,
-        listening_poll_seconds=None,
-    )
+    operator, run, sent, looks, coordinator = coordinator_idle(monkeypatch, listening_poll_seconds=None)
     deadline = time.monotonic() + 30
     while len(looks) < 6:
         assert time.monotonic() < deadline
@@ -267,35 +284,14 @@ def test_while_changes_are_announced_the_looks_between_them_are_a_slow_safety_ne
     """With ``listening_poll_seconds`` and the run's changes announced, a coordinator whose batch
     is being made looks every that many seconds, not from a tenth of a second up; a hand-over
     still has the next batch sent at once."""
-    import infra.coordinator
-
-    operator = make_user(("operator",))
-    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
-    sent: list[RunBatch] = []
-    looks: list[float] = []
-    status = infra.coordinator.run_status
-
-    def looked(**kwargs: int) -> object:
-        looks.append(time.monotonic())
-        return status(**kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(infra.coordinator, "run_status", looked)
-    coordinator = coordinate_in_thread(
-        run_id=run.pk,
-        batch_size=4,
-        dispatch=sent.append,
-        max_in_flight=1,
-        poll_seconds=0.1,
-        poll_max_seconds=0.4,
-        listening_poll_seconds=1.0,
-    )
+    operator, run, sent, looks, coordinator = coordinator_idle(monkeypatch, listening_poll_seconds=1.0)
     deadline = time.monotonic() + 30
     while not sent:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     first_sent = time.monotonic()
     time.sleep(2.5)
-    idle = [at for at in looks if at > first_sent]
+    idle = [at for at, _ in looks if at > first_sent]
     assert 1 <= len(idle) <= 4, f"{len(idle)} looks in 2.5 s"  # polling alone: 0.1, 0.2, 0.4, 0.4 ... 7 or more
     failures = [(key, "broke") for key in Asset.objects.filter(pk__in=sent[0].serials).values_list("key", flat=True)]
     handed_at = time.monotonic()
