@@ -30,8 +30,8 @@ seed.
    generation workers are up: a Prefect server and one worker holding the model (``infra.workers``,
    ``--threads`` torch threads, or ``--worker-threads``) are started, and have made one small
    campaign (``bench-warm-up``, 32 variants, through the same command), before the clock; the
-   command (imports, run start, coordination) hands the campaign to that worker and waits for its
-   end. With ``--cold``, also
+   command (imports, run start, coordination) hands the campaign to that worker, in Prefect task
+   runs of ``GREENLIGHT_BATCHES_PER_TASK`` batches, and waits for its end. With ``--cold``, also
    ``campaign_run --on here`` on a third campaign: no worker, Prefect's local mode, the model
    loaded by the command itself (``cold command/raw``, printed without a goal). The raw process
    runs again after the commands; the ratios are taken against the mean of its two times. Beside
@@ -474,6 +474,13 @@ def _process_cpu(pid: int | None) -> float:
     return own + sum(_process_cpu(child) for child in children)
 
 
+def _batches_per_task() -> int:
+    """The batches one Prefect task run carries to the worker (GREENLIGHT_BATCHES_PER_TASK)."""
+    from django.conf import settings
+
+    return int(settings.GREENLIGHT_BATCHES_PER_TASK)
+
+
 def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: dict[str, float] | None) -> None:
     print(
         f"pipeline bench: {args.variants} variants, batch {args.batch_size}, {args.threads} torch thread(s)"
@@ -481,6 +488,7 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
         + ", "
         f"post-processing plan {args.finalize}"
         + (" in threads" if args.no_finalize_pool else " in processes")
+        + (f", {_batches_per_task()} batch(es) to a served task" if command else "")
         + (f", model {campaign['model']}" if campaign else "")
     )
     if campaign is not None:

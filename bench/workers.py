@@ -125,6 +125,8 @@ def _workers_run(
     k: int, batch_size: int, model: str, campaign: str, tmp: Path, env: dict[str, str], *, overlap: bool
 ) -> float:
     """Seconds k warm workers take to make `campaign`, from its run's start to its end."""
+    from django.conf import settings
+
     from infra.coordinator import coordinate, prefect_dispatch
     from prompt_library.models import Campaign
     from review.models import Run, WorkerHeartbeat
@@ -147,9 +149,15 @@ def _workers_run(
         run = campaign_run_start(campaign=Campaign.objects.get(name=campaign), actor=None, submit=False)
         if run.total == 0:
             raise SystemExit(f"campaign {campaign} had nothing left to make: use a fresh database")
+        per_task = settings.GREENLIGHT_BATCHES_PER_TASK  # as a served run sends them
         started = time.perf_counter()
         outcome = coordinate(
-            run_id=run.pk, batch_size=batch_size, dispatch=prefect_dispatch, max_in_flight=2 * k, poll_seconds=0.05
+            run_id=run.pk,
+            batch_size=batch_size,
+            dispatch=prefect_dispatch,
+            max_in_flight=2 * k * per_task,
+            batches_per_task=per_task,
+            poll_seconds=0.05,
         )
         seconds = time.perf_counter() - started
     finally:

@@ -35,16 +35,27 @@ MODEL_QUEUE = "model:"  # a worker's heartbeat lists a queue "model:<name>" for 
 WARM: dict[str, Any] = {}
 
 
-def batch_make(run_id: int, serials: list[int]) -> dict[str, object]:
-    """Make one batch of a run on this worker's warm model (pipeline.work.batch_work)."""
+def batch_make(run_id: int, serials: list[int], chunk: int = 0) -> dict[str, object]:
+    """Make a task's batches of a run on this worker's warm model, ``chunk`` serials at a time
+    (0: all in one batch), each handed over as it is made (pipeline.work.batch_work)."""
     from pipeline.work import batch_work
+    from review.intake import RunBatch
 
     warm = WARM.get("warm")
     if warm is None:
         raise RuntimeError("batch-make runs only in a generation worker (python -m infra.workers worker)")
-    # In the worker's model thread, where its model was loaded: the task runner's thread only waits.
-    outcome = warm.on_model_thread(batch_work, run_id=run_id, serials=serials, warm=warm)
-    return {"taken": outcome.taken, "handed": outcome.handed, "failed": outcome.failed, "line": outcome.line()}
+    totals = {"taken": 0, "handed": 0, "failed": 0}
+    lines = []
+    for part in RunBatch(run_id, "", tuple(serials), chunk=chunk).chunks():
+        # In the worker's model thread, where its model was loaded: the task runner's thread only waits.
+        outcome = warm.on_model_thread(batch_work, run_id=run_id, serials=list(part), warm=warm)
+        totals = {
+            "taken": totals["taken"] + outcome.taken,
+            "handed": totals["handed"] + outcome.handed,
+            "failed": totals["failed"] + outcome.failed,
+        }
+        lines.append(outcome.line())
+    return {**totals, "line": "; ".join(lines)}
 
 
 def model_queues(models: list[str]) -> list[str]:
@@ -73,8 +84,8 @@ def batch_task(model: str) -> Task[..., dict[str, object]]:
     made = _TASKS.get(model)
     if made is None:
 
-        def make(run_id: int, serials: list[int]) -> dict[str, object]:
-            return batch_make(run_id, serials)
+        def make(run_id: int, serials: list[int], chunk: int = 0) -> dict[str, object]:
+            return batch_make(run_id, serials, chunk)
 
         make.__name__ = make.__qualname__ = batch_task_key(model)
         decorate = task(name=f"batch-make[{model}]", cache_policy=NO_CACHE, persist_result=False, retries=0)

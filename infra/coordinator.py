@@ -4,12 +4,16 @@
     fewer than `max_in_flight` are out, and no run that comes first still has batches waiting),
     until nothing is pending, or the run is paused or cancelled.
 
-With a Prefect server (`PREFECT_API_URL`), each batch is a `batch_task(model).delay(...)`: a task
-run on the server's task queue for its model, executed by a task worker that holds the model
-(`infra.workers`). Without one (the demo, a laptop), the coordinator makes each batch itself in
-this process. Either way the database is the record of what is done: a killed coordinator is run
-again (`manage.py runs resume`) and sends only what is still pending; a batch sent twice is made
-once (the lease) and handed over once (idempotent on the asset key).
+With a Prefect server (`PREFECT_API_URL`), batches travel as `batch_task(model).delay(...)`: task
+runs on the server's task queue for their model, executed by a task worker that holds the model
+(`infra.workers`). A task carries up to `batches_per_task` consecutive batches of one model
+(`tasks_group`), which the worker makes and hands over one after another: each task run costs the
+server and this process about 0.1 s of CPU, taken from the generation on the machines they share
+(docs/deploy.md has the measurements). `max_in_flight` still counts batches. Without a server (the
+demo, a laptop), the coordinator makes each batch itself in this process. Either way the database
+is the record of what is done: a killed coordinator is run again (`manage.py runs resume`) and
+sends only what is still pending; a batch sent twice is made once (the lease) and handed over once
+(idempotent on the asset key).
 """
 
 from __future__ import annotations
@@ -71,11 +75,14 @@ def coordinate(
     poll_seconds: float = 0.25,
     poll_max_seconds: float = 1.0,
     listening_poll_seconds: float | None = LISTENING_POLL_SECONDS,
+    batches_per_task: int = 1,
     flow_run_id: str = "",
     untaken_seconds: float = 300.0,
     on_progress: Callable[[RunStatus], None] | None = None,
 ) -> CoordinateOutcome:
-    """Hand the run's pending batches out until it ends, is paused or cancelled (see the module).
+    """Hand the run's pending batches out until it ends, is paused or cancelled (see the module),
+    up to ``batches_per_task`` of them to a task (``tasks_group``; never more than
+    ``max_in_flight``, which counts batches).
 
     Between two looks at the run it waits ``poll_seconds``, twice as long after each look that
     found nothing changed, up to ``poll_max_seconds``, and ``poll_seconds`` again once something
@@ -124,12 +131,17 @@ def coordinate(
             waiting = sum(len(b.serials) for b in plan)
             in_flight = math.ceil(max(status.pending - waiting, 0) / batch_size)
             changed = bool(released)
-            if plan and in_flight < max_in_flight and not run_outranked(run_id=run_id):
-                for batch in plan[: max_in_flight - in_flight]:
-                    dispatch(batch)
-                    sent.update(dict.fromkeys(batch.serials, time.monotonic()))
-                    batches_sent += 1
-                    logger.info("run=%s batch sent: model=%s serials=%s", run_id, batch.model_name, list(batch.serials))
+            tasks = tasks_group(plan, batches_per_task=min(batches_per_task, max_in_flight), batch_size=batch_size)
+            room = max_in_flight - in_flight
+            if tasks and len(tasks[0].chunks()) <= room and not run_outranked(run_id=run_id):
+                for task in tasks:
+                    if len(task.chunks()) > room:
+                        break
+                    dispatch(task)
+                    sent.update(dict.fromkeys(task.serials, time.monotonic()))
+                    batches_sent += len(task.chunks())
+                    room -= len(task.chunks())
+                    logger.info("run=%s batch sent: model=%s serials=%s", run_id, task.model_name, list(task.serials))
                 changed = True
             elif changes.wait(wait):
                 changed = True
@@ -147,11 +159,27 @@ def coordinate(
     return outcome
 
 
+def tasks_group(plan: list[RunBatch], *, batches_per_task: int, batch_size: int) -> list[RunBatch]:
+    """The plan's batches as they are sent: up to ``batches_per_task`` consecutive batches of one
+    model in one task (its serials made ``batch_size`` at a time), in the plan's order."""
+    tasks: list[RunBatch] = []
+    group: list[RunBatch] = []
+    for batch in [*plan, None]:
+        if group and (batch is None or batch.model_name != group[0].model_name or len(group) >= batches_per_task):
+            serials = tuple(serial for member in group for serial in member.serials)
+            tasks.append(RunBatch(group[0].run_id, group[0].model_name, serials, chunk=batch_size))
+            group = []
+        if batch is not None:
+            group.append(batch)
+    return tasks
+
+
 def prefect_dispatch(batch: RunBatch) -> None:
-    """Send a batch to its model's task queue on the Prefect server (a task worker makes it)."""
+    """Send a task of one or more batches to its model's task queue on the Prefect server (a task
+    worker makes it)."""
     from infra.batch_tasks import batch_task
 
-    batch_task(batch.model_name).delay(batch.run_id, list(batch.serials))
+    batch_task(batch.model_name).delay(batch.run_id, list(batch.serials), batch.chunk)
 
 
 def local_dispatch() -> Dispatch:
@@ -168,8 +196,9 @@ def local_dispatch() -> Dispatch:
     )
 
     def make(batch: RunBatch) -> None:
-        _heartbeat(warm, f"run {batch.run_id}: {len(batch.serials)} asset(s)")
-        batch_work(run_id=batch.run_id, serials=batch.serials, warm=warm)
+        for serials in batch.chunks():
+            _heartbeat(warm, f"run {batch.run_id}: {len(serials)} asset(s)")
+            batch_work(run_id=batch.run_id, serials=serials, warm=warm)
         _heartbeat(warm, "")
 
     return make
@@ -199,23 +228,27 @@ def dispatch_choose() -> tuple[Dispatch, str]:
     return local_dispatch(), "this process"
 
 
-def in_flight_default() -> int:
-    """Two batches per live worker (one being made, one waiting), at least two."""
+def in_flight_default(batches_per_task: int = 1) -> int:
+    """Two tasks per live worker (one being made, one waiting), at least two, in batches."""
     from review.selectors import worker_list
 
-    return max(2, 2 * sum(1 for w in worker_list() if w.alive))
+    return max(2, 2 * sum(1 for w in worker_list() if w.alive)) * max(1, batches_per_task)
 
 
 @flow(name=COORDINATE_FLOW, validate_parameters=True)
-def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0) -> str:
+def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0, batches_per_task: int = 0) -> str:
     """Coordinate one campaign run: its batches to the workers, until it ends or is paused."""
+    from django.conf import settings
+
     dispatch, where = dispatch_choose()
+    per_task = batches_per_task or settings.GREENLIGHT_BATCHES_PER_TASK
     logger.info("run=%s coordinating, batches made by %s", run_id, where)
     outcome = coordinate(
         run_id=run_id,
         batch_size=batch_size,
         dispatch=dispatch,
-        max_in_flight=max_in_flight or in_flight_default(),
+        batches_per_task=per_task,
+        max_in_flight=max_in_flight or in_flight_default(per_task),
         flow_run_id=str(current_flow_run.id or ""),
         on_progress=_progress_artifact(run_id),
     )

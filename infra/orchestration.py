@@ -208,11 +208,13 @@ def run_coordinate_local(*, run_id: int, batch_size: int | None = None, max_in_f
     from infra.coordinator import coordinate, dispatch_choose, in_flight_default
 
     dispatch, _ = dispatch_choose()
+    per_task = settings.GREENLIGHT_BATCHES_PER_TASK
     outcome = coordinate(
         run_id=run_id,
         batch_size=batch_size or settings.GREENLIGHT_BATCH_SIZE,
         dispatch=dispatch,
-        max_in_flight=max_in_flight or in_flight_default(),
+        batches_per_task=per_task,
+        max_in_flight=max_in_flight or in_flight_default(per_task),
     )
     return outcome.line()
 

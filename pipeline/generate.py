@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
+import cv2
+import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
@@ -483,13 +485,22 @@ def variant_request(
 
 def images_fit(images: Sequence[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
     """Each image resampled to ``size`` (Lanczos), cropped at the centre where the aspect ratios
-    differ (one already at ``size`` passed through), several at once: Pillow lets go of the GIL
-    while it resamples, and this runs while the model's threads are idle between two batches.
-    Measured on 2 cores, eight 64 px drawings to 512 px: 28 ms one after another, 16 ms on two
-    threads (the same pixels)."""
+    differ (one already at ``size`` passed through), several at once: Pillow and OpenCV let go of
+    the GIL while they resample, and this runs on the model's thread between two batches.
+
+    An enlargement at the same aspect ratio (a small model's drawing to the output's size, the
+    usual case) is OpenCV's Lanczos (8x8 taps): eight 64 px drawings to 512 px, measured on 2
+    cores one after another, took 18.1 ms with Pillow's Lanczos and 9.6 ms with OpenCV's (13.4 and
+    about 5 ms on two threads). A reduction or a crop stays Pillow's, whose Lanczos widens its
+    kernel with the reduction (OpenCV's would alias) and takes fractional crop boxes."""
 
     def fit(image: Image.Image) -> Image.Image:
-        return image if image.size == size else ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+        if image.size == size:
+            return image
+        (width, height), (out_w, out_h) = image.size, size
+        if image.mode == "RGB" and out_w >= width and out_h >= height and out_w * height == out_h * width:
+            return Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_LANCZOS4))
+        return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
 
     workers = min(sum(image.size != size for image in images), len(os.sched_getaffinity(0)))
     if workers <= 1:

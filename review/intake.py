@@ -271,11 +271,18 @@ RUN_GOING = ("queued", "running")  # Run.State values in which batches are hande
 
 @dataclass(frozen=True)
 class RunBatch:
-    """A batch of a run to hand to a worker: the assets' serials, all on one model."""
+    """A batch of a run to hand to a worker: the assets' serials, all on one model, made in model
+    calls of at most ``chunk`` of them (0: all in one)."""
 
     run_id: int
     model_name: str
     serials: tuple[int, ...]
+    chunk: int = 0
+
+    def chunks(self) -> list[tuple[int, ...]]:
+        """The serials as the worker makes them: one model batch after another."""
+        size = self.chunk if self.chunk > 0 else len(self.serials) or 1
+        return [self.serials[i : i + size] for i in range(0, len(self.serials), size)]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from infra.coordinator import coordinate, local_dispatch
+from infra.coordinator import coordinate, local_dispatch, tasks_group
 from prompt_library.models import Campaign
 from prompt_library.services import library_load
 from review.audit import AuditAction
@@ -111,6 +111,51 @@ def made_once(run: Run) -> None:
     """Every asset of the run in review was generated exactly once (one `generated` event)."""
     for asset in Asset.objects.filter(run=run, state=AssetState.IN_REVIEW):
         assert AuditEvent.objects.filter(asset=asset, action=AuditAction.GENERATED).count() == 1
+
+
+def test_batches_travel_in_tasks_of_up_to_n_consecutive_batches_of_one_model() -> None:
+    plan = [
+        RunBatch(7, "embedded", (1, 2)),
+        RunBatch(7, "embedded", (3, 4)),
+        RunBatch(7, "embedded", (5, 6)),
+        RunBatch(7, "tiny", (8, 9)),
+        RunBatch(7, "embedded", (10,)),
+    ]
+    tasks = tasks_group(plan, batches_per_task=2, batch_size=2)
+    assert [(t.model_name, t.serials, t.chunk) for t in tasks] == [
+        ("embedded", (1, 2, 3, 4), 2),
+        ("embedded", (5, 6), 2),
+        ("tiny", (8, 9), 2),
+        ("embedded", (10,), 2),
+    ]
+    assert [t.chunks() for t in tasks[:2]] == [[(1, 2), (3, 4)], [(5, 6)]]
+    assert [t.serials for t in tasks_group(plan, batches_per_task=1, batch_size=2)] == [b.serials for b in plan]
+    assert tasks_group([], batches_per_task=2, batch_size=2) == []
+    assert RunBatch(7, "embedded", (1, 2, 3)).chunks() == [(1, 2, 3)]  # no chunk: one batch
+
+
+@pytest.mark.django_db
+def test_a_run_sent_in_tasks_of_two_batches_is_made_batch_by_batch_and_every_variant_once(
+    loaded: SettingsWrapper,
+) -> None:
+    operator = make_user(("operator",))
+    run = campaign_run_start(campaign=Campaign.objects.get(name="demo-spring"), actor=operator)
+    make = local_dispatch()
+    sent: list[tuple[RunBatch, int]] = []  # each task, and how many of the run's assets were still to make
+
+    def dispatch(task: RunBatch) -> None:
+        sent.append((task, Asset.objects.filter(run=run, state=AssetState.PENDING).count()))
+        make(task)
+
+    outcome = coordinate(
+        run_id=run.pk, batch_size=3, dispatch=dispatch, max_in_flight=4, batches_per_task=2, poll_seconds=0.05
+    )
+    run.refresh_from_db()
+    assert (outcome.state, outcome.batches_sent, run.state, run.done) == ("succeeded", 4, "succeeded", 12)
+    assert [(len(task.serials), task.chunk, pending) for task, pending in sent] == [(6, 3, 12), (6, 3, 6)]
+    beat = WorkerHeartbeat.objects.get(name=f"local-{socket.gethostname()}")
+    assert beat.batches_done == 4  # made and handed over batch by batch
+    made_once(run)
 
 
 @pytest.mark.django_db

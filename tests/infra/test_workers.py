@@ -210,7 +210,15 @@ def test_a_coordinator_killed_mid_run_is_run_again_without_duplicates(
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait(10)
         assert Run.objects.get(pk=run.pk).state == "running"
-        outcome = coordinate(run_id=run.pk, batch_size=2, dispatch=prefect_dispatch, max_in_flight=2, poll_seconds=0.2)
+        # Resumed in tasks of two batches each (``RunBatch.chunk``), as a served run sends them.
+        outcome = coordinate(
+            run_id=run.pk,
+            batch_size=2,
+            dispatch=prefect_dispatch,
+            max_in_flight=4,
+            batches_per_task=2,
+            poll_seconds=0.2,
+        )
     finally:
         stop(procs)
     run.refresh_from_db()
@@ -300,7 +308,7 @@ def test_a_batch_sent_to_the_workers_carries_its_flow_run_and_not_the_senders_se
     def send() -> tuple[str, str]:
         from prefect.runtime import flow_run
 
-        return str(task.delay(41, [7, 8]).task_run_id), str(flow_run.id)
+        return str(task.delay(41, [7, 8], 2).task_run_id), str(flow_run.id)
 
     task_run_id, flow_run_id = send()
     with get_client(sync_client=True) as client:
@@ -315,6 +323,6 @@ def test_a_batch_sent_to_the_workers_carries_its_flow_run_and_not_the_senders_se
 
     data = run_coro_as_sync(stored())
     assert data is not None
-    assert data["parameters"] == {"run_id": 41, "serials": [7, 8]}
+    assert data["parameters"] == {"run_id": 41, "serials": [7, 8], "chunk": 2}
     assert data["context"]["settings_context"] == {}
     assert str(data["context"]["flow_run_context"]["flow_run"]["id"]) == flow_run_id

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from models import ModelManifest, manifest_load, template_load
 from models.loading import pipeline_load
@@ -290,3 +290,19 @@ def test_images_are_fitted_in_threads_to_the_same_pixels_in_their_order() -> Non
     square = images_fit(drawings[:2], (64, 64))  # another aspect: cropped at the centre, never stretched
     assert [image.size for image in square] == [(64, 64)] * 2
     assert square[1].tobytes() == ImageOps.fit(drawings[1], (64, 64), Image.Resampling.LANCZOS).tobytes()
+
+
+def test_a_drawing_enlarged_at_its_aspect_ratio_is_lanczos_resampled_close_to_pillows() -> None:
+    """The usual case, a small model's square drawing to a square output: OpenCV's Lanczos, within
+    a few levels of Pillow's and keeping the picture (its mean and its edges)."""
+    rng = np.random.default_rng(6)
+    drawing = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).filter(ImageFilter.SMOOTH)
+    (fitted,) = images_fit([drawing], (512, 512))
+    pillow = np.asarray(drawing.resize((512, 512), Image.Resampling.LANCZOS), dtype=float)
+    pixels = np.asarray(fitted, dtype=float)
+    assert fitted.size == (512, 512) and fitted.mode == "RGB"
+    assert np.abs(pixels - pillow).mean() < 2.0
+    assert abs(pixels.mean() - np.asarray(drawing, dtype=float).mean()) < 1.0
+    # Every output pixel stays near its source pixel's value (no shift, no stretch).
+    nearest = np.asarray(drawing.resize((512, 512), Image.Resampling.NEAREST), dtype=float)
+    assert np.abs(pixels - nearest).mean() < np.abs(pixels - np.roll(nearest, 8, axis=1)).mean()

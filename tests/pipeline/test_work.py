@@ -196,6 +196,40 @@ def test_a_worker_makes_its_batches_in_the_one_thread_its_model_was_loaded_in(
     assert Asset.objects.filter(pk__in=[s for b in batches for s in b], state=AssetState.IN_REVIEW).count() == 12
 
 
+def test_a_task_of_two_batches_is_made_one_model_batch_at_a_time_each_handed_over_as_it_is_made(
+    greenlight_settings: SettingsWrapper,
+    library_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    finalize: FinalizeCalls,
+    warm_workers: list[Warm],
+) -> None:
+    """A task run carrying two batches (``RunBatch.chunk``): two model calls of 6, each batch
+    finalised and handed over before the next is generated, all on the model thread."""
+    from infra import batch_tasks
+
+    run_id, batches = run_started(batch_size=6)
+    warm = warm_worker(warm_workers, greenlight_settings, overlap=False)
+    monkeypatch.setitem(batch_tasks.WARM, "warm", warm)
+    events: list[tuple[str, int, str]] = []
+
+    def generate(manifest: Any, variants: Sequence[Any]) -> Any:
+        in_review = Asset.objects.filter(run_id=run_id, state=AssetState.IN_REVIEW).count()
+        events.append(("generate", len(variants), f"{in_review} in review"))
+        return generate_real(manifest, variants)
+
+    generate_real = work_module.batch_generate
+    monkeypatch.setattr(work_module, "batch_generate", generate)
+    serials = [serial for batch in batches for serial in batch]
+    result = batch_tasks.batch_make(run_id, serials, 6)
+
+    assert events == [("generate", 6, "0 in review"), ("generate", 6, "6 in review")]
+    assert (result["taken"], result["handed"], result["failed"]) == (12, 12, 0)
+    assert str(result["line"]).count("handed=6") == 2
+    assert [thread for thread, _ in finalize.calls] == [finalize.calls[0][0]] * 2
+    assert finalize.calls[0][0].startswith("model")
+    assert Asset.objects.filter(pk__in=serials, state=AssetState.IN_REVIEW).count() == 12
+
+
 def test_the_model_thread_returns_results_raises_errors_and_runs_nested_calls_in_place(
     greenlight_settings: SettingsWrapper, warm_workers: list[Warm]
 ) -> None:
