@@ -155,18 +155,26 @@ def test_a_worker_takes_the_plan_a_run_would_take_for_its_model(
     assert Asset.objects.filter(pk__in=batches[0], state=AssetState.IN_REVIEW).count() == 6
 
 
-def test_a_worker_makes_its_batches_in_the_one_thread_its_model_was_loaded_in(
-    greenlight_settings: SettingsWrapper,
-    library_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    finalize: FinalizeCalls,
-    warm_workers: list[Warm],
-) -> None:
+@pytest.fixture
+def task_worker(
+    greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch, warm_workers: list[Warm]
+) -> tuple[int, list[Sequence[int]], Warm]:
+    """A begun run of demo-spring, its batches of 6, and the warm worker (each batch finished
+    after it is made) that its batch tasks run on in this process (``infra.batch_tasks.WARM``)."""
     from infra import batch_tasks
 
     run_id, batches = run_started(batch_size=6)
     warm = warm_worker(warm_workers, greenlight_settings, overlap=False)
     monkeypatch.setitem(batch_tasks.WARM, "warm", warm)
+    return run_id, batches, warm
+
+
+def test_a_worker_makes_its_batches_in_the_one_thread_its_model_was_loaded_in(
+    task_worker: tuple[int, list[Sequence[int]], Warm], monkeypatch: pytest.MonkeyPatch, finalize: FinalizeCalls
+) -> None:
+    from infra import batch_tasks
+
+    run_id, batches, warm = task_worker
 
     def load() -> str:  # as the worker preloads its model at start
         warm.manifest("catalog-hero", 1)
@@ -197,19 +205,13 @@ def test_a_worker_makes_its_batches_in_the_one_thread_its_model_was_loaded_in(
 
 
 def test_a_task_of_two_batches_is_made_one_model_batch_at_a_time_each_handed_over_as_it_is_made(
-    greenlight_settings: SettingsWrapper,
-    library_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    finalize: FinalizeCalls,
-    warm_workers: list[Warm],
+    task_worker: tuple[int, list[Sequence[int]], Warm], monkeypatch: pytest.MonkeyPatch, finalize: FinalizeCalls
 ) -> None:
     """A task run carrying two batches (``RunBatch.chunk``): two model calls of 6, each batch
     finalised and handed over before the next is generated, all on the model thread."""
     from infra import batch_tasks
 
-    run_id, batches = run_started(batch_size=6)
-    warm = warm_worker(warm_workers, greenlight_settings, overlap=False)
-    monkeypatch.setitem(batch_tasks.WARM, "warm", warm)
+    run_id, batches, _ = task_worker
     events: list[tuple[str, int, str]] = []
 
     def generate(manifest: Any, variants: Sequence[Any]) -> Any:
