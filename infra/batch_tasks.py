@@ -37,7 +37,8 @@ WARM: dict[str, Any] = {}
 
 def batch_make(run_id: int, serials: list[int], chunk: int = 0) -> dict[str, object]:
     """Make a task's batches of a run on this worker's warm model, ``chunk`` serials at a time
-    (0: all in one batch), each handed over as it is made (pipeline.work.batch_work)."""
+    (0: all in one batch), each a batch of its own: its lease, generation, finalising and
+    hand-over (pipeline.work.batch_work)."""
     from pipeline.work import batch_work
     from review.intake import RunBatch
 

@@ -7,9 +7,9 @@
 With a Prefect server (`PREFECT_API_URL`), batches travel as `batch_task(model).delay(...)`: task
 runs on the server's task queue for their model, executed by a task worker that holds the model
 (`infra.workers`). A task carries up to `batches_per_task` consecutive batches of one model
-(`tasks_group`), which the worker makes and hands over one after another: each task run costs the
-server and this process about 0.1 s of CPU, taken from the generation on the machines they share
-(docs/deploy.md has the measurements). `max_in_flight` still counts batches. Without a server (the
+(`tasks_group`), which the worker makes one after another, each a batch of its own: each task run
+costs the server and this process about 0.1 s of CPU, taken from the generation on the machines
+they share (docs/deploy.md has the measurements). `max_in_flight` still counts batches. Without a server (the
 demo, a laptop), the coordinator makes each batch itself in this process. Either way the database
 is the record of what is done: a killed coordinator is run again (`manage.py runs resume`) and
 sends only what is still pending; a batch sent twice is made once (the lease) and handed over once

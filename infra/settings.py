@@ -266,7 +266,7 @@ GREENLIGHT_WEBHOOK_SECRET = os.environ.get("GREENLIGHT_WEBHOOK_SECRET", "")
 if GREENLIGHT_WEBHOOK_URL and not GREENLIGHT_WEBHOOK_SECRET:
     raise RuntimeError("GREENLIGHT_WEBHOOK_SECRET must be set with GREENLIGHT_WEBHOOK_URL")
 GREENLIGHT_BATCH_SIZE = int(os.environ.get("GREENLIGHT_BATCH_SIZE", "8"))
-# Batches one Prefect task run carries to a worker (made and handed over one after another): a
+# Batches one Prefect task run carries to a worker (made one after another, each its own batch): a
 # task run costs its server and the coordinator about 0.1 s of CPU, on the machines that generate.
 GREENLIGHT_BATCHES_PER_TASK = env_int("GREENLIGHT_BATCHES_PER_TASK", 2, minimum=1)
 # A captioning model (models/manifests/captioners/<name>.yaml) whose caption is added to every
