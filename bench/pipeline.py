@@ -36,7 +36,10 @@ seed.
    loaded by the command itself (``cold command/raw``, printed without a goal). The raw process
    runs again after the commands; the ratios are taken against the mean of its two times. Beside
    the ratio, the CPU seconds each process used: the raw script, and, while the command ran, the
-   command itself, the worker and the Prefect server (what a served run costs besides the model).
+   command itself, the worker and the Prefect server (what a served run costs besides the model),
+   and the generation time of each side summed over its batches (the worker's as its assets
+   record it, the raw loop's as the script times its model calls): on a machine whose cores all
+   generate, what the rest of the served run takes from the cores shows as the difference.
 
 A per-stage table splits the campaign's time: timers wrap the stage functions ``pipeline.run``
 calls (preflight, registration, generation, post-processing, hand-over), wall time in the thread
@@ -80,13 +83,14 @@ from diffusers import StableDiffusionPipeline
 job = json.load(open(sys.argv[1]))
 pipe = StableDiffusionPipeline.from_pretrained(job["folder"], safety_checker=None)
 pipe.set_progress_bar_config(disable=True)
+loop_started = time.perf_counter()
 for at in range(0, len(job["prompts"]), job["batch"]):
     chunk = slice(at, at + job["batch"])
     with torch.inference_mode():
         pipe(prompt=job["prompts"][chunk], negative_prompt=job["negatives"][chunk],
              num_inference_steps=job["steps"], guidance_scale=job["guidance"], width=job["width"],
              height=job["height"], generator=[torch.Generator().manual_seed(s) for s in job["seeds"][chunk]])
-print(time.perf_counter() - started)
+print(f"loop {time.perf_counter() - loop_started}")
 """
 
 
@@ -365,6 +369,7 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
     job_file.write_text(json.dumps(job))
     child_env = {**os.environ, **env}
     figures: dict[str, float] = {}
+    raw_out: list[str] = []  # the raw processes' output: each says how long its loop took
     # The production topology, up before the clock starts as it is on a machine that serves
     # campaigns: a Prefect server and one generation worker holding the model, on the same threads.
     server = SubprocessASGIServer()
@@ -379,7 +384,7 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
         # first request, 0.4 s for the first; the worker's task runner starts its threads).
         _timed_process(_campaign_command("bench-warm-up", args.batch_size, "workers"), served_env)
         figures["raw before"] = _timed_process(
-            [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=(figures, "raw cpu")
+            [sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, cpu=(figures, "raw cpu"), out=raw_out
         )
         served = {"server": server.server_process.pid if server.server_process else None, "worker": worker.pid}
         before = {name: _process_cpu(pid) for name, pid in served.items()}
@@ -388,6 +393,7 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
         )
         for name, pid in served.items():
             figures[f"{name} cpu"] = _process_cpu(pid) - before[name]
+        figures["worker generation"] = _served_generation("bench-command")
     finally:
         worker.terminate()
         worker.wait(30)
@@ -396,8 +402,11 @@ def _command(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[s
         figures["cold command"] = _timed_process(_campaign_command("bench-cold", args.batch_size, "here"), child_env)
     # The raw process again, last: the ratios are taken against the mean of the two (a change in
     # the machine's load during the run falls on both sides alike).
-    figures["raw after"] = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env)
+    figures["raw after"] = _timed_process([sys.executable, "-c", RAW_SCRIPT, str(job_file)], child_env, out=raw_out)
     figures["raw process"] = (figures["raw before"] + figures["raw after"]) / 2
+    # The raw loop's model calls alone (its imports and model load apart), the mean of its two runs.
+    loops = [float(line.split()[1]) for out in raw_out for line in out.splitlines() if line.startswith("loop ")]
+    figures["raw generation"] = sum(loops) / len(loops)
     return figures
 
 
@@ -439,12 +448,21 @@ def _worker_start(env: dict[str, str], log: Path, threads: int, *, pool: bool = 
     return worker
 
 
-def _timed_process(argv: list[str], env: dict[str, str], *, cpu: tuple[dict[str, float], str] | None = None) -> float:
+def _timed_process(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    cpu: tuple[dict[str, float], str] | None = None,
+    out: list[str] | None = None,
+) -> float:
     """Wall seconds of ``argv`` as a fresh process; with ``cpu`` (figures, name), its CPU seconds
-    (user and system, its own children included) go into the figures under that name."""
+    (user and system, its own children included) go into the figures under that name; with
+    ``out``, its standard output is appended there."""
     started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    if out is not None:
+        out.append(done.stdout)
     if cpu is not None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         figures, name = cpu
@@ -454,6 +472,18 @@ def _timed_process(argv: list[str], env: dict[str, str], *, cpu: tuple[dict[str,
             f"{' '.join(argv[:3])} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
         )
     return seconds
+
+
+def _served_generation(campaign: str) -> float:
+    """Seconds the worker's generation took in ``campaign``'s latest run (a database used before
+    holds earlier ones), summed over its batches: each asset records its share of its batch's."""
+    from django.db.models import Sum
+
+    from review.models import Asset, Run
+
+    run = Run.objects.filter(campaign__name=campaign).order_by("-id").first()
+    total = Asset.objects.filter(run=run).aggregate(s=Sum("generation_seconds"))
+    return float(total["s"] or 0.0)
 
 
 def _process_cpu(pid: int | None) -> float:
@@ -511,6 +541,11 @@ def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: 
             f"    CPU seconds: raw process {command['raw cpu']:.1f} (before); while the command ran: command "
             f"{command['command cpu']:.1f}, worker (with its finalising processes) {command['worker cpu']:.1f}, "
             f"Prefect server {command['server cpu']:.1f}"
+        )
+        print(
+            f"    generation, summed over batches: the worker's {command['worker generation']:.1f} s (model calls "
+            f"and the resize to the output's size), the raw loop's {command['raw generation']:.1f} s (its model "
+            "calls, mean of its two runs)"
         )
         if "cold command" in command:
             cold = command["cold command"]
