@@ -505,10 +505,10 @@ def _process_cpu(pid: int | None) -> float:
 
 
 def _batches_per_task() -> int:
-    """The batches one Prefect task run carries to the worker (GREENLIGHT_BATCHES_PER_TASK)."""
-    from django.conf import settings
+    """The batches one Prefect task run carries to the worker, as the command sends them."""
+    from infra.coordinator import sending_default
 
-    return int(settings.GREENLIGHT_BATCHES_PER_TASK)
+    return sending_default()[0]
 
 
 def _report(args: argparse.Namespace, campaign: dict[str, Any] | None, command: dict[str, float] | None) -> None:

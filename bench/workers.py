@@ -125,9 +125,7 @@ def _workers_run(
     k: int, batch_size: int, model: str, campaign: str, tmp: Path, env: dict[str, str], *, overlap: bool
 ) -> float:
     """Seconds k warm workers take to make `campaign`, from its run's start to its end."""
-    from django.conf import settings
-
-    from infra.coordinator import coordinate, prefect_dispatch
+    from infra.coordinator import coordinate, prefect_dispatch, sending_default
     from prompt_library.models import Campaign
     from review.models import Run, WorkerHeartbeat
     from review.services.runs import campaign_run_start
@@ -149,7 +147,7 @@ def _workers_run(
         run = campaign_run_start(campaign=Campaign.objects.get(name=campaign), actor=None, submit=False)
         if run.total == 0:
             raise SystemExit(f"campaign {campaign} had nothing left to make: use a fresh database")
-        per_task = settings.GREENLIGHT_BATCHES_PER_TASK  # as a served run sends them
+        per_task, _ = sending_default()  # as a served run sends them
         started = time.perf_counter()
         outcome = coordinate(
             run_id=run.pk,

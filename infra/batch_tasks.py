@@ -40,23 +40,22 @@ def batch_make(run_id: int, serials: list[int], chunk: int = 0) -> dict[str, obj
     (0: all in one batch), each a batch of its own: its lease, generation, finalising and
     hand-over (pipeline.work.batch_work)."""
     from pipeline.work import batch_work
-    from review.intake import RunBatch
+    from review.intake import serials_chunked
 
     warm = WARM.get("warm")
     if warm is None:
         raise RuntimeError("batch-make runs only in a generation worker (python -m infra.workers worker)")
-    totals = {"taken": 0, "handed": 0, "failed": 0}
-    lines = []
-    for part in RunBatch(run_id, "", tuple(serials), chunk=chunk).chunks():
-        # In the worker's model thread, where its model was loaded: the task runner's thread only waits.
-        outcome = warm.on_model_thread(batch_work, run_id=run_id, serials=list(part), warm=warm)
-        totals = {
-            "taken": totals["taken"] + outcome.taken,
-            "handed": totals["handed"] + outcome.handed,
-            "failed": totals["failed"] + outcome.failed,
-        }
-        lines.append(outcome.line())
-    return {**totals, "line": "; ".join(lines)}
+    # In the worker's model thread, where its model was loaded: the task runner's thread only waits.
+    outcomes = [
+        warm.on_model_thread(batch_work, run_id=run_id, serials=list(part), warm=warm)
+        for part in serials_chunked(serials, chunk)
+    ]
+    return {
+        "taken": sum(o.taken for o in outcomes),
+        "handed": sum(o.handed for o in outcomes),
+        "failed": sum(o.failed for o in outcomes),
+        "line": "; ".join(o.line() for o in outcomes),
+    }
 
 
 def model_queues(models: list[str]) -> list[str]:

@@ -9,8 +9,9 @@ runs on the server's task queue for their model, executed by a task worker that 
 (`infra.workers`). A task carries up to `batches_per_task` consecutive batches of one model
 (`tasks_group`), which the worker makes one after another, each a batch of its own: each task run
 costs the server and this process about 0.1 s of CPU, taken from the generation on the machines
-they share (docs/deploy.md has the measurements). `max_in_flight` still counts batches. Without a server (the
-demo, a laptop), the coordinator makes each batch itself in this process. Either way the database
+they share (docs/deploy.md has the measurements). `max_in_flight` still counts batches
+(`sending_default`). Without a server (the demo, a laptop), the coordinator makes each batch
+itself in this process. Either way the database
 is the record of what is done: a killed coordinator is run again (`manage.py runs resume`) and
 sends only what is still pending; a batch sent twice is made once (the lease) and handed over once
 (idempotent on the asset key).
@@ -18,6 +19,7 @@ sends only what is still pending; a batch sent twice is made once (the lease) an
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -132,15 +134,18 @@ def coordinate(
             in_flight = math.ceil(max(status.pending - waiting, 0) / batch_size)
             changed = bool(released)
             tasks = tasks_group(plan, batches_per_task=min(batches_per_task, max_in_flight), batch_size=batch_size)
-            room = max_in_flight - in_flight
-            if tasks and len(tasks[0].chunks()) <= room and not run_outranked(run_id=run_id):
-                for task in tasks:
-                    if len(task.chunks()) > room:
-                        break
+            room = max_in_flight - in_flight  # in batches
+            sendable = []
+            for task in tasks:
+                if len(task.chunks()) > room:
+                    break
+                sendable.append(task)
+                room -= len(task.chunks())
+            if sendable and not run_outranked(run_id=run_id):
+                for task in sendable:
                     dispatch(task)
                     sent.update(dict.fromkeys(task.serials, time.monotonic()))
                     batches_sent += len(task.chunks())
-                    room -= len(task.chunks())
                     logger.info("run=%s batch sent: model=%s serials=%s", run_id, task.model_name, list(task.serials))
                 changed = True
             elif changes.wait(wait):
@@ -163,14 +168,11 @@ def tasks_group(plan: list[RunBatch], *, batches_per_task: int, batch_size: int)
     """The plan's batches as they are sent: up to ``batches_per_task`` consecutive batches of one
     model in one task (its serials made ``batch_size`` at a time), in the plan's order."""
     tasks: list[RunBatch] = []
-    group: list[RunBatch] = []
-    for batch in [*plan, None]:
-        if group and (batch is None or batch.model_name != group[0].model_name or len(group) >= batches_per_task):
-            serials = tuple(serial for member in group for serial in member.serials)
-            tasks.append(RunBatch(group[0].run_id, group[0].model_name, serials, chunk=batch_size))
-            group = []
-        if batch is not None:
-            group.append(batch)
+    for model, runs in itertools.groupby(plan, key=lambda batch: batch.model_name):
+        batches = list(runs)
+        for at in range(0, len(batches), batches_per_task):
+            serials = tuple(s for batch in batches[at : at + batches_per_task] for s in batch.serials)
+            tasks.append(RunBatch(batches[0].run_id, model, serials, chunk=batch_size))
     return tasks
 
 
@@ -228,27 +230,31 @@ def dispatch_choose() -> tuple[Dispatch, str]:
     return local_dispatch(), "this process"
 
 
-def in_flight_default(batches_per_task: int = 1) -> int:
-    """Two tasks per live worker (one being made, one waiting), at least two, in batches."""
+def sending_default(*, max_in_flight: int = 0, batches_per_task: int = 0) -> tuple[int, int]:
+    """(batches to a task, batches out at once) for a run's coordinator, each where not given:
+    GREENLIGHT_BATCHES_PER_TASK, and two tasks per live worker (one being made, one waiting), at
+    least two."""
+    from django.conf import settings
+
     from review.selectors import worker_list
 
-    return max(2, 2 * sum(1 for w in worker_list() if w.alive)) * max(1, batches_per_task)
+    per_task = batches_per_task or settings.GREENLIGHT_BATCHES_PER_TASK
+    tasks = max(2, 2 * sum(1 for w in worker_list() if w.alive))
+    return per_task, max_in_flight or tasks * per_task
 
 
 @flow(name=COORDINATE_FLOW, validate_parameters=True)
 def campaign_coordinate(run_id: int, batch_size: int = 8, max_in_flight: int = 0, batches_per_task: int = 0) -> str:
     """Coordinate one campaign run: its batches to the workers, until it ends or is paused."""
-    from django.conf import settings
-
     dispatch, where = dispatch_choose()
-    per_task = batches_per_task or settings.GREENLIGHT_BATCHES_PER_TASK
+    per_task, in_flight = sending_default(max_in_flight=max_in_flight, batches_per_task=batches_per_task)
     logger.info("run=%s coordinating, batches made by %s", run_id, where)
     outcome = coordinate(
         run_id=run_id,
         batch_size=batch_size,
         dispatch=dispatch,
         batches_per_task=per_task,
-        max_in_flight=max_in_flight or in_flight_default(per_task),
+        max_in_flight=in_flight,
         flow_run_id=str(current_flow_run.id or ""),
         on_progress=_progress_artifact(run_id),
     )

@@ -205,16 +205,16 @@ COORDINATE_DEPLOYMENT = "campaign-coordinate/campaign-coordinate"
 def run_coordinate_local(*, run_id: int, batch_size: int | None = None, max_in_flight: int = 0) -> str:
     """Coordinate a campaign run in this thread, without a flow run around it (tests, `inline`):
     batches go to task workers when PREFECT_API_URL is set, else are made here. Returns its line."""
-    from infra.coordinator import coordinate, dispatch_choose, in_flight_default
+    from infra.coordinator import coordinate, dispatch_choose, sending_default
 
     dispatch, _ = dispatch_choose()
-    per_task = settings.GREENLIGHT_BATCHES_PER_TASK
+    per_task, in_flight = sending_default(max_in_flight=max_in_flight)
     outcome = coordinate(
         run_id=run_id,
         batch_size=batch_size or settings.GREENLIGHT_BATCH_SIZE,
         dispatch=dispatch,
         batches_per_task=per_task,
-        max_in_flight=max_in_flight or in_flight_default(per_task),
+        max_in_flight=in_flight,
     )
     return outcome.line()
 

@@ -281,8 +281,13 @@ class RunBatch:
 
     def chunks(self) -> list[tuple[int, ...]]:
         """The serials as the worker makes them: one model batch after another."""
-        size = self.chunk if self.chunk > 0 else len(self.serials) or 1
-        return [self.serials[i : i + size] for i in range(0, len(self.serials), size)]
+        return serials_chunked(self.serials, self.chunk)
+
+
+def serials_chunked(serials: Sequence[int], chunk: int) -> list[tuple[int, ...]]:
+    """``serials`` in batches of at most ``chunk`` (0: one batch), in their order."""
+    size = chunk if chunk > 0 else len(serials) or 1
+    return [tuple(serials[i : i + size]) for i in range(0, len(serials), size)]
 
 
 @dataclass(frozen=True)

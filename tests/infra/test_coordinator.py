@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from infra.coordinator import coordinate, local_dispatch, tasks_group
+from infra.coordinator import coordinate, local_dispatch, sending_default, tasks_group
 from prompt_library.models import Campaign
 from prompt_library.services import library_load
 from review.audit import AuditAction
@@ -132,6 +132,19 @@ def test_batches_travel_in_tasks_of_up_to_n_consecutive_batches_of_one_model() -
     assert [t.serials for t in tasks_group(plan, batches_per_task=1, batch_size=2)] == [b.serials for b in plan]
     assert tasks_group([], batches_per_task=2, batch_size=2) == []
     assert RunBatch(7, "embedded", (1, 2, 3)).chunks() == [(1, 2, 3)]  # no chunk: one batch
+
+
+@pytest.mark.django_db
+def test_a_coordinator_sends_the_configured_batches_to_a_task_and_two_tasks_per_live_worker(
+    loaded: SettingsWrapper,
+) -> None:
+    loaded.GREENLIGHT_BATCHES_PER_TASK = 3
+    assert sending_default() == (3, 6)  # no live worker: two tasks all the same
+    for name in ("w1", "w2", "w3"):
+        WorkerHeartbeat.objects.create(name=name, hostname="h", pid=1, queues=[], models_loaded=[])
+    assert sending_default() == (3, 18)
+    assert sending_default(batches_per_task=1) == (1, 6)
+    assert sending_default(max_in_flight=4) == (3, 4)
 
 
 @pytest.mark.django_db
