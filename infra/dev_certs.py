@@ -4,22 +4,39 @@ For the demo, the tests and a first install only: production points the signing 
 organisation's own certificate (and its key in a KMS or HSM). `manage.py signing_keys_create`
 writes one; `--rotate` (``dev_chain_rotate``) replaces it with a new one and keeps every earlier
 root in the trust anchors, so that files signed before stay trusted.
+
+Its keys are Ed25519 unless asked otherwise (``--algorithm es256``): every asset is signed twice
+(master and thumbnail) and read back twice, and each read checks the claim's signature and the
+chain's. On one core, signing a 512 px master and its thumbnail (the master as its parent
+ingredient) and reading both back took 5.7-5.9 ms with an Ed25519 chain against 9.1-9.2 ms with
+ECDSA P-256 (ES256), alternated in one process. C2PA readers take both; an organisation's own
+certificate may be either (or ES384/ES512, PS256), whatever its CA issues.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provenance.errors import SigningError
 from provenance.keys import RETIRED_DIR, SigningFiles, private_key_pem
+
+# The key types a development chain can be made of: how to make a key, and the digest its
+# certificates are signed with (none for Ed25519, which hashes by itself).
+ALGORITHMS: dict[str, tuple[Callable[[], CertificateIssuerPrivateKeyTypes], hashes.SHA256 | None]] = {
+    "ed25519": (ed25519.Ed25519PrivateKey.generate, None),
+    "es256": (lambda: ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()),
+}
+DEFAULT_ALGORITHM = "ed25519"
 
 
 def dev_chain_create(
@@ -29,8 +46,10 @@ def dev_chain_create(
     days: int = 365,
     overwrite: bool = False,
     signer_expires: datetime | None = None,
+    algorithm: str = DEFAULT_ALGORITHM,
 ) -> SigningFiles:
-    """Create a development chain (root -> intermediate -> signer, ECDSA P-256).
+    """Create a development chain (root -> intermediate -> signer), every key of ``algorithm``
+    (``ALGORITHMS``: Ed25519 unless asked otherwise, see the module).
 
     Writes chain.pem, signer.key (mode 0600) and root.pem into ``directory``,
     creating it; refuses to replace existing files unless ``overwrite``.
@@ -39,6 +58,11 @@ def dev_chain_create(
     """
     if days < 1:
         raise SigningError(f"A development chain lasts at least 1 day (days = {days!r})")
+    if algorithm not in ALGORITHMS:
+        raise SigningError(
+            f"A development chain is {' or '.join(sorted(ALGORITHMS))}, not {algorithm!r}", path=directory
+        )
+    key_new, digest = ALGORITHMS[algorithm]
     files = SigningFiles(
         chain=directory / "chain.pem",
         key=directory / "signer.key",
@@ -55,9 +79,7 @@ def dev_chain_create(
 
     not_before = datetime.now(UTC) - timedelta(hours=1)  # tolerate clock skew
     not_after = not_before + timedelta(days=days, hours=1)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    intermediate_key = ec.generate_private_key(ec.SECP256R1())
-    signer_key = ec.generate_private_key(ec.SECP256R1())
+    root_key, intermediate_key, signer_key = key_new(), key_new(), key_new()
     root_name = certificate_name(f"{organisation} Root CA", organisation)
     intermediate_name = certificate_name(f"{organisation} Intermediate CA", organisation)
 
@@ -65,7 +87,7 @@ def dev_chain_create(
         certificate_builder(root_name, root_name, root_key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(key_usage(cert_sign=True), critical=True)
-        .sign(root_key, hashes.SHA256())
+        .sign(root_key, digest)
     )
     intermediate = (
         certificate_builder(intermediate_name, root_name, intermediate_key.public_key(), not_before, not_after)
@@ -75,7 +97,7 @@ def dev_chain_create(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
             critical=False,
         )
-        .sign(root_key, hashes.SHA256())
+        .sign(root_key, digest)
     )
     signer = (
         certificate_builder(
@@ -92,7 +114,7 @@ def dev_chain_create(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate_key.public_key()),
             critical=False,
         )
-        .sign(intermediate_key, hashes.SHA256())
+        .sign(intermediate_key, digest)
     )
 
     pem = serialization.Encoding.PEM
@@ -102,9 +124,15 @@ def dev_chain_create(
     return files
 
 
-def dev_chain_rotate(directory: Path, *, organisation: str = "Greenlight development", days: int = 365) -> SigningFiles:
+def dev_chain_rotate(
+    directory: Path,
+    *,
+    organisation: str = "Greenlight development",
+    days: int = 365,
+    algorithm: str = DEFAULT_ALGORITHM,
+) -> SigningFiles:
     """Replace the development chain in ``directory`` by a new one (new root, intermediate and
-    signer), keeping every root trusted before as a trust anchor beside the new one.
+    signer, of ``algorithm``), keeping every root trusted before as a trust anchor beside the new one.
 
     The old chain is kept under ``retired/<UTC time>/chain.pem`` (so `verify` can name which key
     signed a file); the old signer's private key is deleted: nothing signs with it again.
@@ -120,7 +148,7 @@ def dev_chain_rotate(directory: Path, *, organisation: str = "Greenlight develop
     retired.mkdir(parents=True)
     shutil.copy2(current.chain, retired / "chain.pem")
     shutil.copy2(current.trust_anchors, retired / "root.pem")
-    created = dev_chain_create(directory, organisation=organisation, days=days, overwrite=True)
+    created = dev_chain_create(directory, organisation=organisation, days=days, overwrite=True, algorithm=algorithm)
     new_roots = x509.load_pem_x509_certificates(created.trust_anchors.read_bytes())
     pem = serialization.Encoding.PEM
     anchors: dict[bytes, x509.Certificate] = {}
@@ -156,7 +184,7 @@ def certificate_name(common_name: str, organisation: str) -> x509.Name:
 def certificate_builder(
     subject: x509.Name,
     issuer: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
+    public_key: CertificatePublicKeyTypes,
     not_before: datetime,
     not_after: datetime,
 ) -> x509.CertificateBuilder:

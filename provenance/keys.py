@@ -88,8 +88,9 @@ def signing_files_check(files: SigningFiles, *, now: datetime | None = None) -> 
 
     Checks: each file exists and is PEM; every certificate in the chain and
     the trust anchors is valid at ``now``; the end-entity certificate is not on the revocation
-    list; the key matches the end-entity certificate (a key file: ECDSA P-256 for ES256; a
-    callback: one probe signature that verifies with the certificate); the chain is in order and
+    list; its key is of a type c2pa signs with (ECDSA P-256/384/521, Ed25519, RSA of 2048 bits
+    or more) and the signing key is that key (a key file: the same public key; a callback: one
+    probe signature that verifies with the certificate); the chain is in order and
     ends at one of the trust anchors (otherwise readers would say "valid", not "trusted"); with a
     timestamp authority, one tiny file signed with its timestamp reads back with that timestamp
     trusted (`timestamp_authority_check`). Run it before generating anything.
@@ -224,7 +225,8 @@ class SigningKey(Protocol):
 
 @dataclass(frozen=True)
 class KeyFileKey:
-    """An unencrypted PEM private key on disk (the development chain's ``signer.key``).
+    """An unencrypted PEM private key on disk (the development chain's ``signer.key``), of any
+    type c2pa signs with: it signs with the algorithm of its certificate (``_algorithm``).
 
     The key is read when needed and never kept on this object.
     """
@@ -238,8 +240,6 @@ class KeyFileKey:
         self._load_checked(end_entity, chain_path)
 
     def signer(self, chain_pem: bytes, alg: c2pa.C2paSigningAlg, tsa_url: str | None = None) -> c2pa.Signer:
-        if alg != c2pa.C2paSigningAlg.ES256:
-            raise SigningError(f"Signing key {self.path} signs ES256 only, not {alg.name}", path=self.path)
         end_entity = x509.load_pem_x509_certificates(chain_pem)[0]
         key = self._load_checked(end_entity, self.path)
         info = c2pa.C2paSignerInfo(alg, chain_pem, private_key_pem(key), tsa_url.encode("ascii") if tsa_url else None)
@@ -253,11 +253,7 @@ class KeyFileKey:
                 f"{chain_path} ({certificate_subject(end_entity)})",
                 path=self.path,
             )
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-            raise SigningError(
-                f"Signing key {self.path} is not an ECDSA P-256 key; ES256 signing needs one",
-                path=self.path,
-            )
+        _algorithm(end_entity, chain_path)  # a key type c2pa signs with (the certificate's, as matched)
         return key
 
 

@@ -60,7 +60,7 @@ def signing_files(tmp_path_factory: pytest.TempPathFactory) -> SigningFiles:
 
 @pytest.fixture(scope="session")
 def signer(signing_files: SigningFiles) -> Iterator[Any]:
-    """One ES256 signer for the whole session, closed at the end."""
+    """One signer (the development chain's, Ed25519) for the whole session, closed at the end."""
     with signer_create(signing_files) as created:
         yield created
 

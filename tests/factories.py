@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,12 +13,13 @@ import factory
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 
-from infra.dev_certs import certificate_builder
+from infra.dev_certs import certificate_builder, key_usage
 from prompt_library.models import Campaign, PromptTemplate, PromptVersion
 from prompt_library.specs import OutputSpec, RenditionSpec, TemplateSpec
 from provenance.keys import SigningFiles
@@ -123,11 +124,17 @@ def chain_write(
     *,
     signer_not_before: datetime,
     signer_not_after: datetime,
+    key_new: Callable[[], CertificateIssuerPrivateKeyTypes] = lambda: ec.generate_private_key(ec.SECP256R1()),
+    digest: hashes.SHA256 | hashes.SHA384 | None = None,
 ) -> SigningFiles:
-    """A root -> intermediate -> signer chain with chosen signer validity."""
+    """A root -> intermediate -> signer chain with chosen signer validity, its keys made by
+    ``key_new`` (ECDSA P-256 by default), its certificates signed with ``digest`` (SHA-256 by
+    default; None where the key type takes none, as Ed25519)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    keys = [key_new() for _ in range(3)]
+    if digest is None and isinstance(keys[0], ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        digest = hashes.SHA256()
     names = [
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         for cn in ("Test Root", "Test Intermediate", "Test Signer")
@@ -143,11 +150,16 @@ def chain_write(
             signer_not_before if not is_ca else now - timedelta(days=3650),
             signer_not_after if not is_ca else now + timedelta(days=3650),
         ).add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        builder = builder.add_extension(key_usage(cert_sign=is_ca), critical=True)
+        if index:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(keys[issuer_index].public_key()), critical=False
+            )
         if not is_ca:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
             )
-        certs.append(builder.sign(keys[issuer_index], hashes.SHA256()))
+        certs.append(builder.sign(keys[issuer_index], digest))
     pem = serialization.Encoding.PEM
     files = SigningFiles(
         chain=directory / "chain.pem",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from infra.dev_certs import dev_chain_create
 from provenance.config import provenance_config_from_settings
@@ -20,6 +20,7 @@ from provenance.credentials import (
     GENERATION_LABEL,
     c2pa_read,
     c2pa_sign,
+    reader_context,
 )
 from provenance.errors import SigningError
 from provenance.keys import (
@@ -128,6 +129,55 @@ def test_trust_anchor_that_did_not_issue_the_chain_is_refused(signing_files: Sig
     assert refused.value.path == other.trust_anchors
 
 
+@pytest.mark.parametrize(
+    ("key_new", "algorithm"),
+    [
+        (ed25519.Ed25519PrivateKey.generate, "Ed25519"),
+        (lambda: ec.generate_private_key(ec.SECP256R1()), "ES256"),
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "ES384"),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "PS256"),
+    ],
+    ids=["ed25519", "es256", "es384", "ps256"],
+)
+def test_a_key_file_signs_with_its_certificates_algorithm_and_reads_back_trusted(
+    tmp_path: Path, unsigned: dict[str, bytes], key_new: Any, algorithm: str
+) -> None:
+    now = datetime.now(UTC)
+    files = chain_write(
+        tmp_path / "keys",
+        signer_not_before=now - timedelta(days=1),
+        signer_not_after=now + timedelta(days=30),
+        key_new=key_new,
+    )
+    signing_files_check(files)
+
+    with signer_create(files) as signer, reader_context(files) as context:
+        signed = c2pa_sign(
+            unsigned["image/png"], mime="image/png", manifest=manifest_for(), signer=signer, context=context
+        )
+        report = c2pa_read(signed, mime="image/png", context=context)
+
+    assert report.state == "trusted", report
+    assert report.store is not None
+    assert report.store["manifests"][report.active_label]["signature_info"]["alg"].lower() == algorithm.lower()
+
+
+def test_a_key_c2pa_cannot_sign_with_is_refused_naming_the_chain(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    files = chain_write(
+        tmp_path / "keys",
+        signer_not_before=now - timedelta(days=1),
+        signer_not_after=now + timedelta(days=30),
+        key_new=lambda: ec.generate_private_key(ec.SECP256K1()),
+    )
+
+    with pytest.raises(SigningError, match="has a key c2pa cannot sign with") as refused:
+        signing_files_check(files)
+    assert refused.value.path == files.chain
+    with pytest.raises(SigningError, match="cannot sign with"):
+        signer_create(files)
+
+
 # --- A key held in a KMS or HSM: the callback signer --------------------------------------
 
 # The fake KMS at the boundary: an in-memory EC key behind a plain function, reached by its
@@ -137,11 +187,15 @@ CALLBACK = "tests.provenance.test_keys:fake_kms_sign"
 
 
 def fake_kms_sign(data: bytes) -> bytes:
-    """Sign like a KMS would: DER-encoded ECDSA with SHA-256, the key never leaving it."""
+    """Sign like a KMS would, as its key's type signs (Ed25519, or DER-encoded ECDSA with
+    SHA-256), the key never leaving it."""
     FAKE_KMS["calls"] = FAKE_KMS.get("calls", 0) + 1
     if FAKE_KMS.get("fail"):
         raise ConnectionError("KMS endpoint unreachable")
-    key: ec.EllipticCurvePrivateKey = FAKE_KMS["key"]
+    key = FAKE_KMS["key"]
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
