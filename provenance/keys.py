@@ -96,6 +96,7 @@ def signing_files_check(files: SigningFiles, *, now: datetime | None = None) -> 
     trusted (`timestamp_authority_check`). Run it before generating anything.
     """
     chain = _chain_checked(files, now=now)
+    _algorithm(chain[0], files.chain)  # a key type c2pa signs with, before any key is asked to sign
     key = signing_key(files)
     key.check(chain[0], files.chain)
     if files.tsa_url:
@@ -115,11 +116,12 @@ def signer_create(files: SigningFiles) -> c2pa.Signer:
     """
     tsa_url = tsa_url_check(files.tsa_url)
     chain = _chain_checked(files, now=None)
+    alg = _algorithm(chain[0], files.chain)
     key = signing_key(files)
     key.check(chain[0], files.chain)
     chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
     try:
-        signer = key.signer(chain_pem, _algorithm(chain[0], files.chain), tsa_url)
+        signer = key.signer(chain_pem, alg, tsa_url)
     except c2pa.C2paError as error:
         raise SigningError(
             f"c2pa refused the signing chain {files.chain} with {key.describe()}: {error}",
@@ -253,7 +255,6 @@ class KeyFileKey:
                 f"{chain_path} ({certificate_subject(end_entity)})",
                 path=self.path,
             )
-        _algorithm(end_entity, chain_path)  # a key type c2pa signs with (the certificate's, as matched)
         return key
 
 

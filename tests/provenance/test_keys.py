@@ -176,6 +176,11 @@ def test_a_key_c2pa_cannot_sign_with_is_refused_naming_the_chain(tmp_path: Path)
     assert refused.value.path == files.chain
     with pytest.raises(SigningError, match="cannot sign with"):
         signer_create(files)
+    files = replace(files, callback=CALLBACK)  # a KMS key of that type: refused before it is asked to sign
+    FAKE_KMS.clear()
+    with pytest.raises(SigningError, match="has a key c2pa cannot sign with"):
+        signing_files_check(files)
+    assert "calls" not in FAKE_KMS
 
 
 # --- A key held in a KMS or HSM: the callback signer --------------------------------------
