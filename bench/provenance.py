@@ -1,9 +1,11 @@
 """Cost of provenance per asset on this machine: watermark, sign, verify, at 512² and 1024².
 
-    python -m bench.provenance [--count 5] [--sizes 512 1024]
+    python -m bench.provenance [--count 5] [--sizes 512 1024] [--algorithm ed25519|es256]
 
 Single-threaded, no database and no model: synthetic product-shot-like images (soft shapes and
-noise), a fresh development chain. For each size it times, per image:
+noise), a fresh development chain of ``--algorithm``'s keys (the default chain's, Ed25519; an
+organisation's ECDSA certificate signs and reads back as ``es256`` does). For each size it
+times, per image:
 
 * watermark: `watermark_embed` (the serial into the pixels, read back once inside);
 * encode: PNG encoding of the marked image (the file format's cost, not provenance's; shown
@@ -54,7 +56,7 @@ from PIL import Image, ImageDraw, ImageFilter
 import infra.django_boot  # noqa: F401  (review.verify reads Django settings)
 import pipeline.finalize
 import provenance.renditions
-from infra.dev_certs import dev_chain_create
+from infra.dev_certs import ALGORITHMS, DEFAULT_ALGORITHM, dev_chain_create
 from pipeline.finalize import Signing, image_finalize
 from prompt_library.expansion import campaign_expand
 from prompt_library.parsing import template_parse
@@ -238,13 +240,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=5, help="images per size")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument(
+        "--algorithm", choices=sorted(ALGORITHMS), default=DEFAULT_ALGORITHM, help="the signing chain's keys"
+    )
     args = parser.parse_args()
     _single_thread()
 
     rows: list[tuple[int, dict[str, float]]] = []
     stage_rows: list[tuple[str, dict[str, tuple[float, float]]]] = []
     with tempfile.TemporaryDirectory() as keys:
-        files = dev_chain_create(Path(keys))
+        files = dev_chain_create(Path(keys), algorithm=args.algorithm)
         with signer_create(files) as signer, reader_context(files, verify_after_sign=False) as context:
             watermark_embed(product_shot(0, 512), 1)  # warm-up: caches, first-call costs
             for side in args.sizes:
@@ -322,7 +327,10 @@ def main() -> None:
                 stage_rows.append((f"{side}x{side}", stages.medians()))
 
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"provenance per asset: median ms of {args.count} images per size, one thread, no database")
+    print(
+        f"provenance per asset: median ms of {args.count} images per size, one thread, no database, "
+        f"{args.algorithm} signing chain"
+    )
     print(f"  load average {load} on {os.cpu_count()} cores (1, 5, 15 min, at the end)")
     header = f"  {'size':>9} " + "".join(f"{stage:>13}" for stage in STAGES) + f"{'make (all 3)':>16}"
     print(header)
