@@ -137,15 +137,15 @@ def coordinate(
             room = max_in_flight - in_flight  # in batches
             sendable = []
             for task in tasks:
-                if len(task.chunks()) > room:
+                if task.batches > room:
                     break
                 sendable.append(task)
-                room -= len(task.chunks())
+                room -= task.batches
             if sendable and not run_outranked(run_id=run_id):
                 for task in sendable:
                     dispatch(task)
                     sent.update(dict.fromkeys(task.serials, time.monotonic()))
-                    batches_sent += len(task.chunks())
+                    batches_sent += task.batches
                     logger.info("run=%s batch sent: model=%s serials=%s", run_id, task.model_name, list(task.serials))
                 changed = True
             elif changes.wait(wait):

@@ -283,6 +283,12 @@ class RunBatch:
         """The serials as the worker makes them: one model batch after another."""
         return serials_chunked(self.serials, self.chunk)
 
+    @property
+    def batches(self) -> int:
+        """How many model batches ``chunks`` makes (what the coordinator counts in flight)."""
+        size = self.chunk if self.chunk > 0 else max(len(self.serials), 1)
+        return -(-len(self.serials) // size)
+
 
 def serials_chunked(serials: Sequence[int], chunk: int) -> list[tuple[int, ...]]:
     """``serials`` in batches of at most ``chunk`` (0: one batch), in their order."""

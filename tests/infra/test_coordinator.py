@@ -132,6 +132,9 @@ def test_batches_travel_in_tasks_of_up_to_n_consecutive_batches_of_one_model() -
     assert [t.serials for t in tasks_group(plan, batches_per_task=1, batch_size=2)] == [b.serials for b in plan]
     assert tasks_group([], batches_per_task=2, batch_size=2) == []
     assert RunBatch(7, "embedded", (1, 2, 3)).chunks() == [(1, 2, 3)]  # no chunk: one batch
+    assert [t.batches for t in tasks[:2]] == [len(t.chunks()) for t in tasks[:2]] == [2, 1]
+    assert RunBatch(7, "embedded", (1, 2, 3)).batches == 1
+    assert RunBatch(7, "embedded", (), chunk=2).batches == len(RunBatch(7, "embedded", (), chunk=2).chunks()) == 0
 
 
 @pytest.mark.django_db
