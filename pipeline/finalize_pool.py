@@ -89,7 +89,15 @@ class FinalizePool:
         died meanwhile, is that asset's error text."""
         executor = self._running()
         with self._blocks.holding(jobs) as sent:
-            return self._results(jobs, [executor.submit(still_finalize, job, mark_key) for job in sent])
+            futures: list[Future[JobResult]] = []
+            for job in sent:
+                try:
+                    futures.append(executor.submit(still_finalize, job, mark_key))
+                except BrokenProcessPool as exc:  # they died before this job reached them: as if with it
+                    refused: Future[JobResult] = Future()
+                    refused.set_exception(exc)
+                    futures.append(refused)
+            return self._results(jobs, futures)
 
     def _results(self, jobs: Sequence[StillJob], futures: Sequence[Future[JobResult]]) -> list[JobResult]:
         """Each job's result once all are in (the block their pixels lie in is then free)."""

@@ -108,11 +108,21 @@ def test_the_files_the_pool_wrote_are_synced_with_the_batch(
     assert all("cannot sync 4 files" in text and "No space left on device" in text for _, text in failed)
 
 
-def test_a_finalising_process_that_dies_fails_its_batch_and_the_next_batch_is_made(pooled: PipelineConfig) -> None:
+@pytest.mark.parametrize("noticed", [False, True], ids=["unnoticed", "noticed-before-the-batch"])
+def test_a_finalising_process_that_dies_fails_its_batch_and_the_next_batch_is_made(
+    pooled: PipelineConfig, noticed: bool
+) -> None:
     variants, images = _mugs(4, 256)
     assert len(POOL_PROCESSES) == 2
     for pid in POOL_PROCESSES:  # the pool's processes die (out of memory, say)
         os.kill(pid, signal.SIGKILL)
+    if noticed:  # the executor sees them gone before the batch is sent: its submit refuses
+        pool = finalize_pool_for(pooled)
+        assert pool is not None
+        deadline = time.monotonic() + 10
+        while not getattr(pool._executor, "_broken", False) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert getattr(pool._executor, "_broken", False)
 
     done, failed = batch_finalize(variants[:2], [621, 622], images[:2], pooled, mark_ids=[9621, 9622])
 
