@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,7 +23,7 @@ from pipeline.errors import error_text
 from pipeline.finalize import Signing, clip_finalize, image_finalize
 from pipeline.finalize_pool import FinalizePool, finalize_pool_for
 from pipeline.finalize_process import StillJob
-from pipeline.generate import images_generate
+from pipeline.generate import Beside, images_generate
 from pipeline.video import clips_generate
 from prompt_library.specs import Variant
 from provenance.credentials import reader_context
@@ -42,13 +42,19 @@ logger = logging.getLogger("greenlight.pipeline")
 Media = Image.Image | Clip
 
 
-def batch_generate(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Media]:
+def batch_generate(
+    manifest: ModelManifest, variants: Sequence[Variant], *, beside: Beside | None = None
+) -> list[Media]:
     """Generate a batch with the model loaded once per worker process: one image per variant
-    (one pipeline call), or one clip per variant when the template's output is a video."""
+    (one pipeline call), or one clip per variant when the template's output is a video.
+    ``beside``: the previous batch's finalising, running meanwhile on cores the model gives up
+    until it is done (``FinalizePlan.yields``); clips wait for it then and have every core."""
     pipe = pipeline_load(manifest)
     if variants and variants[0].output.is_video:
+        if beside is not None and beside.cores:
+            wait([beside.future])
         return list(clips_generate(pipe, manifest, variants))
-    return list(images_generate(pipe, manifest, variants))
+    return list(images_generate(pipe, manifest, variants, beside=beside))
 
 
 @dataclass(frozen=True)
@@ -56,12 +62,15 @@ class FinalizePlan:
     """How a run's post-processing (watermark, sign, store) shares the machine with generation:
     ``overlap`` finalises batch i-1 while batch i generates (else each batch is finalised after it
     is generated, before the next starts), ``threads`` assets at once, ``nice`` lowers the
-    finalising threads' priority below generation's (Linux schedules threads apart)."""
+    finalising threads' priority below generation's (Linux schedules threads apart), ``yields``
+    torch threads the next batch's generation gives up while the previous batch is finalised
+    beside it, taking them back once that is done (``pipeline.generate.Beside``)."""
 
     overlap: bool
     threads: int
     nice: int = 0
     reason: str = ""
+    yields: int = 0
 
 
 def finalize_plan(*, device: str, cores: int | None = None, generation_threads: int | None = None) -> FinalizePlan:
@@ -71,18 +80,16 @@ def finalize_plan(*, device: str, cores: int | None = None, generation_threads: 
     * An accelerator: generation needs about one core to feed it, so the other cores finalise
       the previous batch meanwhile; the GPU never waits for the CPU.
     * A CPU with cores the model does not use: those cores finalise the previous batch meanwhile.
-    * A CPU whose cores all run the model (the default): the model keeps the whole machine while
-      it generates, and each batch is finalised on every core between two batches. Measured on 2
-      cores (embedded model, 64 images, batch 8, 2 torch threads, post-processing at 512²): the raw
-      loop took 8.8 s; finalising each previous batch in a thread at nice 19 beside generation took
-      11.7 s in all (generation itself 9.4 s: torch's OpenMP threads spin at their barriers, so
-      the low-priority thread finds no idle core and each batch then waits for the previous one's
-      post-processing). Finalising between batches costs the post-processing's CPU time divided by
-      the cores and nothing more; a plain thread beside a busy 2-thread torch pool is the worst
-      of all (generation slows by more than the thread's own work). Measured again with the
-      finalising pool's processes, a served campaign of 256 variants end to end (each plan twice,
-      alternated, one run): between batches 41.1 and 42.1 s, overlapping 43.1 and 47.2 s,
-      overlapping with the pool's processes at nice 19 43.1 and 44.2 s.
+    * A CPU whose cores all run the model (the default): the previous batch is finalised on one
+      core while the next one generates, the model giving that core's torch thread up until it is
+      done (``yields``), then generating on every core. Torch's OpenMP threads spin at their
+      barriers, so work beside a generation that keeps all its threads finds no idle core: measured
+      on 2 cores (embedded model, batch 8, 2 torch threads, post-processing at 512²), finalising
+      beside generation in a thread at nice 19 took 11.7 s for 64 images against the raw loop's
+      8.8 s, and with the finalising pool's processes a served campaign of 256 variants took 43.1
+      to 47.2 s overlapping against 41.1 and 42.1 s between batches. Handing the core over
+      instead: a batch's cycle 1,679 ms against 1,906 ms between batches (``Beside``).
+    * One core: each batch is finalised between two batches.
     """
     cores = cores or len(os.sched_getaffinity(0))
     if device != "cpu":
@@ -96,6 +103,14 @@ def finalize_plan(*, device: str, cores: int | None = None, generation_threads: 
     if left >= 1:
         return FinalizePlan(
             overlap=True, threads=left, reason=f"cpu: {left} core(s) the model does not use finalise meanwhile"
+        )
+    if cores >= 2 and generation_threads >= 2:
+        return FinalizePlan(
+            overlap=True,
+            threads=1,
+            yields=1,
+            reason=f"cpu: the model uses all {cores} core(s); it gives one up while the previous batch is "
+            "finalised there",
         )
     return FinalizePlan(
         overlap=False, threads=cores, reason=f"cpu: the model uses all {cores} core(s); finalise between batches"
@@ -138,6 +153,30 @@ def worker_warm(manifests: Sequence[ModelManifest], config: PipelineConfig) -> F
     return plan
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What the batch's models say of its media before it is finalised: each one's caption (""
+    for none) and safety verdict ({} where its template names no classifier), or the
+    classifier's error, with which every asset of the batch then fails."""
+
+    captions: list[str]
+    verdicts: list[dict[str, object]]
+    error: str = ""
+
+
+def batch_judge(variants: Sequence[Variant], media: Sequence[Media], config: PipelineConfig) -> Judged:
+    """Caption and score a batch (``batch_captions``, ``batch_safety``): model work, so a run or a
+    worker calls it on the thread that generates before finalising the batch elsewhere (torch's
+    threads belong to the thread that calls it: ``pipeline.work``)."""
+    captions = batch_captions(media, config)
+    try:
+        verdicts = batch_safety(variants, media, config)
+    except Exception as exc:
+        logger.exception("safety classifier failed on a batch of %d", len(variants))
+        return Judged(captions, [], error_text(exc))
+    return Judged(captions, verdicts)
+
+
 def batch_finalize(
     variants: Sequence[Variant],
     serials: Sequence[int],
@@ -146,10 +185,12 @@ def batch_finalize(
     *,
     mark_ids: Sequence[int],
     threads: int = 1,
+    judged: Judged | None = None,
 ) -> tuple[list[GeneratedFile], list[tuple[str, str]]]:
     """Watermark (each asset's mark id, with the installation's current watermark key), sign and
-    store each image or clip of a batch. A failure is returned with its variant, not raised, so
-    one bad file does not lose the rest of the batch.
+    store each image or clip of a batch, with its caption and safety verdict (``judged``, else
+    ``batch_judge`` here). A failure is returned with its variant, not raised, so one bad file
+    does not lose the rest of the batch.
 
     ``threads`` (``finalize_plan``) finalise that many assets at once, each thread with its own
     signer and trust context, opened once for the batch (c2pa's native handles are not shared
@@ -161,12 +202,10 @@ def batch_finalize(
     of the batch."""
     if threads < 1:
         raise ValueError(f"threads = {threads}: finalising needs at least one thread")
-    captions = batch_captions(media, config)
-    try:
-        verdicts = batch_safety(variants, media, config)
-    except Exception as exc:  # never handed over unscored: each asset records the failure
-        logger.exception("safety classifier failed on a batch of %d", len(variants))
-        return [], [(variant.key, error_text(exc)) for variant in variants]
+    judged = judged or batch_judge(variants, media, config)
+    if judged.error:  # never handed over unscored: each asset records the failure
+        return [], [(variant.key, judged.error) for variant in variants]
+    captions, verdicts = judged.captions, judged.verdicts
     mark_key = watermark_keys_load(config.watermark_keys).current
     items = list(zip(variants, serials, mark_ids, media, captions, verdicts, strict=True))
     workers = min(threads, len(items))

@@ -4,10 +4,11 @@ it, register it, then generate it batch by batch and hand it over to review.
 `campaign_run` makes a campaign's missing variants; `assets_generate` makes registered assets
 (regenerations, retries). Both go through one skeleton, `_run`. Batches are generated in the
 caller's thread; how their post-processing (watermark, sign, store) shares the machine is the
-plan of ``pipeline.batches.finalize_plan``: on an accelerator, or a CPU with cores the model does
-not use, batch i-1 is finalised on the other cores while batch i generates, so generation never
-waits for the CPU work; on a CPU whose cores all run the model, each batch is finalised on every
-core between two batches, so post-processing never starves generation. A failed batch or file is
+plan of ``pipeline.batches.finalize_plan``: batch i-1 is finalised while batch i generates, on
+the cores an accelerator's model does not need or a CPU model does not use, or, on a CPU whose
+cores all run the model, on one core that batch i's generation gives up until it is done
+(``pipeline.generate.Beside``), so that neither waits for the other; on one core, each batch is
+finalised between two batches. A failed batch or file is
 recorded on its assets and the run goes on; the summary counts it. Progress goes to an optional
 callback, called in the caller's thread as each batch is done, or without one to the
 ``greenlight.pipeline`` log.
@@ -26,14 +27,17 @@ from models import ModelManifest
 from models.loading import pipeline_load
 from pipeline.batches import (
     FinalizePlan,
+    Judged,
     Media,
     batch_finalize,
     batch_generate,
+    batch_judge,
     model_finalize_plan,
     thread_priority_lower,
 )
 from pipeline.config import PipelineConfig
 from pipeline.errors import RunRequestError, error_text
+from pipeline.generate import Beside
 from pipeline.preflight import version_preflight
 from pipeline.summary import RunProgress, RunSummary
 from prompt_library.models import PromptVersion
@@ -257,10 +261,10 @@ def _batches_run(
     if plan is not None:
         logger.info("%s: post-processing plan: %s", label, plan.reason or plan)
 
-    def finalize_batch(batch: _Batch, media: list[Media]) -> _Finalized:
+    def finalize_batch(batch: _Batch, media: list[Media], judged: Judged) -> _Finalized:
         assert plan is not None
         return batch_finalize(
-            batch.variants, batch.serials, media, config, mark_ids=batch.mark_ids, threads=plan.threads
+            batch.variants, batch.serials, media, config, mark_ids=batch.mark_ids, threads=plan.threads, judged=judged
         )
 
     # The worker thread (and the asset threads it starts, which inherit it) at the plan's priority.
@@ -271,8 +275,10 @@ def _batches_run(
         pending: tuple[_Batch, Future[_Finalized], float] | None = None
         for index, batch in enumerate(batches):
             generate_started = time.perf_counter()
+            # The batch before, finalised meanwhile (on the cores the model gives up: plan.yields).
+            beside = Beside(pending[1], plan.yields) if pending is not None and plan is not None else None
             try:
-                media = batch_generate(batch.manifest, batch.variants)
+                media = batch_generate(batch.manifest, batch.variants, beside=beside)
             except Exception as exc:
                 logger.exception("%s: batch %d/%d failed to generate", label, index + 1, total)
                 if pending is not None:  # batches are reported in order
@@ -283,10 +289,11 @@ def _batches_run(
                 continue
             # Each asset's share of the batch's generation time, for the dashboard's cost figures.
             seconds_each = (time.perf_counter() - generate_started) / max(1, len(batch.variants))
+            judged = batch_judge(batch.variants, media, config)  # model work: on this thread
             if plan is not None and not plan.overlap:  # the model had the machine; now the batch has it
-                collect(batch, _now(finalize_batch, batch, media), seconds_each)
+                collect(batch, _now(finalize_batch, batch, media, judged), seconds_each)
                 continue
-            future = worker.submit(finalize_batch, batch, media)
+            future = worker.submit(finalize_batch, batch, media, judged)
             if pending is not None:
                 collect(*pending)
             pending = (batch, future, seconds_each)

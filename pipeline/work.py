@@ -37,14 +37,17 @@ from models import ModelManifest, manifest_load
 from models.cache import PipelineCache
 from pipeline.batches import (
     FinalizePlan,
+    Judged,
     Media,
     batch_finalize,
     batch_generate,
+    batch_judge,
     model_finalize_plan,
     thread_priority_lower,
 )
 from pipeline.config import PipelineConfig
 from pipeline.errors import error_text
+from pipeline.generate import Beside
 from pipeline.preflight import version_preflight
 from prompt_library.selectors import prompt_version_get
 from provenance.storage import LocalStorage
@@ -187,18 +190,19 @@ def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutco
     except BaseException:
         _release(warm, taken)
         raise
-    plans = [plan for *_, plan in generated if plan is not None]
+    plans = [plan for _, _, _, _, plan, _ in generated if plan is not None]
     warm.flush()  # batches are handed over in order, and at most one finishes beside generation
     if not (warm.overlap and plans and all(plan.overlap for plan in plans)):
-        return _finish(run_id, len(serials), taken, generated, warm, started)
+        return _finish(run_id, len(serials), taken, generated, warm, started, alone=True)
     finisher = warm.finisher(nice=plans[0].nice)
-    warm.pending = finisher.submit(_finish, run_id, len(serials), taken, generated, warm, started)
+    warm.pending = finisher.submit(_finish, run_id, len(serials), taken, generated, warm, started, alone=False)
     return BatchOutcome(run_id, warm.name, len(serials), len(taken), 0, 0, 0, time.perf_counter() - started)
 
 
 # One template version's part of a batch: its assets, its images (or the error that stopped
-# them) and their post-processing plan (None where the model could not be had).
-_Generated = tuple[list[TakenAsset], Sequence[Media] | None, float | None, str, FinalizePlan | None]
+# them), their post-processing plan (None where the model could not be had), and their captions
+# and safety verdicts.
+_Generated = tuple[list[TakenAsset], Sequence[Media] | None, float | None, str, FinalizePlan | None, Judged | None]
 
 
 def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Generated]:
@@ -213,12 +217,18 @@ def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Gen
             manifest = warm.manifest(template, number)
             plan = warm.plan(manifest)  # the model is loaded now (``Warm.manifest``)
             generate_started = time.perf_counter()
-            media = batch_generate(manifest, [t.variant for t in items])
+            # The batch before, finalised meanwhile (on the cores the model gives up: plan.yields).
+            pending = warm.pending
+            beside = Beside(pending, plan.yields) if pending is not None else None
+            variants = [t.variant for t in items]
+            media = batch_generate(manifest, variants, beside=beside)
             # Each asset's share of the generation time (the dashboard's cost).
-            out.append((items, media, (time.perf_counter() - generate_started) / max(1, len(items)), "", plan))
+            seconds_each = (time.perf_counter() - generate_started) / max(1, len(items))
+            judged = batch_judge(variants, media, warm.config)  # model work: on the model thread
+            out.append((items, media, seconds_each, "", plan, judged))
         except Exception as exc:  # the whole group failed: recorded on each of its assets
             logger.exception("run=%s worker=%s batch of %d failed to generate", run_id, warm.name, len(items))
-            out.append((items, None, None, error_text(exc), plan))
+            out.append((items, None, None, error_text(exc), plan, None))
     return out
 
 
@@ -229,10 +239,17 @@ def _release(warm: Warm, taken: Sequence[TakenAsset]) -> None:
 
 
 def _finish(
-    run_id: int, asked: int, taken: Sequence[TakenAsset], generated: list[_Generated], warm: Warm, started: float
+    run_id: int,
+    asked: int,
+    taken: Sequence[TakenAsset],
+    generated: list[_Generated],
+    warm: Warm,
+    started: float,
+    *,
+    alone: bool,
 ) -> BatchOutcome:
     try:
-        handed, failed, removed = _make(run_id, generated, warm)
+        handed, failed, removed = _make(run_id, generated, warm, alone=alone)
     finally:
         _release(warm, taken)
     outcome = BatchOutcome(run_id, warm.name, asked, len(taken), handed, failed, removed, time.perf_counter() - started)
@@ -240,18 +257,25 @@ def _finish(
     return outcome
 
 
-def _make(run_id: int, generated: list[_Generated], warm: Warm) -> tuple[int, int, int]:
-    """Finalise and hand over what was generated, one template version at a time."""
+def _make(run_id: int, generated: list[_Generated], warm: Warm, *, alone: bool) -> tuple[int, int, int]:
+    """Finalise and hand over what was generated, one template version at a time; ``alone``:
+    nothing generates meanwhile, so the cores a plan leaves to generation finalise too."""
     handed = failed = removed = 0
     storage = LocalStorage(warm.config.storage_root)
-    for items, media, seconds_each, error, plan in generated:
+    for items, media, seconds_each, error, plan, judged in generated:
         serials = [t.serial for t in items]
         variants = [t.variant for t in items]
         try:
             if media is None or plan is None:
                 raise _GenerationFailed(error)
             files, failures = batch_finalize(
-                variants, serials, media, warm.config, mark_ids=[t.mark_id for t in items], threads=plan.threads
+                variants,
+                serials,
+                media,
+                warm.config,
+                mark_ids=[t.mark_id for t in items],
+                threads=plan.threads + (plan.yields if alone else 0),
+                judged=judged,
             )
         except _GenerationFailed:
             files, failures = [], [(v.key, error) for v in variants]

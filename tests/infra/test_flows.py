@@ -142,7 +142,7 @@ def test_a_run_with_failed_assets_ends_failed_with_its_summary(
 ) -> None:
     library_load()
 
-    def no_accelerator(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Any]:
+    def no_accelerator(manifest: ModelManifest, variants: Sequence[Variant], **kwargs: Any) -> list[Any]:
         raise RuntimeError("no accelerator")
 
     monkeypatch.setattr(pipeline.run, "batch_generate", no_accelerator)

@@ -86,20 +86,22 @@ def test_a_captioner_adds_what_it_sees_after_the_templates_alt_text(
 
 
 @pytest.mark.parametrize(
-    ("device", "cores", "threads", "overlap", "finalisers"),
+    ("device", "cores", "threads", "overlap", "finalisers", "yields"),
     [
-        ("cuda:0", 8, 2, True, 7),  # an accelerator: the cores it does not need finalise meanwhile
-        ("cpu", 8, 2, True, 6),  # a CPU with cores the model does not use: those finalise meanwhile
-        ("cpu", 2, 2, False, 2),  # every core runs the model: finalise on all of them between batches
-        ("cpu", 1, 4, False, 1),
+        ("cuda:0", 8, 2, True, 7, 0),  # an accelerator: the cores it does not need finalise meanwhile
+        ("cpu", 8, 2, True, 6, 0),  # a CPU with cores the model does not use: those finalise meanwhile
+        ("cpu", 2, 2, True, 1, 1),  # every core runs the model: it gives one up to the batch before
+        ("cpu", 8, 8, True, 1, 1),
+        ("cpu", 1, 4, False, 1, 0),  # one core: finalise between batches
+        ("cpu", 4, 1, True, 3, 0),
     ],
 )
 def test_the_post_processing_plan_gives_generation_its_cores_and_finalising_the_rest(
-    device: str, cores: int, threads: int, overlap: bool, finalisers: int
+    device: str, cores: int, threads: int, overlap: bool, finalisers: int, yields: int
 ) -> None:
     plan = finalize_plan(device=device, cores=cores, generation_threads=threads)
 
-    assert (plan.overlap, plan.threads) == (overlap, finalisers)
+    assert (plan.overlap, plan.threads, plan.yields) == (overlap, finalisers, yields)
     assert plan.reason.startswith(device.split(":")[0])
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import io
 import random
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from diffusers import StableDiffusionPipeline
 from PIL import Image, ImageFilter, ImageOps
 
 from models import ModelManifest, manifest_load, template_load
@@ -17,6 +23,7 @@ from models.loading import pipeline_load
 from models.training.catalog_domain import Combo, catalog_draw, image_judge
 from pipeline.errors import GenerationError, GenerationInputError
 from pipeline.generate import (
+    Beside,
     ImageRequest,
     compel_syntax,
     engine_generate,
@@ -76,6 +83,115 @@ def test_seeds_are_per_image_so_two_seeds_in_one_batch_differ(pipe: Any, manifes
     assert one.tobytes() != two.tobytes()
     again = engine_generate(pipe, manifest, [request(PROMPTS[0], 1)])[0]
     assert again.tobytes() == one.tobytes()
+
+
+# --- sharing the cores with the work beside a generation -------------------------------------
+
+
+@pytest.fixture
+def two_torch_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def threads_seen(module: torch.nn.Module, seen: list[int], then: Any = None) -> Any:
+    """Record torch's thread count at each call of ``module`` (and call ``then(len(seen))``)."""
+
+    def record(*_: object) -> None:
+        seen.append(torch.get_num_threads())
+        if then is not None:
+            then(len(seen))
+
+    return module.register_forward_pre_hook(record)
+
+
+def test_a_generation_gives_a_thread_up_to_the_work_beside_it_until_that_work_is_done(
+    pipe: Any, manifest: ModelManifest, two_torch_threads: None
+) -> None:
+    requests = [request(PROMPTS[i], 300 + i) for i in (0, 1)]
+    plain = engine_generate(pipe, manifest, requests)
+    unet: list[int] = []
+    decoder: list[int] = []
+    hooks = [threads_seen(pipe.unet, unet), threads_seen(pipe.vae.decoder, decoder)]
+    try:
+        # Work that outlasts the call: every step on one thread, the decoding on both.
+        running: Future[None] = Future()
+        kept = engine_generate(pipe, manifest, requests, beside=Beside(running, cores=1))
+        running.set_result(None)
+        assert unet[-STEPS:] == [1] * STEPS and decoder == [2, 2]
+        assert torch.get_num_threads() == 2
+        # Work that ends during the third step: the thread is taken back at the next one.
+        for hook in hooks:
+            hook.remove()
+        unet.clear()
+        ending: Future[None] = Future()
+
+        def end_in_third_step(calls: int) -> None:
+            if calls == 3:
+                ending.set_result(None)
+
+        hooks = [threads_seen(pipe.unet, unet, end_in_third_step)]
+        handed_back = engine_generate(pipe, manifest, requests, beside=Beside(ending, cores=1))
+        assert unet == [1, 1, 1] + [2] * (STEPS - 3)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # Whenever the work beside ended, the images are the same bits.
+    assert [i.tobytes() for i in kept] == [i.tobytes() for i in plain]
+    assert [i.tobytes() for i in handed_back] == [i.tobytes() for i in plain]
+
+
+def test_work_on_cores_of_its_own_leaves_the_generation_every_thread(
+    pipe: Any, manifest: ModelManifest, two_torch_threads: None
+) -> None:
+    unet: list[int] = []
+    hook = threads_seen(pipe.unet, unet)
+    try:
+        engine_generate(pipe, manifest, [request(PROMPTS[2], 310)], beside=Beside(Future(), cores=0))
+    finally:
+        hook.remove()
+    assert unet == [2] * STEPS
+
+
+def test_a_model_whose_latents_change_with_its_threads_waits_for_the_work_beside_it_and_keeps_them(
+    manifest: ModelManifest, two_torch_threads: None
+) -> None:
+    # The folder's layers as diffusers builds them, without the batch-invariant rewrite: oneDNN's
+    # 1x1 convolutions split their sums by thread, so one thread gives other latents than two.
+    stock = StableDiffusionPipeline.from_pretrained(manifest.folder, safety_checker=None)
+    stock.set_progress_bar_config(disable=True)
+    requests = [request(PROMPTS[3], 320)]
+    plain = engine_generate(stock, manifest, requests)
+    work_ended: list[float] = []
+    first_step: list[float] = []
+    unet: list[int] = []
+
+    running: Future[None] = Future()
+
+    def slow_work() -> None:
+        time.sleep(0.5)
+        work_ended.append(time.perf_counter())
+        running.set_result(None)
+
+    probe_calls = 4  # two steps on each thread count, when the shape is first seen
+
+    def first_step_timed(calls: int) -> None:
+        if calls == probe_calls + 1:
+            first_step.append(time.perf_counter())
+
+    threading.Thread(target=slow_work).start()
+    hook = threads_seen(stock.unet, unet, first_step_timed)
+    try:
+        made = engine_generate(stock, manifest, requests, beside=Beside(running, cores=1))
+    finally:
+        hook.remove()
+
+    assert unet[:probe_calls] == [1, 1, 2, 2]  # the probe
+    assert unet[probe_calls:] == [2] * STEPS  # the call itself, after the work beside it
+    assert first_step[0] >= work_ended[0]
+    assert made[0].tobytes() == plain[0].tobytes()
 
 
 def test_a_batch_with_mixed_parameters_is_refused(pipe: Any, manifest: ModelManifest) -> None:

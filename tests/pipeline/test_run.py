@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from PIL import Image
 
 from models import ModelManifest
@@ -89,11 +91,11 @@ def test_a_failed_batch_and_a_failed_file_are_recorded_on_their_assets_while_the
     generated: list[list[str]] = []
     real_generate, real_finalize = run.batch_generate, batches.image_finalize
 
-    def second_batch_fails(manifest: ModelManifest, variants: Sequence[Variant]) -> list[Any]:
+    def second_batch_fails(manifest: ModelManifest, variants: Sequence[Variant], **kwargs: Any) -> list[Any]:
         generated.append([v.key for v in variants])
         if len(generated) == 2:
             raise RuntimeError("the accelerator fell over")
-        return real_generate(manifest, variants)
+        return real_generate(manifest, variants, **kwargs)
 
     first_key = campaign_plan_get(name="demo-spring").variants[0].key
 
@@ -165,18 +167,37 @@ def test_batches_keep_the_variants_order_and_only_the_last_is_shorter() -> None:
     [
         FinalizePlan(overlap=False, threads=2, reason="between batches, on two threads"),
         FinalizePlan(overlap=True, threads=2, nice=5, reason="beside generation, two threads at nice 5"),
+        FinalizePlan(overlap=True, threads=1, yields=1, reason="beside generation, on a core the model gives up"),
     ],
-    ids=["between-batches", "beside-generation-niced"],
+    ids=["between-batches", "beside-generation-niced", "beside-generation-yielding"],
 )
-def test_either_post_processing_plan_makes_every_asset_signed_marked_and_reported_in_order(
-    plan: FinalizePlan, greenlight_settings: SettingsWrapper, library_dir: Path
+def test_each_post_processing_plan_makes_every_asset_signed_marked_and_reported_in_order(
+    plan: FinalizePlan, greenlight_settings: SettingsWrapper, library_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     library_load()
     config = config_from_settings()
     seen: list[RunProgress] = []
     priority = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, on Linux
+    besides: list[object] = []
+    judged_on: list[str] = []
+    generate, judge = run.batch_generate, run.batch_judge
 
-    summary = campaign_run(campaign="demo-spring", batch_size=5, config=config, progress=seen.append, finalize=plan)
+    def generate_recorded(manifest: ModelManifest, variants: Sequence[Variant], *, beside: Any = None) -> Any:
+        besides.append(beside)
+        return generate(manifest, variants, beside=beside)
+
+    def judge_recorded(*args: Any) -> Any:
+        judged_on.append(threading.current_thread().name)
+        return judge(*args)
+
+    monkeypatch.setattr(run, "batch_generate", generate_recorded)
+    monkeypatch.setattr(run, "batch_judge", judge_recorded)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a yielding plan gives one of them up
+    try:
+        summary = campaign_run(campaign="demo-spring", batch_size=5, config=config, progress=seen.append, finalize=plan)
+    finally:
+        torch.set_num_threads(threads)
 
     assert (summary.generated, summary.failed, summary.batches) == (12, 0, 3)
     assert [(p.batches_done, p.generated) for p in seen] == [(1, 5), (2, 10), (3, 12)]
@@ -189,3 +210,11 @@ def test_either_post_processing_plan_makes_every_asset_signed_marked_and_reporte
             image = Image.open(io.BytesIO(data)).convert("RGB")
             assert watermark_read(image, key=installation_key()).serial == asset.mark_id
     assert os.getpriority(os.PRIO_PROCESS, 0) == priority  # only the finalising threads were lowered
+    # Beside generation, each batch but the first generates beside the finalising of the one
+    # before, giving up the cores the plan says; captions and safety are model work, done here.
+    if plan.overlap:
+        assert besides[0] is None
+        assert [(type(b).__name__, getattr(b, "cores", None)) for b in besides[1:]] == [("Beside", plan.yields)] * 2
+    else:
+        assert besides == [None] * 3
+    assert judged_on == [threading.current_thread().name] * 3

@@ -18,6 +18,7 @@ from PIL import Image
 from pipeline import work as work_module
 from pipeline.batches import FinalizePlan, batch_finalize, model_finalize_plan
 from pipeline.config import config_from_settings
+from pipeline.generate import Beside
 from pipeline.work import Warm, batch_work
 from prompt_library.models import Campaign
 from prompt_library.services import library_load
@@ -104,8 +105,10 @@ def warm_worker(
     [
         (True, FinalizePlan(overlap=True, threads=2, reason="beside generation"), True),
         (True, FinalizePlan(overlap=False, threads=2, reason="between batches"), False),
-        # The worker started with --no-overlap finishes each batch itself, whatever the plan.
+        # The worker started with --no-overlap finishes each batch itself, whatever the plan;
+        # with nothing generating meanwhile, on the cores a plan leaves to generation too.
         (False, FinalizePlan(overlap=True, threads=2, reason="beside generation"), False),
+        (False, FinalizePlan(overlap=True, threads=1, yields=1, reason="beside, on a core given up"), False),
     ],
 )
 def test_a_batch_is_finalised_on_the_plans_threads_beside_the_next_generation_only_where_both_allow_it(
@@ -136,6 +139,42 @@ def test_a_batch_is_finalised_on_the_plans_threads_beside_the_next_generation_on
             assert c2pa_read(master, mime="image/png", context=context).state == "trusted"
             image = Image.open(io.BytesIO(master)).convert("RGB")
             assert watermark_read(image, key=installation_key()).serial == asset.mark_id
+
+
+def test_the_next_batch_generates_beside_the_finishing_of_the_one_before_on_the_cores_the_plan_gives_up(
+    greenlight_settings: SettingsWrapper,
+    library_dir: Path,
+    finalize: FinalizeCalls,
+    warm_workers: list[Warm],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_id, batches = run_started(batch_size=3)
+    plan = FinalizePlan(overlap=True, threads=1, yields=1, reason="beside generation, on a core the model gives up")
+    warm = warm_worker(warm_workers, greenlight_settings, overlap=True, finalize=plan)
+    besides: list[Beside | None] = []
+    judged_on: list[str] = []
+    generate, judge = work_module.batch_generate, work_module.batch_judge
+
+    def generate_recorded(manifest: Any, variants: Sequence[Any], *, beside: Beside | None = None) -> Any:
+        besides.append(beside)
+        return generate(manifest, variants, beside=beside)
+
+    def judge_recorded(*args: Any) -> Any:
+        judged_on.append(threading.current_thread().name)
+        return judge(*args)
+
+    monkeypatch.setattr(work_module, "batch_generate", generate_recorded)
+    monkeypatch.setattr(work_module, "batch_judge", judge_recorded)
+
+    batch_work(run_id=run_id, serials=batches[0], warm=warm)
+    finishing = warm.pending
+    batch_work(run_id=run_id, serials=batches[1], warm=warm)
+    warm.flush()
+
+    assert finishing is not None and besides == [None, Beside(finishing, 1)]
+    assert judged_on == [threading.current_thread().name] * 2  # model work, where the model runs
+    assert finalize.calls == [("batch-finish_0", 1)] * 2
+    assert Asset.objects.filter(pk__in=[*batches[0], *batches[1]], state=AssetState.IN_REVIEW).count() == 6
 
 
 def test_a_worker_takes_the_plan_a_run_would_take_for_its_model(
@@ -214,10 +253,10 @@ def test_a_task_of_two_batches_is_made_one_model_batch_at_a_time_each_handed_ove
     run_id, batches, _ = task_worker
     events: list[tuple[str, int, str]] = []
 
-    def generate(manifest: Any, variants: Sequence[Any]) -> Any:
+    def generate(manifest: Any, variants: Sequence[Any], **kwargs: Any) -> Any:
         in_review = Asset.objects.filter(run_id=run_id, state=AssetState.IN_REVIEW).count()
         events.append(("generate", len(variants), f"{in_review} in review"))
-        return generate_real(manifest, variants)
+        return generate_real(manifest, variants, **kwargs)
 
     generate_real = work_module.batch_generate
     monkeypatch.setattr(work_module, "batch_generate", generate)
