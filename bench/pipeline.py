@@ -217,7 +217,7 @@ def _in_process(args: argparse.Namespace) -> dict[str, Any]:
     }[args.finalize]
     config = config_from_settings()
     if not args.no_finalize_pool:  # a warm worker's finalising processes, started as it starts them
-        finalize_pool_start(config, (finalize or batches.model_finalize_plan(manifest)).threads)
+        finalize_pool_start(config, (finalize or batches.model_finalize_plan(manifest)).alone)
     _raw_loop(raw_pipe, variants[: args.batch_size], args.batch_size)  # warm-up: first calls allocate
     batches.batch_generate(manifest, variants[: args.batch_size])  # the same for the engine
 

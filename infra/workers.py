@@ -10,8 +10,9 @@ sent for them. Every few seconds it records a heartbeat (shown on the Campaigns 
 the leases of the batch it is making; killed, it stops renewing them, and after
 GREENLIGHT_LEASE_SECONDS the run's coordinator sends that batch to another worker. One worker per
 GPU: start each with its own CUDA_VISIBLE_DEVICES. With its models preloaded, a worker finalises
-stills (watermark, sign, store) in processes of its own, as many as its post-processing plan's
-threads (`pipeline.finalize_pool`; `--no-finalize-pool` keeps them in threads).
+stills (watermark, sign, store) in processes of its own, one a core its post-processing plan
+finalises on when nothing generates beside it (`pipeline.finalize_pool`; `--no-finalize-pool`
+keeps them in threads).
 
 The coordinator service serves the `campaign-coordinate` deployment (each run's coordinator, see
 `infra.coordinator`) and the campaigns' scheduled deployments (`infra.deployments`).
@@ -70,8 +71,8 @@ def worker_main(
         if finalize_pool and manifests:
             # Stills are finalised in processes of their own, started now (pipeline.finalize_pool).
             plan = warm.on_model_thread(warm.plan, manifests[0])
-            finalize_pool_start(config, plan.threads)
-            logger.info("worker=%s finalises stills in %d process(es)", name, plan.threads)
+            finalize_pool_start(config, plan.alone)
+            logger.info("worker=%s finalises stills in %d process(es)", name, plan.alone)
     queues = model_queues(models)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop, args=(warm, queues, stop), name="heartbeat", daemon=True)

@@ -72,6 +72,13 @@ class FinalizePlan:
     reason: str = ""
     yields: int = 0
 
+    @property
+    def alone(self) -> int:
+        """Assets finalised at once where nothing generates meanwhile (the last batch, a worker
+        that finishes each batch before the next): the plan's threads and the cores generation
+        would give up; the processes a finalising pool for this plan starts."""
+        return self.threads + self.yields
+
 
 def finalize_plan(*, device: str, cores: int | None = None, generation_threads: int | None = None) -> FinalizePlan:
     """The plan for a worker whose model runs on ``device`` with ``generation_threads`` torch
@@ -196,8 +203,8 @@ def batch_finalize(
     signer and trust context, opened once for the batch (c2pa's native handles are not shared
     between threads), taking the batch's assets one at a time as it is free. Where this process
     started a finalising pool for ``config`` (a warm worker: ``pipeline.finalize_pool``), a batch
-    of stills is finalised in its processes instead. Results keep the batch's order. The batch's
-    files (the pool's too) are made durable together at the end
+    of stills is finalised in its processes instead, ``threads`` of them at once. Results keep
+    the batch's order. The batch's files (the pool's too) are made durable together at the end
     (``LocalStorage.sync``), before anything is handed over; if that fails, so does every asset
     of the batch."""
     if threads < 1:
@@ -212,7 +219,7 @@ def batch_finalize(
     storage = LocalStorage(config.storage_root, deferred=True)  # shared: its writes are listed, not synced
     warm_pool = finalize_pool_for(config)
     if warm_pool is not None and all(isinstance(item, Image.Image) for item in media):
-        results = [_pool_finalize(warm_pool, items, mark_key, storage)]
+        results = [_pool_finalize(warm_pool, items, mark_key, storage, width=workers)]
     elif workers <= 1:
         results = [_assets_finalize(items, config, mark_key, storage)]
     else:
@@ -288,18 +295,20 @@ def _assets_finalize(
 
 
 def _pool_finalize(
-    pool: FinalizePool, items: Sequence[_Item], mark_key: WatermarkKey, storage: LocalStorage
+    pool: FinalizePool, items: Sequence[_Item], mark_key: WatermarkKey, storage: LocalStorage, *, width: int
 ) -> list[tuple[str, GeneratedFile | str]]:
-    """Finalise a batch of stills in the process's finalising pool (``pipeline.finalize_pool``):
-    as ``_assets_finalize`` does, the files the pool's processes wrote listed in ``storage`` for
-    the batch's sync."""
+    """Finalise a batch of stills in the process's finalising pool (``pipeline.finalize_pool``),
+    ``width`` at once at most: as ``_assets_finalize`` does, the files the pool's processes wrote
+    listed in ``storage`` for the batch's sync."""
     jobs = [
         StillJob(variant=variant, serial=serial, mark_id=mark_id, image=image, safety=verdict)
         for variant, serial, mark_id, image, _, verdict in items
         if isinstance(image, Image.Image)
     ]
     outcomes: list[tuple[str, GeneratedFile | str]] = []
-    for (key, outcome, written), (variant, *_, caption, _) in zip(pool.finalize(jobs, mark_key), items, strict=True):
+    for (key, outcome, written), (variant, *_, caption, _) in zip(
+        pool.finalize(jobs, mark_key, width=min(width, pool.processes)), items, strict=True
+    ):
         storage.adopt(written)
         outcomes.append((key, outcome if isinstance(outcome, str) else _captioned(outcome, variant, caption)))
     return outcomes

@@ -33,7 +33,7 @@ import logging
 import multiprocessing
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import replace
@@ -84,13 +84,23 @@ class FinalizePool:
                 f"the {self.processes} finalising process(es) could not start (their error is logged above): {exc}"
             ) from exc
 
-    def finalize(self, jobs: Sequence[StillJob], mark_key: WatermarkKey) -> list[JobResult]:
-        """Each job's result, in order. Never raises for an asset: a failure, or a process that
-        died meanwhile, is that asset's error text."""
+    def finalize(
+        self, jobs: Sequence[StillJob], mark_key: WatermarkKey, *, width: int | None = None
+    ) -> list[JobResult]:
+        """Each job's result, in order, at most ``width`` of them in the processes at once
+        (default: one a process; fewer leave the other cores to a generation beside the batch).
+        Never raises for an asset: a failure, or a process that died meanwhile, is that asset's
+        error text."""
+        width = self.processes if width is None else width
+        if width < 1:
+            raise ValueError(f"width = {width}: a batch needs at least one process")
         executor = self._running()
         with self._blocks.holding(jobs) as sent:
             futures: list[Future[JobResult]] = []
             for job in sent:
+                busy = [future for future in futures if not future.done()]
+                if len(busy) >= width:  # the next goes in when one of those is back
+                    wait(busy, return_when=FIRST_COMPLETED)
                 try:
                     futures.append(executor.submit(still_finalize, job, mark_key))
                 except BrokenProcessPool as exc:  # they died before this job reached them: as if with it

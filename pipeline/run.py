@@ -257,18 +257,18 @@ def _batches_run(
             return
         done(files, failures, generation_seconds=seconds_each)
 
-    plan = finalize or (model_finalize_plan(batches[0].manifest) if batches else None)
-    if plan is not None:
-        logger.info("%s: post-processing plan: %s", label, plan.reason or plan)
+    if not batches:
+        return tally
+    plan = finalize or model_finalize_plan(batches[0].manifest)
+    logger.info("%s: post-processing plan: %s", label, plan.reason or plan)
 
-    def finalize_batch(batch: _Batch, media: list[Media], judged: Judged) -> _Finalized:
-        assert plan is not None
+    def finalize_batch(batch: _Batch, media: list[Media], judged: Judged, threads: int) -> _Finalized:
         return batch_finalize(
-            batch.variants, batch.serials, media, config, mark_ids=batch.mark_ids, threads=plan.threads, judged=judged
+            batch.variants, batch.serials, media, config, mark_ids=batch.mark_ids, threads=threads, judged=judged
         )
 
     # The worker thread (and the asset threads it starts, which inherit it) at the plan's priority.
-    nice = plan.nice if plan is not None and plan.overlap else 0
+    nice = plan.nice if plan.overlap else 0
     with ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="batch-finalize", initializer=thread_priority_lower, initargs=(nice,)
     ) as worker:
@@ -276,7 +276,7 @@ def _batches_run(
         for index, batch in enumerate(batches):
             generate_started = time.perf_counter()
             # The batch before, finalised meanwhile (on the cores the model gives up: plan.yields).
-            beside = Beside(pending[1], plan.yields) if pending is not None and plan is not None else None
+            beside = Beside(pending[1], plan.yields) if pending is not None else None
             try:
                 media = batch_generate(batch.manifest, batch.variants, beside=beside)
             except Exception as exc:
@@ -290,10 +290,12 @@ def _batches_run(
             # Each asset's share of the batch's generation time, for the dashboard's cost figures.
             seconds_each = (time.perf_counter() - generate_started) / max(1, len(batch.variants))
             judged = batch_judge(batch.variants, media, config)  # model work: on this thread
-            if plan is not None and not plan.overlap:  # the model had the machine; now the batch has it
-                collect(batch, _now(finalize_batch, batch, media, judged), seconds_each)
+            if not plan.overlap:  # the model had the machine; now the batch has it
+                collect(batch, _now(finalize_batch, batch, media, judged, plan.threads), seconds_each)
                 continue
-            future = worker.submit(finalize_batch, batch, media, judged)
+            # The last batch has the machine to itself: nothing generates beside it.
+            threads = plan.alone if index == total - 1 else plan.threads
+            future = worker.submit(finalize_batch, batch, media, judged, threads)
             if pending is not None:
                 collect(*pending)
             pending = (batch, future, seconds_each)

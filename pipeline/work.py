@@ -274,7 +274,7 @@ def _make(run_id: int, generated: list[_Generated], warm: Warm, *, alone: bool) 
                 media,
                 warm.config,
                 mark_ids=[t.mark_id for t in items],
-                threads=plan.threads + (plan.yields if alone else 0),
+                threads=plan.alone if alone else plan.threads,
                 judged=judged,
             )
         except _GenerationFailed:

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import replace
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -91,6 +93,34 @@ def test_a_batch_finalised_in_the_pool_keeps_its_order_and_every_master_verifies
     # Made in the pool's two processes, which are still up for the next batch.
     assert finalize_pool_for(pooled) is not None
     assert {c.pid for c in multiprocessing.active_children()} >= set(POOL_PROCESSES)
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_batch_takes_no_more_of_the_pools_processes_at_once_than_it_is_given(
+    pooled: PipelineConfig, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    pool = finalize_pool_for(pooled)
+    assert pool is not None and pool.processes == 2
+    executor = pool._running()
+    sent: list[Future[Any]] = []
+    in_flight: list[int] = []  # jobs not back yet, each time one is sent
+    submit = executor.submit
+
+    def submit_counted(*args: Any, **kwargs: Any) -> Future[Any]:
+        future = submit(*args, **kwargs)
+        sent.append(future)
+        in_flight.append(sum(not one.done() for one in sent))
+        return future
+
+    monkeypatch.setattr(executor, "submit", submit_counted)
+    variants, images = _mugs(4, 256)
+
+    done, failed = batch_finalize(
+        variants, [621, 622, 623, 624], images, pooled, mark_ids=[9621, 9622, 9623, 9624], threads=width
+    )
+
+    assert failed == [] and [file.key for file in done] == [v.key for v in variants]
+    assert len(sent) == 4 and max(in_flight) == width
 
 
 def test_the_files_the_pool_wrote_are_synced_with_the_batch(

@@ -190,8 +190,16 @@ def test_each_post_processing_plan_makes_every_asset_signed_marked_and_reported_
         judged_on.append(threading.current_thread().name)
         return judge(*args)
 
+    finalised_on: list[int] = []
+    finalize = run.batch_finalize
+
+    def finalize_recorded(*args: Any, threads: int, **kwargs: Any) -> Any:
+        finalised_on.append(threads)
+        return finalize(*args, threads=threads, **kwargs)
+
     monkeypatch.setattr(run, "batch_generate", generate_recorded)
     monkeypatch.setattr(run, "batch_judge", judge_recorded)
+    monkeypatch.setattr(run, "batch_finalize", finalize_recorded)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # a yielding plan gives one of them up
     try:
@@ -218,3 +226,5 @@ def test_each_post_processing_plan_makes_every_asset_signed_marked_and_reported_
     else:
         assert besides == [None] * 3
     assert judged_on == [threading.current_thread().name] * 3
+    # The last batch, with nothing generating beside it, is finalised on the cores given up too.
+    assert finalised_on == [plan.threads, plan.threads, plan.alone if plan.overlap else plan.threads]
