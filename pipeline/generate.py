@@ -450,18 +450,15 @@ _invariant: weakref.WeakKeyDictionary[Any, dict[tuple[object, ...], bool]] = wea
 @contextmanager
 def _threads_yielded(runner: Any, arguments: dict[str, Any], beside: Beside | None) -> Iterator[Any]:
     """Run the call inside on fewer torch threads while ``beside`` runs, and on all of them from
-    the first block of the denoiser that starts after it is done (or the end of a step, for a
-    denoiser without blocks); yields the step callback that takes them back (None where the call
-    runs on all threads). A step of the shipped model on one thread beside the finalising takes
-    about 107 ms: waiting for its end would leave half of that, on average, on one thread.
+    the first step that ends after it is done; yields the step callback that takes them back (None
+    where the call runs on all threads).
 
     An image must not depend on when the work beside it ended, so threads are given up only
     where that cannot change a bit: the pipeline reports its steps (``callback_on_step_end``,
     ``num_timesteps``), the VAE always decodes on all threads (taken back at the last step
     whatever the work beside is doing), and this call's shape gave the same latents on both
-    thread counts when first seen (``_threads_invariant``: a step equal on both counts is made of
-    kernels that are). Otherwise the work beside is waited for and the call has every thread, as
-    between batches."""
+    thread counts when first seen (``_threads_invariant``). Otherwise the work beside is waited
+    for and the call has every thread, as between batches."""
     if beside is None or not beside.cores or beside.future.done():
         yield None
         return
@@ -472,40 +469,16 @@ def _threads_yielded(runner: Any, arguments: dict[str, Any], beside: Beside | No
         yield None
         return
 
-    taken_back = threading.Event()
-
-    def take_back(*_: object) -> None:
-        if not taken_back.is_set() and beside.future.done():
-            torch.set_num_threads(full)
-            taken_back.set()
-
     def step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        take_back()
-        if step >= pipe.num_timesteps - 1:  # the decoding follows
+        if beside.future.done() or step >= pipe.num_timesteps - 1:
             torch.set_num_threads(full)
-            taken_back.set()
         return tensors
 
-    hooks = [block.register_forward_pre_hook(take_back) for block in _denoiser_blocks(runner)]
     torch.set_num_threads(fewer)
     try:
         yield step_end
     finally:
-        for hook in hooks:
-            hook.remove()
         torch.set_num_threads(full)
-
-
-def _denoiser_blocks(runner: Any) -> list[torch.nn.Module]:
-    """The blocks a pipeline's denoiser (its UNet or transformer) runs one after another in a
-    step: its top-level modules, those of its module lists one by one."""
-    denoiser = getattr(runner, "unet", None) or getattr(runner, "transformer", None)
-    if not isinstance(denoiser, torch.nn.Module):
-        return []
-    blocks: list[torch.nn.Module] = []
-    for child in denoiser.children():
-        blocks.extend(child if isinstance(child, torch.nn.ModuleList) else [child])
-    return blocks
 
 
 def _reports_steps(runner: Any) -> bool:
