@@ -432,18 +432,18 @@ class Beside:
     The call gives those threads up while the work runs and takes them back at the first
     denoising step after it is done (``_threads_yielded``). Measured on 2 cores (embedded model,
     batches of 8 drawn in 20 steps and finalised at 512², one finalising process), per batch,
-    alternated in one process: a denoising step took 79 ms on 2 threads alone and 107 ms on 1 thread beside the
-    finalising, which took 252 ms on one process there against 153 ms on two between batches;
-    a batch's whole cycle (generation, resize, finalising) took 1,906 ms between batches and
-    1,679 ms beside (medians of 20 and 15)."""
+    alternated in one process: a denoising step took 79 ms on 2 threads alone and 107 ms on 1
+    thread beside the finalising, which took 252 ms on one process there against 153 ms on two
+    between batches; a batch's whole cycle (generation, resize, finalising) took 1,906 ms
+    between batches and 1,679 ms beside (medians of 20 and 15)."""
 
     future: Future[Any]
     cores: int
 
 
 # Whether a pipeline's call, up to its latents, gives the same bits on fewer threads, by
-# (batch size, width, height, guided, init images' sizes, fewer threads, threads):
-# ``_threads_invariant``.
+# (batch size, width, height, guided, init images' sizes, prompt embeddings' shape, fewer
+# threads, threads): ``_threads_invariant``.
 _invariant: weakref.WeakKeyDictionary[Any, dict[tuple[object, ...], bool]] = weakref.WeakKeyDictionary()
 
 
@@ -502,6 +502,7 @@ def _threads_invariant(runner: Any, arguments: dict[str, Any], fewer: int, full:
         arguments.get("height"),
         arguments["guidance_scale"] > 1,
         tuple(getattr(image, "size", None) for image in images) if isinstance(images, list) else None,
+        tuple(embeds.shape) if isinstance(embeds := arguments.get("prompt_embeds"), torch.Tensor) else None,
         fewer,
         full,
     )

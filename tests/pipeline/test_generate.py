@@ -143,6 +143,23 @@ def test_a_generation_gives_a_thread_up_to_the_work_beside_it_until_that_work_is
     assert [i.tobytes() for i in handed_back] == [i.tobytes() for i in plain]
 
 
+def test_a_weighted_prompt_gives_the_same_bits_on_the_thread_it_is_left(
+    pipe: Any, manifest: ModelManifest, two_torch_threads: None
+) -> None:
+    requests = [request(PROMPTS[6], 330)]  # "(red:1.4)": compel's embeddings, not the prompt's text
+    plain = engine_generate(pipe, manifest, requests)
+    running: Future[None] = Future()
+    unet: list[int] = []
+    hook = threads_seen(pipe.unet, unet)
+    try:
+        made = engine_generate(pipe, manifest, requests, beside=Beside(running, cores=1))
+    finally:
+        hook.remove()
+        running.set_result(None)
+    assert unet[-STEPS:] == [1] * STEPS
+    assert made[0].tobytes() == plain[0].tobytes()
+
+
 def test_work_on_cores_of_its_own_leaves_the_generation_every_thread(
     pipe: Any, manifest: ModelManifest, two_torch_threads: None
 ) -> None:
