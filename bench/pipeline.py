@@ -265,7 +265,7 @@ def _raw_pair(module: Any, raw_pipe: Any) -> list[float]:
     def paired(manifest: Any, variants: Sequence[Any], *, beside: Any = None) -> Any:
         made = function(manifest, variants, beside=beside)
         if beside is not None:
-            beside.future.exception()  # waits; its outcome is the campaign's to collect
+            beside.wait()
         seconds.append(_raw_loop(raw_pipe, variants, len(variants)))
         return made
 

@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -52,7 +52,7 @@ def batch_generate(
     pipe = pipeline_load(manifest)
     if variants and variants[0].output.is_video:
         if beside is not None and beside.cores:
-            wait([beside.future])
+            beside.wait()
         return list(clips_generate(pipe, manifest, variants))
     return list(images_generate(pipe, manifest, variants, beside=beside))
 
@@ -309,7 +309,7 @@ def _pool_finalize(
     ]
     outcomes: list[tuple[str, GeneratedFile | str]] = []
     for (key, outcome, written), (variant, *_, caption, _) in zip(
-        pool.finalize(jobs, mark_key, width=min(width, pool.processes)), items, strict=True
+        pool.finalize(jobs, mark_key, width=width), items, strict=True
     ):
         storage.adopt(written)
         outcomes.append((key, outcome if isinstance(outcome, str) else _captioned(outcome, variant, caption)))

@@ -440,6 +440,10 @@ class Beside:
     future: Future[Any]
     cores: int
 
+    def wait(self) -> None:
+        """Until the work is done (its outcome is its owner's to collect)."""
+        wait([self.future])
+
 
 # Whether a pipeline's call, up to its latents, gives the same bits on fewer threads, by
 # (batch size, width, height, guided, init images' sizes, prompt embeddings' shape, fewer
@@ -465,7 +469,7 @@ def _threads_yielded(runner: Any, arguments: dict[str, Any], beside: Beside | No
     full = torch.get_num_threads()
     fewer = full - beside.cores
     if fewer < 1 or not _reports_steps(runner) or not _threads_invariant(runner, arguments, fewer, full):
-        wait([beside.future])
+        beside.wait()
         yield None
         return
 

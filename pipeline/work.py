@@ -190,7 +190,7 @@ def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutco
     except BaseException:
         _release(warm, taken)
         raise
-    plans = [plan for _, _, _, _, plan, _ in generated if plan is not None]
+    plans = [group.plan for group in generated if group.plan is not None]
     warm.flush()  # batches are handed over in order, and at most one finishes beside generation
     if not (warm.overlap and plans and all(plan.overlap for plan in plans)):
         return _finish(run_id, len(serials), taken, generated, warm, started, alone=True)
@@ -199,10 +199,18 @@ def batch_work(*, run_id: int, serials: Sequence[int], warm: Warm) -> BatchOutco
     return BatchOutcome(run_id, warm.name, len(serials), len(taken), 0, 0, 0, time.perf_counter() - started)
 
 
-# One template version's part of a batch: its assets, its images (or the error that stopped
-# them), their post-processing plan (None where the model could not be had), and their captions
-# and safety verdicts.
-_Generated = tuple[list[TakenAsset], Sequence[Media] | None, float | None, str, FinalizePlan | None, Judged | None]
+@dataclass(frozen=True)
+class _Generated:
+    """One template version's part of a batch: its assets and their post-processing plan (None
+    where the model could not be had), then either their images or clips, each one's share of
+    the generation time and their captions and safety verdicts, or the error that stopped them."""
+
+    items: list[TakenAsset]
+    plan: FinalizePlan | None
+    media: Sequence[Media] | None = None
+    seconds_each: float | None = None
+    judged: Judged | None = None
+    error: str = ""
 
 
 def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Generated]:
@@ -225,10 +233,10 @@ def _generate(run_id: int, taken: Sequence[TakenAsset], warm: Warm) -> list[_Gen
             # Each asset's share of the generation time (the dashboard's cost).
             seconds_each = (time.perf_counter() - generate_started) / max(1, len(items))
             judged = batch_judge(variants, media, warm.config)  # model work: on the model thread
-            out.append((items, media, seconds_each, "", plan, judged))
+            out.append(_Generated(items, plan, media, seconds_each, judged))
         except Exception as exc:  # the whole group failed: recorded on each of its assets
             logger.exception("run=%s worker=%s batch of %d failed to generate", run_id, warm.name, len(items))
-            out.append((items, None, None, error_text(exc), plan, None))
+            out.append(_Generated(items, plan, error=error_text(exc)))
     return out
 
 
@@ -262,29 +270,30 @@ def _make(run_id: int, generated: list[_Generated], warm: Warm, *, alone: bool) 
     nothing generates meanwhile, so the cores a plan leaves to generation finalise too."""
     handed = failed = removed = 0
     storage = LocalStorage(warm.config.storage_root)
-    for items, media, seconds_each, error, plan, judged in generated:
+    for group in generated:
+        items, plan = group.items, group.plan
         serials = [t.serial for t in items]
         variants = [t.variant for t in items]
         try:
-            if media is None or plan is None:
-                raise _GenerationFailed(error)
+            if group.media is None or plan is None:
+                raise _GenerationFailed(group.error)
             files, failures = batch_finalize(
                 variants,
                 serials,
-                media,
+                group.media,
                 warm.config,
                 mark_ids=[t.mark_id for t in items],
                 threads=plan.alone if alone else plan.threads,
-                judged=judged,
+                judged=group.judged,
             )
         except _GenerationFailed:
-            files, failures = [], [(v.key, error) for v in variants]
+            files, failures = [], [(v.key, group.error) for v in variants]
         except Exception as exc:  # the whole group failed: recorded on each of its assets
             logger.exception("run=%s worker=%s batch of %d failed to finalise", run_id, warm.name, len(items))
             text = error_text(exc)
             files, failures = [], [(v.key, text) for v in variants]
         result = run_batch_hand_over(
-            run_id=run_id, worker=warm.name, files=files, failures=failures, generation_seconds=seconds_each
+            run_id=run_id, worker=warm.name, files=files, failures=failures, generation_seconds=group.seconds_each
         )
         for file in result.unused:  # its asset was cancelled (or made elsewhere) meanwhile
             for path in (file.file_path, file.thumb_path):

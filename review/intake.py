@@ -286,8 +286,7 @@ class RunBatch:
     @property
     def batches(self) -> int:
         """How many model batches ``chunks`` makes (what the coordinator counts in flight)."""
-        size = self.chunk if self.chunk > 0 else max(len(self.serials), 1)
-        return -(-len(self.serials) // size)
+        return len(self.chunks())
 
 
 def serials_chunked(serials: Sequence[int], chunk: int) -> list[tuple[int, ...]]:
